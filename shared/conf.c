@@ -1,0 +1,1101 @@
+/* conf - main.cf-style configuration snapshots; see conf.h. */
+#include "config.h"
+
+#include "conf.h"
+#include "expand.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#define STRESS_NAME "stress"
+
+typedef bool (*conf_validator)(const char *value, strbuf *why);
+
+static bool valid_socket(const char *value, strbuf *why);
+static bool valid_nonempty(const char *value, strbuf *why);
+static bool valid_header_name(const char *value, strbuf *why);
+
+typedef struct param_desc {
+	const char *name;
+	conf_type type;
+	const char *def;
+	long long min;
+	long long max;
+	conf_validator valid;
+	const char *doc;
+	size_t offset; /* of the field in struct conf_values */
+} param_desc;
+
+#define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
+	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
+
+static const param_desc schema[] = {CONF_PARAMS(CONF_DESC)};
+
+#define N_PARAMS (sizeof schema / sizeof schema[0])
+
+struct conf {
+	atomic_uint refs;
+	char *path;
+	bool forced;
+	bool forced_stressed;
+	struct conf_values pers[2]; /* [0] normal, [1] stress */
+};
+
+/* Where a raw value came from, for the prefix of its error messages. */
+typedef enum origin_kind {
+	FROM_DEFAULT,
+	FROM_FILE,     /* a line of the file */
+	FROM_PATH,     /* the file as a whole */
+	FROM_OVERRIDE, /* a -o argument */
+} origin_kind;
+
+typedef struct origin {
+	origin_kind kind;
+	unsigned line;        /* FROM_FILE */
+	const char *override; /* FROM_OVERRIDE */
+} origin;
+
+typedef struct loader {
+	const char *path;
+	strbuf *err;
+	size_t n_err;
+	bool failed;
+	char *raw[N_PARAMS]; /* NULL: the schema default */
+	origin from[N_PARAMS];
+	bool forced;
+	bool forced_stressed;
+	const char *stress; /* $stress in the personality being evaluated */
+} loader;
+
+static void
+panic(const char *func, const char *what)
+{
+	fprintf(stderr, "milter-stress: panic: %s: %s\n", func, what);
+	abort();
+}
+
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool
+is_space(char c)
+{
+	return is_blank(c) || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+static size_t
+rtrim_len(const char *s, size_t len)
+{
+	while (len > 0 && is_space(s[len - 1]))
+		len--;
+	return len;
+}
+
+static const char *
+skip_blanks(const char *s)
+{
+	while (is_blank(*s))
+		s++;
+	return s;
+}
+
+/* Diagnostics. */
+
+static void
+put_origin(strbuf *b, const loader *ld, const origin *o)
+{
+	switch (o->kind) {
+	case FROM_FILE:
+		strbuf_printf(b, "%s:%u: ", ld->path, o->line);
+		break;
+	case FROM_PATH:
+		strbuf_printf(b, "%s: ", ld->path);
+		break;
+	case FROM_OVERRIDE:
+		strbuf_printf(b, "-o %s: ", o->override);
+		break;
+	case FROM_DEFAULT:
+		/* The message itself starts with the parameter name. */
+		strbuf_puts(b, "default of ");
+		break;
+	}
+}
+
+static void report(loader *ld, const origin *o, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+report(loader *ld, const origin *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld->failed = true;
+	if (ld->err == NULL || ld->n_err > CONF_MAX_ERRORS)
+		return;
+	if (ld->n_err++ == CONF_MAX_ERRORS) {
+		strbuf_printf(ld->err, "too many errors; only the first %d are shown\n",
+		              CONF_MAX_ERRORS);
+		return;
+	}
+	put_origin(ld->err, ld, o);
+	va_start(ap, fmt);
+	strbuf_vprintf(ld->err, fmt, ap);
+	va_end(ap);
+	strbuf_putc(ld->err, '\n');
+}
+
+/* Parameter names. */
+
+static int
+find_param(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_PARAMS; i++)
+		if (strcmp(schema[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, d;
+	size_t *row = ms_xcalloc(lb + 1, sizeof *row);
+
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	d = row[lb];
+	free(row);
+	return d;
+}
+
+static const char *
+closer(const char *name, const char *cand, const char *best, size_t *best_d)
+{
+	size_t d = edit_distance(name, cand);
+
+	if (d < *best_d) {
+		*best_d = d;
+		return cand;
+	}
+	return best;
+}
+
+/* A known name a typo away from name, or NULL; only close ones help. */
+static const char *
+closest_param(const char *name, bool with_stress)
+{
+	size_t len = strlen(name), best_d = SIZE_MAX, limit, i;
+	const char *best = NULL;
+
+	if (len > 64)
+		return NULL;
+	for (i = 0; i < N_PARAMS; i++)
+		best = closer(name, schema[i].name, best, &best_d);
+	if (with_stress)
+		best = closer(name, STRESS_NAME, best, &best_d);
+	limit = len >= 8 ? 2 : 1;
+	return best_d <= limit && best_d < len ? best : NULL;
+}
+
+/* The line reader: Postfix's logical lines, knowing nothing of "name = value". */
+
+typedef void (*logical_line_fn)(void *arg, const char *text, unsigned line);
+
+/*
+ * Calls fn once per logical line, with its first physical line number.
+ * Blank and comment lines are skipped, also inside a continued line (as
+ * Postfix does); continuation lines are joined with one space; trailing
+ * whitespace goes. A logical line that begins with whitespace can only be
+ * an orphan continuation at the top of the file: fn gets it as is and
+ * decides. Returns -1 on a read error, with errno set.
+ */
+static int
+read_logical_lines(FILE *fp, logical_line_fn fn, void *arg)
+{
+	strbuf cur = STRBUF_INIT;
+	unsigned lineno = 0, first = 0;
+	char *phys = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int read_errno;
+
+	while ((n = getline(&phys, &cap, fp)) != -1) {
+		size_t len = rtrim_len(phys, (size_t)n);
+		size_t lead = (size_t)(skip_blanks(phys) - phys);
+
+		lineno++;
+		if (lead >= len || phys[lead] == '#')
+			continue;
+		if (lead > 0 && first != 0) {
+			strbuf_putc(&cur, ' ');
+			strbuf_append(&cur, phys + lead, len - lead);
+			continue;
+		}
+		if (first != 0)
+			fn(arg, strbuf_str(&cur), first);
+		strbuf_reset(&cur);
+		strbuf_append(&cur, phys, len);
+		first = lineno;
+	}
+	read_errno = ferror(fp) ? errno : 0;
+	if (first != 0)
+		fn(arg, strbuf_str(&cur), first);
+	free(phys);
+	strbuf_free(&cur);
+	errno = read_errno;
+	return read_errno != 0 ? -1 : 0;
+}
+
+/* "name = value" handling, shared by the file and -o. */
+
+/* Split "name = value"; false when there is no name or no '='. */
+static bool
+split_assignment(const char *text, char **name, char **value)
+{
+	size_t n = strcspn(text, " \t=");
+	const char *p = skip_blanks(text + n);
+
+	if (n == 0 || *p != '=')
+		return false;
+	p = skip_blanks(p + 1);
+	*name = ms_xstrndup(text, n);
+	*value = ms_xstrndup(p, rtrim_len(p, strlen(p)));
+	return true;
+}
+
+static void
+set_stress(loader *ld, const origin *o, const char *value)
+{
+	if (o->kind != FROM_OVERRIDE) {
+		report(ld, o,
+		       "'stress' is a pseudo-parameter; use -o stress=yes to force "
+		       "the stress personality");
+		return;
+	}
+	/* Postfix would take any non-empty value, "no" included, as stress. */
+	if (*value != '\0' && strcasecmp(value, "yes") != 0) {
+		report(ld, o,
+		       "stress must be 'yes' or empty (-o stress= forces the "
+		       "normal personality)");
+		return;
+	}
+	ld->forced = true;
+	ld->forced_stressed = *value != '\0';
+}
+
+static void
+report_unknown(loader *ld, const origin *o, const char *name)
+{
+	const char *guess = closest_param(name, false);
+
+	if (guess != NULL)
+		report(ld, o, "unknown parameter '%s'; did you mean '%s'?", name, guess);
+	else
+		report(ld, o, "unknown parameter '%s'", name);
+}
+
+/* Takes ownership of value. */
+static void
+assign(loader *ld, const origin *o, const char *name, char *value)
+{
+	int i;
+
+	if (strcmp(name, STRESS_NAME) == 0) {
+		set_stress(ld, o, value);
+		free(value);
+		return;
+	}
+	if ((i = find_param(name)) < 0) {
+		report_unknown(ld, o, name);
+		free(value);
+		return;
+	}
+	free(ld->raw[i]);
+	ld->raw[i] = value;
+	ld->from[i] = *o;
+}
+
+static void
+assign_text(loader *ld, const origin *o, const char *text, const char *expected)
+{
+	char *name, *value;
+
+	if (!split_assignment(text, &name, &value)) {
+		report(ld, o, "expected '%s'", expected);
+		return;
+	}
+	assign(ld, o, name, value);
+	free(name);
+}
+
+static void
+file_line(void *arg, const char *text, unsigned line)
+{
+	loader *ld = arg;
+	origin o = {FROM_FILE, line, NULL};
+
+	if (is_blank(text[0])) {
+		report(ld, &o, "logical line must not start with whitespace");
+		return;
+	}
+	assign_text(ld, &o, text, "name = value");
+}
+
+static void
+read_file(loader *ld)
+{
+	origin o = {FROM_PATH, 0, NULL};
+	char ebuf[256];
+	FILE *fp;
+
+	if ((fp = fopen(ld->path, "r")) == NULL) {
+		report(ld, &o, "cannot open: %s", strerror_r(errno, ebuf, sizeof ebuf));
+		return;
+	}
+	if (read_logical_lines(fp, file_line, ld) < 0)
+		report(ld, &o, "read error: %s", strerror_r(errno, ebuf, sizeof ebuf));
+	fclose(fp);
+}
+
+/* Typed values. */
+
+typedef struct unit {
+	const char *name;
+	long long mult;
+} unit;
+
+static const unit time_units[] = {
+        {"ms", 1},
+        {"s", CONF_SEC},
+        {"m", 60 * CONF_SEC},
+        {"h", 3600 * CONF_SEC},
+        {"d", CONF_DAY},
+        {"w", 7 * CONF_DAY},
+};
+
+static const unit size_units[] = {
+        {"k", CONF_KIB},
+        {"m", CONF_MIB},
+        {"g", 1024 * CONF_MIB},
+};
+
+#define N_UNITS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Prints in the largest unit that is exact: readable and round-trips. */
+static void
+format_time(strbuf *b, long long ms)
+{
+	static const unit big[] = {
+	        {"w", 7 * CONF_DAY}, {"d", CONF_DAY}, {"h", 3600 * CONF_SEC}};
+	size_t i;
+
+	if (ms % CONF_SEC != 0) {
+		strbuf_printf(b, "%lldms", ms);
+		return;
+	}
+	for (i = 0; i < N_UNITS(big); i++) {
+		if (ms != 0 && ms % big[i].mult == 0) {
+			strbuf_printf(b, "%lld%s", ms / big[i].mult, big[i].name);
+			return;
+		}
+	}
+	strbuf_printf(b, "%llds", ms / CONF_SEC);
+}
+
+static void
+format_size(strbuf *b, long long bytes)
+{
+	size_t i = N_UNITS(size_units);
+
+	while (i-- > 0) {
+		if (bytes != 0 && bytes % size_units[i].mult == 0) {
+			strbuf_printf(b, "%lld%s", bytes / size_units[i].mult,
+			              size_units[i].name);
+			return;
+		}
+	}
+	strbuf_printf(b, "%lld", bytes);
+}
+
+static void
+format_number(strbuf *b, conf_type type, long long v)
+{
+	if (type == CONF_TIME)
+		format_time(b, v);
+	else if (type == CONF_SIZE)
+		format_size(b, v);
+	else
+		strbuf_printf(b, "%lld", v);
+}
+
+/* Leading decimal digits of s; *rest after them. False: none, or overflow. */
+static bool
+scan_digits(const char *s, long long *num, const char **rest, bool *too_big)
+{
+	long long v = 0;
+
+	*too_big = false;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		int d = *s - '0';
+
+		if (v > (LLONG_MAX - d) / 10) {
+			*too_big = true;
+			return false;
+		}
+		v = v * 10 + d;
+	}
+	*num = v;
+	*rest = s;
+	return true;
+}
+
+static const unit *
+find_unit(const char *name, const unit *units, size_t n_units, bool any_case)
+{
+	size_t i;
+
+	for (i = 0; i < n_units; i++) {
+		if (any_case ? strcasecmp(name, units[i].name) == 0
+		             : strcmp(name, units[i].name) == 0)
+			return &units[i];
+	}
+	return NULL;
+}
+
+/*
+ * A number with an optional unit from units (none: dflt); 1 on success,
+ * 0 on bad syntax, -1 when the result does not fit.
+ */
+static int
+parse_scaled(const char *s, const unit *units, size_t n_units, long long dflt,
+             bool any_case, long long *out)
+{
+	const char *rest;
+	const unit *u;
+	long long num, mult = dflt;
+	bool too_big;
+
+	if (!scan_digits(s, &num, &rest, &too_big))
+		return too_big ? -1 : 0;
+	if (*rest != '\0') {
+		if ((u = find_unit(rest, units, n_units, any_case)) == NULL)
+			return 0;
+		mult = u->mult;
+	}
+	if (num > LLONG_MAX / mult)
+		return -1;
+	*out = num * mult;
+	return 1;
+}
+
+static bool
+parse_int(const param_desc *p, const char *s, long long *out, strbuf *msg)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (is_space(*s) || end == s || *end != '\0') {
+		strbuf_printf(msg, "%s: bad integer value '%s': expected a whole number",
+		              p->name, s);
+		return false;
+	}
+	if (errno == ERANGE) {
+		strbuf_printf(msg, "%s: integer value '%s' is too large", p->name, s);
+		return false;
+	}
+	return true;
+}
+
+static bool
+parse_time(const param_desc *p, const char *s, long long *out, strbuf *msg)
+{
+	int rc = parse_scaled(s, time_units, N_UNITS(time_units), CONF_SEC, false, out);
+
+	if (rc == 0)
+		strbuf_printf(msg,
+		              "%s: bad time value '%s': expected a number with "
+		              "an optional unit ms, s, m, h, d or w",
+		              p->name, s);
+	else if (rc < 0)
+		strbuf_printf(msg, "%s: time value '%s' is too large", p->name, s);
+	return rc > 0;
+}
+
+static bool
+parse_size(const param_desc *p, const char *s, long long *out, strbuf *msg)
+{
+	int rc = parse_scaled(s, size_units, N_UNITS(size_units), 1, true, out);
+
+	if (rc == 0)
+		strbuf_printf(msg,
+		              "%s: bad size value '%s': expected a number with "
+		              "an optional suffix k, m or g",
+		              p->name, s);
+	else if (rc < 0)
+		strbuf_printf(msg, "%s: size value '%s' is too large", p->name, s);
+	return rc > 0;
+}
+
+static bool
+parse_bool(const param_desc *p, const char *s, bool *out, strbuf *msg)
+{
+	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "no") == 0) {
+		*out = strcasecmp(s, "yes") == 0;
+		return true;
+	}
+	strbuf_printf(msg, "%s: bad boolean value '%s': expected yes or no", p->name, s);
+	return false;
+}
+
+static void
+split_list(const char *s, conf_list *l)
+{
+	static const char sep[] = ", \t\r\n";
+	const char *p;
+	size_t n = 0;
+
+	for (p = s + strspn(s, sep); *p; p += strspn(p, sep)) {
+		p += strcspn(p, sep);
+		n++;
+	}
+	l->n = n;
+	l->v = ms_xcalloc(n + 1, sizeof *l->v);
+	n = 0;
+	for (p = s + strspn(s, sep); *p; p += strspn(p, sep)) {
+		size_t len = strcspn(p, sep);
+
+		l->v[n++] = ms_xstrndup(p, len);
+		p += len;
+	}
+}
+
+static void
+free_list(conf_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static bool
+check_bounds(const param_desc *p, long long v, strbuf *msg)
+{
+	if ((p->min == 0 && p->max == 0) || (v >= p->min && v <= p->max))
+		return true;
+	strbuf_printf(msg, "%s: ", p->name);
+	format_number(msg, p->type, v);
+	strbuf_puts(msg, " is out of range ");
+	format_number(msg, p->type, p->min);
+	strbuf_puts(msg, "..");
+	format_number(msg, p->type, p->max);
+	return false;
+}
+
+static bool
+parse_number(const param_desc *p, const char *s, long long *out, strbuf *msg)
+{
+	bool ok;
+
+	if (p->type == CONF_TIME)
+		ok = parse_time(p, s, out, msg);
+	else if (p->type == CONF_SIZE)
+		ok = parse_size(p, s, out, msg);
+	else
+		ok = parse_int(p, s, out, msg);
+	return ok && check_bounds(p, *out, msg);
+}
+
+/* Store the typed form of s in field; false with msg on a bad value. */
+static bool
+convert(const param_desc *p, const char *s, void *field, strbuf *msg)
+{
+	switch (p->type) {
+	case CONF_STRING:
+		*(const char **)field = ms_xstrdup(s);
+		return true;
+	case CONF_LIST:
+		split_list(s, field);
+		return true;
+	case CONF_BOOL:
+		return parse_bool(p, s, field, msg);
+	case CONF_INT:
+	case CONF_SIZE:
+	case CONF_TIME:
+		return parse_number(p, s, field, msg);
+	}
+	panic(__func__, "unknown parameter type");
+	return false;
+}
+
+/* Evaluation of the personalities. */
+
+static const char *
+raw_value(const loader *ld, size_t i)
+{
+	return ld->raw[i] != NULL ? ld->raw[i] : schema[i].def;
+}
+
+static const char *
+lookup_param(void *ctx, const char *name)
+{
+	const loader *ld = ctx;
+	int i;
+
+	if (strcmp(name, STRESS_NAME) == 0)
+		return ld->stress;
+	i = find_param(name);
+	return i < 0 ? NULL : raw_value(ld, (size_t)i);
+}
+
+static void
+describe_unknown(void *ctx, const char *name, strbuf *msg)
+{
+	const char *guess = closest_param(name, true);
+
+	(void)ctx;
+	strbuf_printf(msg, "unknown parameter $%s", name);
+	if (guess != NULL)
+		strbuf_printf(msg, "; did you mean $%s?", guess);
+}
+
+static const expand_ops param_expand = {lookup_param, describe_unknown,
+                                        EXPAND_RECURSE | EXPAND_UNKNOWN_IS_ERROR};
+
+static void *
+field_of(struct conf_values *v, const param_desc *p)
+{
+	return (char *)v + p->offset;
+}
+
+static const void *
+const_field_of(const struct conf_values *v, const param_desc *p)
+{
+	return (const char *)v + p->offset;
+}
+
+/* The expanded text without the blanks expansion may leave at its ends. */
+static char *
+trimmed_copy(const strbuf *b)
+{
+	const char *s = skip_blanks(strbuf_str(b));
+
+	return ms_xstrndup(s, rtrim_len(s, strlen(s)));
+}
+
+static bool
+validate(const param_desc *p, const char *value, strbuf *msg)
+{
+	strbuf why = STRBUF_INIT;
+	bool ok = p->valid == NULL || p->valid(value, &why);
+
+	if (!ok)
+		strbuf_printf(msg, "%s: %s", p->name, strbuf_str(&why));
+	strbuf_free(&why);
+	return ok;
+}
+
+/*
+ * Expand, type-check and validate parameter i into v. False when it is
+ * bad; msg stays empty when the problem lies in another parameter's value,
+ * which is reported where that value came from.
+ */
+static bool
+eval_param(loader *ld, size_t i, struct conf_values *v, strbuf *msg)
+{
+	const param_desc *p = &schema[i];
+	expand_error e = EXPAND_ERROR_INIT;
+	strbuf text = STRBUF_INIT;
+	char *value;
+	bool ok;
+
+	if (expand_str(&text, raw_value(ld, i), &param_expand, ld, &e) < 0) {
+		if (!e.nested)
+			strbuf_printf(msg, "%s: column %zu: %s", p->name, e.column,
+			              strbuf_str(&e.msg));
+		strbuf_free(&text);
+		expand_error_free(&e);
+		return false;
+	}
+	value = trimmed_copy(&text);
+	ok = convert(p, value, field_of(v, p), msg) && validate(p, value, msg);
+	free(value);
+	strbuf_free(&text);
+	expand_error_free(&e);
+	return ok;
+}
+
+static void
+report_param(loader *ld, size_t i, const strbuf *normal, const strbuf *stress)
+{
+	origin o = ld->from[i];
+
+	if (ld->raw[i] == NULL)
+		o.kind = FROM_DEFAULT;
+	if (normal->len > 0 && stress->len > 0 && strcmp(normal->s, stress->s) == 0) {
+		report(ld, &o, "%s", normal->s);
+		return;
+	}
+	if (normal->len > 0)
+		report(ld, &o, "%s (in the normal personality)", normal->s);
+	if (stress->len > 0)
+		report(ld, &o, "%s (in the stress personality)", stress->s);
+}
+
+static void
+evaluate(loader *ld, conf *c)
+{
+	strbuf msg[2][N_PARAMS];
+	size_t i;
+	int p;
+
+	for (p = 0; p < 2; p++) {
+		if (ld->forced)
+			ld->stress = ld->forced_stressed ? "yes" : "";
+		else
+			ld->stress = p ? "yes" : "";
+		for (i = 0; i < N_PARAMS; i++) {
+			strbuf_init(&msg[p][i]);
+			if (!eval_param(ld, i, &c->pers[p], &msg[p][i]))
+				ld->failed = true;
+		}
+	}
+	for (i = 0; i < N_PARAMS; i++) {
+		report_param(ld, i, &msg[0][i], &msg[1][i]);
+		strbuf_free(&msg[0][i]);
+		strbuf_free(&msg[1][i]);
+	}
+}
+
+static void
+free_values(struct conf_values *v)
+{
+	size_t i;
+
+	for (i = 0; i < N_PARAMS; i++) {
+		void *f = field_of(v, &schema[i]);
+
+		if (schema[i].type == CONF_STRING)
+			free((void *)*(const char **)f);
+		else if (schema[i].type == CONF_LIST)
+			free_list(f);
+	}
+}
+
+static void
+conf_free(conf *c)
+{
+	free_values(&c->pers[0]);
+	free_values(&c->pers[1]);
+	free(c->path);
+	free(c);
+}
+
+conf *
+conf_load(const char *path, char *const *overrides, size_t n_overrides, strbuf *err)
+{
+	loader ld = {.path = path, .err = err};
+	conf *c;
+	size_t i;
+
+	if (path != NULL)
+		read_file(&ld);
+	for (i = 0; i < n_overrides; i++) {
+		origin o = {FROM_OVERRIDE, 0, overrides[i]};
+
+		assign_text(&ld, &o, overrides[i], "name=value");
+	}
+	c = ms_xcalloc(1, sizeof *c);
+	evaluate(&ld, c);
+	for (i = 0; i < N_PARAMS; i++)
+		free(ld.raw[i]);
+	if (ld.failed) {
+		/* Every failure is reported where it starts; never fail silently. */
+		if (ld.n_err == 0 && err != NULL)
+			strbuf_puts(err, "configuration error\n");
+		conf_free(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	c->path = path != NULL ? ms_xstrdup(path) : NULL;
+	c->forced = ld.forced;
+	c->forced_stressed = ld.forced_stressed;
+	return c;
+}
+
+void
+conf_ref(conf *c)
+{
+	if (atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed) == 0)
+		panic(__func__, "reference to a freed snapshot");
+}
+
+void
+conf_unref(conf *c)
+{
+	unsigned old;
+
+	if (c == NULL)
+		return;
+	old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+	if (old == 0)
+		panic(__func__, "snapshot freed twice");
+	if (old == 1)
+		conf_free(c);
+}
+
+const struct conf_values *
+conf_personality(const conf *c, bool stressed)
+{
+	return &c->pers[stressed ? 1 : 0];
+}
+
+bool
+conf_stress_forced(const conf *c, bool *stressed)
+{
+	if (stressed != NULL)
+		*stressed = c->forced_stressed;
+	return c->forced;
+}
+
+const char *
+conf_path(const conf *c)
+{
+	return c->path;
+}
+
+static void
+format_value(strbuf *b, const param_desc *p, const void *f)
+{
+	const conf_list *l;
+	size_t i;
+
+	switch (p->type) {
+	case CONF_STRING:
+		strbuf_puts(b, *(const char *const *)f);
+		return;
+	case CONF_LIST:
+		l = f;
+		for (i = 0; i < l->n; i++)
+			strbuf_printf(b, "%s%s", i ? ", " : "", l->v[i]);
+		return;
+	case CONF_BOOL:
+		strbuf_puts(b, *(const bool *)f ? "yes" : "no");
+		return;
+	case CONF_INT:
+	case CONF_SIZE:
+	case CONF_TIME:
+		format_number(b, p->type, *(const long long *)f);
+		return;
+	}
+	panic(__func__, "unknown parameter type");
+}
+
+void
+conf_dump(const conf *c, bool stressed, FILE *fp)
+{
+	const struct conf_values *v = conf_personality(c, stressed);
+	strbuf line = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < N_PARAMS; i++) {
+		strbuf_reset(&line);
+		format_value(&line, &schema[i], const_field_of(v, &schema[i]));
+		fprintf(fp, "%s =%s%s\n", schema[i].name, line.len ? " " : "",
+		        strbuf_str(&line));
+	}
+	strbuf_free(&line);
+}
+
+/* Text safe inside a troff line; at_start: s begins an output line. */
+static void
+troff_puts(FILE *fp, const char *s, bool at_start)
+{
+	if (at_start && (*s == '.' || *s == '\''))
+		fputs("\\&", fp);
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", fp);
+		else
+			fputc(*s, fp);
+	}
+}
+
+void
+conf_schema_write_man(FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; i < N_PARAMS; i++) {
+		fputs(".TP\n\\fB", fp);
+		troff_puts(fp, schema[i].name, false);
+		fputs("\\fR (default: ", fp);
+		if (schema[i].def[0] != '\0') {
+			fputs("\\fI", fp);
+			troff_puts(fp, schema[i].def, false);
+			fputs("\\fR", fp);
+		} else {
+			fputs("empty", fp);
+		}
+		fputs(")\n", fp);
+		troff_puts(fp, schema[i].doc, true);
+		fputc('\n', fp);
+	}
+}
+
+/* Validators named in params.h. */
+
+static bool
+valid_nonempty(const char *value, strbuf *why)
+{
+	if (*value != '\0')
+		return true;
+	strbuf_puts(why, "must not be empty");
+	return false;
+}
+
+static bool
+valid_header_name(const char *value, strbuf *why)
+{
+	const char *p;
+
+	for (p = value; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 33 || c > 126 || c == ':') {
+			strbuf_printf(why,
+			              "bad header name '%s': expected printable "
+			              "ASCII without spaces or ':'",
+			              value);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+valid_port_host(const char *value, const char *rest, strbuf *why)
+{
+	const char *at = strchr(rest, '@');
+	size_t plen = at != NULL ? (size_t)(at - rest) : strlen(rest);
+	long port = 0;
+	size_t i;
+
+	for (i = 0; i < plen && port <= 65535; i++) {
+		if (rest[i] < '0' || rest[i] > '9')
+			break;
+		port = port * 10 + (rest[i] - '0');
+	}
+	if (plen == 0 || i < plen || port < 1 || port > 65535) {
+		strbuf_printf(why, "bad socket '%s': the port must be a number 1..65535",
+		              value);
+		return false;
+	}
+	if (at != NULL && (at[1] == '\0' || strpbrk(at + 1, " \t") != NULL)) {
+		strbuf_printf(why, "bad socket '%s': bad host after '@'", value);
+		return false;
+	}
+	return true;
+}
+
+static bool
+valid_path(const char *value, const char *path, strbuf *why)
+{
+	size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+
+	if (path[0] != '/' || path[1] == '\0') {
+		strbuf_printf(why, "bad socket '%s': the path must be absolute", value);
+		return false;
+	}
+	if (strlen(path) > max) {
+		strbuf_printf(why, "bad socket '%s': the path is longer than %zu bytes",
+		              value, max);
+		return false;
+	}
+	return true;
+}
+
+static bool
+valid_fd(const char *value, const char *rest, strbuf *why)
+{
+	long long fd;
+	const char *end;
+	bool too_big;
+
+	if (!scan_digits(rest, &fd, &end, &too_big) || *end != '\0' || fd > INT_MAX) {
+		strbuf_printf(why,
+		              "bad socket '%s': expected fd:N with a descriptor number",
+		              value);
+		return false;
+	}
+	return true;
+}
+
+/* value starts with "kind:" */
+static bool
+is_kind(const char *value, const char *colon, const char *kind)
+{
+	size_t n = (size_t)(colon - value);
+
+	return n == strlen(kind) && strncmp(value, kind, n) == 0;
+}
+
+static bool
+bad_socket(const char *value, strbuf *why)
+{
+	strbuf_printf(why,
+	              "bad socket '%s': expected unix:/path, local:/path, "
+	              "inet:port[@host], inet6:port[@host] or fd:N",
+	              value);
+	return false;
+}
+
+static bool
+valid_socket(const char *value, strbuf *why)
+{
+	const char *colon = strchr(value, ':');
+
+	if (colon == NULL)
+		return bad_socket(value, why);
+	if (is_kind(value, colon, "unix") || is_kind(value, colon, "local"))
+		return valid_path(value, colon + 1, why);
+	if (is_kind(value, colon, "inet") || is_kind(value, colon, "inet6"))
+		return valid_port_host(value, colon + 1, why);
+	if (is_kind(value, colon, "fd"))
+		return valid_fd(value, colon + 1, why);
+	return bad_socket(value, why);
+}

@@ -1,0 +1,797 @@
+/*
+ * Unit tests for conf: schema defaults, the main.cf line syntax, typed
+ * values and their errors, file:line and -o prefixes, personalities,
+ * forcing with -o stress=..., reference counting, the dump and the manual.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "strbuf.h"
+
+#define CONF_NAME "test.conf"
+
+static char tmpdir[4096];
+
+static void
+conf_file(strbuf *path)
+{
+	strbuf_reset(path);
+	strbuf_printf(path, "%s/%s", tmpdir, CONF_NAME);
+}
+
+/* Load text as a file (NULL: no file) with up to two -o overrides. */
+static conf *
+load(const char *text, const char *o1, const char *o2, strbuf *err)
+{
+	strbuf path = STRBUF_INIT;
+	char *ov[2];
+	size_t n = 0;
+	conf *c;
+	FILE *fp;
+
+	if (o1 != NULL)
+		ov[n++] = (char *)o1;
+	if (o2 != NULL)
+		ov[n++] = (char *)o2;
+	if (text == NULL)
+		return conf_load(NULL, ov, n, err);
+	conf_file(&path);
+	fp = fopen(path.s, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	c = conf_load(path.s, ov, n, err);
+	unlink(path.s);
+	strbuf_free(&path);
+	return c;
+}
+
+static conf *
+load_ok(const char *text, const char *o1, const char *o2)
+{
+	strbuf err = STRBUF_INIT;
+	conf *c = load(text, o1, o2, &err);
+
+	ck_assert_msg(c != NULL, "'%s': %s", text ? text : "(none)", strbuf_str(&err));
+	ck_assert_str_eq(strbuf_str(&err), "");
+	strbuf_free(&err);
+	return c;
+}
+
+static char *
+dump(const conf *c, bool stressed)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(fp);
+	conf_dump(c, stressed, fp);
+	fclose(fp);
+	return buf;
+}
+
+/* True when text has line as one whole line. */
+static bool
+has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	const char *p;
+
+	for (p = text; (p = strstr(p, line)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Defaults: conf_load(NULL, ...) gives what params.h documents. */
+
+/* clang-format off */
+static const char *const default_lines[] = {
+	"socket = inet:8890@127.0.0.1",
+	"stress_macro = {stress}",
+	"stress_values = yes",
+	"stress_header = X-Stress",
+	"stress_header_always = yes",
+	"milter_timeout = 600s",
+	"listen_backlog = 256",
+	"thread_stack_size = 256k",
+	"syslog_name = milter-stress",
+};
+/* clang-format on */
+
+START_TEST(test_default_dump)
+{
+	conf *c = load_ok(NULL, NULL, NULL);
+	char *normal = dump(c, false), *stress = dump(c, true);
+	const char *line = default_lines[_i];
+
+	ck_assert_msg(has_line(normal, line), "no '%s' in:\n%s", line, normal);
+	ck_assert_msg(has_line(stress, line), "no '%s' in:\n%s", line, stress);
+	free(normal);
+	free(stress);
+	conf_unref(c);
+}
+END_TEST
+
+START_TEST(test_default_values)
+{
+	conf *c = load_ok(NULL, NULL, NULL);
+	const struct conf_values *v = conf_personality(c, false);
+	bool stressed = true;
+
+	ck_assert_str_eq(v->socket, "inet:8890@127.0.0.1");
+	ck_assert_str_eq(v->stress_macro, "{stress}");
+	ck_assert_uint_eq(v->stress_values.n, 1);
+	ck_assert_str_eq(v->stress_values.v[0], "yes");
+	ck_assert_ptr_null(v->stress_values.v[1]);
+	ck_assert_str_eq(v->stress_header, "X-Stress");
+	ck_assert(v->stress_header_always);
+	ck_assert_int_eq(v->milter_timeout, 600000);
+	ck_assert_int_eq(v->listen_backlog, 256);
+	ck_assert_int_eq(v->thread_stack_size, 256 * 1024);
+	ck_assert_str_eq(v->syslog_name, "milter-stress");
+	ck_assert(!conf_stress_forced(c, &stressed));
+	ck_assert(!stressed);
+	ck_assert_ptr_null(conf_path(c));
+	conf_unref(c);
+}
+END_TEST
+
+/* Numbers, units, booleans. */
+
+enum field { F_TIMEOUT, F_BACKLOG, F_STACK, F_ALWAYS };
+
+static long long
+field(const struct conf_values *v, enum field f)
+{
+	switch (f) {
+	case F_TIMEOUT:
+		return v->milter_timeout;
+	case F_BACKLOG:
+		return v->listen_backlog;
+	case F_STACK:
+		return v->thread_stack_size;
+	case F_ALWAYS:
+		return v->stress_header_always;
+	}
+	return -1;
+}
+
+static const struct typed_case {
+	const char *text;
+	enum field f;
+	long long want;
+} typed_cases[] = {
+        {"milter_timeout = 1500ms", F_TIMEOUT, 1500},
+        {"milter_timeout = 90", F_TIMEOUT, 90000},
+        {"milter_timeout = 90s", F_TIMEOUT, 90000},
+        {"milter_timeout = 2m", F_TIMEOUT, 120000},
+        {"milter_timeout = 3h", F_TIMEOUT, 3 * 3600 * 1000LL},
+        {"milter_timeout = 1d", F_TIMEOUT, 86400 * 1000LL},
+        {"milter_timeout = 1000ms", F_TIMEOUT, 1000},
+        {"listen_backlog = 1", F_BACKLOG, 1},
+        {"listen_backlog = 65535", F_BACKLOG, 65535},
+        {"listen_backlog = +42", F_BACKLOG, 42},
+        {"thread_stack_size = 65536", F_STACK, 65536},
+        {"thread_stack_size = 64k", F_STACK, 65536},
+        {"thread_stack_size = 128K", F_STACK, 131072},
+        {"thread_stack_size = 1m", F_STACK, 1048576},
+        {"thread_stack_size = 64M", F_STACK, 64 * 1048576LL},
+        {"stress_header_always = no", F_ALWAYS, 0},
+        {"stress_header_always = No", F_ALWAYS, 0},
+        {"stress_header_always = YES", F_ALWAYS, 1},
+        {"stress_header_always = yes", F_ALWAYS, 1},
+};
+
+START_TEST(test_typed)
+{
+	const struct typed_case *t = &typed_cases[_i];
+	conf *c = load_ok(t->text, NULL, NULL);
+
+	ck_assert_int_eq(field(conf_personality(c, false), t->f), t->want);
+	ck_assert_int_eq(field(conf_personality(c, true), t->f), t->want);
+	conf_unref(c);
+}
+END_TEST
+
+/* Lists: commas and/or whitespace, empty items dropped. */
+
+static const struct list_case {
+	const char *text;
+	size_t n;
+	const char *joined; /* items joined with '|' */
+} list_cases[] = {
+        {"stress_values = yes", 1, "yes"},
+        {"stress_values = yes,1", 2, "yes|1"},
+        {"stress_values = yes, on  1,\ttrue", 4, "yes|on|1|true"},
+        {"stress_values = , a,, b ,", 2, "a|b"},
+        {"stress_values =", 0, ""},
+        {"stress_values = a\n  b,\n  c", 3, "a|b|c"},
+};
+
+START_TEST(test_list)
+{
+	const struct list_case *t = &list_cases[_i];
+	conf *c = load_ok(t->text, NULL, NULL);
+	const conf_list *l = &conf_personality(c, false)->stress_values;
+	strbuf joined = STRBUF_INIT;
+	size_t i;
+
+	ck_assert_uint_eq(l->n, t->n);
+	for (i = 0; i < l->n; i++)
+		strbuf_printf(&joined, "%s%s", i ? "|" : "", l->v[i]);
+	ck_assert_ptr_null(l->v[l->n]);
+	ck_assert_str_eq(strbuf_str(&joined), t->joined);
+	strbuf_free(&joined);
+	conf_unref(c);
+}
+END_TEST
+
+/* Loads that work: the dump of one personality has the line. */
+
+static const struct ok_case {
+	const char *text; /* NULL: no file */
+	const char *o1, *o2;
+	bool stressed;
+	const char *line;
+} ok_cases[] = {
+        /* the line syntax */
+        {"syslog_name=a", NULL, NULL, false, "syslog_name = a"},
+        {"syslog_name   =a   \t", NULL, NULL, false, "syslog_name = a"},
+        {"  \n# x\n\nsyslog_name = a b\n", NULL, NULL, false, "syslog_name = a b"},
+        {"syslog_name = a\r\n", NULL, NULL, false, "syslog_name = a"},
+        {"syslog_name = a\n  b\n", NULL, NULL, false, "syslog_name = a b"},
+        {"syslog_name = a  \n\t b  \n c", NULL, NULL, false, "syslog_name = a b c"},
+        {"syslog_name = a\n# comment\n  b\n", NULL, NULL, false, "syslog_name = a b"},
+        {"syslog_name = a\n   # indented comment\n  b\n", NULL, NULL, false,
+         "syslog_name = a b"},
+        {"syslog_name = a\n\n  \n  b\n", NULL, NULL, false, "syslog_name = a b"},
+        {"syslog_name = a\nsyslog_name = b", NULL, NULL, false, "syslog_name = b"},
+        {"syslog_name = a # not a comment", NULL, NULL, false,
+         "syslog_name = a # not a comment"},
+        {"stress_header =", NULL, NULL, false, "stress_header ="},
+        /* expansion */
+        {"syslog_name = $stress_macro-x", NULL, NULL, false, "syslog_name = {stress}-x"},
+        {"syslog_name = $$x", NULL, NULL, false, "syslog_name = $x"},
+        {"syslog_name = ${stress?{hot}:{cold}}", NULL, NULL, false, "syslog_name = cold"},
+        {"syslog_name = ${stress?{hot}:{cold}}", NULL, NULL, true, "syslog_name = hot"},
+        {"syslog_name = ${stress?hot}${stress:cold}", NULL, NULL, true,
+         "syslog_name = hot"},
+        {"syslog_name = ms-$stress_header\nstress_header = ${stress:{calm}}", NULL, NULL,
+         false, "syslog_name = ms-calm"},
+        {"syslog_name = ${stress_header?{ms-$stress_header}:{ms-none}}\n"
+         "stress_header = ${stress?{hot}}",
+         NULL, NULL, true, "syslog_name = ms-hot"},
+        {"syslog_name = ${stress_header?{ms-$stress_header}:{ms-none}}\n"
+         "stress_header = ${stress?{hot}}",
+         NULL, NULL, false, "syslog_name = ms-none"},
+        {"syslog_name = ${ stress ? {hot} : {cold} }", NULL, NULL, false,
+         "syslog_name = cold"},
+        /* -o overrides: after the file, last wins */
+        {"listen_backlog = 5", "listen_backlog=7", NULL, false, "listen_backlog = 7"},
+        {"listen_backlog = 5", "listen_backlog=7", "listen_backlog = 9", false,
+         "listen_backlog = 9"},
+        {NULL, "syslog_name=$socket", NULL, false, "syslog_name = inet:8890@127.0.0.1"},
+        {"syslog_name = foo", "stress_macro=$syslog_name", NULL, false,
+         "stress_macro = foo"},
+        {NULL, "stress_header=", NULL, false, "stress_header ="},
+        /* sockets the validator accepts */
+        {"socket = unix:/run/milter-stress/sock", NULL, NULL, false,
+         "socket = unix:/run/milter-stress/sock"},
+        {"socket = local:/run/m.sock", NULL, NULL, false, "socket = local:/run/m.sock"},
+        {"socket = inet:8890", NULL, NULL, false, "socket = inet:8890"},
+        {"socket = inet6:8890@[::1]", NULL, NULL, false, "socket = inet6:8890@[::1]"},
+        {"socket = inet6:1", NULL, NULL, false, "socket = inet6:1"},
+        {"socket = fd:3", NULL, NULL, false, "socket = fd:3"},
+        /* the dump prints times and sizes in an exact unit */
+        {"milter_timeout = 1500ms", NULL, NULL, false, "milter_timeout = 1500ms"},
+        {"milter_timeout = 10m", NULL, NULL, false, "milter_timeout = 600s"},
+        {"milter_timeout = 86400", NULL, NULL, false, "milter_timeout = 1d"},
+        {"milter_timeout = 2h", NULL, NULL, false, "milter_timeout = 2h"},
+        {"thread_stack_size = 1048576", NULL, NULL, false, "thread_stack_size = 1m"},
+        {"thread_stack_size = 65537", NULL, NULL, false, "thread_stack_size = 65537"},
+        {"stress_values = a b,c", NULL, NULL, false, "stress_values = a, b, c"},
+        {"stress_header_always = NO", NULL, NULL, false, "stress_header_always = no"},
+};
+
+START_TEST(test_ok)
+{
+	const struct ok_case *t = &ok_cases[_i];
+	conf *c = load_ok(t->text, t->o1, t->o2);
+	char *out = dump(c, t->stressed);
+
+	ck_assert_msg(has_line(out, t->line), "no '%s' in:\n%s", t->line, out);
+	free(out);
+	conf_unref(c);
+}
+END_TEST
+
+/* Loads that fail: err has every substring; "absent" is not in it. */
+
+static const struct err_case {
+	const char *text; /* NULL: no file */
+	const char *o1, *o2;
+	const char *want[3];
+	const char *absent;
+} err_cases[] = {
+        /* time */
+        {"milter_timeout = 10x",
+         NULL,
+         NULL,
+         {CONF_NAME ":1: milter_timeout: bad time value '10x': expected a "
+                    "number with an optional unit ms, s, m, h, d or w\n"},
+         NULL},
+        {"milter_timeout = 10 s", NULL, NULL, {"bad time value '10 s'"}, NULL},
+        {"milter_timeout = 10S", NULL, NULL, {"bad time value '10S'"}, NULL},
+        {"milter_timeout = s", NULL, NULL, {"bad time value 's'"}, NULL},
+        {"milter_timeout = -5s", NULL, NULL, {"bad time value '-5s'"}, NULL},
+        {"milter_timeout =", NULL, NULL, {"bad time value ''"}, NULL},
+        {"milter_timeout = 0",
+         NULL,
+         NULL,
+         {":1: milter_timeout: 0s is out of range 1s..1d\n"},
+         NULL},
+        {"milter_timeout = 999ms",
+         NULL,
+         NULL,
+         {"milter_timeout: 999ms is out of range 1s..1d"},
+         NULL},
+        {"milter_timeout = 2d",
+         NULL,
+         NULL,
+         {"milter_timeout: 2d is out of range 1s..1d"},
+         NULL},
+        {"milter_timeout = 1w",
+         NULL,
+         NULL,
+         {"milter_timeout: 1w is out of range 1s..1d"},
+         NULL},
+        {"milter_timeout = 99999999999999999999",
+         NULL,
+         NULL,
+         {"milter_timeout: time value '99999999999999999999' is too large"},
+         NULL},
+        {"milter_timeout = 9999999999999999w", NULL, NULL, {"is too large"}, NULL},
+        /* integers */
+        {"listen_backlog = 0",
+         NULL,
+         NULL,
+         {":1: listen_backlog: 0 is out of range 1..65535\n"},
+         NULL},
+        {"listen_backlog = 65536",
+         NULL,
+         NULL,
+         {"listen_backlog: 65536 is out of range 1..65535"},
+         NULL},
+        {"listen_backlog = -1",
+         NULL,
+         NULL,
+         {"listen_backlog: -1 is out of range 1..65535"},
+         NULL},
+        {"listen_backlog = 12ab",
+         NULL,
+         NULL,
+         {"listen_backlog: bad integer value '12ab': expected a whole number"},
+         NULL},
+        {"listen_backlog = 1k", NULL, NULL, {"bad integer value '1k'"}, NULL},
+        {"listen_backlog = 99999999999999999999",
+         NULL,
+         NULL,
+         {"integer value '99999999999999999999' is too large"},
+         NULL},
+        /* sizes */
+        {"thread_stack_size = 1q",
+         NULL,
+         NULL,
+         {"thread_stack_size: bad size value '1q': expected a number with an "
+          "optional suffix k, m or g"},
+         NULL},
+        {"thread_stack_size = 1kb", NULL, NULL, {"bad size value '1kb'"}, NULL},
+        {"thread_stack_size = 1k",
+         NULL,
+         NULL,
+         {"thread_stack_size: 1k is out of range 64k..64m"},
+         NULL},
+        {"thread_stack_size = 1G",
+         NULL,
+         NULL,
+         {"thread_stack_size: 1g is out of range 64k..64m"},
+         NULL},
+        /* booleans */
+        {"stress_header_always = maybe",
+         NULL,
+         NULL,
+         {"stress_header_always: bad boolean value 'maybe': expected yes or no"},
+         NULL},
+        {"stress_header_always = 1", NULL, NULL, {"bad boolean value '1'"}, NULL},
+        /* validators */
+        {"socket = tcp:25",
+         NULL,
+         NULL,
+         {"socket: bad socket 'tcp:25': expected unix:/path"},
+         NULL},
+        {"socket = /run/sock", NULL, NULL, {"bad socket '/run/sock'"}, NULL},
+        {"socket = inet:0@localhost",
+         NULL,
+         NULL,
+         {"port must be a number 1..65535"},
+         NULL},
+        {"socket = inet:65536", NULL, NULL, {"port must be"}, NULL},
+        {"socket = inet:smtp", NULL, NULL, {"port must be"}, NULL},
+        {"socket = inet:", NULL, NULL, {"port must be"}, NULL},
+        {"socket = inet6:25@", NULL, NULL, {"bad host after '@'"}, NULL},
+        {"socket = unix:run/sock", NULL, NULL, {"path must be absolute"}, NULL},
+        {"socket = unix:/", NULL, NULL, {"path must be absolute"}, NULL},
+        {"socket = unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         NULL,
+         NULL,
+         {"path is longer than"},
+         NULL},
+        {"socket = fd:", NULL, NULL, {"expected fd:N"}, NULL},
+        {"socket = fd:3x", NULL, NULL, {"expected fd:N"}, NULL},
+        {"stress_header = X Stress",
+         NULL,
+         NULL,
+         {"stress_header: bad header name 'X Stress'"},
+         NULL},
+        {"stress_header = X:Y", NULL, NULL, {"bad header name 'X:Y'"}, NULL},
+        {"syslog_name =", NULL, NULL, {"syslog_name: must not be empty"}, NULL},
+        {"stress_macro = ${stress?{x}}",
+         NULL,
+         NULL,
+         {"stress_macro: must not be empty (in the normal personality)"},
+         "stress personality"},
+        /* names */
+        {"stres_macro = x",
+         NULL,
+         NULL,
+         {CONF_NAME ":1: unknown parameter 'stres_macro'; did you mean "
+                    "'stress_macro'?\n"},
+         NULL},
+        {"sockett = x", NULL, NULL, {"did you mean 'socket'?"}, NULL},
+        {"zzz = 1", NULL, NULL, {"unknown parameter 'zzz'\n"}, "did you mean"},
+        {"just some text", NULL, NULL, {CONF_NAME ":1: expected 'name = value'\n"}, NULL},
+        {"= value", NULL, NULL, {":1: expected 'name = value'"}, NULL},
+        {"stress = yes",
+         NULL,
+         NULL,
+         {CONF_NAME ":1: 'stress' is a pseudo-parameter; use -o stress=yes to "
+                    "force the stress personality\n"},
+         NULL},
+        {"  listen_backlog = 5",
+         NULL,
+         NULL,
+         {":1: logical line must not start with whitespace"},
+         NULL},
+        /* expansion */
+        {"syslog_name = x$nope",
+         NULL,
+         NULL,
+         {":1: syslog_name: column 2: unknown parameter $nope\n"},
+         "did you"},
+        {"syslog_name = $stres",
+         NULL,
+         NULL,
+         {"unknown parameter $stres; did you mean $stress?"},
+         NULL},
+        {"syslog_name = ${syslog_name?{$nope}}",
+         NULL,
+         NULL,
+         {"syslog_name: column 16: unknown parameter $nope\n"},
+         "personality"},
+        {"syslog_name = ${stress",
+         NULL,
+         NULL,
+         {"syslog_name: column 1: missing '}' to close '${'"},
+         NULL},
+        {"syslog_name = $stress_macro\nstress_macro = $syslog_name",
+         NULL,
+         NULL,
+         {":1: syslog_name: column 1: expansion loop: $stress_macro -> "
+          "$syslog_name -> $stress_macro\n",
+          ":2: stress_macro: column 1: expansion loop: $syslog_name -> "
+          "$stress_macro -> $syslog_name\n"},
+         NULL},
+        {"syslog_name = x$syslog_name",
+         NULL,
+         NULL,
+         {"syslog_name: column 2: expansion loop: $syslog_name -> "
+          "$syslog_name"},
+         NULL},
+        /* a problem inside a referenced value is reported once, at its line */
+        {"stress_header = $syslog_name\nsyslog_name = ${x",
+         NULL,
+         NULL,
+         {":2: syslog_name: column 1: missing '}'"},
+         ":1:"},
+        /* file:line of logical lines */
+        {"# c\n\nlisten_backlog =\n  0\n",
+         NULL,
+         NULL,
+         {CONF_NAME ":3: listen_backlog: 0 is out of range"},
+         NULL},
+        {"syslog_name = a\n b\n# c\n c\nlisten_backlog = x",
+         NULL,
+         NULL,
+         {CONF_NAME ":5: listen_backlog: bad integer value 'x'"},
+         NULL},
+        /* all errors of a file, in order */
+        {"foo = 1\nlisten_backlog = 0\n\nmilter_timeout = 1x\nbar",
+         NULL,
+         NULL,
+         {":1: unknown parameter 'foo'\n", ":2: listen_backlog: 0 is out of range",
+          ":4: milter_timeout: bad time value '1x'"},
+         NULL},
+        /* personalities */
+        {"milter_timeout = ${stress?{0}:{10s}}",
+         NULL,
+         NULL,
+         {"milter_timeout: 0s is out of range 1s..1d (in the stress "
+          "personality)\n"},
+         "normal personality"},
+        {"milter_timeout = ${stress?{10s}:{1x}}",
+         NULL,
+         NULL,
+         {"milter_timeout: bad time value '1x': expected a number with an "
+          "optional unit ms, s, m, h, d or w (in the normal personality)\n"},
+         "stress personality"},
+        {"milter_timeout = ${stress?{1y}:{1x}}",
+         NULL,
+         NULL,
+         {"'1y'", "(in the stress personality)",
+          "'1x': expected a number with an optional unit ms, s, m, h, d or w "
+          "(in the normal personality)"},
+         NULL},
+        {"milter_timeout = ${stress?{0}:{10s}}",
+         "stress=yes",
+         NULL,
+         {"milter_timeout: 0s is out of range 1s..1d\n"},
+         "personality"},
+        /* -o */
+        {NULL,
+         "listen_backlog=0",
+         NULL,
+         {"-o listen_backlog=0: listen_backlog: 0 is out of range 1..65535\n"},
+         NULL},
+        {NULL, "bogus", NULL, {"-o bogus: expected 'name=value'\n"}, NULL},
+        {NULL,
+         "stres_macro=x",
+         NULL,
+         {"-o stres_macro=x: unknown parameter 'stres_macro'; did you mean "
+          "'stress_macro'?\n"},
+         NULL},
+        {NULL, "stress=no", NULL, {"-o stress=no: stress must be 'yes' or empty"}, NULL},
+        {"listen_backlog = 0",
+         "listen_backlog=x",
+         NULL,
+         {"-o listen_backlog=x: listen_backlog: bad integer value 'x'"},
+         CONF_NAME},
+        {"listen_backlog = x",
+         "milter_timeout=0",
+         NULL,
+         {CONF_NAME ":1: listen_backlog: bad integer value 'x'",
+          "-o milter_timeout=0: milter_timeout: 0s is out of range"},
+         NULL},
+};
+
+START_TEST(test_errors)
+{
+	const struct err_case *t = &err_cases[_i];
+	strbuf err = STRBUF_INIT;
+	conf *c = load(t->text, t->o1, t->o2, &err);
+	size_t i;
+
+	ck_assert_msg(c == NULL, "'%s' loaded", t->text ? t->text : t->o1);
+	for (i = 0; i < 3 && t->want[i] != NULL; i++)
+		ck_assert_msg(strstr(strbuf_str(&err), t->want[i]) != NULL,
+		              "error\n%s lacks '%s'", strbuf_str(&err), t->want[i]);
+	if (t->absent != NULL)
+		ck_assert_msg(strstr(strbuf_str(&err), t->absent) == NULL,
+		              "error\n%s has '%s'", strbuf_str(&err), t->absent);
+	strbuf_free(&err);
+}
+END_TEST
+
+START_TEST(test_cannot_open)
+{
+	strbuf path = STRBUF_INIT, err = STRBUF_INIT, want = STRBUF_INIT;
+
+	strbuf_printf(&path, "%s/no-such.conf", tmpdir);
+	strbuf_printf(&want, "%s: cannot open: No such file or directory\n", path.s);
+	ck_assert_ptr_null(conf_load(path.s, NULL, 0, &err));
+	ck_assert_str_eq(strbuf_str(&err), want.s);
+	ck_assert_ptr_null(conf_load(path.s, NULL, 0, NULL));
+	strbuf_free(&path);
+	strbuf_free(&err);
+	strbuf_free(&want);
+}
+END_TEST
+
+START_TEST(test_error_cap)
+{
+	strbuf text = STRBUF_INIT, err = STRBUF_INIT;
+	size_t lines = 0;
+	const char *p;
+	int i;
+
+	for (i = 0; i < CONF_MAX_ERRORS + 20; i++)
+		strbuf_printf(&text, "no_such_%d = 0\n", i);
+	ck_assert_ptr_null(load(text.s, NULL, NULL, &err));
+	for (p = err.s; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_uint_eq(lines, CONF_MAX_ERRORS + 1);
+	ck_assert_ptr_nonnull(strstr(err.s, "too many errors"));
+	strbuf_free(&text);
+	strbuf_free(&err);
+}
+END_TEST
+
+/* Personalities and forcing them with -o stress=... */
+
+static const struct pers_case {
+	const char *o;
+	long long normal, stress; /* milter_timeout */
+	bool forced, forced_stressed;
+} pers_cases[] = {
+        {NULL, 300000, 10000, false, false},
+        {"stress=yes", 10000, 10000, true, true},
+        {"stress=YES", 10000, 10000, true, true},
+        {"stress=", 300000, 300000, true, false},
+};
+
+START_TEST(test_personality)
+{
+	const struct pers_case *t = &pers_cases[_i];
+	conf *c = load_ok("milter_timeout = ${stress?{10s}:{300s}}", t->o, NULL);
+	bool stressed = !t->forced_stressed;
+
+	ck_assert_int_eq(conf_personality(c, false)->milter_timeout, t->normal);
+	ck_assert_int_eq(conf_personality(c, true)->milter_timeout, t->stress);
+	ck_assert_int_eq(conf_stress_forced(c, &stressed), t->forced);
+	ck_assert_int_eq(stressed, t->forced_stressed);
+	ck_assert_int_eq(conf_stress_forced(c, NULL), t->forced);
+	conf_unref(c);
+}
+END_TEST
+
+START_TEST(test_forced_avoids_bad_personality)
+{
+	/* Only the stress personality is bad; forcing normal hides it. */
+	conf *c = load_ok("milter_timeout = ${stress?{0}:{10s}}", "stress=", NULL);
+
+	ck_assert_int_eq(conf_personality(c, true)->milter_timeout, 10000);
+	conf_unref(c);
+}
+END_TEST
+
+/* Reference counting. */
+
+START_TEST(test_refcount)
+{
+	strbuf path = STRBUF_INIT;
+	conf *c = load_ok("syslog_name = ref", NULL, NULL);
+	const struct conf_values *v = conf_personality(c, false);
+
+	conf_file(&path);
+	ck_assert_str_eq(conf_path(c), path.s);
+	conf_ref(c);
+	conf_ref(c);
+	conf_unref(c);
+	conf_unref(c);
+	ck_assert_str_eq(v->syslog_name, "ref"); /* still ours */
+	conf_unref(c);
+	conf_unref(NULL);
+	strbuf_free(&path);
+}
+END_TEST
+
+static void *
+ref_worker(void *arg)
+{
+	conf *c = arg;
+	int i;
+
+	for (i = 0; i < 100000; i++) {
+		conf_ref(c);
+		conf_unref(c);
+	}
+	return NULL;
+}
+
+START_TEST(test_refcount_threads)
+{
+	conf *c = load_ok(NULL, NULL, NULL);
+	pthread_t th[4];
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, ref_worker, c), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+	ck_assert_str_eq(conf_personality(c, true)->syslog_name, "milter-stress");
+	conf_unref(c);
+}
+END_TEST
+
+/* The manual list. */
+
+START_TEST(test_man)
+{
+	char *buf = NULL;
+	size_t len = 0, n = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	const char *p;
+
+	ck_assert_ptr_nonnull(fp);
+	conf_schema_write_man(fp);
+	fclose(fp);
+	ck_assert_ptr_nonnull(
+	        strstr(buf, ".TP\n\\fBmilter_timeout\\fR (default: \\fI600s\\fR)\n"
+	                    "how long the milter waits for the MTA's next command "
+	                    "(smfi_settimeout)\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(buf, "\\fBstress_values\\fR (default: \\fIyes\\fR)"));
+	for (p = buf; (p = strstr(p, ".TP\n")) != NULL; p++)
+		n++;
+	ck_assert_uint_eq(n, sizeof default_lines / sizeof default_lines[0]);
+	free(buf);
+}
+END_TEST
+
+Suite *conf_suite(void);
+
+Suite *
+conf_suite(void)
+{
+	Suite *s = suite_create("conf");
+	TCase *tc = tcase_create("core");
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+	tcase_add_loop_test(tc, test_default_dump, 0, N(default_lines));
+	tcase_add_test(tc, test_default_values);
+	tcase_add_loop_test(tc, test_typed, 0, N(typed_cases));
+	tcase_add_loop_test(tc, test_list, 0, N(list_cases));
+	tcase_add_loop_test(tc, test_ok, 0, N(ok_cases));
+	tcase_add_loop_test(tc, test_errors, 0, N(err_cases));
+	tcase_add_test(tc, test_cannot_open);
+	tcase_add_test(tc, test_error_cap);
+	tcase_add_loop_test(tc, test_personality, 0, N(pers_cases));
+	tcase_add_test(tc, test_forced_avoids_bad_personality);
+	tcase_add_test(tc, test_refcount);
+	tcase_add_test(tc, test_refcount_threads);
+	tcase_add_test(tc, test_man);
+#undef N
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+	SRunner *sr;
+	int failed;
+
+	snprintf(tmpdir, sizeof tmpdir, "%s/check_conf.XXXXXX",
+	         base != NULL && *base != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(conf_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (rmdir(tmpdir) != 0)
+		perror("rmdir");
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
