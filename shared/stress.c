@@ -1,0 +1,72 @@
+/* stress - personality selection; see stress.h. */
+#include "config.h"
+
+#include "stress.h"
+
+#include <strings.h>
+
+const char *
+stress_macro_name(const conf *c)
+{
+	return conf_personality(c, false)->stress_macro;
+}
+
+static bool
+is_stress_value(const conf_list *values, const char *v)
+{
+	for (size_t i = 0; i < values->n; i++)
+		if (strcasecmp(values->v[i], v) == 0)
+			return true;
+	return false;
+}
+
+stress_state
+stress_decide(const conf *c, const char *macro_value)
+{
+	stress_state st = {false, STRESS_SRC_NONE};
+	bool forced;
+
+	if (conf_stress_forced(c, &forced)) {
+		st.stressed = forced;
+		st.source = STRESS_SRC_FORCED;
+		return st;
+	}
+	if (macro_value == NULL)
+		return st;
+	st.source = STRESS_SRC_MACRO;
+	st.stressed = is_stress_value(&conf_personality(c, false)->stress_values,
+				      macro_value);
+	return st;
+}
+
+const char *
+stress_source_name(enum stress_source src)
+{
+	switch (src) {
+	case STRESS_SRC_MACRO:
+		return "macro";
+	case STRESS_SRC_FORCED:
+		return "forced";
+	case STRESS_SRC_NONE:
+		break;
+	}
+	return "none";
+}
+
+void
+stress_format_log(const stress_state *st, strbuf *out)
+{
+	strbuf_printf(out, "%s(%s)", st->stressed ? "yes" : "no",
+		      stress_source_name(st->source));
+}
+
+void
+stress_format_header(const stress_state *st, strbuf *out)
+{
+	if (!st->stressed && st->source == STRESS_SRC_MACRO) {
+		strbuf_puts(out, "no");
+		return;
+	}
+	strbuf_printf(out, "%s (source=%s)", st->stressed ? "yes" : "no",
+		      stress_source_name(st->source));
+}

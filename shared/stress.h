@@ -1,0 +1,52 @@
+/*
+ * stress - which personality a session gets, and where that came from
+ *
+ * A session is stressed when the operator forced it (-o stress=yes; -o stress=
+ * forces it off), or else when the MTA's stress macro (stress_macro, default
+ * "{stress}") has one of the stress_values. The decision is made once, at
+ * connect, and recorded with its source so logs and the stress header can say
+ * why. The macro's value is per smtpd process, not per client (DESIGN 2.1).
+ *
+ * Before the decision the personality is not known, so stress_macro and
+ * stress_values are read from the normal personality.
+ *
+ * Concurrency: pure functions over an immutable conf snapshot; any thread.
+ */
+#ifndef MS_STRESS_H
+#define MS_STRESS_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "strbuf.h"
+
+enum stress_source {
+	STRESS_SRC_NONE,   /* the MTA sent no stress macro */
+	STRESS_SRC_MACRO,  /* the MTA's macro decided */
+	STRESS_SRC_FORCED, /* -o stress=... decided */
+};
+
+typedef struct stress_state {
+	bool stressed;
+	enum stress_source source;
+} stress_state;
+
+/* The macro name to ask the MTA for (e.g. "{stress}"). */
+const char *stress_macro_name(const conf *c);
+
+/* macro_value is NULL when the MTA did not send the macro. */
+stress_state stress_decide(const conf *c, const char *macro_value);
+
+const char *stress_source_name(enum stress_source src);
+
+/* Log form: "yes(macro)", "no(none)", ... */
+void stress_format_log(const stress_state *st, strbuf *out);
+
+/*
+ * Header value form: "yes (source=macro)"; "no" when the macro said no; and
+ * "no (source=none)" / "no (source=forced)" otherwise, so a missing macro is
+ * visible downstream.
+ */
+void stress_format_header(const stress_state *st, strbuf *out);
+
+#endif
