@@ -1,0 +1,366 @@
+/* daemon - process life cycle and the current config snapshot; see daemon.h. */
+#include "config.h"
+
+#include "daemon.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_mutex_t daemon_conf_lock = PTHREAD_MUTEX_INITIALIZER;
+static conf *daemon_conf_current;
+static const char *daemon_conf_path;
+static char *const *daemon_overrides;
+static size_t daemon_n_overrides;
+static char *daemon_pidfile;
+static int daemon_ready_fd = -1;
+
+void
+daemon_conf_init(conf *c, const char *path, char *const *overrides,
+		 size_t n_overrides)
+{
+	daemon_conf_current = c;
+	daemon_conf_path = path;
+	daemon_overrides = overrides;
+	daemon_n_overrides = n_overrides;
+}
+
+conf *
+daemon_conf_acquire(void)
+{
+	conf *c;
+
+	pthread_mutex_lock(&daemon_conf_lock);
+	c = daemon_conf_current;
+	conf_ref(c);
+	pthread_mutex_unlock(&daemon_conf_lock);
+	return c;
+}
+
+/* Parameters that libmilter reads once, before smfi_main(). */
+static void
+warn_restart_only(const conf *old, const conf *new)
+{
+	const struct conf_values *a = conf_personality(old, false);
+	const struct conf_values *b = conf_personality(new, false);
+
+	if (strcmp(a->socket, b->socket) != 0)
+		log_msg(LOG_WARNING, "socket changed to %s: takes effect after a restart",
+			b->socket);
+	if (a->listen_backlog != b->listen_backlog ||
+	    a->thread_stack_size != b->thread_stack_size ||
+	    a->milter_timeout != b->milter_timeout)
+		log_msg(LOG_WARNING, "listen_backlog, thread_stack_size and "
+				     "milter_timeout take effect after a restart");
+}
+
+static void
+log_lines(int prio, const char *prefix, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+
+		log_msg(prio, "%s%.*s", prefix, n, p);
+		p += n + (nl != NULL);
+	}
+}
+
+bool
+daemon_reload(void)
+{
+	strbuf err = STRBUF_INIT;
+	conf *fresh = conf_load(daemon_conf_path, daemon_overrides,
+				daemon_n_overrides, &err);
+	conf *old;
+
+	if (fresh == NULL) {
+		log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
+		log_msg(LOG_ERR, "reload failed; keeping the configuration loaded before");
+		strbuf_free(&err);
+		return false;
+	}
+	strbuf_free(&err);
+	pthread_mutex_lock(&daemon_conf_lock);
+	old = daemon_conf_current;
+	daemon_conf_current = fresh;
+	pthread_mutex_unlock(&daemon_conf_lock);
+	warn_restart_only(old, fresh);
+	/* Sessions still holding the old snapshot keep it alive until they close. */
+	conf_unref(old);
+	log_msg(LOG_INFO, "reloaded configuration from %s",
+		daemon_conf_path ? daemon_conf_path : "(defaults)");
+	return true;
+}
+
+void
+daemon_block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* A client that hangs up while we write must not kill the process. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void *
+reload_thread(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		log_msg(LOG_INFO, "SIGUSR1 received: reloading configuration");
+		daemon_reload();
+	}
+	return NULL;
+}
+
+bool
+daemon_start_reload_thread(void)
+{
+	pthread_t tid;
+	int rc = pthread_create(&tid, NULL, reload_thread, NULL);
+
+	if (rc != 0) {
+		log_msg(LOG_ERR, "cannot start the reload thread: %s", strerror(rc));
+		return false;
+	}
+	pthread_detach(tid);
+	return true;
+}
+
+bool
+daemon_detach(void)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds) < 0) {
+		log_msg(LOG_ERR, "pipe: %s", strerror(errno));
+		return false;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_msg(LOG_ERR, "fork: %s", strerror(errno));
+		return false;
+	}
+	if (pid > 0) {
+		unsigned char status = 1;
+
+		close(fds[1]);
+		if (read(fds[0], &status, 1) != 1)
+			status = 1; /* the child died before it was ready */
+		_exit(status);
+	}
+	close(fds[0]);
+	daemon_ready_fd = fds[1];
+	if (setsid() < 0)
+		log_msg(LOG_WARNING, "setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		log_msg(LOG_WARNING, "chdir /: %s", strerror(errno));
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	return true;
+}
+
+void
+daemon_ready(int status)
+{
+	unsigned char b = (unsigned char)status;
+
+	if (daemon_ready_fd < 0)
+		return;
+	if (write(daemon_ready_fd, &b, 1) < 0) {
+		/* The parent is gone; nothing to tell. */
+	}
+	close(daemon_ready_fd);
+	daemon_ready_fd = -1;
+}
+
+bool
+daemon_write_pidfile(const char *path)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL) {
+		log_msg(LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
+		return false;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) != 0) {
+		log_msg(LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
+		return false;
+	}
+	daemon_pidfile = ms_xstrdup(path);
+	return true;
+}
+
+void
+daemon_remove_pidfile(void)
+{
+	if (daemon_pidfile != NULL && unlink(daemon_pidfile) < 0 && errno != ENOENT)
+		log_msg(LOG_WARNING, "cannot remove pid file %s: %s", daemon_pidfile,
+			strerror(errno));
+}
+
+static bool
+lookup_ids(const char *spec, uid_t *uid, gid_t *gid, char **user)
+{
+	const char *colon = strchr(spec, ':');
+	char *name = colon ? ms_xstrndup(spec, (size_t)(colon - spec)) : ms_xstrdup(spec);
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL) {
+		log_msg(LOG_ERR, "-u %s: no such user '%s'", spec, name);
+		free(name);
+		return false;
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (colon != NULL) {
+		struct group *gr = getgrnam(colon + 1);
+
+		if (gr == NULL) {
+			log_msg(LOG_ERR, "-u %s: no such group '%s'", spec, colon + 1);
+			free(name);
+			return false;
+		}
+		*gid = gr->gr_gid;
+	}
+	*user = name;
+	return true;
+}
+
+bool
+daemon_drop_privileges(const char *spec, const char *unix_socket_path)
+{
+	uid_t uid;
+	gid_t gid;
+	char *user;
+
+	if (!lookup_ids(spec, &uid, &gid, &user))
+		return false;
+	/* The socket was made as root; its owner must be able to remove it later. */
+	if (unix_socket_path != NULL && chown(unix_socket_path, uid, gid) < 0)
+		log_msg(LOG_WARNING, "chown %s: %s", unix_socket_path, strerror(errno));
+	if (daemon_pidfile != NULL && chown(daemon_pidfile, uid, gid) < 0)
+		log_msg(LOG_WARNING, "chown %s: %s", daemon_pidfile, strerror(errno));
+	if (initgroups(user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		log_msg(LOG_ERR, "cannot become %s: %s", spec, strerror(errno));
+		free(user);
+		return false;
+	}
+	free(user);
+	if (uid != 0 && setuid(0) == 0) {
+		log_msg(LOG_ERR, "privileges were not dropped: setuid(0) succeeded");
+		return false;
+	}
+	return true;
+}
+
+/* Split "inet:PORT@HOST" / "inet6:PORT@[ADDR]" into port, host and family. */
+static bool
+parse_inet(const char *spec, char **port, char **host, int *family)
+{
+	const char *rest, *at;
+
+	if (strncmp(spec, "inet:", 5) == 0) {
+		rest = spec + 5;
+		*family = AF_INET;
+	} else if (strncmp(spec, "inet6:", 6) == 0) {
+		rest = spec + 6;
+		*family = AF_INET6;
+	} else {
+		return false;
+	}
+	at = strchr(rest, '@');
+	*port = at ? ms_xstrndup(rest, (size_t)(at - rest)) : ms_xstrdup(rest);
+	*host = NULL;
+	if (at != NULL && at[1] != '\0') {
+		const char *h = at + 1;
+		size_t n = strlen(h);
+
+		if (h[0] == '[' && n >= 2 && h[n - 1] == ']')
+			*host = ms_xstrndup(h + 1, n - 2);
+		else
+			*host = ms_xstrdup(h);
+	}
+	return true;
+}
+
+static int
+listen_on(const struct addrinfo *ai, int backlog)
+{
+	int one = 1;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+int
+daemon_listen_inet(const char *spec, int backlog)
+{
+	struct addrinfo hints, *res = NULL;
+	char *port, *host;
+	int family, rc, fd = -1;
+
+	if (!parse_inet(spec, &port, &host, &family))
+		return -2;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		log_msg(LOG_ERR, "cannot open socket %s: %s", spec, gai_strerror(rc));
+	} else {
+		fd = listen_on(res, backlog);
+		if (fd < 0)
+			log_msg(LOG_ERR, "cannot open socket %s: %s", spec, strerror(errno));
+		freeaddrinfo(res);
+	}
+	free(port);
+	free(host);
+	return fd;
+}

@@ -1,0 +1,261 @@
+/*
+ * milter-stress - a Postfix milter that learns the MTA's stress state and
+ * changes personality with it. This file: options, start-up order, shutdown.
+ * See milter-stress(8).
+ */
+#include "config.h"
+
+#include "callbacks.h"
+#include "conf.h"
+#include "daemon.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/milter-stress.conf"
+
+struct options {
+	const char *config;
+	bool config_given;
+	const char *socket;
+	bool foreground;
+	int verbose;
+	char **overrides;
+	size_t n_overrides;
+	bool check_only;
+	const char *pidfile;
+	const char *user;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: milter-stress [-fnvVh] [-c config] [-p socket] [-o name=value]...\n"
+		"                     [-P pidfile] [-u user[:group]]\n"
+		"  -c FILE        configuration file (default %s)\n"
+		"  -p SOCKET      listen on SOCKET: unix:/path, inet:port@host, inet6:port@[addr]\n"
+		"                 (overrides the socket parameter)\n"
+		"  -f             stay in the foreground and log to stderr too\n"
+		"  -v             more verbose logging (repeat for more)\n"
+		"  -o NAME=VALUE  override a parameter; -o stress=yes forces the stress\n"
+		"                 personality, -o stress= forces it off\n"
+		"  -n             check the configuration, print the effective parameters\n"
+		"                 of the chosen personality, and exit (0: valid, 1: not)\n"
+		"  -P FILE        write the process id to FILE\n"
+		"  -u USER[:GROUP] drop privileges to USER after opening the socket\n"
+		"  -V             print the version and exit\n"
+		"  -h             print this help and exit\n"
+		"Signals: SIGUSR1 reloads the configuration; SIGTERM, SIGINT (and, in\n"
+		"libmilter, SIGHUP) stop the milter.\n",
+		DEFAULT_CONFIG);
+}
+
+static void
+print_version(void)
+{
+	unsigned int major, minor, patch;
+
+	smfi_version(&major, &minor, &patch);
+	printf("milter-stress %s (libmilter %u.%u.%u)\n", PACKAGE_VERSION, major, minor,
+	       patch);
+}
+
+static void
+add_override(struct options *o, const char *spec)
+{
+	o->overrides = ms_xrealloc(o->overrides, (o->n_overrides + 1) * sizeof *o->overrides);
+	o->overrides[o->n_overrides++] = ms_xstrdup(spec);
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	int ch;
+
+	memset(o, 0, sizeof *o);
+	o->config = DEFAULT_CONFIG;
+	while ((ch = getopt(argc, argv, "c:p:fvo:nP:u:Vh")) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			o->config_given = true;
+			break;
+		case 'p':
+			o->socket = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'o':
+			if (strchr(optarg, '=') == NULL) {
+				fprintf(stderr, "milter-stress: -o %s: expected name=value\n", optarg);
+				return 2;
+			}
+			add_override(o, optarg);
+			break;
+		case 'n':
+			o->check_only = true;
+			break;
+		case 'P':
+			o->pidfile = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'V':
+			print_version();
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "milter-stress: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	/* -p is the socket parameter given on the command line. */
+	if (o->socket != NULL) {
+		strbuf spec = STRBUF_INIT;
+
+		strbuf_printf(&spec, "socket=%s", o->socket);
+		add_override(o, spec.s);
+		strbuf_free(&spec);
+	}
+	return 0;
+}
+
+static conf *
+load_config(struct options *o)
+{
+	strbuf err = STRBUF_INIT;
+	conf *c;
+
+	/* A missing default file means the defaults; a named file must exist. */
+	if (!o->config_given && access(o->config, F_OK) != 0 && errno == ENOENT)
+		o->config = NULL;
+	c = conf_load(o->config, o->overrides, o->n_overrides, &err);
+	if (c == NULL)
+		fprintf(stderr, "%s", strbuf_str(&err));
+	strbuf_free(&err);
+	return c;
+}
+
+static int
+check_only(const conf *c)
+{
+	bool stressed = false;
+
+	conf_stress_forced(c, &stressed);
+	conf_dump(c, stressed, stdout);
+	return 0;
+}
+
+static const char *
+unix_socket_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	return NULL;
+}
+
+/* Everything libmilter needs before smfi_main(); false after logging why. */
+static bool
+setup_milter(const struct conf_values *p)
+{
+	pthread_attr_t attr;
+
+	/* libmilter starts its worker threads with default attributes. */
+	if (pthread_attr_init(&attr) == 0) {
+		pthread_attr_setstacksize(&attr, (size_t)p->thread_stack_size);
+		pthread_setattr_default_np(&attr);
+		pthread_attr_destroy(&attr);
+	}
+	if (smfi_register(*callbacks_desc("milter-stress")) != MI_SUCCESS) {
+		log_msg(LOG_ERR, "smfi_register failed");
+		return false;
+	}
+	int fd = daemon_listen_inet(p->socket, (int)p->listen_backlog);
+	strbuf conn = STRBUF_INIT;
+
+	if (fd == -1)
+		return false;
+	if (fd >= 0)
+		strbuf_printf(&conn, "fd:%d", fd);
+	else
+		strbuf_puts(&conn, p->socket);
+	if (smfi_setconn(conn.s) != MI_SUCCESS ||
+	    smfi_settimeout((int)(p->milter_timeout / 1000)) != MI_SUCCESS ||
+	    smfi_setbacklog((int)p->listen_backlog) != MI_SUCCESS) {
+		log_msg(LOG_ERR, "cannot configure libmilter for socket %s", p->socket);
+		strbuf_free(&conn);
+		return false;
+	}
+	strbuf_free(&conn); /* libmilter keeps a copy */
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		log_msg(LOG_ERR, "cannot open socket %s (in use, or no permission?)",
+			p->socket);
+		return false;
+	}
+	return true;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	conf *c;
+	int rc = parse_options(argc, argv, &o);
+
+	if (rc != 0)
+		return rc == 2 ? 1 : rc;
+	c = load_config(&o);
+	if (c == NULL)
+		return 1;
+	if (o.check_only)
+		return check_only(c);
+
+	const struct conf_values *p = conf_personality(c, false);
+
+	log_init(p->syslog_name, o.foreground);
+	log_set_verbose(o.verbose);
+	if (!o.foreground && !daemon_detach())
+		return 1;
+	daemon_block_signals();
+	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
+	if (!setup_milter(p) || (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
+	    (o.user != NULL && !daemon_drop_privileges(o.user, unix_socket_path(p->socket))) ||
+	    !daemon_start_reload_thread()) {
+		daemon_ready(1);
+		return 1;
+	}
+	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
+		o.config ? o.config : "(defaults)");
+	daemon_ready(0);
+	rc = smfi_main();
+	log_msg(LOG_INFO, "stopping");
+	daemon_remove_pidfile();
+	return rc == MI_SUCCESS ? 0 : 1;
+}
