@@ -1,0 +1,82 @@
+#!/bin/bash
+# Configuration checking (-n), errors with file:line, refusal to start on a bad
+# file, -V/-h, and detaching with a pid file.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+conf="$top_srcdir/conf/milter-stress.conf"
+
+# The shipped file is valid and -n prints its effective parameters.
+"$MILTER_STRESS" -n -c "$conf" >"$T_DIR/n.out" 2>&1 || { cat "$T_DIR/n.out"; fail "-n on the shipped config"; }
+expect_line "$T_DIR/n.out" '^socket = inet:8890@127\.0\.0\.1$' "-n prints socket"
+expect_line "$T_DIR/n.out" '^stress_header = X-Stress$' "-n prints stress_header"
+
+# Each personality shows its own values.
+printf 'milter_timeout = ${stress?{10s}:{300s}}\n' >"$T_DIR/p.conf"
+"$MILTER_STRESS" -n -c "$T_DIR/p.conf" >"$T_DIR/normal.out" 2>&1 || fail "-n normal"
+"$MILTER_STRESS" -n -c "$T_DIR/p.conf" -o stress=yes >"$T_DIR/stress.out" 2>&1 || fail "-n stress"
+expect_line "$T_DIR/normal.out" '^milter_timeout = 300s$' "-n: normal personality"
+expect_line "$T_DIR/stress.out" '^milter_timeout = 10s$' "-n -o stress=yes: stress personality"
+
+# bad CONTENT REGEX WHAT: -n exits 1 with a file:line message; the daemon refuses to start.
+bad() {
+	printf "$1" >"$T_DIR/bad.conf"
+	if "$MILTER_STRESS" -n -c "$T_DIR/bad.conf" >"$T_DIR/bad.out" 2>&1; then
+		cat "$T_DIR/bad.out"
+		fail "$3: -n accepted a bad config"
+	fi
+	expect_line "$T_DIR/bad.out" "$2" "$3: -n says why"
+	"$MILTER_STRESS" -f -c "$T_DIR/bad.conf" -p "unix:$T_DIR/bad.sock" >"$T_DIR/bad2.out" 2>&1 &
+	pid=$!
+	track_pid $pid
+	wait $pid && fail "$3: the daemon started on a bad config"
+	expect_line "$T_DIR/bad2.out" "$2" "$3: the daemon refuses to start"
+}
+bad '# comment\nstress_header = X-Stress\nthis is not a parameter\n' \
+	"bad\.conf:3: .*expected 'name = value'" "syntax error"
+bad 'stress_header = X-Stress\n\nstres_macro = {stress}\n' \
+	"bad\.conf:3: .*unknown parameter 'stres_macro'.*did you mean 'stress_macro'" "unknown parameter"
+bad 'milter_timeout =\n  10x\n' \
+	"bad\.conf:1: .*milter_timeout.*10x" "bad time value on a continued line"
+bad 'milter_timeout = ${stress?{10s}:{300s}\n' \
+	"bad\.conf:1: " "unbalanced brace"
+
+"$MILTER_STRESS" -n -c "$T_DIR/missing.conf" >"$T_DIR/missing.out" 2>&1 && fail "a missing -c file was accepted"
+expect_line "$T_DIR/missing.out" "missing\.conf" "a missing config file is named"
+
+"$MILTER_STRESS" -n -o listen_backlog=0 -c "$conf" >"$T_DIR/o.out" 2>&1 && fail "-o out of range accepted"
+expect_line "$T_DIR/o.out" "-o listen_backlog=0: .*range" "-o errors name the override"
+
+"$MILTER_STRESS" -V >"$T_DIR/v.out" 2>&1 || fail "-V"
+expect_line "$T_DIR/v.out" '^milter-stress [0-9]' "-V prints the version"
+"$MILTER_STRESS" -h >"$T_DIR/h.out" 2>&1 || fail "-h"
+expect_line "$T_DIR/h.out" 'usage: milter-stress' "-h prints usage"
+"$MILTER_STRESS" -x >"$T_DIR/x.out" 2>&1 && fail "an unknown option was accepted"
+
+# Without -f it detaches once the socket is open, and writes the pid file.
+"$MILTER_STRESS" -c "$conf" -p "unix:$T_DIR/bg.sock" -P "$T_DIR/ms.pid" ||
+	fail "detaching start failed"
+[ -S "$T_DIR/bg.sock" ] || fail "socket missing after the detaching start returned"
+pid=$(cat "$T_DIR/ms.pid")
+track_pid "$pid"
+kill -0 "$pid" || fail "detached milter is not running"
+pass "detaches and writes the pid file"
+
+# A stale unix socket is removed at start.
+kill "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Local => $ARGV[0], Listen => 1) or die "$!\n"' "$T_DIR/stale.sock" ||
+	fail "could not make a stale socket"
+"$MILTER_STRESS" -c "$conf" -p "unix:$T_DIR/stale.sock" -P "$T_DIR/ms2.pid" ||
+	fail "start over a stale socket failed"
+track_pid "$(cat "$T_DIR/ms2.pid")"
+"$MILTER_PROBE" -p "unix:$T_DIR/stale.sock" >"$T_DIR/stale.out" 2>&1 || fail "probe after a stale socket"
+pass "a stale unix socket is replaced"
+
+# A TCP port in use is refused with a clear message and exit 1.
+port=$(free_port)
+"$MILTER_STRESS" -c "$conf" -p "inet:$port@127.0.0.1" -P "$T_DIR/ms3.pid" || fail "start on inet"
+track_pid "$(cat "$T_DIR/ms3.pid")"
+"$MILTER_STRESS" -f -c "$conf" -p "inet:$port@127.0.0.1" >"$T_DIR/inuse.out" 2>&1 &&
+	fail "a second milter started on a port in use"
+expect_line "$T_DIR/inuse.out" "cannot open socket inet:$port@127\.0\.0\.1" "a port in use is refused"

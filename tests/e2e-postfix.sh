@@ -1,0 +1,144 @@
+#!/bin/bash
+# End to end through a real Postfix: milter-stress behind a private Postfix
+# instance configured with the shipped snippets conf/postfix-main.cf and
+# conf/postfix-master.cf (test listener with -o stress=yes), relaying to an
+# smtp-sink that captures every message.
+#
+# 1. a message to the normal listener is delivered with "X-Stress: no";
+# 2. a message to the stress listener is delivered with
+#    "X-Stress: yes (source=macro)": Postfix passed {stress}=yes;
+# 3. a message sent with XCLIENT shows the faked client address in the
+#    milter's log line, i.e. Postfix hands the milter the XCLIENT client.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/postfix-lib.sh"
+
+pf_need
+[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
+
+MAIN_SNIPPET=$top_srcdir/conf/postfix-main.cf
+MASTER_SNIPPET=$top_srcdir/conf/postfix-master.cf
+MLOG=$T_DIR/milter.log
+
+# On failure, everything needed to see why.
+# shellcheck disable=SC2317 # called by at_exit
+e2e_diagnostics() {
+	[ "$T_STATUS" = 0 ] && return 0
+	pf_log
+	echo "--- milter log $MLOG:"
+	cat "$MLOG" 2>/dev/null
+	sink_dump
+	for f in "$T_DIR"/swaks-*.out; do
+		[ -f "$f" ] && { echo "--- $f:"; cat "$f"; }
+	done
+	return 0
+}
+# Registered first, so it runs last: after Postfix has stopped.
+at_exit e2e_diagnostics
+
+# 1. milter-stress in the foreground, stderr to a log.
+milter_port=$(free_port)
+cat >"$T_DIR/milter-stress.conf" <<'EOF'
+stress_header = X-Stress
+stress_macro = {stress}
+EOF
+"$MILTER_STRESS" -f -c "$T_DIR/milter-stress.conf" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
+milter_pid=$!
+track_pid "$milter_pid"
+wait_for_tcp "$milter_port"
+kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
+pass "milter-stress listens on inet:$milter_port@127.0.0.1"
+
+# 2. The sink, then Postfix with the shipped snippets.
+sink_start "$T_DIR/sink"
+
+port_normal=$(free_port)
+port_stress=$(free_port)
+while [ "$port_stress" = "$port_normal" ]; do port_stress=$(free_port); done
+
+# main.cf: the active lines of the snippet, with the milter's port.
+main_lines=$(sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
+	-e "s/inet:127\.0\.0\.1:8890\$/inet:127.0.0.1:$milter_port/" "$MAIN_SNIPPET") ||
+	fail "cannot read $MAIN_SNIPPET"
+printf '%s\n' "$main_lines" | grep -q "^smtpd_milters = inet:127\.0\.0\.1:$milter_port\$" ||
+	fail "$MAIN_SNIPPET has no line 'smtpd_milters = inet:127.0.0.1:8890'"
+
+# master.cf: a normal listener, and the snippet's test listener (its first
+# line and the continuation lines after it) moved to a free port.
+stress_listener=$(awk -v port="$port_stress" '
+	/^127\.0\.0\.1:2526[ \t]/ { sub(/^127\.0\.0\.1:2526/, "127.0.0.1:" port); print; on = 1; next }
+	on && /^[ \t]+[^ \t]/ { print; next }
+	{ on = 0 }' "$MASTER_SNIPPET")
+printf '%s\n' "$stress_listener" | grep -q -- '-o stress=yes' ||
+	fail "$MASTER_SNIPPET has no listener '127.0.0.1:2526 ... smtpd -o stress=yes'"
+
+pf_start "$T_DIR/pf" "$main_lines" "$(pf_smtpd "$port_normal")
+$stress_listener"
+pass "Postfix started: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
+# shellcheck disable=SC2016 # the literal text of the setting
+[ "$(pf_postconf -h milter_macro_defaults)" = 'stress=${stress?{yes}:{no}}' ] ||
+	fail "main.cf snippet not in effect: milter_macro_defaults = $(pf_postconf -h milter_macro_defaults)"
+
+# 3. One message to each listener.
+pf_send "$port_normal" "$T_DIR/swaks-normal.out" --header "Subject: e2e normal" ||
+	fail "swaks to the normal listener failed"
+pf_send "$port_stress" "$T_DIR/swaks-stress.out" --header "Subject: e2e stress" ||
+	fail "swaks to the stress listener failed"
+
+banner=$(pf_banner "$T_DIR/swaks-normal.out")
+[ "$banner" = "220 $PF_HOSTNAME ESMTP stress=no" ] || fail "normal listener greeted with '$banner'"
+pass "normal listener greets with stress=no"
+banner=$(pf_banner "$T_DIR/swaks-stress.out")
+[ "$banner" = "220 $PF_HOSTNAME ESMTP stress=yes" ] || fail "stress listener greeted with '$banner'"
+pass "stress listener greets with stress=yes"
+
+qid_normal=$(pf_queue_id "$T_DIR/swaks-normal.out")
+qid_stress=$(pf_queue_id "$T_DIR/swaks-stress.out")
+if [ -z "$qid_normal" ] || [ -z "$qid_stress" ]; then fail "no queue ID in the swaks transcripts"; fi
+pass "both messages accepted (queue IDs $qid_normal, $qid_stress)"
+
+sink_wait_count 2 100
+f_normal=$(sink_wait_match "id ${qid_normal}(;|\$)" 10) || fail "no capture of $qid_normal"
+f_stress=$(sink_wait_match "id ${qid_stress}(;|\$)" 10) || fail "no capture of $qid_stress"
+pass "smtp-sink captured both messages"
+
+# The header the milter added, exactly once.
+expect_header() { # FILE VALUE WHAT
+	n=$(grep -c '^X-Stress:' "$1")
+	[ "$n" = 1 ] || { cat "$1"; fail "$3: $n X-Stress headers, expected 1"; }
+	expect_line "$1" "^X-Stress: $2\$" "$3"
+}
+expect_header "$f_normal" 'no' "normal listener: message carries 'X-Stress: no'"
+expect_header "$f_stress" 'yes \(source=macro\)' "stress listener: message carries 'X-Stress: yes (source=macro)'"
+
+wait_for_line "$MLOG" "$qid_normal: .*stress=no" 50
+pass "milter log: $qid_normal stress=no"
+wait_for_line "$MLOG" "$qid_stress: .*stress=yes\(macro\)" 50
+pass "milter log: $qid_stress stress=yes(macro)"
+
+# 4. XCLIENT: the milter sees the client that XCLIENT names.
+pf_send "$port_normal" "$T_DIR/swaks-xclient.out" --header "Subject: e2e xclient" \
+	--xclient-addr 192.0.2.7 --xclient-name xclient.milter-stress.test ||
+	fail "swaks with XCLIENT failed"
+qid_x=$(pf_queue_id "$T_DIR/swaks-xclient.out")
+[ -n "$qid_x" ] || fail "no queue ID in the XCLIENT transcript"
+f_x=$(sink_wait_match "id ${qid_x}(;|\$)" 100) || fail "no capture of $qid_x"
+expect_line "$f_x" '^Received: from .*\(xclient\.milter-stress\.test \[192\.0\.2\.7\]\)' \
+	"Postfix took the XCLIENT client (Received header)"
+wait_for_line "$MLOG" "$qid_x: .*client=[^ ]*\[192\.0\.2\.7\]" 50
+pass "milter log: $qid_x client=...[192.0.2.7]"
+expect_header "$f_x" 'no' "XCLIENT message carries 'X-Stress: no'"
+
+# 5. Everything stops; nothing of the instance is left behind.
+pgid=$PF_MASTER_PID
+pf_stop
+pf_group_alive "$pgid" && fail "Postfix processes left after stop (process group $pgid)"
+pass "Postfix stopped, no process left"
+sink_stop
+kill "$milter_pid" 2>/dev/null
+# libmilter notices a stop request only when its listener's poll times out:
+# allow up to 10 s.
+i=0
+while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -0 "$milter_pid" 2>/dev/null && fail "milter-stress did not exit on SIGTERM within 10 s"
+pass "milter-stress exited on SIGTERM"
+exit 0

@@ -1,0 +1,406 @@
+# Private Postfix instance and capturing SMTP sink for end-to-end tests
+# (sourced after lib.sh, not run). Needs root, Postfix (postfix, postconf,
+# smtp-sink) and, for pf_send, swaks.
+#
+#   . "$top_srcdir/tests/lib.sh"
+#   . "$top_srcdir/tests/postfix-lib.sh"
+#
+#   sink_start "$T_DIR/sink"               # smtp-sink on $SINK_PORT, one file per message
+#   port=$(free_port)
+#   pf_start "$T_DIR/pf" \
+#       "smtpd_milters = inet:127.0.0.1:$milter_port" \
+#       "$(pf_smtpd "$port" -o stress=yes)"
+#   pf_send "$port" "$T_DIR/swaks.out" --header "Subject: hello" || fail "..."
+#   qid=$(pf_queue_id "$T_DIR/swaks.out")
+#   f=$(sink_wait_match "id $qid(;|\$)") || fail "..."   # the captured message
+#
+# The instance lives entirely below its directory (main.cf and master.cf in
+# DIR/etc, queue, data, the log file DIR/maillog) and listens only where the
+# caller's master.cf lines say (use 127.0.0.1 and free ports), so it neither
+# touches the system's Postfix nor port 25 and can run next to other
+# instances. Mail goes to the smtp-sink started with sink_start (or is
+# discarded if there is none); nothing leaves 127.0.0.1: DNS is off for
+# delivery. One instance and one sink per test; both are stopped at exit.
+#
+# Functions:
+#   pf_need                   fail unless root and every tool here is installed
+#   pf_start DIR [MAIN_LINES [MASTER_LINES]]
+#        Write the config and start Postfix. main.cf: the base settings
+#        below, then MAIN_LINES, which replace base settings of the same
+#        name. master.cf: the base services, then MASTER_LINES, which must
+#        add the smtpd listeners (pf_smtpd) and replace base services of the
+#        same name and type. Every directory above DIR must be searchable by
+#        user postfix (T_DIR is). Sets PF_DIR, PF_CONF (config_directory),
+#        PF_QUEUE, PF_LOG (the maillog) and PF_MASTER_PID. Fails with the log
+#        on any error, a parameter that postconf does not know included (a
+#        typo).
+#   pf_smtpd PORT [ARG...]    print a master.cf line: smtpd on 127.0.0.1:PORT
+#                             with ARGs (e.g. -o stress=yes)
+#   pf_stop                   stop the instance and every process it started
+#                             (also run at exit)
+#   pf_group_alive PGID       is a (non-zombie) process of group PGID running?
+#   pf_postconf ARG...        postconf(1) on the instance's config
+#   pf_log                    print the maillog (for diagnostics)
+#   pf_wait_log REGEX [TENTHS]  wait until a maillog line matches
+#   pf_send PORT OUT [SWAKS-ARG...]
+#        One message with swaks to 127.0.0.1:PORT, transcript in OUT; default
+#        --from/--to/--helo that the base config accepts, overridable.
+#        Returns swaks's status (0: the message was accepted).
+#   pf_banner OUT             print the server greeting from a transcript
+#   pf_queue_id OUT           print the queue ID from "250 ... queued as ID"
+#   sink_start DIR [SMTP-SINK-OPTION...]
+#        Start smtp-sink on 127.0.0.1:$SINK_PORT (a free port), capturing each
+#        message to DIR/msg.XXXXXXXX (smtp-sink's -d; see smtp-sink(1) for the
+#        format: X-Client-Addr, X-Mail-Args, ... then the message as received).
+#        Sets SINK_DIR, SINK_PORT, SINK_PID, SINK_LOG. Start it before
+#        pf_start, which then relays all mail to it.
+#   sink_count                print how many messages were captured completely
+#   sink_wait_count N [TENTHS]  wait until at least N messages are captured
+#   sink_find REGEX           print the complete captures with a matching line
+#   sink_wait_match REGEX [TENTHS]  wait for one, print it; status 1 on timeout
+#   sink_dump                 print every capture (for diagnostics)
+#   sink_stop                 stop smtp-sink (also done at exit)
+#
+# TENTHS is a timeout in tenths of a second (default 100).
+
+PF_DIR=""
+PF_CONF=""
+PF_QUEUE=""
+PF_LOG=""
+PF_MASTER_PID=""
+SINK_DIR=""
+SINK_PORT=""
+SINK_PID=""
+SINK_LOG=""
+PF_HOSTNAME=mx.milter-stress.test
+PF_AT_EXIT=""
+
+# Base main.cf. Why each group is there:
+# - the instance's own directories: the queue directory must exist and be
+#   owned by root; "postfix start" (post-install create-missing) creates its
+#   subdirectories and data_directory with the owners Postfix expects, and
+#   master, as user postfix, must reach data_directory (master.lock);
+# - there may be no syslog daemon: log to a file through postlogd (the
+#   postlog service below); the file must lie below maillog_file_prefixes;
+# - no local delivery (no aliases, no /etc/aliases.db needed): every domain
+#   is a relay domain, relayed to the sink, so the relay restrictions accept
+#   any recipient from any client, XCLIENT-faked ones included;
+# - delivery without DNS to the numeric [127.0.0.1]:port;
+# - no TLS (no tlsmgr), no postmaster notices (they would land in the sink);
+# - short retry times, so a deferred message cannot outlive a test's timeout
+#   by minutes;
+# - the greeting shows the stress personality of the listener.
+pf_main_base() {
+	cat <<EOF
+compatibility_level = 3.6
+queue_directory = $1/queue
+data_directory = $1/data
+maillog_file = $1/maillog
+maillog_file_prefixes = $1
+myhostname = $PF_HOSTNAME
+mydomain = milter-stress.test
+myorigin = \$myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = error:5.1.1 no local delivery in this test instance
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+relay_domains = static:all
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+notify_classes =
+biff = no
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+smtpd_banner = \$myhostname ESMTP stress=\${stress?{yes}:{no}}
+EOF
+	if [ -n "$SINK_PORT" ]; then
+		echo "relayhost = [127.0.0.1]:$SINK_PORT"
+	else
+		echo "default_transport = discard:no capture sink"
+		echo "relay_transport = discard:no capture sink"
+	fi
+}
+
+# Base master.cf: the internal services a relay needs, chroot off for all
+# (the queue directory is no chroot jail) and no public listener: the caller
+# adds the smtpd listeners (pf_smtpd). postlog is the postlogd service behind
+# maillog_file.
+pf_master_base() {
+	cat <<'EOF'
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# pf_without main|master FILE: copy standard input without the parameters
+# (main) or services (master: name and type) that FILE defines, so that the
+# caller's lines replace base lines instead of repeating them (Postfix warns
+# about every repeated parameter).
+pf_without() {
+	awk -v kind="$1" '
+		function key(line,   k) {
+			if (line ~ /^[ \t]*(#|$)/ || line ~ /^[ \t]/) return ""
+			if (kind == "master") { split(line, f); return f[1] " " f[2] }
+			if (!match(line, /^[A-Za-z0-9_]+[ \t]*=/)) return ""
+			k = substr(line, 1, RLENGTH - 1)
+			sub(/[ \t]+$/, "", k)
+			return k
+		}
+		FNR == NR { k = key($0); if (k != "") drop[k] = 1; next }
+		{ k = key($0); if (k != "" && (k in drop)) { skip = 1; next } }
+		skip && /^[ \t]+[^ \t]/ { next }
+		{ skip = 0; print }' "$2" -
+}
+
+pf_smtpd() {
+	pf_p=$1
+	shift
+	echo "127.0.0.1:$pf_p inet  n       -       n       -       -       smtpd${*:+ $*}"
+}
+
+pf_need() {
+	[ "$(id -u)" = 0 ] || fail "a private Postfix instance needs root (postfix start)"
+	need postfix
+	need postconf
+	need smtp-sink
+	need swaks
+}
+
+pf_start() {
+	[ $# -ge 1 ] || fail "usage: pf_start DIR [MAIN_LINES [MASTER_LINES]]"
+	[ -z "$PF_MASTER_PID" ] || fail "pf_start: an instance is already running in $PF_DIR"
+	[ "$(id -u)" = 0 ] || fail "a private Postfix instance needs root (postfix start)"
+	need postfix
+	need postconf
+	mkdir -p "$1" || fail "cannot create $1"
+	PF_DIR=$(cd "$1" && pwd)
+	PF_CONF=$PF_DIR/etc
+	PF_QUEUE=$PF_DIR/queue
+	PF_LOG=$PF_DIR/maillog
+	mkdir -p "$PF_CONF" "$PF_QUEUE" || fail "cannot create $PF_DIR/etc and queue"
+	chown root:root "$PF_DIR" "$PF_QUEUE"
+	chmod 755 "$PF_DIR" "$PF_QUEUE"
+	printf '%s\n' "${2:-}" >"$PF_DIR/main.extra"
+	printf '%s\n' "${3:-}" >"$PF_DIR/master.extra"
+	{
+		pf_main_base "$PF_DIR" | pf_without main "$PF_DIR/main.extra"
+		cat "$PF_DIR/main.extra"
+	} >"$PF_CONF/main.cf"
+	{
+		pf_master_base | pf_without master "$PF_DIR/master.extra"
+		cat "$PF_DIR/master.extra"
+	} >"$PF_CONF/master.cf"
+	# Postfix rereads a main.cf that changed in the last second or two
+	# until it is older (in case an editor is still writing it): that cost
+	# every fresh instance 2 s. The files are complete, so backdate them.
+	touch -d "@$(($(date +%s) - 60))" "$PF_CONF/main.cf" "$PF_CONF/master.cf"
+	# Postfix ignores a misspelled parameter; postconf names it.
+	postconf -c "$PF_CONF" -n >/dev/null 2>"$PF_DIR/postconf.err"
+	if [ -s "$PF_DIR/postconf.err" ]; then
+		cat "$PF_DIR/postconf.err"
+		fail "postconf does not accept the configuration in $PF_CONF"
+	fi
+	if [ -z "$PF_AT_EXIT" ]; then
+		at_exit pf_stop
+		PF_AT_EXIT=1
+	fi
+	if ! postfix -c "$PF_CONF" start >"$PF_DIR/start.out" 2>&1; then
+		cat "$PF_DIR/start.out"
+		pf_log
+		fail "postfix -c $PF_CONF start failed"
+	fi
+	# "postfix start" returns once master has initialized (master -w):
+	# its listeners are bound and its pid file is written.
+	PF_MASTER_PID=$(sed -n '1s/[^0-9]//gp' "$PF_QUEUE/pid/master.pid" 2>/dev/null)
+	if [ -z "$PF_MASTER_PID" ] || ! kill -0 "$PF_MASTER_PID" 2>/dev/null; then
+		pf_log
+		fail "Postfix master is not running after start"
+	fi
+	if grep -Eq '(warning|fatal|error|panic):' "$PF_DIR/start.out" "$PF_LOG"; then
+		cat "$PF_DIR/start.out"
+		pf_log
+		fail "postfix start complained"
+	fi
+}
+
+# pf_group_alive PGID: is a process of group PGID still running? Zombies
+# do not count: the children of a dead master are reaped by init, which can
+# take a second; kill -0 would still see them.
+pf_group_alive() {
+	for pf_s in /proc/[0-9]*/stat; do
+		{ read -r pf_l <"$pf_s"; } 2>/dev/null || continue
+		pf_l=${pf_l##*) }  # after "PID (COMM) ": STATE PPID PGRP ...
+		pf_state=${pf_l%% *}
+		pf_l=${pf_l#* }
+		pf_l=${pf_l#* }
+		[ "${pf_l%% *}" = "$1" ] && [ "$pf_state" != Z ] && [ "$pf_state" != X ] && return 0
+	done
+	return 1
+}
+
+# master is a session leader: its children (smtpd, qmgr, postlogd, ...) are
+# in its process group, and it passes SIGTERM on to them. "postfix stop"
+# would do the same but polls only once a second.
+pf_stop() {
+	[ -n "$PF_MASTER_PID" ] || return 0
+	kill -TERM "$PF_MASTER_PID" 2>/dev/null
+	pf_i=0
+	while pf_group_alive "$PF_MASTER_PID" && [ $pf_i -lt 100 ]; do
+		sleep 0.1
+		pf_i=$((pf_i + 1))
+	done
+	if pf_group_alive "$PF_MASTER_PID"; then
+		echo "postfix: killing process group $PF_MASTER_PID after 10 s" >&2
+		kill -KILL -- "-$PF_MASTER_PID" 2>/dev/null
+	fi
+	PF_MASTER_PID=""
+}
+
+pf_postconf() { postconf -c "$PF_CONF" "$@"; }
+
+pf_log() {
+	echo "--- Postfix log ${PF_LOG:-(none)}:"
+	[ -n "$PF_LOG" ] && cat "$PF_LOG" 2>/dev/null
+	return 0
+}
+
+pf_wait_log() {
+	wait_for_line "$PF_LOG" "$1" "${2:-100}"
+}
+
+pf_send() {
+	[ $# -ge 2 ] || fail "usage: pf_send PORT OUT [SWAKS-ARG...]"
+	need swaks
+	pf_p=$1
+	pf_out=$2
+	shift 2
+	swaks --server "127.0.0.1:$pf_p" --timeout 10 --helo client.milter-stress.test \
+		--from sender@example.org --to rcpt@example.net "$@" >"$pf_out" 2>&1
+}
+
+pf_banner() {
+	sed -n 's/^<- *\(220 .*\)$/\1/p' "$1" | head -n 1
+}
+
+pf_queue_id() {
+	sed -n 's/^<- *250 .*queued as \([0-9A-Za-z]*\).*$/\1/p' "$1" | tail -n 1
+}
+
+sink_start() {
+	[ $# -ge 1 ] || fail "usage: sink_start DIR [SMTP-SINK-OPTION...]"
+	[ -z "$SINK_PID" ] || fail "sink_start: smtp-sink is already running"
+	need smtp-sink
+	mkdir -p "$1" || fail "cannot create $1"
+	SINK_DIR=$(cd "$1" && pwd)
+	shift
+	SINK_LOG=$SINK_DIR.log
+	SINK_PORT=$(free_port)
+	# As root, smtp-sink must drop privileges (-u); it then creates the
+	# capture files as that user.
+	sink_user=""
+	if [ "$(id -u)" = 0 ]; then
+		sink_user="-u postfix"
+		chown postfix "$SINK_DIR"
+	fi
+	# shellcheck disable=SC2086
+	smtp-sink $sink_user -d "$SINK_DIR/msg." "$@" "127.0.0.1:$SINK_PORT" 64 >"$SINK_LOG" 2>&1 &
+	SINK_PID=$!
+	track_pid "$SINK_PID"
+	wait_for_tcp "$SINK_PORT"
+	kill -0 "$SINK_PID" 2>/dev/null || { cat "$SINK_LOG"; fail "smtp-sink did not start"; }
+}
+
+sink_stop() {
+	[ -n "$SINK_PID" ] || return 0
+	kill "$SINK_PID" 2>/dev/null
+	wait "$SINK_PID" 2>/dev/null
+	SINK_PID=""
+}
+
+# smtp-sink creates the file at MAIL FROM and closes it at the final "." of
+# DATA, before it answers 250; an aborted transaction's file is removed. The
+# message is written through a 4 KiB buffer, and a finished capture always
+# ends with an empty line: take that as the sign that it is complete. (A
+# capture over 4 KiB could look complete for a moment if a buffer flush ends
+# right after an empty line; a test that must be sure waits for Postfix's
+# "status=sent" too.)
+sink_complete() {
+	[ -s "$1" ] && [ "$(tail -c 2 "$1" | od -An -tx1 | tr -d ' \n')" = 0a0a ]
+}
+
+sink_files() {
+	for sink_f in "$SINK_DIR"/msg.*; do
+		[ -f "$sink_f" ] && sink_complete "$sink_f" && echo "$sink_f"
+	done
+	return 0
+}
+
+sink_count() {
+	sink_files | wc -l | tr -d ' '
+}
+
+sink_wait_count() {
+	sink_i=0
+	while [ "$(sink_count)" -lt "$1" ]; do
+		if [ $sink_i -ge "${2:-100}" ]; then
+			sink_dump
+			fail "smtp-sink captured $(sink_count) messages, expected $1"
+		fi
+		sleep 0.1
+		sink_i=$((sink_i + 1))
+	done
+}
+
+sink_find() {
+	for sink_g in $(sink_files); do
+		grep -Eq -- "$1" "$sink_g" && echo "$sink_g"
+	done
+	return 0
+}
+
+sink_wait_match() {
+	sink_i=0
+	while :; do
+		sink_m=$(sink_find "$1" | head -n 1)
+		[ -n "$sink_m" ] && { echo "$sink_m"; return 0; }
+		[ $sink_i -ge "${2:-100}" ] && return 1
+		sleep 0.1
+		sink_i=$((sink_i + 1))
+	done
+}
+
+sink_dump() {
+	echo "--- smtp-sink log ${SINK_LOG:-(none)}:"
+	[ -n "$SINK_LOG" ] && cat "$SINK_LOG" 2>/dev/null
+	for sink_f in "${SINK_DIR:-/nonexistent}"/msg.*; do
+		[ -f "$sink_f" ] || continue
+		echo "--- captured $sink_f:"
+		cat "$sink_f"
+	done
+	return 0
+}
