@@ -51,10 +51,21 @@ daemon_conf_acquire(void)
 	return c;
 }
 
+void
+daemon_conf_release(void)
+{
+	pthread_mutex_lock(&daemon_conf_lock);
+	conf_unref(daemon_conf_current);
+	daemon_conf_current = NULL;
+	pthread_mutex_unlock(&daemon_conf_lock);
+}
+
 /* Parameters that libmilter reads once, before smfi_main(). */
 static void
 warn_restart_only(const conf *old, const conf *new)
 {
+	if (old == NULL) /* shutting down */
+		return;
 	const struct conf_values *a = conf_personality(old, false);
 	const struct conf_values *b = conf_personality(new, false);
 
@@ -114,8 +125,16 @@ daemon_block_signals(void)
 {
 	sigset_t set;
 
+	/*
+	 * libmilter's signal thread sigwaits HUP, TERM and INT, but blocks them
+	 * only in the threads it starts: ours must block them too, or a SIGTERM
+	 * delivered to our reload thread kills the process uncleanly.
+	 */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	/* A client that hangs up while we write must not kill the process. */
 	signal(SIGPIPE, SIG_IGN);

@@ -27,6 +27,7 @@
 void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		      size_t n_overrides);
 conf *daemon_conf_acquire(void); /* caller must conf_unref() */
+void daemon_conf_release(void);  /* at exit: drop the current snapshot */
 
 /* Load again; on success swap. Returns false (and logs why) on failure. */
 bool daemon_reload(void);

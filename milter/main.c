@@ -145,6 +145,14 @@ parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+static void
+free_options(struct options *o)
+{
+	for (size_t i = 0; i < o->n_overrides; i++)
+		free(o->overrides[i]);
+	free(o->overrides);
+}
+
 static conf *
 load_config(struct options *o)
 {
@@ -162,13 +170,14 @@ load_config(struct options *o)
 }
 
 static int
-check_only(const conf *c)
+check_only(conf *c)
 {
 	bool stressed = false;
 
 	conf_stress_forced(c, &stressed);
 	conf_dump(c, stressed, stdout);
-	return 0;
+	conf_unref(c);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static const char *
@@ -229,13 +238,16 @@ main(int argc, char **argv)
 	conf *c;
 	int rc = parse_options(argc, argv, &o);
 
-	if (rc != 0)
-		return rc == 2 ? 1 : rc;
-	c = load_config(&o);
-	if (c == NULL)
+	if (rc != 0) {
+		free_options(&o);
 		return 1;
-	if (o.check_only)
-		return check_only(c);
+	}
+	c = load_config(&o);
+	if (c == NULL || o.check_only) {
+		rc = c != NULL ? check_only(c) : 1;
+		free_options(&o);
+		return rc;
+	}
 
 	const struct conf_values *p = conf_personality(c, false);
 
@@ -257,5 +269,7 @@ main(int argc, char **argv)
 	rc = smfi_main();
 	log_msg(LOG_INFO, "stopping");
 	daemon_remove_pidfile();
+	daemon_conf_release();
+	free_options(&o);
 	return rc == MI_SUCCESS ? 0 : 1;
 }
