@@ -5,7 +5,7 @@
  */
 #include "config.h"
 
-#include <check.h>
+#include "unit.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -778,8 +778,7 @@ int
 main(void)
 {
 	const char *base = getenv("TMPDIR");
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	snprintf(tmpdir, sizeof tmpdir, "%s/check_conf.XXXXXX",
 	         base != NULL && *base != '\0' ? base : "/tmp");
@@ -787,11 +786,8 @@ main(void)
 		perror("mkdtemp");
 		return EXIT_FAILURE;
 	}
-	sr = srunner_create(conf_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = unit_run(conf_suite());
 	if (rmdir(tmpdir) != 0)
 		perror("rmdir");
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,11 +318,5 @@ expand_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(expand_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(expand_suite());
 }

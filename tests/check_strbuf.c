@@ -1,7 +1,7 @@
 /* Unit tests for strbuf. */
 #include "config.h"
 
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,11 +68,5 @@ strbuf_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(strbuf_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(strbuf_suite());
 }

@@ -5,7 +5,7 @@
  */
 #include "config.h"
 
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,11 +205,5 @@ stress_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(stress_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(stress_suite());
 }
