@@ -1,0 +1,1755 @@
+/*
+ * milter-probe - play one SMTP transaction against a milter, as Postfix would
+ *
+ * The MTA side of milter protocol v6: negotiate like Postfix (version 6,
+ * actions 0x1ff, protocol 0x1fffff), then connect, helo, mail, rcpt..., data,
+ * headers, eoh, body chunks, eom, and the aborts and quit Postfix sends at
+ * the end of a transaction and session. Honours what the milter negotiated
+ * (SMFIP_NO*, NR_*, SKIP, HDR_LEADSPC, macro lists) and stops where Postfix
+ * would stop. Prints one stable line per stage on stdout; see milter-probe(1).
+ *
+ * Exit: 0 the transaction completed (whatever the verdicts), 1 protocol or
+ * I/O error, 2 usage error.
+ */
+#include "config.h"
+
+#include "mproto.h"
+#include "strbuf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PROG "milter-probe"
+
+enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Postfix's default milter_*_macros (mail_params.h, Postfix 3.7). */
+static const char *const default_lists[MPROTO_M_COUNT] = {
+        [MPROTO_M_CONNECT] = "j {daemon_name} {daemon_addr} v _",
+        [MPROTO_M_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} "
+                          "{cert_issuer}",
+        [MPROTO_M_MAIL] = "i {auth_type} {auth_authen} {auth_author} {mail_addr} "
+                          "{mail_host} {mail_mailer}",
+        [MPROTO_M_RCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+        [MPROTO_M_DATA] = "i",
+        [MPROTO_M_EOM] = "i",
+        [MPROTO_M_EOH] = "i",
+};
+
+#define DEFAULT_BODY "This is a test message from milter-probe.\n"
+#define MTA_HOSTNAME "probe.example" /* the j macro */
+
+typedef struct {
+	int stage;
+	char *name;
+	char *value;
+} macro_def;
+
+typedef struct {
+	char *name;
+	char *value; /* everything after the colon; folded lines joined by \n */
+} header;
+
+typedef struct {
+	const char *socket;
+	int family;           /* MPROTO_FAM_* */
+	char client_addr[64]; /* as sent; "" for 'U' */
+	const char *client_name;
+	unsigned client_port;
+	const char *helo;
+	char **from; /* argv: address, then ESMTP args */
+	char ***rcpts;
+	size_t nrcpt;
+	header *hdrs;
+	size_t nhdr;
+	strbuf body; /* CRLF line ends */
+	macro_def *macros;
+	size_t nmacro;
+	const char *queue_id;
+	int timeout_ms;
+	bool verbose;
+} config;
+
+/* What a milter decided for the message. */
+typedef enum {
+	V_NONE,
+	V_ACCEPT,
+	V_DISCARD,
+	V_QUARANTINE,
+	V_REJECT,
+	V_TEMPFAIL,
+	V_SHUTDOWN
+} verdict;
+
+static const char *const verdict_names[] = {
+        "continue", "accept", "discard", "quarantine", "reject", "tempfail", "shutdown",
+};
+
+typedef struct {
+	const config *cf;
+	mproto_conn *conn;
+	bool open;  /* Postfix still talks to the milter */
+	strbuf out; /* packets queued, written before the next read */
+	strbuf pkt; /* last packet read */
+	strbuf err;
+	strbuf line; /* the stdout line being built */
+	strbuf tmp;
+	mproto_reply r;
+	uint32_t version, actions, protocol;
+	uint32_t np_mask;            /* events the milter's protocol version lacks */
+	char *lists[MPROTO_M_COUNT]; /* the milter's macro lists */
+	int skip_cmd;                /* event type skipped after an 's' reply */
+	bool smtpd_held;             /* 'q' before DATA: smtpd stops sending events */
+	bool msg_held;               /* 'q' during the message: cleanup stops */
+	char *held_reason;           /* the last quarantine reason */
+	const char *rcpt_addr;       /* for {rcpt_addr} */
+	const char *where;           /* stage name for error messages, or NULL */
+	char why[64];                /* reason an event was not sent */
+	bool failed;
+	verdict result;
+	const char *result_stage;
+	bool hangup; /* a 421/521: Postfix drops the client */
+} session;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void usage_error(const char *fmt, ...)
+        __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", PROG);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s -h' for help.\n", PROG);
+	exit(EXIT_USAGE);
+}
+
+static void fail(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+fail(session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	fflush(stdout);
+	if (s->where != NULL)
+		fprintf(stderr, "%s: %s: ", PROG, s->where);
+	else
+		fprintf(stderr, "%s: ", PROG);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Append text from the milter so that the output stays one line. */
+static void
+put_escaped(strbuf *b, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r')
+			strbuf_puts(b, "\\r");
+		else if (c == '\n')
+			strbuf_puts(b, "\\n");
+		else if (c < 0x20 || c == 0x7f)
+			strbuf_printf(b, "\\x%02x", c);
+		else
+			strbuf_putc(b, (char)c);
+	}
+}
+
+static void
+put_esc(strbuf *b, const char *p)
+{
+	put_escaped(b, p, strlen(p));
+}
+
+static char *
+canon_name(const char *name)
+{
+	strbuf b = STRBUF_INIT;
+
+	if (name[0] == '{')
+		strbuf_puts(&b, name);
+	else
+		strbuf_printf(&b, "{%s}", name);
+	return strbuf_detach(&b);
+}
+
+static bool
+same_macro(const char *a, const char *b)
+{
+	char *ca = canon_name(a), *cb = canon_name(b);
+	bool same = strcmp(ca, cb) == 0;
+
+	free(ca);
+	free(cb);
+	return same;
+}
+
+#define PUSH(arr, n)                                                                     \
+	((arr) = ms_xrealloc((arr), ((n) + 1) * sizeof *(arr)), &(arr)[(n)++])
+
+/* ---- macros ----------------------------------------------------------- */
+
+static const char *
+strip_brackets(strbuf *b, const char *addr)
+{
+	size_t n = strlen(addr);
+
+	strbuf_reset(b);
+	if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>')
+		strbuf_append(b, addr + 1, n - 2);
+	else
+		strbuf_puts(b, addr);
+	return strbuf_str(b);
+}
+
+/*
+ * The value Postfix would give a macro: a -m definition (this stage first),
+ * else what smtpd knows at this stage (smtpd_milter_eval()), else none.
+ * Stages after MAIL have larger MPROTO_M_* numbers.
+ */
+static const char *
+macro_value(session *s, int stage, const char *name, strbuf *scratch)
+{
+	const config *cf = s->cf;
+	char *c;
+	const char *v = NULL;
+
+	for (size_t i = 0; i < cf->nmacro; i++)
+		if (cf->macros[i].stage == stage && same_macro(cf->macros[i].name, name))
+			return cf->macros[i].value;
+	for (size_t i = 0; i < cf->nmacro; i++)
+		if (same_macro(cf->macros[i].name, name))
+			return cf->macros[i].value;
+
+	c = canon_name(name);
+	strbuf_reset(scratch);
+	if (strcmp(c, "{j}") == 0) {
+		v = MTA_HOSTNAME;
+	} else if (strcmp(c, "{daemon_name}") == 0 || strcmp(c, "{v}") == 0) {
+		v = PROG;
+	} else if (strcmp(c, "{_}") == 0) {
+		strbuf_printf(scratch, "%s [%s]", cf->client_name,
+		              cf->family == MPROTO_FAM_INET ||
+		                              cf->family == MPROTO_FAM_INET6
+		                      ? cf->client_addr
+		                      : "127.0.0.1");
+		v = strbuf_str(scratch);
+	} else if (strcmp(c, "{i}") == 0 && stage >= MPROTO_M_MAIL) {
+		v = cf->queue_id;
+	} else if (strcmp(c, "{mail_addr}") == 0 && stage >= MPROTO_M_MAIL) {
+		v = strip_brackets(scratch, cf->from[0]);
+	} else if (strcmp(c, "{rcpt_addr}") == 0 && s->rcpt_addr != NULL) {
+		v = strip_brackets(scratch, s->rcpt_addr);
+	} else if (strcmp(c, "{client_addr}") == 0) {
+		/* Postfix gives the RFC 5321 form: "IPv6:" before IPv6. */
+		if (cf->family == MPROTO_FAM_INET6)
+			strbuf_printf(scratch, "IPv6:%s", cf->client_addr);
+		else if (cf->family == MPROTO_FAM_INET)
+			strbuf_puts(scratch, cf->client_addr);
+		else
+			strbuf_puts(scratch, "127.0.0.1");
+		v = strbuf_str(scratch);
+	} else if (strcmp(c, "{client_name}") == 0 || strcmp(c, "{client_ptr}") == 0) {
+		v = cf->client_name;
+	} else if (strcmp(c, "{client_port}") == 0) {
+		strbuf_printf(scratch, "%u", cf->client_port);
+		v = strbuf_str(scratch);
+	}
+	free(c);
+	return v;
+}
+
+/* Split a macro name list at spaces and commas, as Postfix does. */
+static size_t
+split_list(const char *list, char ***names)
+{
+	size_t n = 0;
+	const char *p = list;
+
+	*names = NULL;
+	while (*p != '\0') {
+		size_t len;
+
+		p += strspn(p, " \t\r\n,");
+		if ((len = strcspn(p, " \t\r\n,")) == 0)
+			break;
+		*PUSH(*names, n) = ms_xstrndup(p, len);
+		p += len;
+	}
+	return n;
+}
+
+/*
+ * Queue the D packet for one stage. The milter's own list (from negotiation)
+ * replaces ours; otherwise Postfix's default list plus the -m names of this
+ * stage. Names without a value are left out, as Postfix does.
+ */
+static void
+queue_macros(session *s, int stage, int cmd)
+{
+	const config *cf = s->cf;
+	char **names;
+	size_t n;
+	mproto_macro *m = NULL;
+	size_t nm = 0;
+	strbuf *scratch;
+
+	if (s->lists[stage] != NULL && s->lists[stage][0] != '\0') {
+		n = split_list(s->lists[stage], &names);
+	} else {
+		n = split_list(default_lists[stage], &names);
+		for (size_t i = 0; i < cf->nmacro; i++) {
+			bool dup = false;
+
+			if (cf->macros[i].stage != stage)
+				continue;
+			for (size_t j = 0; j < n && !dup; j++)
+				dup = same_macro(names[j], cf->macros[i].name);
+			if (!dup)
+				*PUSH(names, n) = ms_xstrdup(cf->macros[i].name);
+		}
+	}
+	scratch = ms_xcalloc(n + 1, sizeof *scratch);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = macro_value(s, stage, names[i], &scratch[i]);
+
+		if (v != NULL) {
+			mproto_macro *mm = PUSH(m, nm);
+
+			mm->name = names[i];
+			mm->value = v;
+		}
+	}
+	if (mproto_put_macros(&s->out, cmd, m, nm) < 0)
+		fail(s, "macros too large for one packet");
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+		strbuf_free(&scratch[i]);
+	}
+	free(names);
+	free(scratch);
+	free(m);
+}
+
+/* ---- I/O -------------------------------------------------------------- */
+
+static void
+dump(session *s, const char *dir, const unsigned char *p, size_t len, int from_milter)
+{
+	if (!s->cf->verbose)
+		return;
+	strbuf_reset(&s->tmp);
+	mproto_dump(&s->tmp, p, len, from_milter, 512);
+	fprintf(stderr, "%s: %s %s\n", PROG, dir, strbuf_str(&s->tmp));
+}
+
+static int
+flush_out(session *s)
+{
+	size_t off = 0;
+
+	if (s->failed)
+		return -1;
+	/* Dump each queued packet, then write them all at once. */
+	while (s->cf->verbose && off + MPROTO_HDR_LEN <= s->out.len) {
+		const unsigned char *p = (const unsigned char *)s->out.s + off;
+		size_t n = ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
+		            p[3]) +
+		           MPROTO_HDR_LEN;
+
+		dump(s, ">", p, n, 0);
+		off += n;
+	}
+	if (s->out.len == 0)
+		return 0;
+	if (mproto_conn_write(s->conn, s->out.s, s->out.len, &s->err) != MPROTO_OK) {
+		fail(s, "%s", strbuf_str(&s->err));
+		return -1;
+	}
+	strbuf_reset(&s->out);
+	return 0;
+}
+
+static int
+read_reply(session *s)
+{
+	if (flush_out(s) < 0)
+		return -1;
+	if (mproto_conn_read_reply(s->conn, &s->pkt, &s->r, &s->err) != MPROTO_OK) {
+		if (s->pkt.len >= MPROTO_HDR_LEN + 1)
+			dump(s, "<", (const unsigned char *)s->pkt.s, s->pkt.len, 1);
+		fail(s, "%s", strbuf_str(&s->err));
+		return -1;
+	}
+	dump(s, "<", (const unsigned char *)s->pkt.s, s->pkt.len, 1);
+	return 0;
+}
+
+static void
+close_milter(session *s)
+{
+	s->open = false;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void
+line_start(session *s, const char *label)
+{
+	strbuf_reset(&s->line);
+	strbuf_puts(&s->line, label);
+	strbuf_puts(&s->line, ": ");
+}
+
+static void
+line_end(session *s)
+{
+	printf("%s\n", strbuf_str(&s->line));
+}
+
+/* Postfix reads the text as it would a format string: %% is one %. */
+static void
+put_reply_text(strbuf *b, const char *text)
+{
+	strbuf t = STRBUF_INIT;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == '%' && p[1] == '%')
+			p++;
+		else if (*p == '%')
+			continue;
+		strbuf_putc(&t, *p);
+	}
+	put_esc(b, strbuf_str(&t));
+	strbuf_free(&t);
+}
+
+static verdict
+final_verdict(const mproto_reply *r)
+{
+	switch (r->cmd) {
+	case MPROTO_R_ACCEPT:
+		return V_ACCEPT;
+	case MPROTO_R_DISCARD:
+		return V_DISCARD;
+	case MPROTO_R_REJECT:
+		return V_REJECT;
+	case MPROTO_R_TEMPFAIL:
+		return V_TEMPFAIL;
+	case MPROTO_R_SHUTDOWN:
+		return V_SHUTDOWN;
+	case MPROTO_R_REPLYCODE:
+		return r->text[0] == '4' ? V_TEMPFAIL : V_REJECT;
+	default: /* continue, skip */
+		return V_NONE;
+	}
+}
+
+static void
+put_verdict(session *s)
+{
+	const mproto_reply *r = &s->r;
+
+	switch (r->cmd) {
+	case MPROTO_R_CONTINUE:
+		strbuf_puts(&s->line, "continue");
+		break;
+	case MPROTO_R_SKIP:
+		strbuf_puts(&s->line, "skip");
+		break;
+	case MPROTO_R_REPLYCODE:
+		strbuf_puts(&s->line, r->text[0] == '4' ? "tempfail " : "reject ");
+		put_reply_text(&s->line, r->text);
+		break;
+	default:
+		strbuf_puts(&s->line, verdict_names[final_verdict(r)]);
+	}
+}
+
+static bool
+is_hangup(const mproto_reply *r)
+{
+	return r->cmd == MPROTO_R_REPLYCODE &&
+	       (strncmp(r->text, "421", 3) == 0 || strncmp(r->text, "521", 3) == 0);
+}
+
+static void
+set_result(session *s, verdict v, const char *stage)
+{
+	s->result = v;
+	s->result_stage = stage;
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void
+print_edit(session *s, const char *label)
+{
+	const mproto_reply *r = &s->r;
+	const char *sep = (s->protocol & MPROTO_P_HDR_LEADSPC) ? ":" : ": ";
+
+	line_start(s, label);
+	switch (r->cmd) {
+	case MPROTO_R_ADDHEADER:
+		strbuf_puts(&s->line, "add header ");
+		put_esc(&s->line, r->name);
+		strbuf_puts(&s->line, sep);
+		put_esc(&s->line, r->value);
+		break;
+	case MPROTO_R_INSHEADER:
+		strbuf_printf(&s->line, "insert header at %lu ", (unsigned long)r->index);
+		put_esc(&s->line, r->name);
+		strbuf_puts(&s->line, sep);
+		put_esc(&s->line, r->value);
+		break;
+	case MPROTO_R_CHGHEADER:
+		strbuf_puts(&s->line, r->value[0] ? "change header " : "delete header ");
+		put_esc(&s->line, r->name);
+		strbuf_printf(&s->line, "[%lu]", (unsigned long)r->index);
+		if (r->value[0]) {
+			strbuf_puts(&s->line, sep);
+			put_esc(&s->line, r->value);
+		}
+		break;
+	case MPROTO_R_ADDRCPT:
+	case MPROTO_R_ADDRCPT_PAR:
+	case MPROTO_R_DELRCPT:
+	case MPROTO_R_CHGFROM:
+		strbuf_puts(&s->line, r->cmd == MPROTO_R_DELRCPT   ? "delete rcpt "
+		                      : r->cmd == MPROTO_R_CHGFROM ? "change from "
+		                                                   : "add rcpt ");
+		put_esc(&s->line, r->addr);
+		if (r->args != NULL && r->args[0] != '\0') {
+			strbuf_putc(&s->line, ' ');
+			put_esc(&s->line, r->args);
+		}
+		break;
+	case MPROTO_R_REPLBODY:
+		strbuf_printf(&s->line, "replace body %zu bytes", r->body_len);
+		break;
+	}
+	line_end(s);
+}
+
+enum { EV_REPLY, EV_NOREPLY, EV_NOT_SENT, EV_ERROR };
+
+typedef struct {
+	int cmd;          /* MPROTO_C_* */
+	int stage;        /* macro stage, or -1 */
+	uint32_t no_flag; /* SMFIP_NO* that suppresses it, or 0 */
+	uint32_t nr_flag; /* SMFIP_NR_* that suppresses the reply, or 0 */
+	bool smtpd;       /* sent by smtpd (before DATA), not by cleanup */
+	bool conn_level;  /* connect, helo: a verdict ends the milter session */
+} event_kind;
+
+static const event_kind EV_CONNECT = {.cmd = MPROTO_C_CONNECT,
+                                      .stage = MPROTO_M_CONNECT,
+                                      .no_flag = MPROTO_P_NOCONNECT,
+                                      .nr_flag = MPROTO_P_NR_CONN,
+                                      .smtpd = true,
+                                      .conn_level = true};
+static const event_kind EV_HELO = {.cmd = MPROTO_C_HELO,
+                                   .stage = MPROTO_M_HELO,
+                                   .no_flag = MPROTO_P_NOHELO,
+                                   .nr_flag = MPROTO_P_NR_HELO,
+                                   .smtpd = true,
+                                   .conn_level = true};
+static const event_kind EV_MAIL = {.cmd = MPROTO_C_MAIL,
+                                   .stage = MPROTO_M_MAIL,
+                                   .no_flag = MPROTO_P_NOMAIL,
+                                   .nr_flag = MPROTO_P_NR_MAIL,
+                                   .smtpd = true};
+static const event_kind EV_RCPT = {.cmd = MPROTO_C_RCPT,
+                                   .stage = MPROTO_M_RCPT,
+                                   .no_flag = MPROTO_P_NORCPT,
+                                   .nr_flag = MPROTO_P_NR_RCPT,
+                                   .smtpd = true};
+static const event_kind EV_DATA = {.cmd = MPROTO_C_DATA,
+                                   .stage = MPROTO_M_DATA,
+                                   .no_flag = MPROTO_P_NODATA,
+                                   .nr_flag = MPROTO_P_NR_DATA,
+                                   .smtpd = true};
+/* Postfix sends each header with the end-of-header macros... */
+static const event_kind EV_HEADER = {.cmd = MPROTO_C_HEADER,
+                                     .stage = MPROTO_M_EOH,
+                                     .no_flag = MPROTO_P_NOHDRS,
+                                     .nr_flag = MPROTO_P_NR_HDR};
+static const event_kind EV_EOH = {.cmd = MPROTO_C_EOH,
+                                  .stage = MPROTO_M_EOH,
+                                  .no_flag = MPROTO_P_NOEOH,
+                                  .nr_flag = MPROTO_P_NR_EOH};
+/* ... and each body chunk with the end-of-message macros. */
+static const event_kind EV_BODY = {.cmd = MPROTO_C_BODY,
+                                   .stage = MPROTO_M_EOM,
+                                   .no_flag = MPROTO_P_NOBODY,
+                                   .nr_flag = MPROTO_P_NR_BODY};
+/* End of message can be neither disabled nor left without a reply. */
+static const event_kind EV_EOM = {.cmd = MPROTO_C_EOM, .stage = MPROTO_M_EOM};
+
+static const char *
+flag_name(uint32_t flag)
+{
+	static const struct {
+		uint32_t flag;
+		const char *name;
+	} t[] = {
+	        {MPROTO_P_NOCONNECT, "NOCONNECT"}, {MPROTO_P_NOHELO, "NOHELO"},
+	        {MPROTO_P_NOMAIL, "NOMAIL"},       {MPROTO_P_NORCPT, "NORCPT"},
+	        {MPROTO_P_NOBODY, "NOBODY"},       {MPROTO_P_NOHDRS, "NOHDRS"},
+	        {MPROTO_P_NOEOH, "NOEOH"},         {MPROTO_P_NODATA, "NODATA"},
+	};
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (t[i].flag == flag)
+			return t[i].name;
+	return "?";
+}
+
+/* Read replies until the final one; print edits and quarantine on the way. */
+static int
+read_final(session *s, const event_kind *k, const char *label)
+{
+	bool body_started = false, body_locked = false;
+
+	for (;;) {
+		if (read_reply(s) < 0)
+			return -1;
+		switch (s->r.cmd) {
+		case MPROTO_R_PROGRESS:
+			continue;
+		case MPROTO_R_QUARANTINE:
+			line_start(s, label);
+			strbuf_puts(&s->line, "quarantine ");
+			put_esc(&s->line, s->r.text);
+			line_end(s);
+			free(s->held_reason);
+			s->held_reason = ms_xstrdup(s->r.text);
+			if (k->smtpd)
+				s->smtpd_held = true;
+			else
+				s->msg_held = true;
+			continue;
+		case MPROTO_R_REPLYCODE:
+			if (mproto_reply_text_check(s->r.text, &s->err) < 0) {
+				strbuf_reset(&s->tmp);
+				put_esc(&s->tmp, s->r.text);
+				fail(s,
+				     "malformed reply text \"%s\": %s (Postfix disables "
+				     "the milter)",
+				     strbuf_str(&s->tmp), strbuf_str(&s->err));
+				return -1;
+			}
+			return 0;
+		case MPROTO_R_CONTINUE:
+		case MPROTO_R_ACCEPT:
+		case MPROTO_R_DISCARD:
+		case MPROTO_R_REJECT:
+		case MPROTO_R_TEMPFAIL:
+		case MPROTO_R_SKIP:
+		case MPROTO_R_SHUTDOWN:
+			return 0;
+		case MPROTO_R_ADDHEADER:
+		case MPROTO_R_INSHEADER:
+		case MPROTO_R_CHGHEADER:
+		case MPROTO_R_ADDRCPT:
+		case MPROTO_R_ADDRCPT_PAR:
+		case MPROTO_R_DELRCPT:
+		case MPROTO_R_CHGFROM:
+		case MPROTO_R_REPLBODY:
+			if (k->cmd != MPROTO_C_EOM)
+				break;
+			if (s->r.cmd == MPROTO_R_REPLBODY) {
+				if (body_locked) {
+					fail(s, "body replacement mixed with other "
+					        "requests (Postfix refuses this)");
+					return -1;
+				}
+				body_started = true;
+			} else if (body_started) {
+				body_locked = true;
+			}
+			print_edit(s, label);
+			continue;
+		}
+		fail(s, "unexpected reply '%c' (%s)", s->r.cmd,
+		     mproto_reply_name(s->r.cmd));
+		return -1;
+	}
+}
+
+/*
+ * Send one event the way milter8_event() does: events outside the milter's
+ * protocol version and events after a skip go nowhere; macros go even when
+ * the milter disabled the event itself; no reply is read after NR_*.
+ * why is set when the result is EV_NOT_SENT.
+ */
+static int
+send_event(session *s, const event_kind *k, const strbuf *ev, const char *label,
+           const char **why)
+{
+	if (s->failed)
+		return EV_ERROR;
+	if ((k->smtpd && s->smtpd_held) || (!k->smtpd && s->msg_held)) {
+		*why = "quarantined";
+		return EV_NOT_SENT;
+	}
+	if (k->no_flag & s->np_mask) {
+		snprintf(s->why, sizeof s->why, "milter protocol version %lu",
+		         (unsigned long)s->version);
+		*why = s->why;
+		return EV_NOT_SENT;
+	}
+	if (s->skip_cmd != 0) {
+		if (s->skip_cmd == k->cmd) {
+			*why = "skip";
+			return EV_NOT_SENT;
+		}
+		s->skip_cmd = 0;
+	}
+	if (k->stage >= 0)
+		queue_macros(s, k->stage, k->cmd);
+	if (k->no_flag & s->protocol) {
+		*why = flag_name(k->no_flag);
+		return EV_NOT_SENT;
+	}
+	strbuf_append(&s->out, ev->s, ev->len);
+	if (k->nr_flag & s->protocol)
+		return EV_NOREPLY;
+	if (read_final(s, k, label) < 0)
+		return EV_ERROR;
+	if (s->r.cmd == MPROTO_R_SKIP)
+		s->skip_cmd = k->cmd;
+	return EV_REPLY;
+}
+
+/*
+ * Run an event and print its line. Returns the send_event() result; after
+ * EV_REPLY the reply is in s->r.
+ */
+static int
+run_stage(session *s, const event_kind *k, const strbuf *ev, const char *label)
+{
+	const char *why = NULL;
+	int rc = send_event(s, k, ev, label, &why);
+
+	switch (rc) {
+	case EV_NOT_SENT:
+		/* "helo: not sent (NOHELO)"; recipients and headers say which. */
+		line_start(s, k->cmd == MPROTO_C_RCPT || k->cmd == MPROTO_C_HEADER
+		                      ? label
+		                      : mproto_command_name(k->cmd));
+		strbuf_printf(&s->line, "not sent (%s)", why);
+		line_end(s);
+		break;
+	case EV_NOREPLY:
+		line_start(s, label);
+		strbuf_puts(&s->line, "(no reply)");
+		line_end(s);
+		break;
+	case EV_REPLY:
+		line_start(s, label);
+		put_verdict(s);
+		if (k->conn_level && s->r.cmd == MPROTO_R_DISCARD)
+			strbuf_printf(&s->line, " (ignored: not allowed at %s)",
+			              mproto_command_name(k->cmd));
+		line_end(s);
+		break;
+	}
+	return rc;
+}
+
+/* ---- the transaction ------------------------------------------------- */
+
+static int
+negotiate(session *s)
+{
+	const mproto_reply *r = &s->r;
+
+	s->where = "negotiate";
+	mproto_put_optneg(&s->out, MPROTO_VERSION, MPROTO_ACT_ALL, MPROTO_P_ALL);
+	if (read_reply(s) < 0)
+		return -1;
+	if (r->cmd != MPROTO_R_OPTNEG) {
+		fail(s, "expected a negotiation reply, got '%c' (%s)", r->cmd,
+		     mproto_reply_name(r->cmd));
+		return -1;
+	}
+	if (r->version > MPROTO_VERSION) {
+		fail(s, "milter protocol version %lu is newer than ours (%d)",
+		     (unsigned long)r->version, MPROTO_VERSION);
+		return -1;
+	}
+	if ((r->actions & MPROTO_ACT_ALL) != r->actions) {
+		fail(s, "milter asks for actions 0x%08lx beyond the offered 0x%08x",
+		     (unsigned long)r->actions, MPROTO_ACT_ALL);
+		return -1;
+	}
+	s->version = r->version;
+	s->actions = r->actions;
+	s->protocol = r->protocol;
+	/* Older milters don't get events their version lacks (Postfix does so). */
+	if (s->version < 2)
+		fprintf(stderr,
+		        "%s: negotiate: warning: unexpected protocol version %lu\n", PROG,
+		        (unsigned long)s->version);
+	else if (s->version < 3)
+		s->np_mask = MPROTO_P_NOUNKNOWN | MPROTO_P_NODATA;
+	else if (s->version < 4)
+		s->np_mask = MPROTO_P_NODATA;
+
+	line_start(s, "negotiate");
+	strbuf_printf(&s->line, "version %lu actions 0x%08lx protocol 0x%08lx ",
+	              (unsigned long)r->version, (unsigned long)r->actions,
+	              (unsigned long)r->protocol);
+	if (r->protocol == 0)
+		strbuf_puts(&s->line, "(nothing disabled)");
+	else
+		mproto_protocol_names(&s->line, r->protocol);
+	line_end(s);
+
+	for (int i = 0; i < MPROTO_M_COUNT; i++) {
+		if (r->macros[i] == NULL)
+			continue;
+		s->lists[i] = ms_xstrdup(r->macros[i]);
+		line_start(s, "negotiate");
+		strbuf_printf(&s->line, "macros %s ", mproto_stage_name(i));
+		put_esc(&s->line, r->macros[i]);
+		line_end(s);
+	}
+	if (r->ignored_lists > 0)
+		fprintf(stderr,
+		        "%s: negotiate: ignoring %u macro list(s) for unknown "
+		        "stages\n",
+		        PROG, r->ignored_lists);
+	return 0;
+}
+
+/* connect and helo: any final verdict but discard ends the milter session. */
+static bool
+connect_stage_ends(session *s, int rc, const char *stage_name)
+{
+	verdict v;
+
+	if (rc != EV_REPLY)
+		return false;
+	v = final_verdict(&s->r);
+	if (v == V_NONE)
+		return false;
+	if (v == V_DISCARD) /* Postfix logs a warning and goes on */
+		return false;
+	close_milter(s); /* Postfix closes the socket without QUIT */
+	set_result(s, v, stage_name);
+	return true;
+}
+
+static bool
+do_connect(session *s, strbuf *ev)
+{
+	const config *cf = s->cf;
+	const char *name = cf->client_name;
+	strbuf label = STRBUF_INIT, sm_name = STRBUF_INIT;
+	bool ended;
+
+	s->where = "connect";
+	/* Postfix sends an unknown client name as [address]. */
+	if (strcmp(name, "unknown") == 0 &&
+	    (cf->family == MPROTO_FAM_INET || cf->family == MPROTO_FAM_INET6)) {
+		strbuf_printf(&sm_name, "[%s]", cf->client_addr);
+		name = strbuf_str(&sm_name);
+	}
+	strbuf_reset(ev);
+	mproto_put_connect(ev, name, cf->family,
+	                   cf->family == MPROTO_FAM_UNIX ? 0 : cf->client_port,
+	                   cf->client_addr);
+	switch (cf->family) {
+	case MPROTO_FAM_INET:
+	case MPROTO_FAM_INET6:
+		strbuf_printf(&label, "connect %s [%s]", name, cf->client_addr);
+		break;
+	case MPROTO_FAM_UNIX:
+		strbuf_printf(&label, "connect %s (unix%s%s)", name,
+		              cf->client_addr[0] ? " " : "", cf->client_addr);
+		break;
+	default:
+		strbuf_printf(&label, "connect %s (no address)", name);
+	}
+	ended = connect_stage_ends(s, run_stage(s, &EV_CONNECT, ev, strbuf_str(&label)),
+	                           "connect");
+	strbuf_free(&label);
+	strbuf_free(&sm_name);
+	return ended;
+}
+
+static bool
+do_helo(session *s, strbuf *ev)
+{
+	strbuf label = STRBUF_INIT;
+	bool ended;
+
+	s->where = "helo";
+	strbuf_reset(ev);
+	mproto_put_helo(ev, s->cf->helo);
+	strbuf_printf(&label, "helo %s", s->cf->helo);
+	ended = connect_stage_ends(s, run_stage(s, &EV_HELO, ev, strbuf_str(&label)),
+	                           "helo");
+	strbuf_free(&label);
+	return ended;
+}
+
+/*
+ * What a reply at mail, data or in the message does to the transaction:
+ * true when the message ends here (decision made, or the session is over).
+ */
+static bool
+message_ends(session *s, int rc, const char *stage_name)
+{
+	verdict v;
+
+	if (rc != EV_REPLY)
+		return false;
+	v = final_verdict(&s->r);
+	if (v == V_NONE)
+		return false;
+	if (v == V_SHUTDOWN)
+		close_milter(s);
+	if (is_hangup(&s->r))
+		s->hangup = true;
+	set_result(s, v, stage_name);
+	return true;
+}
+
+static void
+envelope_label(strbuf *label, const char *what, char *const *argv)
+{
+	strbuf_reset(label);
+	strbuf_puts(label, what);
+	for (; *argv != NULL; argv++)
+		strbuf_printf(label, " %s", *argv);
+}
+
+/* Returns true when the message goes on to DATA. */
+static bool
+do_envelope(session *s, strbuf *ev)
+{
+	const config *cf = s->cf;
+	strbuf label = STRBUF_INIT;
+	size_t accepted = 0;
+	verdict worst = V_NONE;
+	bool decided = false; /* accept/discard: no more events for the message */
+	int rc;
+
+	s->where = "mail";
+	strbuf_reset(ev);
+	mproto_put_mail(ev, (const char *const *)cf->from);
+	envelope_label(&label, "mail", cf->from);
+	rc = run_stage(s, &EV_MAIL, ev, strbuf_str(&label));
+	if (s->failed || message_ends(s, rc, "mail")) {
+		strbuf_free(&label);
+		return false;
+	}
+
+	s->where = "rcpt";
+	for (size_t i = 0; i < cf->nrcpt && !s->failed; i++) {
+		verdict v;
+
+		if (decided) {
+			accepted++;
+			continue;
+		}
+		s->rcpt_addr = cf->rcpts[i][0];
+		strbuf_reset(ev);
+		mproto_put_rcpt(ev, (const char *const *)cf->rcpts[i]);
+		envelope_label(&label, "rcpt", cf->rcpts[i]);
+		rc = run_stage(s, &EV_RCPT, ev, strbuf_str(&label));
+		s->rcpt_addr = NULL;
+		v = rc == EV_REPLY ? final_verdict(&s->r) : V_NONE;
+		switch (v) {
+		case V_NONE:
+			accepted++;
+			break;
+		case V_ACCEPT:
+		case V_DISCARD:
+			/* Postfix stops telling this milter about the message. */
+			accepted++;
+			decided = true;
+			set_result(s, v, "rcpt");
+			break;
+		case V_SHUTDOWN:
+			close_milter(s);
+			set_result(s, v, "rcpt");
+			strbuf_free(&label);
+			return false;
+		default:
+			/* Only this recipient is refused. */
+			if (worst == V_NONE || v == V_TEMPFAIL)
+				worst = v;
+			if (is_hangup(&s->r)) {
+				s->hangup = true;
+				set_result(s, v, "rcpt");
+				strbuf_free(&label);
+				return false;
+			}
+		}
+	}
+	strbuf_free(&label);
+	if (s->failed)
+		return false;
+	if (accepted == 0) {
+		/* DATA gets "554 5.5.1 Error: no valid recipients". */
+		set_result(s, worst, "rcpt");
+		return false;
+	}
+	if (decided)
+		return false;
+
+	s->where = "data";
+	strbuf_reset(ev);
+	mproto_put_cmd(ev, MPROTO_C_DATA);
+	rc = run_stage(s, &EV_DATA, ev, "data");
+	return !s->failed && !message_ends(s, rc, "data");
+}
+
+/* Header value as sent: Postfix drops one space after the colon. */
+static const char *
+header_value(const session *s, const header *h)
+{
+	if (!(s->protocol & MPROTO_P_HDR_LEADSPC) && h->value[0] == ' ')
+		return h->value + 1;
+	return h->value;
+}
+
+static bool
+do_headers(session *s, strbuf *ev)
+{
+	const config *cf = s->cf;
+	strbuf label = STRBUF_INIT;
+	int rc;
+
+	s->where = "header";
+	if (s->protocol & MPROTO_P_NOHDRS) {
+		/* Postfix does not even send the macros. */
+		printf("header: not sent (NOHDRS)\n");
+	} else {
+		for (size_t i = 0; i < cf->nhdr && !s->failed; i++) {
+			strbuf_reset(ev);
+			mproto_put_header(ev, cf->hdrs[i].name,
+			                  header_value(s, &cf->hdrs[i]));
+			strbuf_reset(&label);
+			strbuf_puts(&label, "header ");
+			put_esc(&label, cf->hdrs[i].name);
+			rc = run_stage(s, &EV_HEADER, ev, strbuf_str(&label));
+			if (message_ends(s, rc, "header")) {
+				strbuf_free(&label);
+				return false;
+			}
+			if (s->msg_held)
+				break;
+		}
+	}
+	strbuf_free(&label);
+	if (s->failed)
+		return false;
+	if (s->msg_held)
+		return true;
+
+	s->where = "eoh";
+	if (s->protocol & MPROTO_P_NOEOH) {
+		printf("eoh: not sent (NOEOH)\n");
+		return true;
+	}
+	strbuf_reset(ev);
+	mproto_put_cmd(ev, MPROTO_C_EOH);
+	rc = run_stage(s, &EV_EOH, ev, "eoh");
+	return !s->failed && !message_ends(s, rc, "eoh");
+}
+
+static bool
+do_body(session *s, strbuf *ev)
+{
+	const strbuf *body = &s->cf->body;
+	strbuf label = STRBUF_INIT;
+	size_t off = 0;
+
+	s->where = "body";
+	if (s->protocol & MPROTO_P_NOBODY) {
+		printf("body: not sent (NOBODY)\n");
+		return true;
+	}
+	if (body->len == 0) {
+		printf("body: not sent (empty)\n");
+		return true;
+	}
+	while (off < body->len && !s->failed) {
+		size_t n = body->len - off;
+
+		if (n > MPROTO_CHUNK_SIZE)
+			n = MPROTO_CHUNK_SIZE;
+		if (s->skip_cmd == MPROTO_C_BODY) {
+			printf("body: skip (%zu bytes not sent)\n", body->len - off);
+			break;
+		}
+		strbuf_reset(ev);
+		mproto_put_body(ev, body->s + off, n);
+		strbuf_reset(&label);
+		strbuf_printf(&label, "body %zu bytes", n);
+		int rc = run_stage(s, &EV_BODY, ev, strbuf_str(&label));
+
+		off += n;
+		if (message_ends(s, rc, "body")) {
+			strbuf_free(&label);
+			return false;
+		}
+		if (s->msg_held)
+			break;
+	}
+	strbuf_free(&label);
+	return !s->failed;
+}
+
+static void
+do_eom(session *s, strbuf *ev)
+{
+	int rc;
+
+	s->where = "eom";
+	strbuf_reset(ev);
+	mproto_put_cmd(ev, MPROTO_C_EOM);
+	rc = run_stage(s, &EV_EOM, ev, "eom");
+	if (rc == EV_REPLY && !message_ends(s, rc, "eom"))
+		set_result(s, V_ACCEPT, "eom"); /* continue or skip: accepted */
+}
+
+static void
+do_message(session *s, strbuf *ev)
+{
+	if (!do_headers(s, ev))
+		return;
+	if (!s->msg_held && !do_body(s, ev))
+		return;
+	if (s->msg_held) {
+		/*
+		 * A quarantine sets a sticky reply in Postfix's milter client, so
+		 * the event that carried it ends the message for this milter.
+		 */
+		set_result(s, V_QUARANTINE, s->where);
+		return;
+	}
+	do_eom(s, ev);
+}
+
+/* Aborts and quit, as smtpd sends them at the end (mail_reset, helo_reset). */
+static void
+finish(session *s, bool helo_sent)
+{
+	if (!s->open || s->failed)
+		return;
+	s->where = "abort";
+	mproto_put_cmd(&s->out, MPROTO_C_ABORT); /* mail_reset() */
+	if (helo_sent)
+		mproto_put_cmd(&s->out, MPROTO_C_ABORT); /* helo_reset() at QUIT */
+	s->where = "quit";
+	mproto_put_cmd(&s->out, MPROTO_C_QUIT);
+	(void)flush_out(s);
+}
+
+static int
+run(const config *cf)
+{
+	session s;
+	strbuf ev = STRBUF_INIT;
+	int status = EXIT_DONE;
+
+	memset(&s, 0, sizeof s);
+	s.cf = cf;
+	strbuf_init(&s.out);
+	strbuf_init(&s.pkt);
+	strbuf_init(&s.err);
+	strbuf_init(&s.line);
+	strbuf_init(&s.tmp);
+	mproto_reply_init(&s.r);
+	s.where = NULL;
+	s.result = V_NONE;
+
+	s.conn = mproto_conn_open(cf->socket, cf->timeout_ms, &s.err);
+	if (s.conn == NULL) {
+		fail(&s, "%s", strbuf_str(&s.err));
+	} else {
+		s.open = true;
+		if (negotiate(&s) == 0 && !do_connect(&s, &ev) && !s.failed &&
+		    !do_helo(&s, &ev) && !s.failed) {
+			if (do_envelope(&s, &ev) && !s.hangup)
+				do_message(&s, &ev);
+			finish(&s, true);
+		}
+	}
+	if (s.failed) {
+		status = EXIT_FAIL;
+	} else {
+		verdict v = s.result;
+
+		if (s.held_reason != NULL && (v == V_ACCEPT || v == V_NONE))
+			v = V_QUARANTINE;
+		if (v == V_NONE)
+			v = V_ACCEPT;
+		if (s.result_stage == NULL)
+			s.result_stage = "eom";
+		if ((v == V_ACCEPT || v == V_QUARANTINE) &&
+		    strcmp(s.result_stage, "eom") == 0)
+			printf("result: %s\n", verdict_names[v]);
+		else
+			printf("result: %s at %s\n", verdict_names[v], s.result_stage);
+	}
+	mproto_conn_close(s.conn);
+	for (int i = 0; i < MPROTO_M_COUNT; i++)
+		free(s.lists[i]);
+	free(s.held_reason);
+	mproto_reply_free(&s.r);
+	strbuf_free(&s.out);
+	strbuf_free(&s.pkt);
+	strbuf_free(&s.err);
+	strbuf_free(&s.line);
+	strbuf_free(&s.tmp);
+	strbuf_free(&ev);
+	return status;
+}
+
+/* ---- the message ---------------------------------------------------- */
+
+static void
+read_file(const char *path, strbuf *out)
+{
+	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char buf[65536];
+	size_t n;
+
+	if (fp == NULL)
+		usage_error("%s: %s", path, strerror(errno));
+	while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+		strbuf_append(out, buf, n);
+	if (ferror(fp))
+		usage_error("%s: read error", path);
+	if (fp != stdin)
+		fclose(fp);
+}
+
+/* Lines end in CRLF on the wire; a last line without a newline gets one. */
+static void
+to_crlf(strbuf *out, const char *p, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		size_t end = i > start && p[i - 1] == '\r' ? i - 1 : i;
+
+		strbuf_append(out, p + start, end - start);
+		strbuf_append(out, "\r\n", 2);
+		start = i + 1;
+	}
+	if (start < n) {
+		strbuf_append(out, p + start, n - start);
+		strbuf_append(out, "\r\n", 2);
+	}
+}
+
+/* Length of the header name if line starts "Name:" (spaces before ':' ok). */
+static size_t
+header_name_len(const char *p, size_t n)
+{
+	size_t len = 0, i = 0;
+
+	while (i < n && p[i] > ' ' && p[i] < 0x7f && p[i] != ':') {
+		i++;
+		len++;
+	}
+	if (len == 0)
+		return 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':' ? len : 0;
+}
+
+static void
+add_header(config *cf, const char *p, size_t n, size_t name_len)
+{
+	header *h = PUSH(cf->hdrs, cf->nhdr);
+	const char *colon = memchr(p, ':', n);
+
+	h->name = ms_xstrndup(p, name_len);
+	h->value = ms_xstrndup(colon + 1, n - (size_t)(colon + 1 - p));
+}
+
+/* Headers until the blank line, then the body; folded lines joined by \n. */
+static void
+parse_message(config *cf, const strbuf *msg, const char *path)
+{
+	const char *p = strbuf_str(msg), *end = p + msg->len;
+	strbuf cur = STRBUF_INIT;
+	size_t cur_name = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *next = nl != NULL ? nl + 1 : end;
+		size_t n = (size_t)((nl != NULL ? nl : end) - p);
+
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > 0 && (p[0] == ' ' || p[0] == '\t') && cur_name > 0) {
+			strbuf_putc(&cur, '\n');
+			strbuf_append(&cur, p, n);
+			p = next;
+			continue;
+		}
+		if (cur_name > 0) {
+			add_header(cf, cur.s, cur.len, cur_name);
+			cur_name = 0;
+		}
+		if (n == 0) {
+			p = next;
+			break;
+		}
+		if ((cur_name = header_name_len(p, n)) == 0)
+			break; /* not a header: the body starts here */
+		strbuf_reset(&cur);
+		strbuf_append(&cur, p, n);
+		p = next;
+	}
+	if (cur_name > 0)
+		add_header(cf, cur.s, cur.len, cur_name);
+	strbuf_free(&cur);
+	if (cf->nhdr == 0)
+		fprintf(stderr, "%s: warning: %s has no headers\n", PROG, path);
+	to_crlf(&cf->body, p, (size_t)(end - p));
+}
+
+static void
+default_headers(config *cf)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	strbuf h = STRBUF_INIT;
+	const char *from = cf->from[0];
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (strcmp(from, "<>") == 0)
+		from = "<MAILER-DAEMON@" MTA_HOSTNAME ">";
+	strbuf_printf(&h, "From: %s", from);
+	add_header(cf, h.s, h.len, 4);
+	strbuf_reset(&h);
+	strbuf_printf(&h, "To: %s", cf->rcpts[0][0]);
+	add_header(cf, h.s, h.len, 2);
+	strbuf_reset(&h);
+	strbuf_puts(&h, "Subject: milter-probe test message");
+	add_header(cf, h.s, h.len, 7);
+	strbuf_reset(&h);
+	strbuf_printf(&h, "Date: %s", date);
+	add_header(cf, h.s, h.len, 4);
+	strbuf_reset(&h);
+	strbuf_printf(&h, "Message-ID: <%s@%s>", cf->queue_id, MTA_HOSTNAME);
+	add_header(cf, h.s, h.len, 10);
+	strbuf_free(&h);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+/* "<a@b> SIZE=10" -> {"<a@b>", "SIZE=10", NULL}; brackets added if missing. */
+static char **
+envelope_argv(const char *arg, const char *opt)
+{
+	char **argv = NULL;
+	size_t n = 0;
+	const char *p = arg;
+
+	p += strspn(p, " \t");
+	if (*p == '\0') {
+		*PUSH(argv, n) = ms_xstrdup("<>");
+	} else {
+		while (*p != '\0') {
+			size_t len = strcspn(p, " \t");
+
+			if (n == 0 && p[0] != '<') {
+				strbuf b = STRBUF_INIT;
+
+				strbuf_printf(&b, "<%.*s>", (int)len, p);
+				*PUSH(argv, n) = strbuf_detach(&b);
+			} else {
+				*PUSH(argv, n) = ms_xstrndup(p, len);
+			}
+			p += len;
+			p += strspn(p, " \t");
+		}
+	}
+	if (argv[0][strlen(argv[0]) - 1] != '>')
+		usage_error("%s: bad address '%s'", opt, argv[0]);
+	*PUSH(argv, n) = NULL;
+	return argv;
+}
+
+static void
+free_argv(char **argv)
+{
+	for (char **p = argv; *p != NULL; p++)
+		free(*p);
+	free(argv);
+}
+
+static void
+set_client_addr(config *cf, const char *a)
+{
+	unsigned char bin[16];
+	char tmp[64];
+	size_t n = strlen(a);
+
+	if (strcmp(a, "none") == 0) {
+		cf->family = MPROTO_FAM_UNKNOWN;
+		cf->client_addr[0] = '\0';
+		return;
+	}
+	if (strcmp(a, "unix") == 0 || strncmp(a, "unix:", 5) == 0) {
+		cf->family = MPROTO_FAM_UNIX;
+		if (strlen(a + (a[4] ? 5 : 4)) >= sizeof cf->client_addr)
+			usage_error("--client-addr: unix path too long");
+		strcpy(cf->client_addr, a + (a[4] ? 5 : 4));
+		return;
+	}
+	if (n >= 2 && a[0] == '[' && a[n - 1] == ']') {
+		a++;
+		n -= 2;
+	}
+	if (n > 5 && strncasecmp(a, "ipv6:", 5) == 0) {
+		a += 5;
+		n -= 5;
+	}
+	if (n >= sizeof tmp)
+		usage_error("--client-addr: bad address");
+	memcpy(tmp, a, n);
+	tmp[n] = '\0';
+	if (inet_pton(AF_INET, tmp, bin) == 1)
+		cf->family = MPROTO_FAM_INET;
+	else if (inet_pton(AF_INET6, tmp, bin) == 1)
+		cf->family = MPROTO_FAM_INET6;
+	else
+		usage_error("--client-addr: '%s' is not an IPv4 or IPv6 address, "
+		            "'unix' or 'none'",
+		            tmp);
+	strcpy(cf->client_addr, tmp);
+}
+
+static void
+add_macro(config *cf, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	const char *colon = strchr(arg, ':');
+	int stage_idx = MPROTO_M_CONNECT;
+	macro_def *m;
+
+	if (eq == NULL || eq == arg)
+		usage_error("-m: expected [STAGE:]NAME=VALUE, got '%s'", arg);
+	if (colon != NULL && colon < eq) {
+		size_t n = (size_t)(colon - arg);
+
+		stage_idx = -1;
+		for (int i = 0; i < MPROTO_M_COUNT; i++)
+			if (strlen(mproto_stage_name(i)) == n &&
+			    strncmp(arg, mproto_stage_name(i), n) == 0)
+				stage_idx = i;
+		if (stage_idx < 0)
+			usage_error("-m: unknown stage '%.*s' (connect helo mail rcpt "
+			            "data eoh eom)",
+			            (int)n, arg);
+		arg = colon + 1;
+	}
+	if (eq == arg)
+		usage_error("-m: empty macro name");
+	m = PUSH(cf->macros, cf->nmacro);
+	m->stage = stage_idx;
+	m->name = ms_xstrndup(arg, (size_t)(eq - arg));
+	m->value = ms_xstrdup(eq + 1);
+}
+
+static unsigned long
+parse_number(const char *arg, const char *opt, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v > max || arg[0] == '-')
+		usage_error("%s: expected a number from 0 to %lu, got '%s'", opt, max,
+		            arg);
+	return v;
+}
+
+static void
+usage(void)
+{
+	printf("Usage: %s -p SOCKET [options]\n"
+	       "Play one SMTP transaction against a milter, as Postfix would, and\n"
+	       "print one line per stage.\n"
+	       "\n"
+	       "  -p, --socket SOCKET     milter socket: unix:/path, local:/path,\n"
+	       "                          inet:port@host, inet6:port@host\n"
+	       "      --client-addr ADDR  client IPv4/IPv6 address (127.0.0.1), or "
+	       "'none'\n"
+	       "                          (family U, as Postfix for a local client) or\n"
+	       "                          'unix[:PATH]' (family L)\n"
+	       "      --client-name NAME  client host name (localhost)\n"
+	       "      --client-port PORT  client port (12345)\n"
+	       "      --helo NAME         HELO name (probe.example)\n"
+	       "      --from ADDR         envelope sender, ESMTP args may follow\n"
+	       "                          (<sender@example.com>; <> allowed)\n"
+	       "      --rcpt ADDR         recipient, repeatable (<rcpt@example.com>)\n"
+	       "      --header 'N: V'     message header, repeatable (replaces the\n"
+	       "                          default headers)\n"
+	       "      --body FILE         message body (- for stdin)\n"
+	       "      --message FILE      RFC 5322 message: headers, blank line, body\n"
+	       "  -m, --macro [STAGE:]NAME=VALUE\n"
+	       "                          macro, repeatable; STAGE is connect "
+	       "(default),\n"
+	       "                          helo, mail, rcpt, data, eoh or eom\n"
+	       "      --queue-id ID       value of the i macro (PROBE00001)\n"
+	       "      --timeout SECONDS   per read/write and connect (30)\n"
+	       "  -v, --verbose           print every packet on stderr\n"
+	       "  -V, --version           print the version\n"
+	       "  -h, --help              this help\n"
+	       "\n"
+	       "Exit status: 0 transaction completed, 1 protocol or I/O error,\n"
+	       "2 usage error. See milter-probe(1).\n",
+	       PROG);
+}
+
+enum {
+	OPT_CLIENT_ADDR = 256,
+	OPT_CLIENT_NAME,
+	OPT_CLIENT_PORT,
+	OPT_HELO,
+	OPT_FROM,
+	OPT_RCPT,
+	OPT_HEADER,
+	OPT_BODY,
+	OPT_MESSAGE,
+	OPT_QUEUE_ID,
+	OPT_TIMEOUT,
+};
+
+static const struct option long_opts[] = {
+        {"socket", required_argument, NULL, 'p'},
+        {"client-addr", required_argument, NULL, OPT_CLIENT_ADDR},
+        {"client-name", required_argument, NULL, OPT_CLIENT_NAME},
+        {"client-port", required_argument, NULL, OPT_CLIENT_PORT},
+        {"helo", required_argument, NULL, OPT_HELO},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"rcpt", required_argument, NULL, OPT_RCPT},
+        {"header", required_argument, NULL, OPT_HEADER},
+        {"body", required_argument, NULL, OPT_BODY},
+        {"message", required_argument, NULL, OPT_MESSAGE},
+        {"macro", required_argument, NULL, 'm'},
+        {"queue-id", required_argument, NULL, OPT_QUEUE_ID},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+};
+
+static void
+parse_args(config *cf, int argc, char **argv)
+{
+	const char *body_file = NULL, *message_file = NULL;
+	const char **hdr_args = NULL;
+	size_t nhdr_args = 0;
+	int c;
+
+	memset(cf, 0, sizeof *cf);
+	strbuf_init(&cf->body);
+	set_client_addr(cf, "127.0.0.1");
+	cf->client_name = "localhost";
+	cf->client_port = 12345;
+	cf->helo = "probe.example";
+	cf->queue_id = "PROBE00001";
+	cf->timeout_ms = 30000;
+
+	while ((c = getopt_long(argc, argv, "p:m:vVh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			cf->socket = optarg;
+			break;
+		case OPT_CLIENT_ADDR:
+			set_client_addr(cf, optarg);
+			break;
+		case OPT_CLIENT_NAME:
+			if (optarg[0] == '\0')
+				usage_error("--client-name: empty name");
+			cf->client_name = optarg;
+			break;
+		case OPT_CLIENT_PORT:
+			cf->client_port =
+			        (unsigned)parse_number(optarg, "--client-port", 65535);
+			break;
+		case OPT_HELO:
+			cf->helo = optarg;
+			break;
+		case OPT_FROM:
+			if (cf->from != NULL)
+				free_argv(cf->from);
+			cf->from = envelope_argv(optarg, "--from");
+			break;
+		case OPT_RCPT:
+			*PUSH(cf->rcpts, cf->nrcpt) = envelope_argv(optarg, "--rcpt");
+			break;
+		case OPT_HEADER:
+			*PUSH(hdr_args, nhdr_args) = optarg;
+			break;
+		case OPT_BODY:
+			body_file = optarg;
+			break;
+		case OPT_MESSAGE:
+			message_file = optarg;
+			break;
+		case 'm':
+			add_macro(cf, optarg);
+			break;
+		case OPT_QUEUE_ID:
+			cf->queue_id = optarg;
+			break;
+		case OPT_TIMEOUT: {
+			char *end;
+			double t = strtod(optarg, &end);
+
+			if (end == optarg || *end != '\0' || !(t > 0) || t > 86400)
+				usage_error(
+				        "--timeout: expected seconds (0 < s <= 86400), "
+				        "got '%s'",
+				        optarg);
+			cf->timeout_ms = (int)(t * 1000);
+			if (cf->timeout_ms < 1)
+				cf->timeout_ms = 1;
+			break;
+		}
+		case 'v':
+			cf->verbose = true;
+			break;
+		case 'V':
+			printf("%s %s\n", PROG, PACKAGE_VERSION);
+			exit(EXIT_DONE);
+		case 'h':
+			usage();
+			exit(EXIT_DONE);
+		default:
+			fprintf(stderr, "Try '%s -h' for help.\n", PROG);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (cf->socket == NULL)
+		usage_error("-p SOCKET is required");
+	{
+		mproto_endpoint ep;
+		strbuf err = STRBUF_INIT;
+
+		if (mproto_endpoint_parse(cf->socket, &ep, &err) < 0)
+			usage_error("-p: %s", strbuf_str(&err));
+		strbuf_free(&err);
+	}
+	if (message_file != NULL && (body_file != NULL || nhdr_args > 0))
+		usage_error("--message excludes --header and --body");
+	if (cf->from == NULL)
+		cf->from = envelope_argv("<sender@example.com>", "--from");
+	if (cf->nrcpt == 0)
+		*PUSH(cf->rcpts, cf->nrcpt) =
+		        envelope_argv("<rcpt@example.com>", "--rcpt");
+
+	for (size_t i = 0; i < nhdr_args; i++) {
+		const char *h = hdr_args[i];
+		size_t n = strlen(h), name_len = header_name_len(h, n);
+		strbuf folded = STRBUF_INIT;
+
+		if (name_len == 0)
+			usage_error("--header: expected 'Name: value', got '%s'", h);
+		/* A multi-line argument is a folded header: join lines with \n. */
+		for (size_t j = 0; j < n; j++)
+			if (h[j] != '\r' || h[j + 1] != '\n')
+				strbuf_putc(&folded, h[j]);
+		add_header(cf, folded.s, folded.len, name_len);
+		strbuf_free(&folded);
+	}
+	free(hdr_args);
+
+	if (message_file != NULL) {
+		strbuf msg = STRBUF_INIT;
+
+		read_file(message_file, &msg);
+		parse_message(cf, &msg, message_file);
+		strbuf_free(&msg);
+	} else {
+		strbuf raw = STRBUF_INIT;
+
+		if (cf->nhdr == 0)
+			default_headers(cf);
+		if (body_file != NULL)
+			read_file(body_file, &raw);
+		else
+			strbuf_puts(&raw, DEFAULT_BODY);
+		to_crlf(&cf->body, raw.s, raw.len);
+		strbuf_free(&raw);
+	}
+}
+
+static void
+free_config(config *cf)
+{
+	free_argv(cf->from);
+	for (size_t i = 0; i < cf->nrcpt; i++)
+		free_argv(cf->rcpts[i]);
+	free(cf->rcpts);
+	for (size_t i = 0; i < cf->nhdr; i++) {
+		free(cf->hdrs[i].name);
+		free(cf->hdrs[i].value);
+	}
+	free(cf->hdrs);
+	for (size_t i = 0; i < cf->nmacro; i++) {
+		free(cf->macros[i].name);
+		free(cf->macros[i].value);
+	}
+	free(cf->macros);
+	strbuf_free(&cf->body);
+}
+
+int
+main(int argc, char **argv)
+{
+	config cf;
+	int status;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_args(&cf, argc, argv);
+	status = run(&cf);
+	free_config(&cf);
+	return status;
+}
