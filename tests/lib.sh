@@ -1,4 +1,5 @@
-# Shared helpers for the shell tests (sourced, not run).
+# Shared helpers for the shell tests (sourced by bash scripts: free_port and
+# wait_for_tcp use bash's /dev/tcp).
 #
 # Every test gets its own temporary directory, removed at exit together with
 # every process the test registered with `track_pid`. Tests print what they
