@@ -79,8 +79,8 @@ warn_restart_only(const conf *old, const conf *new)
 				     "milter_timeout take effect after a restart");
 }
 
-static void
-log_lines(int prio, const char *prefix, const char *text)
+void
+daemon_log_lines(int prio, const char *prefix, const char *text)
 {
 	const char *p = text;
 
@@ -102,7 +102,7 @@ daemon_reload(void)
 	conf *old;
 
 	if (fresh == NULL) {
-		log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
+		daemon_log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
 		log_msg(LOG_ERR, "reload failed; keeping the configuration loaded before");
 		strbuf_free(&err);
 		return false;

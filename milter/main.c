@@ -163,8 +163,15 @@ load_config(struct options *o)
 	if (!o->config_given && access(o->config, F_OK) != 0 && errno == ENOENT)
 		o->config = NULL;
 	c = conf_load(o->config, o->overrides, o->n_overrides, &err);
-	if (c == NULL)
+	if (c == NULL) {
 		fprintf(stderr, "%s", strbuf_str(&err));
+		/* A daemon that refuses to start says why in the mail log too. */
+		if (!o->check_only) {
+			log_init("milter-stress", false);
+			daemon_log_lines(LOG_ERR, "", strbuf_str(&err));
+			log_msg(LOG_ERR, "configuration errors: not starting");
+		}
+	}
 	strbuf_free(&err);
 	return c;
 }
