@@ -107,6 +107,27 @@ static const char *const default_lines[] = {
 };
 /* clang-format on */
 
+/* Defaults that differ by personality, as Postfix's stress defaults do. */
+static const struct {
+	const char *normal, *stress;
+} default_split_lines[] = {
+	{"error_limit = 20", "error_limit = 1"},
+	{"rcpt_limit = 1000", "rcpt_limit = 100"},
+};
+
+START_TEST(test_default_split)
+{
+	conf *c = load_ok(NULL, NULL, NULL);
+	char *normal = dump(c, false), *stress = dump(c, true);
+
+	ck_assert_msg(has_line(normal, default_split_lines[_i].normal), "in:\n%s", normal);
+	ck_assert_msg(has_line(stress, default_split_lines[_i].stress), "in:\n%s", stress);
+	free(normal);
+	free(stress);
+	conf_unref(c);
+}
+END_TEST
+
 START_TEST(test_default_dump)
 {
 	conf *c = load_ok(NULL, NULL, NULL);
@@ -742,7 +763,8 @@ START_TEST(test_man)
 	        strstr(buf, "\\fBstress_values\\fR (default: \\fIyes\\fR)"));
 	for (p = buf; (p = strstr(p, ".TP\n")) != NULL; p++)
 		n++;
-	ck_assert_uint_eq(n, sizeof default_lines / sizeof default_lines[0]);
+	ck_assert_uint_eq(n, sizeof default_lines / sizeof default_lines[0] +
+				     sizeof default_split_lines / sizeof default_split_lines[0]);
 	free(buf);
 }
 END_TEST
@@ -757,6 +779,7 @@ conf_suite(void)
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 	tcase_add_loop_test(tc, test_default_dump, 0, N(default_lines));
+	tcase_add_loop_test(tc, test_default_split, 0, N(default_split_lines));
 	tcase_add_test(tc, test_default_values);
 	tcase_add_loop_test(tc, test_typed, 0, N(typed_cases));
 	tcase_add_loop_test(tc, test_list, 0, N(list_cases));
