@@ -3,6 +3,8 @@
 
 #include "conf.h"
 #include "expand.h"
+#include "rules.h"
+#include "textfile.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,9 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #define STRESS_NAME "stress"
+
+/* Files included in files included in ... the main file, at most. */
+#define INCLUDE_MAX_DEPTH 8
 
 typedef bool (*conf_validator)(const char *value, strbuf *why);
 
@@ -40,12 +46,19 @@ static const param_desc schema[] = {CONF_PARAMS(CONF_DESC)};
 
 #define N_PARAMS (sizeof schema / sizeof schema[0])
 
+/* The expanded text of every parameter, for templates at run time. */
+typedef struct pers_text {
+	char *v[N_PARAMS];
+} pers_text;
+
 struct conf {
 	atomic_uint refs;
 	char *path;
 	bool forced;
 	bool forced_stressed;
 	struct conf_values pers[2]; /* [0] normal, [1] stress */
+	pers_text text[2];
+	rules_table *rules[2];
 };
 
 /* Where a raw value came from, for the prefix of its error messages. */
@@ -60,7 +73,16 @@ typedef struct origin {
 	origin_kind kind;
 	unsigned line;        /* FROM_FILE */
 	const char *override; /* FROM_OVERRIDE */
+	const char *file;     /* FROM_FILE: an included file; NULL: the main one */
+	size_t column;        /* FROM_FILE: 0, or a rule's column */
 } origin;
+
+/* A file being read, for include loops. */
+typedef struct file_id {
+	bool known;
+	dev_t dev;
+	ino_t ino;
+} file_id;
 
 typedef struct loader {
 	const char *path;
@@ -71,8 +93,17 @@ typedef struct loader {
 	origin from[N_PARAMS];
 	bool forced;
 	bool forced_stressed;
-	const char *stress; /* $stress in the personality being evaluated */
+	rules_source *rules;
+	file_id reading[INCLUDE_MAX_DEPTH + 1]; /* [depth]: the files being read */
+	char **names;                           /* of included files, for origins */
+	size_t n_names;
 } loader;
+
+/* The parameters as one personality sees them while loading. */
+typedef struct param_view {
+	const loader *ld;
+	const char *stress; /* $stress */
+} param_view;
 
 static void
 panic(const char *func, const char *what)
@@ -116,7 +147,10 @@ put_origin(strbuf *b, const loader *ld, const origin *o)
 {
 	switch (o->kind) {
 	case FROM_FILE:
-		strbuf_printf(b, "%s:%u: ", ld->path, o->line);
+		strbuf_printf(b, "%s:%u:", o->file != NULL ? o->file : ld->path, o->line);
+		if (o->column > 0)
+			strbuf_printf(b, "%zu:", o->column);
+		strbuf_putc(b, ' ');
 		break;
 	case FROM_PATH:
 		strbuf_printf(b, "%s: ", ld->path);
@@ -230,48 +264,46 @@ closest_param(const char *name, bool with_stress)
 typedef void (*logical_line_fn)(void *arg, const char *text, unsigned line);
 
 /*
- * Calls fn once per logical line, with its first physical line number.
- * Blank and comment lines are skipped, also inside a continued line (as
- * Postfix does); continuation lines are joined with one space; trailing
- * whitespace goes. A logical line that begins with whitespace can only be
- * an orphan continuation at the top of the file: fn gets it as is and
- * decides. Returns -1 on a read error, with errno set.
+ * Calls fn once per logical line of the len bytes at text, with its first
+ * physical line number. Blank and comment lines are skipped, also inside a
+ * continued line (as Postfix does); continuation lines are joined with one
+ * space; trailing whitespace goes. A logical line that begins with
+ * whitespace can only be an orphan continuation at the top of the file: fn
+ * gets it as is and decides.
  */
-static int
-read_logical_lines(FILE *fp, logical_line_fn fn, void *arg)
+static void
+read_logical_lines(const char *text, size_t len, logical_line_fn fn, void *arg)
 {
 	strbuf cur = STRBUF_INIT;
 	unsigned lineno = 0, first = 0;
-	char *phys = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int read_errno;
+	const char *p = text, *end = text + len;
 
-	while ((n = getline(&phys, &cap, fp)) != -1) {
-		size_t len = rtrim_len(phys, (size_t)n);
-		size_t lead = (size_t)(skip_blanks(phys) - phys);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *phys = p;
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		size_t plen = rtrim_len(phys, n), lead = 0;
 
+		p = nl != NULL ? nl + 1 : end;
 		lineno++;
-		if (lead >= len || phys[lead] == '#')
+		while (lead < plen && is_blank(phys[lead]))
+			lead++;
+		if (lead >= plen || phys[lead] == '#')
 			continue;
 		if (lead > 0 && first != 0) {
 			strbuf_putc(&cur, ' ');
-			strbuf_append(&cur, phys + lead, len - lead);
+			strbuf_append(&cur, phys + lead, plen - lead);
 			continue;
 		}
 		if (first != 0)
 			fn(arg, strbuf_str(&cur), first);
 		strbuf_reset(&cur);
-		strbuf_append(&cur, phys, len);
+		strbuf_append(&cur, phys, plen);
 		first = lineno;
 	}
-	read_errno = ferror(fp) ? errno : 0;
 	if (first != 0)
 		fn(arg, strbuf_str(&cur), first);
-	free(phys);
 	strbuf_free(&cur);
-	errno = read_errno;
-	return read_errno != 0 ? -1 : 0;
 }
 
 /* "name = value" handling, shared by the file and -o. */
@@ -356,33 +388,137 @@ assign_text(loader *ld, const origin *o, const char *text, const char *expected)
 	free(name);
 }
 
+/* One file (the main one or an include) as it is being read. */
+typedef struct reading {
+	loader *ld;
+	const char *file; /* NULL: the main file */
+	unsigned depth;   /* 0: the main file */
+} reading;
+
+static void read_text(loader *ld, const char *file, const char *text, size_t len,
+                      unsigned depth);
+
+static void
+report_rule(void *ctx, const char *file, unsigned line, size_t column, const char *msg)
+{
+	origin o = {FROM_FILE, line, NULL, file, column};
+
+	report(ctx, &o, "%s", msg);
+}
+
+static const char *
+keep_name(loader *ld, char *name)
+{
+	ld->names = ms_xrealloc(ld->names, (ld->n_names + 1) * sizeof *ld->names);
+	ld->names[ld->n_names++] = name;
+	return name;
+}
+
+static bool
+same_file(const file_id *a, const struct stat *st)
+{
+	return a->known && a->dev == st->st_dev && a->ino == st->st_ino;
+}
+
+/* include PATH: the same syntax, relative to the including file's directory. */
+static void
+include(reading *rd, const origin *o, const char *arg)
+{
+	loader *ld = rd->ld;
+	const char *including = rd->file != NULL ? rd->file : ld->path;
+	strbuf text = STRBUF_INIT, why = STRBUF_INIT;
+	size_t n = strlen(arg);
+	struct stat st;
+	char *name, *path;
+	unsigned i;
+
+	if (n >= 2 && arg[0] == '"' && arg[n - 1] == '"') {
+		arg++;
+		n -= 2;
+	}
+	if (n == 0) {
+		report(ld, o, "include needs a file name");
+		return;
+	}
+	if (rd->depth >= INCLUDE_MAX_DEPTH) {
+		report(ld, o, "include: files nested deeper than %d levels",
+		       INCLUDE_MAX_DEPTH);
+		return;
+	}
+	name = ms_xstrndup(arg, n);
+	path = textfile_path(including, name);
+	free(name);
+	if (stat(path, &st) == 0) {
+		for (i = 0; i <= rd->depth; i++) {
+			if (same_file(&ld->reading[i], &st)) {
+				report(ld, o,
+				       "include %s: a loop: that file is being read",
+				       path);
+				free(path);
+				return;
+			}
+		}
+		ld->reading[rd->depth + 1] = (file_id){true, st.st_dev, st.st_ino};
+	} else {
+		ld->reading[rd->depth + 1].known = false;
+	}
+	if (!textfile_read(path, true, &text, &why)) {
+		report(ld, o, "include %s: %s", path, strbuf_str(&why));
+		free(path);
+	} else {
+		read_text(ld, keep_name(ld, path), strbuf_str(&text), text.len,
+		          rd->depth + 1);
+	}
+	strbuf_free(&text);
+	strbuf_free(&why);
+}
+
+/* A rule (first word a stage), include PATH, or name = value. */
 static void
 file_line(void *arg, const char *text, unsigned line)
 {
-	loader *ld = arg;
-	origin o = {FROM_FILE, line, NULL};
+	reading *rd = arg;
+	loader *ld = rd->ld;
+	origin o = {FROM_FILE, line, NULL, rd->file, 0};
+	size_t n = strcspn(text, " \t=");
+	const char *rest = skip_blanks(text + n);
+	enum rules_stage stage;
 
 	if (is_blank(text[0])) {
 		report(ld, &o, "logical line must not start with whitespace");
 		return;
 	}
+	if (*rest != '=') {
+		if (rules_stage_parse(text, n, &stage)) {
+			if (!rules_source_add(ld->rules,
+			                      rd->file != NULL ? rd->file : ld->path,
+			                      line, text, report_rule, ld))
+				ld->failed = true;
+			return;
+		}
+		if (n == 7 && strncmp(text, "include", 7) == 0) {
+			include(rd, &o, rest);
+			return;
+		}
+	}
 	assign_text(ld, &o, text, "name = value");
 }
 
+/* The whole text of a file; it must be text. */
 static void
-read_file(loader *ld)
+read_text(loader *ld, const char *file, const char *text, size_t len, unsigned depth)
 {
-	origin o = {FROM_PATH, 0, NULL};
-	char ebuf[256];
-	FILE *fp;
+	reading rd = {ld, file, depth};
+	const char *nul = memchr(text, '\0', len), *p;
+	origin o = {FROM_FILE, 1, NULL, file, 0};
 
-	if ((fp = fopen(ld->path, "r")) == NULL) {
-		report(ld, &o, "cannot open: %s", strerror_r(errno, ebuf, sizeof ebuf));
+	if (nul != NULL) {
+		for (p = text; p < nul; p++)
+			o.line += *p == '\n';
+		report(ld, &o, "a NUL byte: this is not a text file");
 		return;
 	}
-	if (read_logical_lines(fp, file_line, ld) < 0)
-		report(ld, &o, "read error: %s", strerror_r(errno, ebuf, sizeof ebuf));
-	fclose(fp);
+	read_logical_lines(text, len, file_line, &rd);
 }
 
 /* Typed values. */
@@ -673,13 +809,13 @@ raw_value(const loader *ld, size_t i)
 static const char *
 lookup_param(void *ctx, const char *name)
 {
-	const loader *ld = ctx;
+	const param_view *view = ctx;
 	int i;
 
 	if (strcmp(name, STRESS_NAME) == 0)
-		return ld->stress;
+		return view->stress;
 	i = find_param(name);
-	return i < 0 ? NULL : raw_value(ld, (size_t)i);
+	return i < 0 ? NULL : raw_value(view->ld, (size_t)i);
 }
 
 static void
@@ -735,7 +871,8 @@ validate(const param_desc *p, const char *value, strbuf *msg)
  * which is reported where that value came from.
  */
 static bool
-eval_param(loader *ld, size_t i, struct conf_values *v, strbuf *msg)
+eval_param(const param_view *view, size_t i, struct conf_values *v, char **text_out,
+           strbuf *msg)
 {
 	const param_desc *p = &schema[i];
 	expand_error e = EXPAND_ERROR_INIT;
@@ -743,7 +880,8 @@ eval_param(loader *ld, size_t i, struct conf_values *v, strbuf *msg)
 	char *value;
 	bool ok;
 
-	if (expand_str(&text, raw_value(ld, i), &param_expand, ld, &e) < 0) {
+	if (expand_str(&text, raw_value(view->ld, i), &param_expand, (void *)view, &e) <
+	    0) {
 		if (!e.nested)
 			strbuf_printf(msg, "%s: column %zu: %s", p->name, e.column,
 			              strbuf_str(&e.msg));
@@ -753,7 +891,7 @@ eval_param(loader *ld, size_t i, struct conf_values *v, strbuf *msg)
 	}
 	value = trimmed_copy(&text);
 	ok = convert(p, value, field_of(v, p), msg) && validate(p, value, msg);
-	free(value);
+	*text_out = value;
 	strbuf_free(&text);
 	expand_error_free(&e);
 	return ok;
@@ -776,6 +914,15 @@ report_param(loader *ld, size_t i, const strbuf *normal, const strbuf *stress)
 		report(ld, &o, "%s (in the stress personality)", stress->s);
 }
 
+/* $stress of personality p: "yes" or "", or what -o stress=... forced. */
+static const char *
+stress_value(const loader *ld, int p)
+{
+	if (ld->forced)
+		return ld->forced_stressed ? "yes" : "";
+	return p ? "yes" : "";
+}
+
 static void
 evaluate(loader *ld, conf *c)
 {
@@ -784,13 +931,12 @@ evaluate(loader *ld, conf *c)
 	int p;
 
 	for (p = 0; p < 2; p++) {
-		if (ld->forced)
-			ld->stress = ld->forced_stressed ? "yes" : "";
-		else
-			ld->stress = p ? "yes" : "";
+		param_view view = {ld, stress_value(ld, p)};
+
 		for (i = 0; i < N_PARAMS; i++) {
 			strbuf_init(&msg[p][i]);
-			if (!eval_param(ld, i, &c->pers[p], &msg[p][i]))
+			if (!eval_param(&view, i, &c->pers[p], &c->text[p].v[i],
+			                &msg[p][i]))
 				ld->failed = true;
 		}
 	}
@@ -816,33 +962,85 @@ free_values(struct conf_values *v)
 	}
 }
 
+static const char *
+text_lookup(void *ctx, const char *name)
+{
+	const pers_text *t = ctx;
+	int i = find_param(name);
+
+	return i < 0 ? NULL : t->v[i];
+}
+
+/* Both personalities' rule tables, once the parameters are known. */
+static void
+compile_rules(loader *ld, conf *c)
+{
+	param_view views[2] = {{ld, stress_value(ld, 0)}, {ld, stress_value(ld, 1)}};
+	rules_env env[2];
+	int p;
+
+	for (p = 0; p < 2; p++)
+		env[p] = (rules_env){*views[p].stress != '\0', &param_expand, &views[p],
+		                     text_lookup, &c->text[p]};
+	if (!rules_compile(ld->rules, env, c->rules, report_rule, ld))
+		ld->failed = true;
+}
+
 static void
 conf_free(conf *c)
 {
+	size_t i;
+	int p;
+
+	for (p = 0; p < 2; p++) {
+		rules_table_free(c->rules[p]);
+		for (i = 0; i < N_PARAMS; i++)
+			free(c->text[p].v[i]);
+	}
 	free_values(&c->pers[0]);
 	free_values(&c->pers[1]);
 	free(c->path);
 	free(c);
 }
 
-conf *
-conf_load(const char *path, char *const *overrides, size_t n_overrides, strbuf *err)
+/*
+ * The common part of conf_load() and conf_load_text(): name NULL means no
+ * file; read_error says why the file could not be read.
+ */
+static conf *
+load(const char *name, const char *text, size_t len, const char *read_error,
+     char *const *overrides, size_t n_overrides, strbuf *err)
 {
-	loader ld = {.path = path, .err = err};
+	loader ld = {.path = name, .err = err};
+	struct stat st;
 	conf *c;
 	size_t i;
 
-	if (path != NULL)
-		read_file(&ld);
+	ld.rules = rules_source_create();
+	if (read_error != NULL) {
+		origin o = {FROM_PATH, 0, NULL, NULL, 0};
+
+		report(&ld, &o, "%s", read_error);
+	} else if (name != NULL && text != NULL) {
+		/* Known when the name is a file, so that it cannot include itself. */
+		if (stat(name, &st) == 0)
+			ld.reading[0] = (file_id){true, st.st_dev, st.st_ino};
+		read_text(&ld, NULL, text, len, 0);
+	}
 	for (i = 0; i < n_overrides; i++) {
-		origin o = {FROM_OVERRIDE, 0, overrides[i]};
+		origin o = {FROM_OVERRIDE, 0, overrides[i], NULL, 0};
 
 		assign_text(&ld, &o, overrides[i], "name=value");
 	}
 	c = ms_xcalloc(1, sizeof *c);
 	evaluate(&ld, c);
+	compile_rules(&ld, c);
 	for (i = 0; i < N_PARAMS; i++)
 		free(ld.raw[i]);
+	for (i = 0; i < ld.n_names; i++)
+		free(ld.names[i]);
+	free(ld.names);
+	rules_source_free(ld.rules);
 	if (ld.failed) {
 		/* Every failure is reported where it starts; never fail silently. */
 		if (ld.n_err == 0 && err != NULL)
@@ -851,10 +1049,39 @@ conf_load(const char *path, char *const *overrides, size_t n_overrides, strbuf *
 		return NULL;
 	}
 	atomic_init(&c->refs, 1);
-	c->path = path != NULL ? ms_xstrdup(path) : NULL;
+	c->path = name != NULL ? ms_xstrdup(name) : NULL;
 	c->forced = ld.forced;
 	c->forced_stressed = ld.forced_stressed;
 	return c;
+}
+
+conf *
+conf_load(const char *path, char *const *overrides, size_t n_overrides, strbuf *err)
+{
+	strbuf text = STRBUF_INIT, why = STRBUF_INIT;
+	conf *c;
+
+	if (path == NULL)
+		return load(NULL, NULL, 0, NULL, overrides, n_overrides, err);
+	if (textfile_read(path, false, &text, &why))
+		c = load(path, strbuf_str(&text), text.len, NULL, overrides, n_overrides,
+		         err);
+	else
+		c = load(path, NULL, 0, strbuf_str(&why), overrides, n_overrides, err);
+	strbuf_free(&text);
+	strbuf_free(&why);
+	return c;
+}
+
+conf *
+conf_load_text(const char *name, const char *text, size_t len, char *const *overrides,
+               size_t n_overrides, strbuf *err)
+{
+	if (text == NULL) {
+		text = "";
+		len = 0;
+	}
+	return load(name, text, len, NULL, overrides, n_overrides, err);
 }
 
 void
@@ -898,6 +1125,18 @@ conf_path(const conf *c)
 	return c->path;
 }
 
+const rules_table *
+conf_rules(const conf *c, bool stressed)
+{
+	return c->rules[stressed ? 1 : 0];
+}
+
+const char *
+conf_param_text(const conf *c, bool stressed, const char *name)
+{
+	return text_lookup((void *)&c->text[stressed ? 1 : 0], name);
+}
+
 static void
 format_value(strbuf *b, const param_desc *p, const void *f)
 {
@@ -939,6 +1178,10 @@ conf_dump(const conf *c, bool stressed, FILE *fp)
 		        strbuf_str(&line));
 	}
 	strbuf_free(&line);
+	if (rules_count(conf_rules(c, stressed)) > 0) {
+		fputs("# rules\n", fp);
+		rules_dump(conf_rules(c, stressed), fp);
+	}
 }
 
 /* Text safe inside a troff line; at_start: s begins an output line. */

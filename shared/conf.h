@@ -4,6 +4,7 @@
  * SYNOPSIS
  *	c = conf_load(path, overrides, n_overrides, err);
  *	v = conf_personality(c, stressed);   ... v->milter_timeout ...
+ *	t = conf_rules(c, stressed);         ... rules_eval(t, ...) ...
  *	conf_ref(c); ... conf_unref(c);
  *
  * FILE SYNTAX (as Postfix main.cf)
@@ -15,6 +16,14 @@
  *	last one wins. Values are expanded as by expand.h with $other
  *	parameters (their raw values, expanded in turn) and the
  *	pseudo-parameter $stress. The parameters are listed in params.h.
+ *
+ *	A logical line whose first word is a stage name (connect helo mail
+ *	rcpt data header eoh body eom) is a rule: see rules.h for its
+ *	syntax. "include PATH" reads another file with the same syntax, at
+ *	that point: PATH is relative to the directory of the including file,
+ *	must be a regular file, and includes nest at most 8 deep; a file
+ *	that includes itself, directly or not, is refused. A file with a NUL
+ *	byte is refused.
  *
  * TYPES
  *	STRING	the expanded text
@@ -43,8 +52,11 @@
  *	conf_load() returns NULL and appends to err (when not NULL) one line
  *	per problem, each ending in a newline, up to CONF_MAX_ERRORS lines:
  *	"FILE:LINE: message" (LINE is the first physical line of the logical
- *	line), "-o name=value: message", "default of name: message" or
- *	"FILE: cannot open: reason". A problem that shows in only one
+ *	line; FILE the included file when the problem is there),
+ *	"FILE:LINE:COLUMN: message" for rules (COLUMN is the byte in the
+ *	logical line, continuation lines joined with one space), "-o
+ *	name=value: message", "default of name: message" or "FILE: cannot
+ *	open: reason". A problem that shows in only one
  *	personality ends in "(in the stress personality)" or "(in the normal
  *	personality)". Nothing is printed or logged.
  *
@@ -55,8 +67,8 @@
  *	sessions take a reference when they start and drop it when they end,
  *	so a reload can publish a new snapshot while old sessions finish on
  *	theirs; the last conf_unref() frees it. Pointers obtained from a
- *	snapshot (conf_personality(), conf_path()) are valid while the caller
- *	holds a reference.
+ *	snapshot (conf_personality(), conf_rules(), conf_param_text(),
+ *	conf_path()) are valid while the caller holds a reference.
  */
 #ifndef MS_CONF_H
 #define MS_CONF_H
@@ -66,6 +78,7 @@
 #include <stdio.h>
 
 #include "params.h"
+#include "rules.h"
 #include "strbuf.h"
 
 #define CONF_MAX_ERRORS 50
@@ -92,11 +105,24 @@ struct conf_values {
 
 conf *conf_load(const char *path, char *const *overrides, size_t n_overrides,
                 strbuf *err);
+/*
+ * The same with the file's len bytes at text (they may hold anything; a
+ * NUL byte is an error); name is the file's name for messages and the
+ * directory includes are relative to. No file is read but the includes.
+ */
+conf *conf_load_text(const char *name, const char *text, size_t len,
+                     char *const *overrides, size_t n_overrides, strbuf *err);
 void conf_ref(conf *c);
 void conf_unref(conf *c); /* frees at zero; NULL-safe */
 
 /* The effective values under stress (stressed) or not. */
 const struct conf_values *conf_personality(const conf *c, bool stressed);
+
+/* The rules of a personality; never NULL (maybe empty). */
+const rules_table *conf_rules(const conf *c, bool stressed);
+
+/* A parameter's expanded text in a personality ("600s"); NULL: no such one. */
+const char *conf_param_text(const conf *c, bool stressed, const char *name);
 
 /* True when -o stress=... was given; *stressed (if not NULL) = value != "". */
 bool conf_stress_forced(const conf *c, bool *stressed);
@@ -105,6 +131,7 @@ bool conf_stress_forced(const conf *c, bool *stressed);
  * postconf-style "name = value" lines in schema order: the effective values
  * of one personality; times and sizes in the largest exact unit among
  * ms, s, h, d, w and k, m, g (600s, 1d, 256k), lists joined with ", ".
+ * Then, when the personality has rules, a line "# rules" and rules_dump().
  */
 void conf_dump(const conf *c, bool stressed, FILE *fp);
 

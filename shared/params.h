@@ -55,12 +55,12 @@ typedef enum conf_type {
 	  "how long the milter waits for the MTA's next command (smfi_settimeout)") \
 	X(listen_backlog, CONF_INT, "256", 1, 65535, NULL, \
 	  "listen queue of the milter socket (smfi_setbacklog)") \
-	X(thread_stack_size, CONF_SIZE, "256k", 64 * CONF_KIB, 64 * CONF_MIB, NULL, \
+	X(thread_stack_size, CONF_SIZE, "256k", 128 * CONF_KIB, 64 * CONF_MIB, NULL, \
 	  "stack size of each libmilter worker thread") \
 	X(error_limit, CONF_INT, "${stress?{1}:{20}}", 1, 1000000, NULL, \
-	  "after this many rejections in one session, answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
+	  "after this many rejections in one session (452 not counted), answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
 	X(rcpt_limit, CONF_INT, "${stress?{100}:{1000}}", 1, 1000000, NULL, \
-	  "recipients per message; past it each gets 452 4.5.3 (Postfix: smtpd_recipient_limit)") \
+	  "recipients per message; past it each gets 452 4.5.3, not counted as an error (Postfix: smtpd_recipient_limit)") \
 	X(syslog_name, CONF_STRING, "milter-stress", 0, 0, valid_nonempty, \
 	  "syslog ident")
 /* clang-format on */

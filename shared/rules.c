@@ -1,0 +1,2565 @@
+/* rules - the stress-conditional rule table; see rules.h. */
+#include "config.h"
+
+#include "rules.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "addr.h"
+#include "textfile.h"
+
+/*
+ * Hostile headers meet administrators' regexes here: bound the work one
+ * match may do, well below PCRE2's default of ten million.
+ */
+#define RE_MATCH_LIMIT 1000000
+
+#define NAME_MAX_LEN 64
+
+/* Postfix sends it with MAIL FROM when the client authenticated. */
+#define AUTH_MACRO "{auth_authen}"
+
+/* Names. */
+
+static const char *const stage_names[RULES_N_STAGES] = {
+        "connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body", "eom",
+};
+
+static const char *const action_names[] = {
+        "accept", "continue", "tempfail", "reject", "discard", "quarantine", "tag", "log",
+};
+
+#define N_ACTIONS (sizeof action_names / sizeof action_names[0])
+
+#define ACTION_LIST "accept, continue, tempfail, reject, discard, quarantine, tag or log"
+
+enum check_kind {
+	K_CLIENT,
+	K_CLIENT_NAME,
+	K_HELO,
+	K_SENDER,
+	K_RECIPIENT,
+	K_AUTHENTICATED,
+	K_MACRO,
+	K_RCPT_COUNT,
+	K_HEADER,
+	K_STRESS,
+	K_ANY,
+	K_N_KINDS
+};
+
+/* What each kind is called, what it takes, and from which stages it can see. */
+static const struct kind_desc {
+	const char *name;
+	bool values; /* takes VALUE... */
+	enum rules_stage first, last;
+	const char *expects; /* for "expected ..." */
+} kinds[K_N_KINDS] = {
+        [K_CLIENT] = {"client", true, RULES_CONNECT, RULES_EOM,
+                      "an address or network (192.0.2.0/24, [2001:db8::]/32)"},
+        [K_CLIENT_NAME] = {"client_name", true, RULES_CONNECT, RULES_EOM,
+                           "a name, .domain, /regex/ or unknown"},
+        [K_HELO] = {"helo", true, RULES_HELO, RULES_EOM,
+                    "a name, .domain, /regex/ or ip_literal"},
+        [K_SENDER] = {"sender", true, RULES_MAIL, RULES_EOM,
+                      "user@domain, user@, @domain, .domain, /regex/ or <>"},
+        [K_RECIPIENT] = {"recipient", true, RULES_RCPT, RULES_RCPT,
+                         "user@domain, user@, @domain, .domain, /regex/ or <>"},
+        [K_AUTHENTICATED] = {"authenticated", false, RULES_CONNECT, RULES_EOM, NULL},
+        [K_MACRO] = {"macro", true, RULES_CONNECT, RULES_EOM, "a value or /regex/"},
+        [K_RCPT_COUNT] = {"rcpt_count", false, RULES_RCPT, RULES_EOM, NULL},
+        [K_HEADER] = {"header", true, RULES_HEADER, RULES_EOM, "a /regex/"},
+        [K_STRESS] = {"stress", false, RULES_CONNECT, RULES_EOM, NULL},
+        [K_ANY] = {"any", false, RULES_CONNECT, RULES_EOM, NULL},
+};
+
+enum cmp_op { OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE };
+
+static const char *const op_names[] = {"<", "<=", ">", ">=", "==", "!="};
+
+#define N_OPS (sizeof op_names / sizeof op_names[0])
+
+#define MODE_NORMAL 1u
+#define MODE_STRESS 2u
+#define MODE_BOTH (MODE_NORMAL | MODE_STRESS)
+
+static const char *const default_text[] = {
+        [RULES_TEMPFAIL] = "Service unavailable, try again later",
+        [RULES_REJECT] = "Message rejected",
+};
+
+const char *const rules_template_vars[] = {
+        "client_addr", "client_name", "helo_name", "sender", "recipient",
+        "queue_id",    "rule",        "stage",     "stress", NULL,
+};
+
+/* Parsed rules: tokens as written, before expansion. */
+
+typedef struct rtoken {
+	char *text; /* unquoted and unescaped; NULL: absent */
+	char *raw;  /* quoted: the bytes between the quotes, as written */
+	size_t col; /* 1-based column of the first byte in the logical line */
+	bool quoted;
+	bool regex; /* /.../flags */
+} rtoken;
+
+typedef struct pcheck {
+	enum check_kind kind;
+	bool negate;
+	size_t col;     /* of the kind */
+	enum cmp_op op; /* rcpt_count */
+	rtoken arg;     /* macro NAME, header NAME, rcpt_count N */
+	rtoken *values;
+	size_t n_values;
+} pcheck;
+
+typedef struct paction {
+	enum rules_action_kind kind, would;
+	size_t col;
+	rtoken code, ecode, tag, text;
+} paction;
+
+typedef struct prule {
+	char *file;
+	unsigned line;
+	char *name;
+	enum rules_stage stage;
+	unsigned mode;
+	bool mode_given;
+	pcheck *checks;
+	size_t n_checks;
+	paction action;
+} prule;
+
+struct rules_source {
+	prule **v;
+	size_t n;
+};
+
+/* Compiled rules. */
+
+enum value_kind {
+	V_CIDR,   /* client */
+	V_EXACT,  /* names: case-insensitive */
+	V_SUFFIX, /* .domain: subdomains only */
+	V_REGEX,
+	V_UNKNOWN,    /* client_name unknown */
+	V_IP_LITERAL, /* helo ip_literal */
+	V_NULL,       /* <> */
+	V_ADDRESS,    /* user@domain */
+	V_LOCAL,      /* user@ */
+	V_DOMAIN,     /* @domain */
+	V_STRING,     /* macro: case-sensitive */
+};
+
+typedef struct value {
+	enum value_kind kind;
+	char *s; /* V_EXACT V_SUFFIX (with its dot) V_ADDRESS V_LOCAL V_DOMAIN V_STRING */
+	size_t len;
+	addr_cidr cidr;
+	pcre2_code *re;
+} value;
+
+typedef struct check {
+	enum check_kind kind;
+	bool negate;
+	enum cmp_op op;
+	unsigned long long n;
+	char *name;    /* macro: as asked of the MTA; header: NULL for '*' */
+	bool presence; /* macro written without values: set and not empty */
+	value *v;
+	size_t n_values;
+} check;
+
+struct rule {
+	const rules_table *table;
+	char *name;
+	enum rules_stage stage;
+	check *checks;
+	size_t n_checks;
+	rules_action action;
+	char *text;     /* owned by action.text */
+	char *tag_name; /* owned by action.tag_name */
+	char *shown;    /* the rules_dump() line, without the newline */
+};
+
+struct rules_table {
+	rule **v;
+	size_t n;
+	rule **stage_v[RULES_N_STAGES];
+	size_t stage_n[RULES_N_STAGES];
+	bool may_reply[RULES_N_STAGES];
+	const char **macros[RULES_N_STAGES]; /* NULL-terminated; names owned by rules */
+	size_t n_macros[RULES_N_STAGES];
+	bool need_header_set;
+	bool stressed;
+	rules_var_fn param;
+	void *param_ctx;
+	pcre2_match_context *mctx;
+};
+
+/* Small helpers. */
+
+static void
+panic(const char *func, const char *what)
+{
+	fprintf(stderr, "milter-stress: panic: %s: %s\n", func, what);
+	abort();
+}
+
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Room for element n of an array of n: doubles at powers of two. */
+static void *
+grow(void *v, size_t n, size_t size)
+{
+	if (n > 0 && (n & (n - 1)) != 0)
+		return v;
+	if (n > SIZE_MAX / 2 / size)
+		panic(__func__, "array too large");
+	return ms_xrealloc(v, (n > 0 ? 2 * n : 1) * size);
+}
+
+static bool
+word_is(const rtoken *t, const char *word)
+{
+	return t->text != NULL && !t->quoted && !t->regex && strcmp(t->text, word) == 0;
+}
+
+static int
+find_name(const char *const *names, size_t n, const char *word)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], word) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+action_of(const rtoken *t)
+{
+	if (t->text == NULL || t->quoted || t->regex)
+		return -1;
+	return find_name(action_names, N_ACTIONS, t->text);
+}
+
+static int
+kind_of(const char *word)
+{
+	int i;
+
+	for (i = 0; i < K_N_KINDS; i++)
+		if (strcmp(kinds[i].name, word) == 0)
+			return i;
+	return -1;
+}
+
+/* Ends a check's values: an action word or "and", unquoted. */
+static bool
+ends_values(const rtoken *t)
+{
+	return action_of(t) >= 0 || word_is(t, "and");
+}
+
+static void
+rtoken_free(rtoken *t)
+{
+	free(t->text);
+	free(t->raw);
+	memset(t, 0, sizeof *t);
+}
+
+/* The column of byte offset (1-based) of t->text in the logical line. */
+static size_t
+token_column(const rtoken *t, size_t offset)
+{
+	size_t i = 0, o;
+
+	if (offset == 0)
+		return t->col;
+	if (!t->quoted || t->raw == NULL)
+		return t->col + offset - 1;
+	/* Walk the escapes: \" and \\ are two bytes as written, one in text. */
+	for (o = 1; o < offset && t->raw[i] != '\0'; o++)
+		i += t->raw[i] == '\\' && (t->raw[i + 1] == '"' || t->raw[i + 1] == '\\')
+		             ? 2
+		             : 1;
+	return t->col + 1 + i;
+}
+
+/* The lexer: one logical line, token by token. */
+
+typedef struct lexer {
+	const char *line;
+	const char *p;
+	const char *file;
+	unsigned lineno;
+	rules_report_fn report;
+	void *ctx;
+	bool failed;
+} lexer;
+
+static void lex_error(lexer *lx, size_t col, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+lex_error(lexer *lx, size_t col, const char *fmt, ...)
+{
+	strbuf msg = STRBUF_INIT;
+	va_list ap;
+
+	if (lx->failed)
+		return;
+	lx->failed = true;
+	va_start(ap, fmt);
+	strbuf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (lx->report != NULL)
+		lx->report(lx->ctx, lx->file, lx->lineno, col, strbuf_str(&msg));
+	strbuf_free(&msg);
+}
+
+static size_t
+col_of(const lexer *lx, const char *p)
+{
+	return (size_t)(p - lx->line) + 1;
+}
+
+static void
+skip_blanks(lexer *lx)
+{
+	while (is_blank(*lx->p))
+		lx->p++;
+}
+
+/* The close that balances the open at p[0], or NULL. */
+static const char *
+balanced(const char *p)
+{
+	char open = *p, close = open == '{' ? '}' : ')';
+	int level = 0;
+
+	for (; *p; p++) {
+		if (*p == open)
+			level++;
+		else if (*p == close && --level == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static bool
+lex_quoted(lexer *lx, rtoken *t)
+{
+	const char *start = lx->p + 1, *q;
+	strbuf text = STRBUF_INIT;
+
+	for (q = start; *q != '"'; q++) {
+		if (*q == '\0') {
+			strbuf_free(&text);
+			lex_error(lx, col_of(lx, lx->p),
+			          "missing '\"' to close this string");
+			return false;
+		}
+		if (*q == '\\' && (q[1] == '"' || q[1] == '\\'))
+			q++;
+		strbuf_putc(&text, *q);
+	}
+	if (q[1] != '\0' && !is_blank(q[1])) {
+		strbuf_free(&text);
+		lex_error(lx, col_of(lx, q + 1),
+		          "expected white space after the closing '\"'");
+		return false;
+	}
+	t->quoted = true;
+	t->text = strbuf_detach(&text);
+	t->raw = ms_xstrndup(start, (size_t)(q - start));
+	lx->p = q + 1;
+	return true;
+}
+
+static bool
+lex_regex(lexer *lx, rtoken *t)
+{
+	const char *q;
+
+	for (q = lx->p + 1; *q != '/'; q++) {
+		if (*q == '\0') {
+			lex_error(lx, col_of(lx, lx->p),
+			          "missing '/' to close this regex");
+			return false;
+		}
+		if (*q == '\\' && q[1] != '\0')
+			q++;
+	}
+	for (q++; *q != '\0' && !is_blank(*q); q++) {
+		if (strchr("imsx", *q) == NULL) {
+			if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))
+				lex_error(
+				        lx, col_of(lx, q),
+				        "unknown regex flag '%c': expected i, m, s or x",
+				        *q);
+			else
+				lex_error(lx, col_of(lx, q),
+				          "expected white space after the regex's "
+				          "closing '/'");
+			return false;
+		}
+	}
+	t->regex = true;
+	t->text = ms_xstrndup(lx->p, (size_t)(q - lx->p));
+	lx->p = q;
+	return true;
+}
+
+static void
+lex_word(lexer *lx, rtoken *t)
+{
+	const char *q = lx->p, *close;
+
+	while (*q != '\0' && !is_blank(*q)) {
+		/* A ${...} keeps its spaces: ${stress?{a b}:{c}} is one token. */
+		if (q[0] == '$' && (q[1] == '{' || q[1] == '(') &&
+		    (close = balanced(q + 1)) != NULL) {
+			q = close + 1;
+			continue;
+		}
+		q++;
+	}
+	t->text = ms_xstrndup(lx->p, (size_t)(q - lx->p));
+	lx->p = q;
+}
+
+/* 1: a token in t; 0: end of line; -1: error (reported). */
+static int
+lex_next(lexer *lx, rtoken *t)
+{
+	memset(t, 0, sizeof *t);
+	skip_blanks(lx);
+	if (*lx->p == '\0')
+		return 0;
+	t->col = col_of(lx, lx->p);
+	if (*lx->p == '"')
+		return lex_quoted(lx, t) ? 1 : -1;
+	if (*lx->p == '/')
+		return lex_regex(lx, t) ? 1 : -1;
+	lex_word(lx, t);
+	return 1;
+}
+
+/* The next token without consuming it; see lex_next(). */
+static int
+lex_peek(lexer *lx, rtoken *t)
+{
+	const char *save = lx->p;
+	int rc = lex_next(lx, t);
+
+	lx->p = save;
+	return rc;
+}
+
+static bool
+at_end(lexer *lx)
+{
+	skip_blanks(lx);
+	return *lx->p == '\0';
+}
+
+/* TEXT: the rest of the line, one quoted string or the words as written. */
+static bool
+lex_text(lexer *lx, rtoken *t)
+{
+	memset(t, 0, sizeof *t);
+	skip_blanks(lx);
+	if (*lx->p == '\0')
+		return true;
+	t->col = col_of(lx, lx->p);
+	if (*lx->p == '"') {
+		if (!lex_quoted(lx, t))
+			return false;
+		if (!at_end(lx)) {
+			lex_error(lx, col_of(lx, lx->p),
+			          "text after the quoted TEXT: quote all of it or none");
+			rtoken_free(t);
+			return false;
+		}
+		return true;
+	}
+	t->text = ms_xstrdup(lx->p);
+	lx->p += strlen(lx->p);
+	return true;
+}
+
+/* The parser: a logical line into a prule. */
+
+static void
+paction_free(paction *a)
+{
+	rtoken_free(&a->code);
+	rtoken_free(&a->ecode);
+	rtoken_free(&a->tag);
+	rtoken_free(&a->text);
+}
+
+static void
+prule_free(prule *r)
+{
+	size_t i, j;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->n_checks; i++) {
+		rtoken_free(&r->checks[i].arg);
+		for (j = 0; j < r->checks[i].n_values; j++)
+			rtoken_free(&r->checks[i].values[j]);
+		free(r->checks[i].values);
+	}
+	free(r->checks);
+	paction_free(&r->action);
+	free(r->file);
+	free(r->name);
+	free(r);
+}
+
+static bool
+valid_rule_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NAME_MAX_LEN)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "0123456789_.:-") == n;
+}
+
+/* Is the unquoted token a CODE or ECODE? A digit first, or one ${...}. */
+static bool
+looks_like_code(const rtoken *t)
+{
+	const char *close;
+
+	if (t->text == NULL || t->quoted || t->regex)
+		return false;
+	if (is_digit(t->text[0]))
+		return true;
+	if (t->text[0] != '$' || (t->text[1] != '{' && t->text[1] != '('))
+		return false;
+	close = balanced(t->text + 1);
+	return close != NULL && close[1] == '\0';
+}
+
+static bool parse_action(lexer *lx, prule *r, rtoken *word, bool inner);
+
+/* Is the next token a CODE or ECODE? Only a bare word can be one. */
+static bool
+code_follows(lexer *lx)
+{
+	rtoken t;
+	bool yes;
+
+	skip_blanks(lx);
+	/* Not lex_peek() on a quote or slash: a TEXT such as "/tmp is full" is no regex.
+	 */
+	if (!is_digit(*lx->p) && *lx->p != '$')
+		return false;
+	lex_peek(lx, &t);
+	yes = looks_like_code(&t);
+	rtoken_free(&t);
+	return yes;
+}
+
+/* CODE and ECODE, if the next tokens are such; then the TEXT. */
+static bool
+parse_reply(lexer *lx, paction *a)
+{
+	if (code_follows(lx)) {
+		lex_next(lx, &a->code);
+		if (code_follows(lx))
+			lex_next(lx, &a->ecode);
+	}
+	return lex_text(lx, &a->text);
+}
+
+static bool
+parse_action_args(lexer *lx, prule *r, paction *a)
+{
+	const char *what = action_names[a->would];
+
+	switch (a->would) {
+	case RULES_DISCARD:
+		if (r->stage == RULES_CONNECT || r->stage == RULES_HELO) {
+			lex_error(lx, a->col,
+			          "discard is not possible at %s (Postfix refuses it "
+			          "before MAIL FROM); use reject or tempfail",
+			          stage_names[r->stage]);
+			return false;
+		}
+		/* FALLTHROUGH */
+	case RULES_ACCEPT:
+	case RULES_CONTINUE:
+		if (!at_end(lx)) {
+			lex_error(lx, col_of(lx, lx->p), "unexpected text after '%s'",
+			          what);
+			return false;
+		}
+		return true;
+	case RULES_TEMPFAIL:
+	case RULES_REJECT:
+		return parse_reply(lx, a);
+	case RULES_QUARANTINE:
+		if (!lex_text(lx, &a->text))
+			return false;
+		if (a->text.text == NULL) {
+			lex_error(lx, col_of(lx, lx->p),
+			          "quarantine needs a TEXT: the reason");
+			return false;
+		}
+		return true;
+	case RULES_TAG:
+		if (lex_next(lx, &a->tag) <= 0 || !lex_text(lx, &a->text)) {
+			lex_error(lx, col_of(lx, lx->p),
+			          "tag needs a header NAME and a TEXT");
+			return false;
+		}
+		if (a->text.text == NULL) {
+			lex_error(lx, col_of(lx, lx->p),
+			          "tag needs a TEXT after the header name");
+			return false;
+		}
+		return true;
+	case RULES_LOG:
+		break;
+	}
+	panic(__func__, "unknown action");
+	return false;
+}
+
+/* word is an action name; the rest of the line is its arguments. */
+static bool
+parse_action(lexer *lx, prule *r, rtoken *word, bool inner)
+{
+	paction *a = &r->action;
+	int kind = action_of(word);
+	rtoken next;
+	int rc;
+
+	if (kind == RULES_LOG) {
+		if (inner) {
+			lex_error(lx, word->col, "log takes an action other than log");
+			return false;
+		}
+		if ((rc = lex_next(lx, &next)) < 0)
+			return false;
+		if (rc == 0 || action_of(&next) < 0) {
+			lex_error(lx, rc == 0 ? col_of(lx, lx->p) : next.col,
+			          "log needs the action it pretends to take (log reject "
+			          "...)");
+			rtoken_free(&next);
+			return false;
+		}
+		a->kind = RULES_LOG;
+		a->col = word->col;
+		rc = parse_action(lx, r, &next, true);
+		rtoken_free(&next);
+		return rc;
+	}
+	if (!inner)
+		a->kind = (enum rules_action_kind)kind;
+	a->would = (enum rules_action_kind)kind;
+	a->col = word->col;
+	return parse_action_args(lx, r, a);
+}
+
+static void
+list_kinds(strbuf *b)
+{
+	int i;
+
+	for (i = 0; i < K_N_KINDS; i++)
+		strbuf_printf(b, "%s%s",
+		              i == 0               ? ""
+		              : i == K_N_KINDS - 1 ? " or "
+		                                   : ", ",
+		              kinds[i].name);
+}
+
+static bool
+bad_check(lexer *lx, const rtoken *t)
+{
+	strbuf all = STRBUF_INIT;
+
+	list_kinds(&all);
+	if (action_of(t) >= 0)
+		lex_error(lx, t->col,
+		          "expected a check before '%s' (write 'any' to match every "
+		          "session)",
+		          t->text);
+	else
+		lex_error(lx, t->col, "unknown check '%s': expected %s", t->text,
+		          strbuf_str(&all));
+	strbuf_free(&all);
+	return false;
+}
+
+static bool
+parse_values(lexer *lx, pcheck *c)
+{
+	rtoken t;
+	int rc;
+
+	while ((rc = lex_peek(lx, &t)) > 0 && !ends_values(&t)) {
+		rtoken_free(&t);
+		c->values = grow(c->values, c->n_values, sizeof *c->values);
+		lex_next(lx, &c->values[c->n_values++]);
+	}
+	if (rc < 0)
+		return false;
+	if (c->n_values == 0) {
+		lex_error(lx, rc > 0 ? t.col : col_of(lx, lx->p), "%s: expected %s",
+		          kinds[c->kind].name, kinds[c->kind].expects);
+		rtoken_free(&t);
+		return false;
+	}
+	rtoken_free(&t);
+	return true;
+}
+
+static bool
+parse_count(lexer *lx, pcheck *c)
+{
+	rtoken t;
+	int op, rc;
+
+	if ((rc = lex_next(lx, &t)) <= 0 ||
+	    (op = find_name(op_names, N_OPS, t.quoted ? "" : t.text)) < 0) {
+		if (rc >= 0)
+			lex_error(lx, rc > 0 ? t.col : col_of(lx, lx->p),
+			          "rcpt_count: expected <, <=, >, >=, == or != and a "
+			          "number");
+		rtoken_free(&t);
+		return false;
+	}
+	rtoken_free(&t);
+	c->op = (enum cmp_op)op;
+	if ((rc = lex_next(lx, &c->arg)) <= 0 || ends_values(&c->arg)) {
+		if (rc >= 0)
+			lex_error(lx, rc > 0 ? c->arg.col : col_of(lx, lx->p),
+			          "rcpt_count: expected a number after '%s'",
+			          op_names[op]);
+		return false;
+	}
+	return true;
+}
+
+/* After the kind: its operator, name and values. */
+static bool
+parse_check_args(lexer *lx, pcheck *c)
+{
+	int rc;
+
+	if (c->kind == K_RCPT_COUNT)
+		return parse_count(lx, c);
+	if (c->kind == K_MACRO || c->kind == K_HEADER) {
+		if ((rc = lex_next(lx, &c->arg)) <= 0 || c->arg.regex) {
+			if (rc >= 0)
+				lex_error(lx, rc > 0 ? c->arg.col : col_of(lx, lx->p),
+				          "%s: expected a %s name first",
+				          kinds[c->kind].name,
+				          c->kind == K_MACRO ? "macro" : "header (or *)");
+			return false;
+		}
+		if (c->kind == K_MACRO) {
+			rtoken t;
+
+			/* Without values: the macro is set. */
+			if ((rc = lex_peek(lx, &t)) < 0)
+				return false;
+			if (rc == 0 || ends_values(&t)) {
+				rtoken_free(&t);
+				return true;
+			}
+			rtoken_free(&t);
+		}
+	}
+	if (kinds[c->kind].values)
+		return parse_values(lx, c);
+	return true;
+}
+
+static bool
+parse_check(lexer *lx, prule *r, rtoken *t)
+{
+	pcheck *c;
+	const char *word = t->text;
+	bool negate = false;
+	int kind;
+
+	if (word_is(t, "!") || word_is(t, "not")) {
+		rtoken_free(t);
+		if (lex_next(lx, t) <= 0) {
+			lex_error(lx, col_of(lx, lx->p),
+			          "expected a check after the negation");
+			return false;
+		}
+		negate = true;
+		word = t->text;
+	} else if (!t->quoted && !t->regex && word[0] == '!' && word[1] != '\0') {
+		negate = true;
+		word++;
+	}
+	if (t->quoted || t->regex || (kind = kind_of(word)) < 0)
+		return bad_check(lx, t);
+	if (r->stage < kinds[kind].first || r->stage > kinds[kind].last) {
+		if (kinds[kind].first == kinds[kind].last)
+			lex_error(lx, t->col, "%s cannot be seen at %s: only at %s",
+			          kinds[kind].name, stage_names[r->stage],
+			          stage_names[kinds[kind].first]);
+		else
+			lex_error(lx, t->col,
+			          "%s cannot be seen at %s: it is known from %s on",
+			          kinds[kind].name, stage_names[r->stage],
+			          stage_names[kinds[kind].first]);
+		return false;
+	}
+	r->checks = grow(r->checks, r->n_checks, sizeof *r->checks);
+	c = &r->checks[r->n_checks++];
+	memset(c, 0, sizeof *c);
+	c->kind = (enum check_kind)kind;
+	c->negate = negate;
+	c->col = t->col;
+	if (!parse_check_args(lx, c))
+		return false;
+	if (!kinds[kind].values && kind != K_RCPT_COUNT) {
+		rtoken next;
+		int rc = lex_peek(lx, &next);
+		bool bad = rc < 0 || (rc > 0 && !ends_values(&next));
+
+		if (rc > 0 && bad)
+			lex_error(lx, next.col, "%s takes no values", kinds[kind].name);
+		rtoken_free(&next);
+		if (bad)
+			return false;
+	}
+	return true;
+}
+
+/* "stress" after the stage is the mode, unless a check would be missing. */
+static bool
+stress_is_mode(lexer *lx)
+{
+	const char *save = lx->p;
+	rtoken t;
+	int rc;
+
+	lex_next(lx, &t); /* "stress" itself */
+	rtoken_free(&t);
+	rc = lex_peek(lx, &t);
+	lx->p = save;
+	if (rc <= 0) {
+		rtoken_free(&t);
+		return rc < 0; /* an error there is reported anyway */
+	}
+	rc = !ends_values(&t);
+	rtoken_free(&t);
+	return rc;
+}
+
+/* MODE and name=NAME, in either order. */
+static bool
+parse_prefix(lexer *lx, prule *r)
+{
+	rtoken t;
+	int rc;
+
+	while ((rc = lex_peek(lx, &t)) > 0 && !t.quoted && !t.regex) {
+		if ((word_is(&t, "normal") || word_is(&t, "both") ||
+		     (word_is(&t, "stress") && stress_is_mode(lx))) &&
+		    !r->mode_given) {
+			r->mode = word_is(&t, "normal")   ? MODE_NORMAL
+			          : word_is(&t, "stress") ? MODE_STRESS
+			                                  : MODE_BOTH;
+			r->mode_given = true;
+		} else if (strncmp(t.text, "name=", 5) == 0 && r->name == NULL) {
+			if (!valid_rule_name(t.text + 5)) {
+				lex_error(lx, t.col + 5,
+				          "bad rule name '%s': expected 1 to %d letters, "
+				          "digits, '_', '.', ':' or '-'",
+				          t.text + 5, NAME_MAX_LEN);
+				rtoken_free(&t);
+				return false;
+			}
+			r->name = ms_xstrdup(t.text + 5);
+		} else {
+			break;
+		}
+		rtoken_free(&t);
+		lex_next(lx, &t);
+		rtoken_free(&t);
+	}
+	rtoken_free(&t);
+	return rc >= 0;
+}
+
+static bool
+parse_rule(lexer *lx, prule *r)
+{
+	rtoken t;
+	int rc;
+
+	if (!parse_prefix(lx, r))
+		return false;
+	for (;;) {
+		if ((rc = lex_next(lx, &t)) <= 0) {
+			if (rc == 0)
+				lex_error(lx, col_of(lx, lx->p),
+				          "expected a check and an action (any reject, "
+				          "client 192.0.2.1 accept, ...)");
+			return false;
+		}
+		if (!parse_check(lx, r, &t))
+			break;
+		rtoken_free(&t);
+		if ((rc = lex_next(lx, &t)) <= 0) {
+			if (rc == 0)
+				lex_error(lx, col_of(lx, lx->p),
+				          "expected 'and' or an action (" ACTION_LIST
+				          ")");
+			return false;
+		}
+		if (word_is(&t, "and")) {
+			rtoken_free(&t);
+			continue;
+		}
+		if (action_of(&t) < 0) {
+			lex_error(lx, t.col,
+			          "expected 'and' or an action (" ACTION_LIST
+			          "), not '%s'",
+			          t.text);
+			break;
+		}
+		rc = parse_action(lx, r, &t, false);
+		rtoken_free(&t);
+		return rc;
+	}
+	rtoken_free(&t);
+	return false;
+}
+
+rules_source *
+rules_source_create(void)
+{
+	return ms_xcalloc(1, sizeof(rules_source));
+}
+
+void
+rules_source_free(rules_source *src)
+{
+	size_t i;
+
+	if (src == NULL)
+		return;
+	for (i = 0; i < src->n; i++)
+		prule_free(src->v[i]);
+	free(src->v);
+	free(src);
+}
+
+bool
+rules_source_add(rules_source *src, const char *file, unsigned line, const char *text,
+                 rules_report_fn report, void *ctx)
+{
+	lexer lx = {text, text, file, line, report, ctx, false};
+	prule *r = ms_xcalloc(1, sizeof *r);
+	rtoken t;
+
+	r->file = ms_xstrdup(file);
+	r->line = line;
+	r->mode = MODE_BOTH;
+	if (lex_next(&lx, &t) <= 0 || t.quoted || t.regex ||
+	    !rules_stage_parse(t.text, strlen(t.text), &r->stage)) {
+		lex_error(&lx, 1,
+		          "expected a stage (connect, helo, mail, rcpt, data, header, "
+		          "eoh, body or eom)");
+		rtoken_free(&t);
+		prule_free(r);
+		return false;
+	}
+	rtoken_free(&t);
+	if (!parse_rule(&lx, r) || lx.failed) {
+		lex_error(&lx, col_of(&lx, lx.p), "bad rule");
+		prule_free(r);
+		return false;
+	}
+	src->v = grow(src->v, src->n, sizeof *src->v);
+	src->v[src->n++] = r;
+	return true;
+}
+
+/* Compilation: one parsed rule, one personality. */
+
+typedef struct problem {
+	char *file;
+	unsigned line;
+	size_t col;
+	char *msg; /* NULL: inside a parameter's value, reported there */
+} problem;
+
+typedef struct problems {
+	problem *v;
+	size_t n;
+} problems;
+
+typedef struct cctx {
+	const prule *pr;
+	const rules_env *env;
+	rules_table *t;
+	problems *ps;
+} cctx;
+
+/* Where a word came from, for its problems. */
+typedef struct where {
+	const char *file;
+	unsigned line;
+	size_t col;    /* 0: no column (a line of a file: list) */
+	bool verbatim; /* the word stands as written at col: offsets are columns */
+} where;
+
+/* msg NULL: a problem reported elsewhere, which still fails the rule. */
+static void
+add_problem(cctx *c, const char *file, unsigned line, size_t col, char *msg)
+{
+	problem *p;
+
+	c->ps->v = grow(c->ps->v, c->ps->n, sizeof *c->ps->v);
+	p = &c->ps->v[c->ps->n++];
+	p->file = ms_xstrdup(file);
+	p->line = line;
+	p->col = col;
+	p->msg = msg;
+}
+
+static char *message(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static char *
+message(const char *fmt, va_list ap)
+{
+	strbuf msg = STRBUF_INIT;
+
+	strbuf_vprintf(&msg, fmt, ap);
+	return strbuf_detach(&msg);
+}
+
+static void problem_at(cctx *c, size_t col, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void problem_in(cctx *c, const where *w, size_t offset, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* A problem at a column of the rule's own line. */
+static void
+problem_at(cctx *c, size_t col, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_problem(c, c->pr->file, c->pr->line, col, message(fmt, ap));
+	va_end(ap);
+}
+
+/* A problem offset bytes into a word that came from w. */
+static void
+problem_in(cctx *c, const where *w, size_t offset, const char *fmt, ...)
+{
+	size_t col = w->col == 0 ? 0 : w->verbatim ? w->col + offset : w->col;
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_problem(c, w->file, w->line, col, message(fmt, ap));
+	va_end(ap);
+}
+
+static void
+problem_silent(cctx *c)
+{
+	add_problem(c, c->pr->file, c->pr->line, 0, NULL);
+}
+
+static void
+problems_free(problems *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		free(ps->v[i].file);
+		free(ps->v[i].msg);
+	}
+	free(ps->v);
+	ps->v = NULL;
+	ps->n = 0;
+}
+
+/* A token's text expanded with the parameters, blanks at its ends dropped. */
+static bool
+expand_token(cctx *c, const rtoken *t, strbuf *out)
+{
+	expand_error e = EXPAND_ERROR_INIT;
+	strbuf x = STRBUF_INIT;
+	const char *s, *end;
+	bool ok = true;
+
+	if (c->env->expand == NULL) {
+		strbuf_puts(&x, t->text);
+	} else if (expand_str(&x, t->text, c->env->expand, c->env->expand_ctx, &e) < 0) {
+		if (e.nested)
+			problem_silent(c);
+		else
+			problem_at(c, token_column(t, e.column), "%s",
+			           strbuf_str(&e.msg));
+		ok = false;
+	}
+	if (ok) {
+		for (s = strbuf_str(&x); is_blank(*s); s++)
+			;
+		for (end = s + strlen(s); end > s && is_blank(end[-1]); end--)
+			;
+		strbuf_append(out, s, (size_t)(end - s));
+	}
+	strbuf_free(&x);
+	expand_error_free(&e);
+	return ok;
+}
+
+static bool
+compile_regex(cctx *c, const char *word, const where *w, value *v)
+{
+	const char *end = strrchr(word, '/'), *f;
+	uint32_t opts = 0;
+	PCRE2_SIZE off;
+	int err;
+
+	if (end == word) {
+		problem_in(c, w, 0, "missing '/' to close the regex '%s'", word);
+		return false;
+	}
+	for (f = end + 1; *f; f++) {
+		switch (*f) {
+		case 'i':
+			opts |= PCRE2_CASELESS;
+			break;
+		case 'm':
+			opts |= PCRE2_MULTILINE;
+			break;
+		case 's':
+			opts |= PCRE2_DOTALL;
+			break;
+		case 'x':
+			opts |= PCRE2_EXTENDED;
+			break;
+		default:
+			problem_in(c, w, (size_t)(f - word),
+			           "unknown regex flag '%c': expected i, m, s or x", *f);
+			return false;
+		}
+	}
+	v->re = pcre2_compile((PCRE2_SPTR)(word + 1), (size_t)(end - word - 1), opts,
+	                      &err, &off, NULL);
+	if (v->re == NULL) {
+		PCRE2_UCHAR msg[256];
+
+		if (pcre2_get_error_message(err, msg, sizeof msg) < 0)
+			snprintf((char *)msg, sizeof msg, "error %d", err);
+		problem_in(c, w, 1 + off, "bad regex %s: %s at offset %zu of the pattern",
+		           word, (const char *)msg, (size_t)off);
+		return false;
+	}
+	/* Without JIT (not built in, no executable memory) the interpreter runs. */
+	(void)pcre2_jit_compile(v->re, PCRE2_JIT_COMPLETE);
+	v->kind = V_REGEX;
+	return true;
+}
+
+static void
+set_string(value *v, enum value_kind kind, const char *s, size_t n)
+{
+	v->kind = kind;
+	v->s = ms_xstrndup(s, n);
+	v->len = n;
+}
+
+static bool
+name_value(value *v, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (word[0] == '.') {
+		if (n == 1)
+			return false;
+		set_string(v, V_SUFFIX, word, n);
+		return true;
+	}
+	set_string(v, V_EXACT, word, n);
+	return true;
+}
+
+static bool
+address_value(value *v, const char *word)
+{
+	size_t n = strlen(word), i;
+	const char *at = NULL;
+
+	if (n > 2 && word[0] == '<' && word[n - 1] == '>') {
+		word++;
+		n -= 2;
+	}
+	if (n == 2 && word[0] == '<' && word[1] == '>') {
+		v->kind = V_NULL;
+		return true;
+	}
+	for (i = 0; i < n; i++)
+		if (word[i] == '@')
+			at = word + i;
+	if (at != NULL && n == 1)
+		return false;
+	if (at == word)
+		set_string(v, V_DOMAIN, word, n);
+	else if (at == word + n - 1)
+		set_string(v, V_LOCAL, word, n);
+	else if (at != NULL)
+		set_string(v, V_ADDRESS, word, n);
+	else if (word[0] == '.' && n > 1)
+		set_string(v, V_SUFFIX, word, n);
+	else
+		return false;
+	return true;
+}
+
+/* One value of a check, after expansion; false after a problem. */
+static bool
+parse_value(cctx *c, enum check_kind kind, const char *word, const where *w, value *v)
+{
+	strbuf why = STRBUF_INIT;
+	bool ok = true;
+
+	memset(v, 0, sizeof *v);
+	if (*word == '\0' && kind != K_MACRO) {
+		problem_in(c, w, 0, "%s: empty value: expected %s", kinds[kind].name,
+		           kinds[kind].expects);
+		return false;
+	}
+	if (word[0] == '/' && kind != K_CLIENT)
+		return compile_regex(c, word, w, v);
+	switch (kind) {
+	case K_CLIENT:
+		v->kind = V_CIDR;
+		if (!(ok = addr_cidr_parse(word, &v->cidr, &why)))
+			problem_in(c, w, 0, "client: %s", strbuf_str(&why));
+		break;
+	case K_CLIENT_NAME:
+		if (strcasecmp(word, "unknown") == 0)
+			v->kind = V_UNKNOWN;
+		else
+			ok = name_value(v, word);
+		break;
+	case K_HELO:
+		if (strcasecmp(word, "ip_literal") == 0)
+			v->kind = V_IP_LITERAL;
+		else
+			ok = name_value(v, word);
+		break;
+	case K_SENDER:
+	case K_RECIPIENT:
+		ok = address_value(v, word);
+		break;
+	case K_MACRO:
+		set_string(v, V_STRING, word, strlen(word));
+		break;
+	case K_HEADER:
+		problem_in(c, w, 0, "header: '%s' is not a /regex/", word);
+		return false;
+	default:
+		panic(__func__, "a check kind without values");
+	}
+	if (!ok && why.len == 0)
+		problem_in(c, w, 0, "%s: bad value '%s': expected %s", kinds[kind].name,
+		           word, kinds[kind].expects);
+	strbuf_free(&why);
+	return ok;
+}
+
+static value *
+new_value(check *ck)
+{
+	ck->v = grow(ck->v, ck->n_values, sizeof *ck->v);
+	return &ck->v[ck->n_values++];
+}
+
+static void
+value_free(value *v)
+{
+	free(v->s);
+	pcre2_code_free(v->re);
+}
+
+/* For the dump: quoted when it would not read back as the same one word. */
+static void
+put_word(strbuf *b, const char *w, bool was_quoted)
+{
+	const char *p;
+	bool quote = was_quoted || *w == '\0' || *w == '/' || *w == '!' || *w == '"' ||
+	             find_name(action_names, N_ACTIONS, w) >= 0 || strcmp(w, "and") == 0;
+
+	for (p = w; *p && !quote; p++)
+		quote = is_blank(*p) || *p == '"' || *p == '\\';
+	if (!quote) {
+		strbuf_puts(b, w);
+		return;
+	}
+	strbuf_putc(b, '"');
+	for (p = w; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			strbuf_putc(b, '\\');
+		strbuf_putc(b, *p);
+	}
+	strbuf_putc(b, '"');
+}
+
+/* file:PATH: one value per line. */
+static bool
+file_values(cctx *c, check *ck, const char *name, const where *w)
+{
+	strbuf text = STRBUF_INIT, why = STRBUF_INIT;
+	char *path = textfile_path(c->pr->file, name);
+	const char *p, *nl, *s, *e;
+	unsigned lineno = 0;
+	bool ok = true;
+
+	if (*name == '\0' || !textfile_read(path, true, &text, &why)) {
+		problem_in(c, w, 0, "file:%s: %s", name,
+		           *name == '\0' ? "expected a file name" : strbuf_str(&why));
+		ok = false;
+	} else if (memchr(text.s, '\0', text.len) != NULL) {
+		problem_in(c, w, 0, "file:%s: the file has a NUL byte", name);
+		ok = false;
+	}
+	for (p = strbuf_str(&text); ok && *p; p = *nl ? nl + 1 : nl) {
+		where lw = {path, ++lineno, 0, false};
+		value v;
+
+		nl = p + strcspn(p, "\n");
+		for (s = p; s < nl && is_blank(*s); s++)
+			;
+		for (e = nl; e > s && is_blank(e[-1]); e--)
+			;
+		if (s == e || *s == '#')
+			continue;
+		{
+			char *word = ms_xstrndup(s, (size_t)(e - s));
+
+			if (parse_value(c, ck->kind, word, &lw, &v))
+				*new_value(ck) = v;
+			else
+				ok = false;
+			free(word);
+		}
+	}
+	free(path);
+	strbuf_free(&text);
+	strbuf_free(&why);
+	return ok;
+}
+
+/* One value token: expanded, split, each word parsed. */
+static bool
+token_values(cctx *c, check *ck, const rtoken *t, strbuf *shown)
+{
+	where w = {c->pr->file, c->pr->line, t->col, !t->quoted};
+	strbuf x = STRBUF_INIT;
+	const char *p;
+	bool ok = true;
+	value v;
+
+	if (t->regex) {
+		strbuf_printf(shown, " %s", t->text);
+		if (!parse_value(c, ck->kind, t->text, &w, &v))
+			return false;
+		*new_value(ck) = v;
+		return true;
+	}
+	if (!expand_token(c, t, &x))
+		return false;
+	/* Offsets inside an expanded word are not columns of the line. */
+	if (strchr(t->text, '$') != NULL)
+		w.verbatim = false;
+	for (p = strbuf_str(&x); *p || t->quoted; p += strspn(p, " \t")) {
+		size_t n = t->quoted ? strlen(p) : strcspn(p, " \t");
+		char *word = ms_xstrndup(p, n);
+
+		strbuf_putc(shown, ' ');
+		if (!t->quoted && strncmp(word, "file:", 5) == 0) {
+			put_word(shown, word, false);
+			ok = file_values(c, ck, word + 5, &w) && ok;
+		} else {
+			put_word(shown, word, t->quoted);
+			if (parse_value(c, ck->kind, word, &w, &v))
+				*new_value(ck) = v;
+			else
+				ok = false;
+		}
+		free(word);
+		p += n;
+		if (t->quoted)
+			break;
+	}
+	strbuf_free(&x);
+	return ok;
+}
+
+static bool
+valid_header_name(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (*p == '\0')
+		return false;
+	for (; *p; p++)
+		if (*p < 33 || *p > 126 || *p == ':')
+			return false;
+	return true;
+}
+
+static bool
+parse_count_value(const char *s, unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (!is_digit(*s))
+		return false;
+	for (; is_digit(*s); s++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	*out = v;
+	return *s == '\0';
+}
+
+static bool
+valid_macro_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 2 && s[0] == '{' && s[n - 1] == '}') {
+		s++;
+		n -= 2;
+	}
+	return n > 0 && strcspn(s, " \t{}") == n;
+}
+
+/* As libmilter names macros: one letter bare, longer names in braces. */
+static char *
+macro_name(const char *s)
+{
+	strbuf b = STRBUF_INIT;
+
+	if (s[0] == '{' || s[1] == '\0')
+		return ms_xstrdup(s);
+	strbuf_printf(&b, "{%s}", s);
+	return strbuf_detach(&b);
+}
+
+/* The expanded argument of rcpt_count, macro or header. */
+static bool
+check_arg(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
+{
+	strbuf x = STRBUF_INIT;
+	const char *s;
+	bool ok;
+
+	if (!expand_token(c, &pc->arg, &x))
+		return false;
+	s = strbuf_str(&x);
+	switch (pc->kind) {
+	case K_RCPT_COUNT:
+		if (!(ok = parse_count_value(s, &ck->n)))
+			problem_at(c, pc->arg.col,
+			           "rcpt_count: expected a whole number, not '%s'", s);
+		strbuf_printf(shown, " %s %s", op_names[pc->op], s);
+		break;
+	case K_MACRO:
+		if (!(ok = valid_macro_name(s)))
+			problem_at(
+			        c, pc->arg.col,
+			        "macro: bad macro name '%s': expected a name such as i, "
+			        "auth_type or {auth_type}",
+			        s);
+		else
+			ck->name = macro_name(s);
+		strbuf_printf(shown, " %s", ok ? ck->name : s);
+		break;
+	case K_HEADER:
+		ok = strcmp(s, "*") == 0 || valid_header_name(s);
+		if (!ok)
+			problem_at(
+			        c, pc->arg.col,
+			        "header: bad header name '%s': expected printable ASCII "
+			        "without spaces or ':', or *",
+			        s);
+		else if (strcmp(s, "*") != 0)
+			ck->name = ms_xstrdup(s);
+		strbuf_printf(shown, " %s", s);
+		break;
+	default:
+		panic(__func__, "a check kind without an argument");
+		ok = false;
+	}
+	strbuf_free(&x);
+	return ok;
+}
+
+static bool
+compile_check(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
+{
+	bool ok = true;
+	size_t i;
+
+	ck->kind = pc->kind;
+	ck->negate = pc->negate;
+	ck->presence = pc->kind == K_MACRO && pc->n_values == 0;
+	ck->op = pc->op;
+	strbuf_printf(shown, "%s%s", pc->negate ? "!" : "", kinds[pc->kind].name);
+	if (pc->arg.text != NULL && !check_arg(c, pc, ck, shown))
+		ok = false;
+	for (i = 0; i < pc->n_values; i++)
+		if (!token_values(c, ck, &pc->values[i], shown))
+			ok = false;
+	return ok;
+}
+
+/* Reply codes. */
+
+static bool
+is_runtime_var(const char *name)
+{
+	size_t i;
+
+	for (i = 0; rules_template_vars[i] != NULL; i++)
+		if (strcmp(rules_template_vars[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool
+looks_like_ecode(const char *s)
+{
+	return is_digit(s[0]) && s[1] == '.';
+}
+
+static bool
+valid_code(cctx *c, size_t col, enum rules_action_kind kind, const char *s)
+{
+	char want = kind == RULES_TEMPFAIL ? '4' : '5';
+
+	if (looks_like_ecode(s)) {
+		problem_at(c, col,
+		           "'%s' is an enhanced status code: give the reply code first "
+		           "(%s %s)",
+		           s, kind == RULES_TEMPFAIL ? "451" : "550", s);
+		return false;
+	}
+	if (strlen(s) != 3 || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2])) {
+		problem_at(c, col,
+		           "bad reply code '%s': expected three digits such as %s", s,
+		           kind == RULES_TEMPFAIL ? "451" : "550");
+		return false;
+	}
+	if (s[0] != want) {
+		if (kind == RULES_TEMPFAIL)
+			problem_at(c, col,
+			           "tempfail needs a 4xx reply code, not %s (reject "
+			           "sends 5xx)",
+			           s);
+		else
+			problem_at(c, col,
+			           "reject needs a 5xx reply code, not %s (tempfail "
+			           "sends 4xx)",
+			           s);
+		return false;
+	}
+	if (s[1] > '5') {
+		problem_at(c, col, "bad reply code '%s': the second digit must be 0-5",
+		           s);
+		return false;
+	}
+	return true;
+}
+
+/* 1 to 3 digits, then the character end; *p moves past them. */
+static bool
+scan_part(const char **p, char end)
+{
+	size_t n = 0;
+
+	while (is_digit(**p) && n < 4) {
+		(*p)++;
+		n++;
+	}
+	return n >= 1 && n <= 3 && **p == end;
+}
+
+static bool
+ecode_form(const char *s)
+{
+	const char *p = s + 2;
+
+	if (!is_digit(s[0]) || s[1] != '.' || !scan_part(&p, '.'))
+		return false;
+	p++;
+	return scan_part(&p, '\0');
+}
+
+static bool
+valid_ecode(cctx *c, size_t col, const char *code, const char *s)
+{
+	if (!ecode_form(s)) {
+		problem_at(c, col,
+		           "bad enhanced status code '%s': expected CLASS.SUBJECT.DETAIL "
+		           "such as %c.7.1",
+		           s, code[0]);
+		return false;
+	}
+	if (s[0] != code[0]) {
+		problem_at(
+		        c, col,
+		        "enhanced status code %s does not match reply code %s: Postfix "
+		        "would drop the reply and disable the milter for the session; "
+		        "use %c%s",
+		        s, code, code[0], s + 1);
+		return false;
+	}
+	return true;
+}
+
+/* CODE and ECODE of tempfail and reject, with the defaults. */
+static bool
+compile_codes(cctx *c, const paction *pa, rules_action *a)
+{
+	strbuf x = STRBUF_INIT, y = STRBUF_INIT;
+	const char *code, *ecode = NULL;
+	char *sp;
+	bool ok = false;
+
+	if (pa->code.text == NULL) {
+		snprintf(a->code, sizeof a->code, "%s",
+		         pa->would == RULES_TEMPFAIL ? "451" : "550");
+		snprintf(a->ecode, sizeof a->ecode, "%s",
+		         pa->would == RULES_TEMPFAIL ? "4.7.1" : "5.7.1");
+		return true;
+	}
+	if (!expand_token(c, &pa->code, &x))
+		goto out;
+	code = strbuf_str(&x);
+	/* ${stress?{421 4.7.0}:{450 4.7.1}} gives both at once. */
+	if ((sp = strpbrk(x.s != NULL ? x.s : "", " \t")) != NULL) {
+		*sp++ = '\0';
+		ecode = sp + strspn(sp, " \t");
+		if (pa->ecode.text != NULL || strpbrk(ecode, " \t") != NULL) {
+			problem_at(c, pa->code.col,
+			           "expected one reply code and at most one enhanced "
+			           "status code");
+			goto out;
+		}
+	}
+	if (!valid_code(c, pa->code.col, pa->would, code))
+		goto out;
+	if (pa->ecode.text != NULL) {
+		if (!expand_token(c, &pa->ecode, &y))
+			goto out;
+		ecode = strbuf_str(&y);
+		if (strpbrk(ecode, " \t") != NULL) {
+			problem_at(c, pa->ecode.col,
+			           "expected one enhanced status code, not '%s'", ecode);
+			goto out;
+		}
+	}
+	if (ecode != NULL && *ecode != '\0' &&
+	    !valid_ecode(c, pa->ecode.text != NULL ? pa->ecode.col : pa->code.col, code,
+	                 ecode))
+		goto out;
+	/* Both were checked: they fit. */
+	snprintf(a->code, sizeof a->code, "%s", code);
+	if (ecode != NULL)
+		snprintf(a->ecode, sizeof a->ecode, "%s", ecode);
+	ok = true;
+out:
+	strbuf_free(&x);
+	strbuf_free(&y);
+	return ok;
+}
+
+/* Templates. */
+
+static const char *
+template_check_lookup(void *ctx, const char *name)
+{
+	const rules_env *env = ctx;
+
+	if (is_runtime_var(name))
+		return "";
+	if (env->expand == NULL || env->expand->lookup == NULL)
+		return NULL;
+	return env->expand->lookup(env->expand_ctx, name);
+}
+
+static void
+template_unknown(void *ctx, const char *name, strbuf *msg)
+{
+	size_t i;
+
+	(void)ctx;
+	strbuf_printf(msg, "unknown name $%s in the text: expected a parameter or", name);
+	for (i = 0; rules_template_vars[i] != NULL; i++)
+		strbuf_printf(msg, "%s $%s", i == 0 ? "" : ",", rules_template_vars[i]);
+}
+
+static const char *
+template_size_lookup(void *ctx, const char *name)
+{
+	const rules_env *env = ctx;
+
+	if (is_runtime_var(name) || env->param == NULL)
+		return "";
+	return env->param(env->param_ctx, name);
+}
+
+/* Syntax and names of a TEXT, and what it costs before any session variable. */
+static bool
+check_template(cctx *c, const rtoken *t, bool reply)
+{
+	static const expand_ops checking = {template_check_lookup, template_unknown,
+	                                    EXPAND_UNKNOWN_IS_ERROR};
+	static const expand_ops sizing = {template_size_lookup, NULL, 0};
+	expand_error e = EXPAND_ERROR_INIT;
+	strbuf x = STRBUF_INIT;
+	bool ok = true;
+
+	if (expand_str(&x, t->text, &checking, (void *)c->env, &e) < 0) {
+		problem_at(c, token_column(t, e.column), "%s", strbuf_str(&e.msg));
+		ok = false;
+	}
+	strbuf_reset(&x);
+	if (ok && expand_str(&x, t->text, &sizing, (void *)c->env, NULL) == 0) {
+		if (strpbrk(strbuf_str(&x), "\r\n") != NULL) {
+			problem_at(c, t->col, "the text must not contain CR or LF");
+			ok = false;
+		} else if (reply && x.len > RULES_TEXT_MAX) {
+			problem_at(c, t->col,
+			           "the text is %zu bytes long before its session "
+			           "variables; "
+			           "a reply text takes at most %d",
+			           x.len, RULES_TEXT_MAX);
+			ok = false;
+		}
+	}
+	strbuf_free(&x);
+	expand_error_free(&e);
+	return ok;
+}
+
+static void
+show_text(strbuf *shown, const rtoken *t)
+{
+	strbuf_putc(shown, ' ');
+	if (t->quoted)
+		strbuf_printf(shown, "\"%s\"", t->raw);
+	else
+		strbuf_puts(shown, t->text);
+}
+
+static bool
+compile_action(cctx *c, const paction *pa, rule *r, strbuf *shown)
+{
+	rules_action *a = &r->action;
+	strbuf x = STRBUF_INIT;
+	bool ok = true;
+
+	a->kind = pa->kind;
+	a->would = pa->would;
+	strbuf_printf(shown, " %s%s", pa->kind == RULES_LOG ? "log " : "",
+	              action_names[pa->would]);
+	if (pa->would == RULES_TEMPFAIL || pa->would == RULES_REJECT) {
+		if (!compile_codes(c, pa, a))
+			return false;
+		strbuf_printf(shown, " %s%s%s", a->code, *a->ecode ? " " : "", a->ecode);
+		if (pa->text.text == NULL) {
+			r->text = ms_xstrdup(default_text[pa->would]);
+			strbuf_printf(shown, " \"%s\"", r->text);
+		}
+	}
+	if (pa->would == RULES_TAG) {
+		if (!expand_token(c, &pa->tag, &x))
+			return false;
+		if (!valid_header_name(strbuf_str(&x))) {
+			problem_at(c, pa->tag.col,
+			           "tag: bad header name '%s': expected printable ASCII "
+			           "without "
+			           "spaces or ':'",
+			           strbuf_str(&x));
+			ok = false;
+		}
+		strbuf_printf(shown, " %s", strbuf_str(&x));
+		r->tag_name = strbuf_detach(&x);
+	}
+	if (pa->text.text != NULL) {
+		show_text(shown, &pa->text);
+		if (!check_template(c, &pa->text,
+		                    pa->would == RULES_TEMPFAIL ||
+		                            pa->would == RULES_REJECT))
+			ok = false;
+		r->text = ms_xstrdup(pa->text.text);
+	}
+	a->text = r->text;
+	a->tag_name = r->tag_name;
+	strbuf_free(&x);
+	return ok;
+}
+
+static void
+rule_free(rule *r)
+{
+	size_t i, j;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->n_checks; i++) {
+		for (j = 0; j < r->checks[i].n_values; j++)
+			value_free(&r->checks[i].v[j]);
+		free(r->checks[i].v);
+		free(r->checks[i].name);
+	}
+	free(r->checks);
+	free(r->name);
+	free(r->text);
+	free(r->tag_name);
+	free(r->shown);
+	free(r);
+}
+
+static rule *
+compile_rule(cctx *c)
+{
+	const prule *pr = c->pr;
+	rule *r = ms_xcalloc(1, sizeof *r);
+	strbuf shown = STRBUF_INIT, name = STRBUF_INIT;
+	bool ok = true;
+	size_t i;
+
+	r->table = c->t;
+	r->stage = pr->stage;
+	strbuf_printf(&name, "%s:%u", pr->file, pr->line);
+	strbuf_printf(&shown, "%s: %s %s", strbuf_str(&name), stage_names[pr->stage],
+	              pr->mode == MODE_BOTH     ? "both"
+	              : pr->mode == MODE_STRESS ? "stress"
+	                                        : "normal");
+	if (pr->name != NULL) {
+		strbuf_printf(&shown, " name=%s", pr->name);
+		strbuf_reset(&name);
+		strbuf_puts(&name, pr->name);
+	}
+	r->name = strbuf_detach(&name);
+	r->checks = ms_xcalloc(pr->n_checks, sizeof *r->checks);
+	r->n_checks = pr->n_checks;
+	for (i = 0; i < pr->n_checks; i++) {
+		strbuf_puts(&shown, i == 0 ? " " : " and ");
+		if (!compile_check(c, &pr->checks[i], &r->checks[i], &shown))
+			ok = false;
+	}
+	if (!compile_action(c, &pr->action, r, &shown))
+		ok = false;
+	r->shown = strbuf_detach(&shown);
+	if (!ok || c->ps->n > 0) {
+		rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Tables. */
+
+static bool
+replies(enum rules_action_kind kind)
+{
+	return kind == RULES_ACCEPT || kind == RULES_TEMPFAIL || kind == RULES_REJECT ||
+	       kind == RULES_DISCARD;
+}
+
+static rules_table *
+table_create(const rules_env *env)
+{
+	rules_table *t = ms_xcalloc(1, sizeof *t);
+
+	t->stressed = env->stressed;
+	t->param = env->param;
+	t->param_ctx = env->param_ctx;
+	if ((t->mctx = pcre2_match_context_create(NULL)) == NULL)
+		panic(__func__, "out of memory");
+	pcre2_set_match_limit(t->mctx, RE_MATCH_LIMIT);
+	return t;
+}
+
+/* A macro the rules of stage s ask for, once. */
+static void
+add_macro(rules_table *t, enum rules_stage s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_macros[s]; i++)
+		if (strcmp(t->macros[s][i], name) == 0)
+			return;
+	/* n + 2: the new name and the NULL after it. */
+	t->macros[s] =
+	        ms_xrealloc(t->macros[s], (t->n_macros[s] + 2) * sizeof *t->macros[s]);
+	t->macros[s][t->n_macros[s]++] = name;
+	t->macros[s][t->n_macros[s]] = NULL;
+}
+
+static void
+table_add(rules_table *t, rule *r)
+{
+	enum rules_stage s = r->stage;
+	size_t i;
+
+	t->v = grow(t->v, t->n, sizeof *t->v);
+	t->v[t->n++] = r;
+	t->stage_v[s] = grow(t->stage_v[s], t->stage_n[s], sizeof *t->stage_v[s]);
+	t->stage_v[s][t->stage_n[s]++] = r;
+	if (replies(r->action.kind))
+		t->may_reply[s] = true;
+	for (i = 0; i < r->n_checks; i++) {
+		if (r->checks[i].kind == K_HEADER && s >= RULES_EOH)
+			t->need_header_set = true;
+		if (r->checks[i].kind == K_MACRO)
+			add_macro(t, s, r->checks[i].name);
+		if (r->checks[i].kind == K_AUTHENTICATED)
+			add_macro(t, s, AUTH_MACRO);
+	}
+}
+
+void
+rules_table_free(rules_table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++)
+		rule_free(t->v[i]);
+	for (i = 0; i < RULES_N_STAGES; i++) {
+		free(t->stage_v[i]);
+		free(t->macros[i]);
+	}
+	free(t->v);
+	pcre2_match_context_free(t->mctx);
+	free(t);
+}
+
+static bool
+same_problem(const problem *a, const problem *b)
+{
+	return a->line == b->line && a->col == b->col && strcmp(a->file, b->file) == 0 &&
+	       a->msg != NULL && b->msg != NULL && strcmp(a->msg, b->msg) == 0;
+}
+
+static bool
+has_problem(const problems *ps, const problem *p)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		if (same_problem(&ps->v[i], p))
+			return true;
+	return false;
+}
+
+static void
+report_one(const problem *p, const char *suffix, rules_report_fn report, void *ctx)
+{
+	strbuf msg = STRBUF_INIT;
+
+	if (p->msg == NULL || report == NULL)
+		return;
+	strbuf_printf(&msg, "%s%s", p->msg, suffix);
+	report(ctx, p->file, p->line, p->col, strbuf_str(&msg));
+	strbuf_free(&msg);
+}
+
+static const char *
+personality_suffix(const rules_env *env)
+{
+	return env->stressed ? " (in the stress personality)"
+	                     : " (in the normal personality)";
+}
+
+/* Each problem once; one that only one of two personalities has says which. */
+static void
+report_problems(problems ps[2], const bool in[2], const rules_env env[2],
+                rules_report_fn report, void *ctx)
+{
+	size_t i;
+	int p;
+
+	if (!in[0] || !in[1]) {
+		for (p = 0; p < 2; p++)
+			for (i = 0; i < ps[p].n; i++)
+				report_one(&ps[p].v[i], "", report, ctx);
+		return;
+	}
+	for (i = 0; i < ps[0].n; i++)
+		report_one(&ps[0].v[i],
+		           has_problem(&ps[1], &ps[0].v[i]) ? ""
+		                                            : personality_suffix(&env[0]),
+		           report, ctx);
+	for (i = 0; i < ps[1].n; i++)
+		if (!has_problem(&ps[0], &ps[1].v[i]))
+			report_one(&ps[1].v[i], personality_suffix(&env[1]), report, ctx);
+}
+
+bool
+rules_compile(const rules_source *src, const rules_env env[2], rules_table *out[2],
+              rules_report_fn report, void *ctx)
+{
+	bool ok = true;
+	size_t i;
+	int p;
+
+	for (p = 0; p < 2; p++)
+		out[p] = table_create(&env[p]);
+	for (i = 0; src != NULL && i < src->n; i++) {
+		problems ps[2] = {{NULL, 0}, {NULL, 0}};
+		bool in[2];
+
+		for (p = 0; p < 2; p++) {
+			cctx c = {src->v[i], &env[p], out[p], &ps[p]};
+			rule *r;
+
+			in[p] = (src->v[i]->mode &
+			         (env[p].stressed ? MODE_STRESS : MODE_NORMAL)) != 0;
+			if (!in[p])
+				continue;
+			if ((r = compile_rule(&c)) != NULL)
+				table_add(out[p], r);
+			else
+				ok = false;
+		}
+		report_problems(ps, in, env, report, ctx);
+		problems_free(&ps[0]);
+		problems_free(&ps[1]);
+	}
+	return ok;
+}
+
+/* Evaluation. */
+
+static bool
+re_match(const rules_table *t, const pcre2_code *re, const char *s, size_t n)
+{
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	int rc;
+
+	if (md == NULL)
+		panic(__func__, "out of memory");
+	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, t->mctx);
+	/* The JIT's stack is small and fixed; the interpreter's is on the heap. */
+	if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+		rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, PCRE2_NO_JIT, md, t->mctx);
+	pcre2_match_data_free(md);
+	return rc >= 0;
+}
+
+static bool
+ends_with_ci(const char *s, size_t n, const char *tail, size_t tn)
+{
+	return n >= tn && strncasecmp(s + n - tn, tail, tn) == 0;
+}
+
+/* client_name and helo. */
+static bool
+match_name(const rules_table *t, const value *v, const char *s)
+{
+	if (v->kind == V_UNKNOWN)
+		return s == NULL || strcasecmp(s, "unknown") == 0 || s[0] == '[';
+	if (s == NULL)
+		return false;
+	switch (v->kind) {
+	case V_EXACT:
+		return strcasecmp(s, v->s) == 0;
+	case V_SUFFIX:
+		/* .example.com: below example.com, not example.com itself */
+		return strlen(s) > v->len && ends_with_ci(s, strlen(s), v->s, v->len);
+	case V_REGEX:
+		return re_match(t, v->re, s, strlen(s));
+	case V_IP_LITERAL:
+		return addr_is_literal(s);
+	default:
+		return false;
+	}
+}
+
+/* sender and recipient: s (n bytes) without its angle brackets. */
+static bool
+match_address(const rules_table *t, const value *v, const char *s, size_t n)
+{
+	const char *at = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == '@')
+			at = s + i;
+	switch (v->kind) {
+	case V_NULL:
+		return n == 0;
+	case V_REGEX:
+		return re_match(t, v->re, s, n);
+	case V_ADDRESS:
+		return n == v->len && strncasecmp(s, v->s, n) == 0;
+	case V_LOCAL:
+		return at != NULL && (size_t)(at - s) + 1 == v->len &&
+		       strncasecmp(s, v->s, v->len) == 0;
+	case V_DOMAIN:
+		return at != NULL && n - (size_t)(at - s) == v->len &&
+		       strncasecmp(at, v->s, v->len) == 0;
+	case V_SUFFIX:
+		return at != NULL && n - (size_t)(at - s) - 1 > v->len &&
+		       ends_with_ci(s, n, v->s, v->len);
+	default:
+		return false;
+	}
+}
+
+static bool
+any_address(const rules_table *t, const check *ck, const char *s)
+{
+	size_t n, i;
+
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		s++;
+		n -= 2;
+	}
+	for (i = 0; i < ck->n_values; i++)
+		if (match_address(t, &ck->v[i], s, n))
+			return true;
+	return false;
+}
+
+static bool
+any_name(const rules_table *t, const check *ck, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < ck->n_values; i++)
+		if (match_name(t, &ck->v[i], s))
+			return true;
+	return false;
+}
+
+static bool
+any_client(const check *ck, const char *s)
+{
+	addr_ip ip;
+	size_t i;
+
+	if (!addr_ip_parse(s, &ip))
+		return false;
+	for (i = 0; i < ck->n_values; i++)
+		if (addr_cidr_match(&ck->v[i].cidr, &ip))
+			return true;
+	return false;
+}
+
+static const char *
+macro_value(const rules_facts *f, const char *name)
+{
+	return f->macro != NULL ? f->macro(f->macro_ctx, name) : NULL;
+}
+
+static bool
+any_macro(const rules_table *t, const check *ck, const rules_facts *f)
+{
+	const char *val = macro_value(f, ck->name);
+	size_t i;
+
+	if (val == NULL)
+		return false;
+	if (ck->presence)
+		return *val != '\0';
+	for (i = 0; i < ck->n_values; i++) {
+		const value *v = &ck->v[i];
+
+		if (v->kind == V_REGEX ? re_match(t, v->re, val, strlen(val))
+		                       : strcmp(val, v->s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+match_header(const rules_table *t, const check *ck, const rules_header *h, strbuf *tmp)
+{
+	const char *subject;
+	size_t i, n;
+
+	if (h == NULL || h->name == NULL)
+		return false;
+	if (ck->name != NULL && strcasecmp(h->name, ck->name) != 0)
+		return false;
+	subject = h->value != NULL ? h->value : "";
+	n = strlen(subject);
+	if (ck->name == NULL) {
+		strbuf_reset(tmp);
+		strbuf_printf(tmp, "%s: %s", h->name, subject);
+		subject = strbuf_str(tmp);
+		n = tmp->len;
+	}
+	for (i = 0; i < ck->n_values; i++)
+		if (re_match(t, ck->v[i].re, subject, n))
+			return true;
+	return false;
+}
+
+static bool
+any_header(const rules_table *t, const check *ck, enum rules_stage stage,
+           const rules_facts *f)
+{
+	strbuf tmp = STRBUF_INIT;
+	bool m = false;
+	size_t i;
+
+	if (stage == RULES_HEADER)
+		m = match_header(t, ck, f->header, &tmp);
+	else
+		for (i = 0; !m && f->headers != NULL && i < f->n_headers; i++)
+			m = match_header(t, ck, &f->headers[i], &tmp);
+	strbuf_free(&tmp);
+	return m;
+}
+
+static bool
+compare(enum cmp_op op, unsigned long long a, unsigned long long b)
+{
+	switch (op) {
+	case OP_LT:
+		return a < b;
+	case OP_LE:
+		return a <= b;
+	case OP_GT:
+		return a > b;
+	case OP_GE:
+		return a >= b;
+	case OP_EQ:
+		return a == b;
+	case OP_NE:
+		return a != b;
+	}
+	return false;
+}
+
+static bool
+check_matches(const rules_table *t, const check *ck, enum rules_stage stage,
+              const rules_facts *f)
+{
+	const char *auth;
+
+	switch (ck->kind) {
+	case K_CLIENT:
+		return any_client(ck, f->client_addr);
+	case K_CLIENT_NAME:
+		return any_name(t, ck, f->client_name);
+	case K_HELO:
+		return any_name(t, ck, f->helo);
+	case K_SENDER:
+		return any_address(t, ck, f->sender);
+	case K_RECIPIENT:
+		return any_address(t, ck, f->recipient);
+	case K_AUTHENTICATED:
+		auth = macro_value(f, AUTH_MACRO);
+		return auth != NULL && *auth != '\0';
+	case K_MACRO:
+		return any_macro(t, ck, f);
+	case K_RCPT_COUNT:
+		return compare(ck->op, f->rcpt_count, ck->n);
+	case K_HEADER:
+		return any_header(t, ck, stage, f);
+	case K_STRESS:
+		return f->stressed;
+	case K_ANY:
+		return true;
+	case K_N_KINDS:
+		break;
+	}
+	panic(__func__, "unknown check kind");
+	return false;
+}
+
+static bool
+rule_matches(const rule *r, const rules_facts *f)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_checks; i++)
+		if (check_matches(r->table, &r->checks[i], r->stage, f) ==
+		    r->checks[i].negate)
+			return false;
+	return true;
+}
+
+static bool
+is_verdict(enum rules_action_kind kind)
+{
+	return kind == RULES_ACCEPT || kind == RULES_CONTINUE || kind == RULES_TEMPFAIL ||
+	       kind == RULES_REJECT || kind == RULES_DISCARD;
+}
+
+const rule *
+rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+           rules_visit_fn visit, void *ctx)
+{
+	size_t i;
+
+	if (t == NULL || f == NULL || (unsigned)stage >= RULES_N_STAGES)
+		return NULL;
+	for (i = 0; i < t->stage_n[stage]; i++) {
+		const rule *r = t->stage_v[stage][i];
+		bool matched = rule_matches(r, f);
+		bool stop = visit != NULL && visit(ctx, r, matched);
+
+		if (matched && is_verdict(r->action.kind))
+			return r;
+		if (stop)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* Questions about a table. */
+
+bool
+rules_stage_used(const rules_table *t, enum rules_stage stage)
+{
+	return t != NULL && (unsigned)stage < RULES_N_STAGES && t->stage_n[stage] > 0;
+}
+
+bool
+rules_stage_may_reply(const rules_table *t, enum rules_stage stage)
+{
+	return t != NULL && (unsigned)stage < RULES_N_STAGES && t->may_reply[stage];
+}
+
+bool
+rules_need_header_set(const rules_table *t)
+{
+	return t != NULL && t->need_header_set;
+}
+
+const char *const *
+rules_stage_macros(const rules_table *t, enum rules_stage stage)
+{
+	static const char *const none[] = {NULL};
+
+	if (t == NULL || (unsigned)stage >= RULES_N_STAGES || t->macros[stage] == NULL)
+		return none;
+	return t->macros[stage];
+}
+
+size_t
+rules_count(const rules_table *t)
+{
+	return t != NULL ? t->n : 0;
+}
+
+void
+rules_dump(const rules_table *t, FILE *fp)
+{
+	size_t i;
+
+	for (i = 0; t != NULL && i < t->n; i++)
+		fprintf(fp, "%s\n", t->v[i]->shown);
+}
+
+const char *
+rule_name(const rule *r)
+{
+	return r->name;
+}
+
+const rules_action *
+rule_action(const rule *r)
+{
+	return &r->action;
+}
+
+enum rules_stage
+rule_stage(const rule *r)
+{
+	return r->stage;
+}
+
+const char *
+rules_stage_name(enum rules_stage stage)
+{
+	return (unsigned)stage < RULES_N_STAGES ? stage_names[stage] : "?";
+}
+
+const char *
+rules_action_name(enum rules_action_kind kind)
+{
+	return (unsigned)kind < N_ACTIONS ? action_names[kind] : "?";
+}
+
+bool
+rules_stage_parse(const char *name, size_t len, enum rules_stage *stage)
+{
+	int i;
+
+	for (i = 0; i < RULES_N_STAGES; i++) {
+		if (strlen(stage_names[i]) == len &&
+		    strncmp(stage_names[i], name, len) == 0) {
+			*stage = (enum rules_stage)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Reply texts. */
+
+/* Where to cut s so that at most max bytes stay and no UTF-8 sequence splits. */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	size_t cut = max;
+
+	if (len <= max)
+		return len;
+	/* s[cut] is the first byte dropped: back up to the start of its character. */
+	while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	return cut;
+}
+
+/* Drop CR and LF from b after byte start, then cut it to the reply limit. */
+static void
+sanitize(strbuf *b, size_t start)
+{
+	size_t i, j;
+
+	for (i = j = start; i < b->len; i++)
+		if (b->s[i] != '\r' && b->s[i] != '\n')
+			b->s[j++] = b->s[i];
+	b->len = j;
+	b->len = start + utf8_cut(b->s + start, b->len - start, RULES_TEXT_MAX);
+	b->s[b->len] = '\0';
+}
+
+static void
+expand_template(const char *tmpl, const expand_ops *ops, void *ctx, strbuf *out)
+{
+	strbuf_reset(out);
+	strbuf_append(out, "", 0); /* out->s is a string even when the text is empty */
+	if (tmpl == NULL)
+		return;
+	/* Not EXPAND_RECURSE: a HELO name with "$x" in it stays "$x". */
+	if (expand_str(out, tmpl, ops, ctx, NULL) < 0) {
+		/* Checked at load; a template from elsewhere is shown as written. */
+		strbuf_reset(out);
+		strbuf_puts(out, tmpl);
+	}
+	sanitize(out, 0);
+}
+
+void
+rules_expand_text(const char *tmpl, rules_var_fn var, void *ctx, strbuf *out)
+{
+	expand_ops ops = {var, NULL, 0};
+
+	expand_template(tmpl, &ops, ctx, out);
+}
+
+typedef struct rule_vars {
+	const rule *r;
+	rules_var_fn var;
+	void *ctx;
+} rule_vars;
+
+static const char *
+rule_var(void *ctx, const char *name)
+{
+	const rule_vars *rv = ctx;
+	const rules_table *t = rv->r->table;
+	const char *v = rv->var != NULL ? rv->var(rv->ctx, name) : NULL;
+
+	if (v != NULL)
+		return v;
+	if (strcmp(name, "rule") == 0)
+		return rv->r->name;
+	if (strcmp(name, "stage") == 0)
+		return stage_names[rv->r->stage];
+	if (strcmp(name, "stress") == 0)
+		return t->stressed ? "yes" : "";
+	return t->param != NULL ? t->param(t->param_ctx, name) : NULL;
+}
+
+void
+rule_expand_text(const rule *r, rules_var_fn var, void *ctx, strbuf *out)
+{
+	rule_vars rv = {r, var, ctx};
+	expand_ops ops = {rule_var, NULL, 0};
+
+	expand_template(r->action.text, &ops, &rv, out);
+}
+
+void
+rules_reply_text_for_milter(const char *text, strbuf *out)
+{
+	size_t cut, run;
+	const char *p;
+
+	strbuf_reset(out);
+	strbuf_append(out, "", 0);
+	for (p = text != NULL ? text : ""; *p; p++) {
+		if (*p == '\r' || *p == '\n')
+			continue;
+		if (*p == '%')
+			strbuf_putc(out, '%');
+		strbuf_putc(out, *p);
+	}
+	if (out->len <= RULES_TEXT_MAX)
+		return;
+	cut = utf8_cut(out->s, out->len, RULES_TEXT_MAX);
+	/* Every '%' here is doubled: an odd run before the cut would split a pair. */
+	for (run = 0; run < cut && out->s[cut - 1 - run] == '%'; run++)
+		;
+	if (run % 2 == 1)
+		cut--;
+	out->len = cut;
+	out->s[cut] = '\0';
+}

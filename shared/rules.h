@@ -1,0 +1,295 @@
+/*
+ * rules - the stress-conditional rule table: parse, compile, evaluate, print
+ *
+ * SYNTAX (one logical line of the config file, main.cf continuation rules)
+ *	STAGE [MODE] [name=NAME] CHECK [and CHECK]... ACTION [ARGS]
+ *
+ *	STAGE	connect helo mail rcpt data header eoh body eom
+ *	MODE	normal | stress | both (default): the personalities that have it.
+ *		"stress" right before "and" or an action is the check, not the
+ *		mode ("connect stress reject" is the stress check in both).
+ *	NAME	for the logs ([A-Za-z0-9_.:-], at most 64); default FILE:LINE
+ *	CHECK	[!]KIND [OP] VALUE...   several VALUEs are alternatives (or);
+ *		"and" joins checks; "!" (or "not") negates one
+ *	ACTION	accept | continue | tempfail [CODE [ECODE]] [TEXT]
+ *		| reject [CODE [ECODE]] [TEXT] | discard | quarantine TEXT
+ *		| tag NAME TEXT | log ACTION...        (log: a dry run)
+ *
+ *	A check's values end at the first bare word that is an action name
+ *	or "and"; quote a value ("reject") to use such a word. Tokens are
+ *	split at white space; "double quotes" group (\" and \\ escape); a
+ *	token that starts with / is a regex /.../flags up to the next
+ *	unescaped / (PCRE2, byte-wise, flags i m s x; may contain spaces).
+ *	${...} and $(...) keep spaces inside them. file:PATH as a value reads
+ *	one value per line from PATH (a regular file, relative to the
+ *	directory of the file that has the rule; blank lines and # comments
+ *	skipped; lines are taken literally).
+ *
+ *	CODE is the unquoted token after tempfail/reject when it starts with
+ *	a digit or is one ${...} reference; ECODE likewise after CODE.
+ *	TEXT is the rest of the line: either one "quoted string" or the
+ *	words as written. A quoted TEXT may start with a digit or ${.
+ *
+ *	Expansion: check values, rcpt_count's number, macro and header
+ *	NAMEs, CODE, ECODE and tag NAMEs are expanded at load time per
+ *	personality ($param, ${stress?{a}:{b}}) with the parameter rules
+ *	(unknown names are errors). Keywords and /regex/ tokens are not
+ *	expanded ($ is the regex anchor). An unquoted value whose expansion
+ *	has white space gives several values; one that expands to nothing
+ *	gives none, and a check with no values left matches nothing. TEXT is
+ *	a template expanded per verdict (rule_expand_text()) with the
+ *	session's variables (rules_template_vars) and the parameters; it is
+ *	syntax-checked at load.
+ *
+ *	Kinds and what they match (strings case-insensitively unless said):
+ *	client		addresses and CIDR blocks, IPv4 and IPv6, [::1]/128 and
+ *			2001:db8::/32 both accepted (see addr.h); a client
+ *			address that is unknown or not an IP matches none
+ *	client_name	exact name, .domain (its subdomains only), /re/,
+ *			unknown (no name, "unknown", or "[addr]": Postfix's
+ *			form for a client whose name did not verify)
+ *	helo		exact, .domain, /re/, ip_literal ([192.0.2.1],
+ *			[IPv6:2001:db8::1], [2001:db8::1] or a bare address)
+ *	sender, recipient  user@domain, user@ (any domain), @domain (that
+ *			domain only), .domain (its subdomains only), /re/, <>
+ *			(the null sender); the MTA's <> are removed first
+ *	authenticated	(no values) the macro {auth_authen} is not empty
+ *	macro NAME	the macro is sent and equals a value (case-sensitive)
+ *			or matches /re/; no values: sent and not empty. A NAME
+ *			of more than one letter gets braces ({auth_type}).
+ *	rcpt_count OP N	OP one of < <= > >= == !=, N a whole number after
+ *			expansion; at rcpt the current recipient is counted
+ *	header NAME|* /re/...  the header stage: the current header; eoh,
+ *			body, eom: any header of the message. The regex runs
+ *			over the value, with * over "Name: value".
+ *	stress		(no values) the session is stressed
+ *	any		(no values) always
+ *	A fact the MTA did not send (NULL) matches no value; "!" then makes
+ *	the check true.
+ *
+ * VALIDATION AT LOAD
+ *	tempfail takes 4xx, reject takes 5xx (second digit 0-5); ECODE is
+ *	class.subject.detail with class = the reply code's first digit and
+ *	subject and detail 0-999 ("521 4.7.1" is refused: Postfix would
+ *	drop the reply and disable the milter for the session); TEXT at most
+ *	980 bytes with its parameters expanded and session variables empty,
+ *	no CR/LF; discard is refused at connect and helo; quarantine needs a
+ *	TEXT; tag NAME must be a header name; checks that a stage cannot see
+ *	are refused: helo from helo on, sender from mail on, recipient at
+ *	rcpt only, rcpt_count from rcpt on, header at header, eoh, body and
+ *	eom; the others everywhere. Errors are "FILE:LINE:COLUMN: message"
+ *	(COLUMN counts bytes in the logical line, continuation lines joined
+ *	with one space), or "FILE:LINE: message" for a line of a file: list.
+ *
+ * DEFAULTS
+ *	tempfail without CODE: 451 4.7.1 "Service unavailable, try again
+ *	later"; reject without CODE: 550 5.7.1 "Message rejected". A CODE
+ *	without ECODE leaves ecode "" (pass NULL to smfi_setreply); a CODE
+ *	without TEXT gets the default text.
+ *
+ * EVALUATION
+ *	Rules of a stage run in file order. rules_eval() calls visit() for
+ *	every rule it tries, matched or not (for -vv traces); a matched rule
+ *	whose action is a verdict (accept continue tempfail reject discard)
+ *	ends the stage and is returned, whatever visit() answered for it.
+ *	When visit() returns true for any other rule, evaluation stops and
+ *	rules_eval() returns NULL. tag, quarantine and log never end a
+ *	stage: the caller collects them from visit(). A regex that exceeds
+ *	PCRE2's match limit counts as not matching.
+ *
+ * CONCURRENCY
+ *	The LOADING functions run on the thread that loads the config and
+ *	keep no global state. A rules_table is never modified after
+ *	rules_compile() returns: any number of threads evaluate it at once
+ *	without locks (PCRE2 match data is per call; a JIT-compiled match
+ *	uses about 32 KiB of the caller's stack). Pointers into it live as
+ *	long as the conf snapshot that owns it.
+ */
+#ifndef MS_RULES_H
+#define MS_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "expand.h"
+#include "strbuf.h"
+
+enum rules_stage {
+	RULES_CONNECT,
+	RULES_HELO,
+	RULES_MAIL,
+	RULES_RCPT,
+	RULES_DATA,
+	RULES_HEADER,
+	RULES_EOH,
+	RULES_BODY,
+	RULES_EOM,
+	RULES_N_STAGES
+};
+
+enum rules_action_kind {
+	RULES_ACCEPT,
+	RULES_CONTINUE,
+	RULES_TEMPFAIL,
+	RULES_REJECT,
+	RULES_DISCARD,
+	RULES_QUARANTINE,
+	RULES_TAG,
+	RULES_LOG,
+};
+
+/* The longest reply text libmilter's smfi_setreply() takes. */
+#define RULES_TEXT_MAX 980
+
+typedef struct rules_action {
+	enum rules_action_kind kind;
+	/* RULES_LOG: what it would do (never RULES_LOG); otherwise == kind. */
+	enum rules_action_kind would;
+	char code[4];   /* tempfail/reject: "451"; "" for other kinds */
+	char ecode[12]; /* "4.7.1"; "" when the rule gave none */
+	/* template: reply text (never NULL for tempfail/reject), quarantine
+	   reason, tag value; NULL for the other kinds */
+	const char *text;
+	const char *tag_name; /* RULES_TAG: the header name */
+} rules_action;
+
+typedef struct rule rule;               /* opaque */
+typedef struct rules_table rules_table; /* opaque; one per personality */
+
+/* "name" from name=NAME, else "FILE:LINE". */
+const char *rule_name(const rule *r);
+const rules_action *rule_action(const rule *r);
+enum rules_stage rule_stage(const rule *r);
+
+/* What a rule may look at. Strings are NULL when unknown. */
+typedef struct rules_header {
+	const char *name;
+	const char *value;
+} rules_header;
+
+typedef struct rules_facts {
+	bool stressed;
+	const char *client_addr; /* "192.0.2.1", "2001:db8::1" */
+	const char *client_name; /* as the MTA gave it; "unknown" or "[addr]" when
+	                            it has no verified name */
+	const char *helo;
+	const char *sender;    /* as the MTA gave it, with or without <>; "<>" null */
+	const char *recipient; /* the current one, at rcpt */
+	size_t rcpt_count;     /* recipients so far, the current one included */
+	const rules_header *header;  /* the current one, at header */
+	const rules_header *headers; /* all so far, at eoh and later */
+	size_t n_headers;
+	/* Any macro by name ("{auth_authen}", "i"); NULL when not sent. */
+	const char *(*macro)(void *ctx, const char *name);
+	void *macro_ctx;
+} rules_facts;
+
+/* Return true to stop evaluating (the caller decided). */
+typedef bool (*rules_visit_fn)(void *ctx, const rule *r, bool matched);
+
+/* t NULL or a stage without rules: NULL at once. */
+const rule *rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+                       rules_visit_fn visit, void *ctx);
+
+/* Does any rule of this table run at the stage? Could one reply there? */
+bool rules_stage_used(const rules_table *t, enum rules_stage stage);
+/* (a verdict that answers the MTA: accept, tempfail, reject, discard) */
+bool rules_stage_may_reply(const rules_table *t, enum rules_stage stage);
+/* Does any rule look at the whole header set (so the session must keep it)? */
+bool rules_need_header_set(const rules_table *t);
+size_t rules_count(const rules_table *t); /* rules in the table */
+/*
+ * The macros the rules of a stage read, as they are asked of the MTA
+ * ("{auth_type}", "i"; "{auth_authen}" for authenticated), each once;
+ * NULL-terminated, never NULL. For smfi_setsymlist(): a macro must be sent
+ * at that stage or an earlier one.
+ */
+const char *const *rules_stage_macros(const rules_table *t, enum rules_stage stage);
+
+/*
+ * -n: every rule of the table, one line each, "FILE:LINE: STAGE MODE
+ * [name=NAME] CHECKS ACTION ARGS" as compiled: values expanded, regexes
+ * and TEXT as written, the effective code, ecode and text of tempfail
+ * and reject. conf_dump() prints it after the parameters.
+ */
+void rules_dump(const rules_table *t, FILE *fp);
+
+const char *rules_stage_name(enum rules_stage stage);
+const char *rules_action_name(enum rules_action_kind kind);
+/* The stage called name (len bytes, not NUL-terminated); false if none. */
+bool rules_stage_parse(const char *name, size_t len, enum rules_stage *stage);
+
+/*
+ * Expand a TEXT template for a verdict: $client_addr $client_name
+ * $helo_name $sender $recipient $queue_id $rule $stage $stress and the
+ * parameters; values from the network are inserted as they are, never
+ * expanded again. The result replaces the content of out (out->s is never
+ * NULL afterwards), is cut at 980 bytes (never inside a UTF-8 sequence)
+ * and has CR/LF removed. A name var() does not know expands to nothing.
+ */
+typedef const char *(*rules_var_fn)(void *ctx, const char *name);
+void rules_expand_text(const char *tmpl, rules_var_fn var, void *ctx, strbuf *out);
+
+/*
+ * The same for r's action text, with var() asked first and then, for
+ * what it does not know, $rule (rule_name), $stage, $stress and the
+ * parameters of the personality r belongs to. out is empty when the
+ * action has no text.
+ */
+void rule_expand_text(const rule *r, rules_var_fn var, void *ctx, strbuf *out);
+
+/* The names a template may use besides the parameters; NULL-terminated. */
+extern const char *const rules_template_vars[];
+
+/*
+ * text (an expanded reply) as smfi_setreply() wants it: every '%'
+ * doubled (libmilter treats it as a format), CR/LF dropped, cut to 980
+ * bytes without splitting a "%%" or a UTF-8 sequence. Replaces out.
+ */
+void rules_reply_text_for_milter(const char *text, strbuf *out);
+
+/*
+ * LOADING (used by conf.c)
+ *	src = rules_source_create();
+ *	rules_source_add(src, file, line, text, report, ctx);	per rule line
+ *	rules_compile(src, env, tables, report, ctx);		both personalities
+ *	rules_source_free(src);
+ *	... rules_table_free(tables[i]);
+ *
+ * report() receives each problem once, with the file and line of the rule
+ * (or of the line in a file: list) and the column in the logical line (0:
+ * none). A problem that shows in only one of two personalities that both
+ * have the rule ends in "(in the normal personality)" or "(in the stress
+ * personality)". A problem inside a parameter's value is not reported here
+ * (the parameter's own check reports it) but still makes the call fail.
+ */
+typedef void (*rules_report_fn)(void *ctx, const char *file, unsigned line, size_t column,
+                                const char *msg);
+
+typedef struct rules_source rules_source; /* parsed rules, before expansion */
+
+rules_source *rules_source_create(void);
+void rules_source_free(rules_source *src); /* NULL-safe */
+/* One logical line that starts with a stage name; false after report(). */
+bool rules_source_add(rules_source *src, const char *file, unsigned line,
+                      const char *text, rules_report_fn report, void *ctx);
+
+typedef struct rules_env {
+	bool stressed; /* the personality's $stress; picks the rules by MODE */
+	/* Expands tokens at load: the parameter lookup with $stress. */
+	const expand_ops *expand;
+	void *expand_ctx;
+	/* Parameter values (expanded) for TEXT at run time; NULL for a name
+	   that is not a parameter. param_ctx must outlive the table. */
+	rules_var_fn param;
+	void *param_ctx;
+} rules_env;
+
+/* Tables for env[0] and env[1] in out[0] and out[1], always (maybe empty);
+   false when anything was wrong. */
+bool rules_compile(const rules_source *src, const rules_env env[2], rules_table *out[2],
+                   rules_report_fn report, void *ctx);
+void rules_table_free(rules_table *t); /* NULL-safe */
+
+#endif

@@ -1,0 +1,1835 @@
+/*
+ * Unit tests for rules (and its place in conf): the rule parser and its
+ * errors with file:line:column, every check kind matching and not, negation,
+ * alternatives and "and", first-match order, MODE and -o stress=...,
+ * expansion inside rules, reply validation, templates, include and file:
+ * lists, the questions a session asks of a table, and the -n dump.
+ */
+#include "config.h"
+
+#include "unit.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "rules.h"
+#include "strbuf.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static char tmpdir[4096];
+
+/* The name the config text is loaded under: includes are relative to it. */
+static void
+conf_name(strbuf *b)
+{
+	strbuf_reset(b);
+	strbuf_printf(b, "%s/rules.conf", tmpdir);
+}
+
+static void
+write_file(const char *name, const char *text)
+{
+	strbuf path = STRBUF_INIT;
+	FILE *fp;
+
+	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	fp = fopen(path.s, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	strbuf_free(&path);
+}
+
+/* A file or an empty directory under tmpdir. */
+static void
+remove_file(const char *name)
+{
+	strbuf path = STRBUF_INIT;
+
+	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	if (unlink(path.s) != 0)
+		rmdir(path.s);
+	strbuf_free(&path);
+}
+
+static int
+mkdir_p(const char *name)
+{
+	strbuf path = STRBUF_INIT;
+	int rc;
+
+	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	rc = mkdir(path.s, 0700) == 0 || errno == EEXIST ? 0 : -1;
+	strbuf_free(&path);
+	return rc;
+}
+
+static conf *
+load(const char *text, const char *o1, strbuf *err)
+{
+	strbuf name = STRBUF_INIT;
+	char *ov[1] = {(char *)o1};
+	conf *c;
+
+	conf_name(&name);
+	c = conf_load_text(name.s, text, strlen(text), ov, o1 != NULL ? 1 : 0, err);
+	strbuf_free(&name);
+	return c;
+}
+
+static conf *
+load_ok(const char *text, const char *o1)
+{
+	strbuf err = STRBUF_INIT;
+	conf *c = load(text, o1, &err);
+
+	ck_assert_msg(c != NULL, "'%s': %s", text, strbuf_str(&err));
+	ck_assert_str_eq(strbuf_str(&err), "");
+	strbuf_free(&err);
+	return c;
+}
+
+static char *
+dump_rules(const rules_table *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(fp);
+	rules_dump(t, fp);
+	fclose(fp);
+	return buf;
+}
+
+/* Facts from a compact description. */
+
+typedef struct fact_spec {
+	bool stressed;
+	const char *addr, *name, *helo, *sender, *rcpt;
+	size_t count;
+	const char *headers; /* "Name: value" lines; at header the first is current */
+	const char *macros;  /* "name=value" separated by '|' */
+} fact_spec;
+
+typedef struct facts_buf {
+	rules_facts f;
+	rules_header h[8];
+	char *hbuf;
+	const char *macros;
+	strbuf mval;
+} facts_buf;
+
+static const char *
+macro_fn(void *ctx, const char *name)
+{
+	facts_buf *fb = ctx;
+	const char *p = fb->macros;
+	size_t n = strlen(name);
+
+	while (p != NULL && *p != '\0') {
+		const char *end = p + strcspn(p, "|");
+
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			strbuf_reset(&fb->mval);
+			strbuf_append(&fb->mval, p + n + 1, (size_t)(end - p - n - 1));
+			return strbuf_str(&fb->mval);
+		}
+		p = *end ? end + 1 : end;
+	}
+	return NULL;
+}
+
+static void
+make_facts(facts_buf *fb, const fact_spec *s)
+{
+	size_t n = 0;
+	char *line, *save = NULL;
+
+	memset(fb, 0, sizeof *fb);
+	fb->f.stressed = s->stressed;
+	fb->f.client_addr = s->addr;
+	fb->f.client_name = s->name;
+	fb->f.helo = s->helo;
+	fb->f.sender = s->sender;
+	fb->f.recipient = s->rcpt;
+	fb->f.rcpt_count = s->count;
+	fb->macros = s->macros;
+	fb->f.macro = macro_fn;
+	fb->f.macro_ctx = fb;
+	if (s->headers != NULL) {
+		fb->hbuf = strdup(s->headers);
+		for (line = strtok_r(fb->hbuf, "\n", &save); line != NULL && n < 8;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char *colon = strchr(line, ':');
+
+			fb->h[n].name = line;
+			fb->h[n].value = "";
+			if (colon != NULL) {
+				*colon = '\0';
+				fb->h[n].value = colon + 1 + (colon[1] == ' ');
+			}
+			n++;
+		}
+		fb->f.header = n > 0 ? &fb->h[0] : NULL;
+		fb->f.headers = fb->h;
+		fb->f.n_headers = n;
+	}
+}
+
+static void
+free_facts(facts_buf *fb)
+{
+	free(fb->hbuf);
+	strbuf_free(&fb->mval);
+}
+
+/* The stage a one-rule text is for: its first word. */
+static enum rules_stage
+stage_of(const char *text)
+{
+	enum rules_stage st = RULES_CONNECT;
+
+	ck_assert(rules_stage_parse(text, strcspn(text, " "), &st));
+	return st;
+}
+
+/* Does the text's rule (at its stage) give a verdict for the facts? */
+static const rule *
+eval_text(conf *c, const char *text, const fact_spec *s)
+{
+	facts_buf fb;
+	const rule *r;
+
+	make_facts(&fb, s);
+	r = rules_eval(conf_rules(c, s->stressed), stage_of(text), &fb.f, NULL, NULL);
+	free_facts(&fb);
+	return r;
+}
+
+/* Matching: one rule "STAGE CHECK accept"; does it match the facts? */
+
+static const struct match_case {
+	const char *rule;
+	fact_spec facts;
+	bool want;
+} match_cases[] = {
+        /* client: IPv4, IPv6, CIDR edges, brackets, mapped, not an address */
+        {"connect client 192.0.2.1 accept", {.addr = "192.0.2.1"}, true},
+        {"connect client 192.0.2.1 accept", {.addr = "192.0.2.2"}, false},
+        {"connect client 192.0.2.0/24 accept", {.addr = "192.0.2.255"}, true},
+        {"connect client 192.0.2.0/24 accept", {.addr = "192.0.3.0"}, false},
+        {"connect client [192.0.2.1] accept", {.addr = "192.0.2.1"}, true},
+        {"connect client 0.0.0.0/0 accept", {.addr = "203.0.113.9"}, true},
+        {"connect client 0.0.0.0/0 accept", {.addr = "2001:db8::1"}, false},
+        {"connect client 10.0.0.0/8 accept", {.addr = "::ffff:10.1.2.3"}, true},
+        {"connect client 10.0.0.0/8 accept", {.addr = "::ffff:11.1.2.3"}, false},
+        {"connect client 192.0.2.1 accept", {.addr = "::ffff:192.0.2.1"}, true},
+        {"connect client ::/0 accept", {.addr = "::ffff:192.0.2.1"}, true},
+        {"connect client ::/0 accept", {.addr = "192.0.2.1"}, false},
+        {"connect client ::/0 accept", {.addr = "2001:db8::1"}, true},
+        {"connect client [2001:db8::]/32 accept", {.addr = "2001:db8:ffff::1"}, true},
+        {"connect client 2001:db8::/32 accept", {.addr = "2001:db8:ffff::1"}, true},
+        {"connect client 2001:db8::/32 accept", {.addr = "2001:db9::1"}, false},
+        {"connect client 2001:db8::/127 accept", {.addr = "2001:db8::1"}, true},
+        {"connect client 2001:db8::/127 accept", {.addr = "2001:db8::2"}, false},
+        {"connect client 2001:db8::1/128 accept", {.addr = "2001:db8::1"}, true},
+        {"connect client 2001:db8::1/128 accept", {.addr = "2001:db8::1:1"}, false},
+        {"connect client 2001:db8::1 accept", {.addr = "2001:DB8:0:0:0:0:0:1"}, true},
+        {"connect client [::1]/128 accept", {.addr = "::1"}, true},
+        {"connect client 192.0.2.1 accept", {.addr = "[192.0.2.1]"}, true},
+        {"connect client 2001:db8::1 accept", {.addr = "IPv6:2001:db8::1"}, true},
+        {"connect client 192.0.2.1 accept", {.addr = NULL}, false},
+        {"connect client 192.0.2.1 accept", {.addr = "unknown"}, false},
+        {"connect !client 192.0.2.1 accept", {.addr = NULL}, true},
+        {"connect !client 192.0.2.1 accept", {.addr = "not an address"}, true},
+        {"connect !client 192.0.2.1 accept", {.addr = "192.0.2.1"}, false},
+        {"connect client 192.0.2.1 198.51.100.0/24 accept",
+         {.addr = "198.51.100.7"},
+         true},
+        /* client_name */
+        {"connect client_name mx.example.com accept", {.name = "MX.Example.COM"}, true},
+        {"connect client_name mx.example.com accept", {.name = "mx.example.org"}, false},
+        {"connect client_name mx.example.com accept", {.name = NULL}, false},
+        {"connect client_name .example.com accept", {.name = "a.b.example.com"}, true},
+        {"connect client_name .example.com accept", {.name = "example.com"}, false},
+        {"connect client_name .example.com accept", {.name = "badexample.com"}, false},
+        {"connect client_name /^mail[0-9]+\\./ accept", {.name = "mail12.example"}, true},
+        {"connect client_name /^mail[0-9]+\\./ accept",
+         {.name = "Mail12.example"},
+         false},
+        {"connect client_name /^mail[0-9]+\\./i accept",
+         {.name = "Mail12.example"},
+         true},
+        {"connect client_name unknown accept", {.name = NULL}, true},
+        {"connect client_name unknown accept", {.name = "unknown"}, true},
+        {"connect client_name unknown accept", {.name = "[192.0.2.1]"}, true},
+        {"connect client_name unknown accept", {.name = "mx.example.com"}, false},
+        {"connect !client_name unknown accept", {.name = "mx.example.com"}, true},
+        {"connect client_name UNKNOWN accept", {.name = NULL}, true},
+        /* helo */
+        {"helo helo mx.example.com accept", {.helo = "MX.example.com"}, true},
+        {"helo helo mx.example.com accept", {.helo = NULL}, false},
+        {"helo helo .example.com accept", {.helo = "a.example.com"}, true},
+        {"helo helo ip_literal accept", {.helo = "[192.0.2.1]"}, true},
+        {"helo helo ip_literal accept", {.helo = "[IPv6:2001:db8::1]"}, true},
+        {"helo helo ip_literal accept", {.helo = "[ipv6:2001:db8::1]"}, true},
+        {"helo helo ip_literal accept", {.helo = "[2001:db8::1]"}, true},
+        {"helo helo ip_literal accept", {.helo = "192.0.2.1"}, true},
+        {"helo helo ip_literal accept", {.helo = "2001:db8::1"}, true},
+        {"helo helo ip_literal accept", {.helo = "[IPv6:192.0.2.1]"}, false},
+        {"helo helo ip_literal accept", {.helo = "[mx.example.com]"}, false},
+        {"helo helo ip_literal accept", {.helo = "[192.0.2.1"}, false},
+        {"helo helo ip_literal accept", {.helo = "mx.example.com"}, false},
+        {"helo helo /^\\[?[0-9.]+\\]?$/ accept", {.helo = "[192.0.2.1]"}, true},
+        {"helo helo /^\\[?[0-9.]+\\]?$/ accept", {.helo = "mx1.example"}, false},
+        {"mail helo ip_literal accept", {.helo = "192.0.2.1"}, true},
+        /* sender and recipient */
+        {"mail sender user@example.com accept", {.sender = "<User@Example.COM>"}, true},
+        {"mail sender user@example.com accept", {.sender = "user@example.com"}, true},
+        {"mail sender user@example.com accept", {.sender = "<user@example.org>"}, false},
+        {"mail sender <user@example.com> accept", {.sender = "<user@example.com>"}, true},
+        {"mail sender @example.com accept", {.sender = "<a@EXAMPLE.com>"}, true},
+        {"mail sender @example.com accept", {.sender = "<a@sub.example.com>"}, false},
+        {"mail sender .example.com accept", {.sender = "<a@sub.example.com>"}, true},
+        {"mail sender .example.com accept", {.sender = "<a@example.com>"}, false},
+        {"mail sender .example.com accept", {.sender = "<a@badexample.com>"}, false},
+        {"mail sender postmaster@ accept", {.sender = "<Postmaster@x.example>"}, true},
+        {"mail sender postmaster@ accept", {.sender = "<webmaster@x.example>"}, false},
+        {"mail sender <> accept", {.sender = "<>"}, true},
+        {"mail sender <> accept", {.sender = ""}, true},
+        {"mail sender <> accept", {.sender = "<a@example.com>"}, false},
+        {"mail sender @example.com accept", {.sender = "<>"}, false},
+        {"mail !sender <> accept", {.sender = "<a@example.com>"}, true},
+        {"mail sender /^<?bounce-/ accept", {.sender = "<bounce-1@x.example>"}, true},
+        {"mail sender /^bounce-.*@x\\.example$/ accept",
+         {.sender = "<bounce-1@x.example>"},
+         true},
+        {"mail sender @example.com accept", {.sender = "<postmaster>"}, false},
+        {"mail sender @example.com accept", {.sender = NULL}, false},
+        {"rcpt recipient @example.com accept", {.rcpt = "<u@example.com>"}, true},
+        {"rcpt recipient @example.com accept", {.rcpt = "<u@example.net>"}, false},
+        {"rcpt sender @example.com and recipient @example.net accept",
+         {.sender = "<a@example.com>", .rcpt = "<b@example.net>"},
+         true},
+        {"rcpt sender @example.com and recipient @example.net accept",
+         {.sender = "<a@example.com>", .rcpt = "<b@example.org>"},
+         false},
+        /* authenticated and macros */
+        {"mail authenticated accept", {.macros = "{auth_authen}=alice"}, true},
+        {"mail authenticated accept", {.macros = "{auth_authen}="}, false},
+        {"mail authenticated accept", {.macros = NULL}, false},
+        {"connect authenticated accept", {.macros = NULL}, false},
+        {"mail !authenticated accept", {.macros = NULL}, true},
+        {"connect macro {daemon_name} smtp-in accept",
+         {.macros = "{daemon_name}=smtp-in"},
+         true},
+        {"connect macro daemon_name smtp-in accept",
+         {.macros = "{daemon_name}=smtp-in"},
+         true},
+        {"connect macro daemon_name smtp-in accept",
+         {.macros = "{daemon_name}=Smtp-in"},
+         false},
+        {"connect macro daemon_name a b /^sub/ accept",
+         {.macros = "{daemon_name}=submit"},
+         true},
+        {"connect macro daemon_name smtp-in accept", {.macros = NULL}, false},
+        {"connect !macro daemon_name smtp-in accept", {.macros = NULL}, true},
+        {"connect macro j accept", {.macros = "j=mx.example"}, true},
+        {"connect macro j accept", {.macros = "j="}, false},
+        {"connect macro j accept", {.macros = NULL}, false},
+        {"connect macro {auth_type} \"\" accept", {.macros = "{auth_type}="}, true},
+        {"connect macro {auth_type} \"reject\" accept",
+         {.macros = "{auth_type}=reject"},
+         true},
+        /* rcpt_count */
+        {"rcpt rcpt_count > 5 accept", {.count = 6}, true},
+        {"rcpt rcpt_count > 5 accept", {.count = 5}, false},
+        {"rcpt rcpt_count >= 5 accept", {.count = 5}, true},
+        {"rcpt rcpt_count < 5 accept", {.count = 4}, true},
+        {"rcpt rcpt_count <= 5 accept", {.count = 6}, false},
+        {"rcpt rcpt_count == 1 accept", {.count = 1}, true},
+        {"rcpt rcpt_count != 1 accept", {.count = 1}, false},
+        {"eom rcpt_count > 1 accept", {.count = 2}, true},
+        /* headers */
+        {"header header Subject /lottery/i accept",
+         {.headers = "subject: You WON the LOTTERY"},
+         true},
+        {"header header Subject /lottery/ accept",
+         {.headers = "Subject: LOTTERY"},
+         false},
+        {"header header Subject /lottery/i accept",
+         {.headers = "From: lottery@x"},
+         false},
+        {"header header * /^from: .*lottery/i accept",
+         {.headers = "From: lottery@x"},
+         true},
+        {"header header * /^Subject: x$/ accept", {.headers = "Subject: x"}, true},
+        {"header header Subject /^$/ accept", {.headers = "Subject:"}, true},
+        {"header header Subject /a/ /b/ accept", {.headers = "Subject: b"}, true},
+        {"header header Subject /\\xff/ accept", {.headers = "Subject: \xff\xfe"}, true},
+        {"header header Subject /lottery/ accept", {.headers = NULL}, false},
+        {"header !header Subject /lottery/ accept", {.headers = "Subject: hello"}, true},
+        {"eoh header Subject /lottery/ accept",
+         {.headers = "From: a\nSubject: lottery"},
+         true},
+        {"eoh header Subject /lottery/ accept",
+         {.headers = "From: lottery\nSubject: hi"},
+         false},
+        {"eom header X-Spam /^yes$/m accept", {.headers = "A: b\nX-Spam: yes"}, true},
+        {"body !header X-Spam /yes/ accept", {.headers = "A: yes\nB: c"}, true},
+        /* stress and any */
+        {"connect stress accept", {.stressed = true}, true},
+        {"connect stress accept", {.stressed = false}, false},
+        {"connect !stress accept", {.stressed = false}, true},
+        {"connect not stress accept", {.stressed = false}, true},
+        {"connect ! stress accept", {.stressed = true}, false},
+        {"connect any accept", {0}, true},
+        {"connect !any accept", {0}, false},
+        {"connect both stress accept", {.stressed = true}, true},
+        {"connect stress and client 192.0.2.1 accept",
+         {.stressed = true, .addr = "192.0.2.1"},
+         true},
+        {"connect stress and client 192.0.2.1 accept",
+         {.stressed = false, .addr = "192.0.2.1"},
+         false},
+        {"connect any and !client 192.0.2.1 and client_name unknown accept",
+         {.addr = "192.0.2.2", .name = "[192.0.2.2]"},
+         true},
+        /* expansion: stress-dependent values, and values that expand to nothing */
+        {"rcpt rcpt_count > ${stress?{5}:{100}} accept",
+         {.stressed = true, .count = 6},
+         true},
+        {"rcpt rcpt_count > ${stress?{5}:{100}} accept",
+         {.stressed = false, .count = 6},
+         false},
+        {"rcpt rcpt_count > ${stress?{5}:{100}} accept",
+         {.stressed = false, .count = 101},
+         true},
+        {"connect client ${stress?{192.0.2.0/24 198.51.100.0/24}} accept",
+         {.stressed = true, .addr = "198.51.100.1"},
+         true},
+        {"connect client ${stress?{192.0.2.0/24 198.51.100.0/24}} accept",
+         {.stressed = false, .addr = "198.51.100.1"},
+         false},
+        {"connect !client ${stress?{192.0.2.0/24}} accept",
+         {.stressed = false, .addr = "192.0.2.1"},
+         true},
+        {"connect macro {x} $syslog_name accept", {.macros = "{x}=milter-stress"}, true},
+};
+
+START_TEST(test_match)
+{
+	const struct match_case *t = &match_cases[_i];
+	conf *c = load_ok(t->rule, NULL);
+	const rule *r = eval_text(c, t->rule, &t->facts);
+
+	ck_assert_msg((r != NULL) == t->want, "'%s': %s", t->rule,
+	              t->want ? "did not match" : "matched");
+	if (r != NULL)
+		ck_assert_int_eq(rule_action(r)->kind, RULES_ACCEPT);
+	conf_unref(c);
+}
+END_TEST
+
+/* Errors: every substring is in the message; absent is not. */
+
+static const struct err_case {
+	const char *text;
+	const char *o;
+	const char *want[3];
+	const char *absent;
+} err_cases[] = {
+        /* the line syntax */
+        {"connect", NULL, {"rules.conf:1:8: expected a check and an action"}, NULL},
+        {"connect client",
+         NULL,
+         {"rules.conf:1:15: client: expected an address or network"},
+         NULL},
+        {"connect client reject",
+         NULL,
+         {"rules.conf:1:16: client: expected an address"},
+         NULL},
+        {"connect client 192.0.2.1",
+         NULL,
+         {"rules.conf:1:25: expected 'and' or an action (accept, continue, "},
+         NULL},
+        {"connect bogus 1 reject",
+         NULL,
+         {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, helo, "
+          "sender, recipient, authenticated, macro, rcpt_count, header, stress or any"},
+         NULL},
+        {"connect reject",
+         NULL,
+         {"rules.conf:1:9: expected a check before 'reject' (write 'any' to match "
+          "every session)"},
+         NULL},
+        {"connect any frobnicate", NULL, {"rules.conf:1:13: any takes no values"}, NULL},
+        {"connect stress 1 reject", NULL, {":1:16: unknown check '1'"}, NULL},
+        {"connect any and reject",
+         NULL,
+         {":1:17: expected a check before 'reject'"},
+         NULL},
+        {"connect any accept now", NULL, {":1:20: unexpected text after 'accept'"}, NULL},
+        {"connect any discard",
+         NULL,
+         {":1:13: discard is not possible at connect (Postfix refuses it before MAIL "
+          "FROM); use reject or tempfail"},
+         NULL},
+        {"helo any log discard", NULL, {":1:14: discard is not possible at helo"}, NULL},
+        {"connect any quarantine",
+         NULL,
+         {":1:23: quarantine needs a TEXT: the reason"},
+         NULL},
+        {"connect any tag", NULL, {":1:16: tag needs a header NAME and a TEXT"}, NULL},
+        {"connect any tag X-Foo",
+         NULL,
+         {":1:22: tag needs a TEXT after the header name"},
+         NULL},
+        {"connect any tag X:Foo yes",
+         NULL,
+         {":1:17: tag: bad header name 'X:Foo'"},
+         NULL},
+        {"connect any log",
+         NULL,
+         {":1:16: log needs the action it pretends to take"},
+         NULL},
+        {"connect any log log reject",
+         NULL,
+         {":1:17: log takes an action other than log"},
+         NULL},
+        {"connect any log foo",
+         NULL,
+         {":1:17: log needs the action it pretends to take"},
+         NULL},
+        {"connect any reject \"unterminated",
+         NULL,
+         {":1:20: missing '\"' to close this string"},
+         NULL},
+        {"connect any reject \"a\" b",
+         NULL,
+         {":1:24: text after the quoted TEXT: quote all of it or none"},
+         NULL},
+        {"connect client_name \"a\"b reject",
+         NULL,
+         {":1:24: expected white space after the closing '\"'"},
+         NULL},
+        {"connect client_name /abc reject",
+         NULL,
+         {":1:21: missing '/' to close this regex"},
+         NULL},
+        {"connect client_name /abc/q reject",
+         NULL,
+         {":1:26: unknown regex flag 'q': expected i, m, s or x"},
+         NULL},
+        {"connect client_name /a(b/ reject",
+         NULL,
+         {":1:25: bad regex /a(b/: missing closing parenthesis at offset 3 of the "
+          "pattern"},
+         NULL},
+        {"connect client_name /abc/i, reject", NULL,
+         {":1:27: expected white space after the regex's closing '/'"}, NULL},
+        {"connect client_name ${stress?{/abc}} reject", NULL,
+         {":1:21: missing '/' to close the regex '/abc' (in the stress personality)"},
+         "normal personality"},
+        {"connect client_name ${stress?{/abc/q}:{/x/sx}} reject", NULL,
+         {":1:21: unknown regex flag 'q': expected i, m, s or x (in the stress"},
+         "normal personality"},
+        {"connect any reject 550 ${stress?{5.7.1 x}:{5.7.1}}", NULL,
+         {":1:24: expected one enhanced status code, not '5.7.1 x' (in the stress"}, NULL},
+        {"connect normal normal any reject",
+         NULL,
+         {":1:16: unknown check 'normal'"},
+         NULL},
+        {"connect name=a/b any reject", NULL, {":1:14: bad rule name 'a/b'"}, NULL},
+        {"connect name= any reject", NULL, {":1:14: bad rule name ''"}, NULL},
+        {"connect !\"client\" 1 reject", NULL, {":1:9: unknown check"}, NULL},
+        {"connect !", NULL, {":1:10: expected a check after the negation"}, NULL},
+        /* what a stage can see */
+        {"connect helo x reject",
+         NULL,
+         {":1:9: helo cannot be seen at connect: it is known from helo on"},
+         NULL},
+        {"helo sender <> reject",
+         NULL,
+         {":1:6: sender cannot be seen at helo: it is known from mail on"},
+         NULL},
+        {"mail recipient @x reject",
+         NULL,
+         {":1:6: recipient cannot be seen at mail: only at rcpt"},
+         NULL},
+        {"data recipient @x reject",
+         NULL,
+         {"recipient cannot be seen at data: only at rcpt"},
+         NULL},
+        {"mail rcpt_count > 1 reject", NULL, {"rcpt_count cannot be seen at mail"}, NULL},
+        {"data header Subject /x/ reject", NULL, {"header cannot be seen at data"}, NULL},
+        {"connect header * /x/ reject", NULL, {"header cannot be seen at connect"}, NULL},
+        /* values */
+        {"connect client 192.0.2.1/24 reject",
+         NULL,
+         {":1:16: client: '192.0.2.1/24' has bits set after the /24 prefix; did you mean "
+          "192.0.2.0/24?"},
+         NULL},
+        {"connect client 192.0.2.0/33 reject",
+         NULL,
+         {":1:16: client: bad prefix length in '192.0.2.0/33': expected 0..32"},
+         NULL},
+        {"connect client 2001:db8::/129 reject", NULL, {"expected 0..128"}, NULL},
+        {"connect client 2001:db8::1/64 reject",
+         NULL,
+         {"did you mean 2001:db8::/64?"},
+         NULL},
+        {"connect client example.com reject",
+         NULL,
+         {":1:16: client: bad address 'example.com': expected an IPv4 or IPv6 address"},
+         NULL},
+        {"connect client /x/ reject", NULL, {"client: bad address '/x/'"}, NULL},
+        {"connect client 192.0.2.1/ reject", NULL, {"bad prefix length"}, NULL},
+        {"connect client [2001:db8::/32] reject", NULL, {"bad address"}, NULL},
+        {"mail sender example.com reject",
+         NULL,
+         {":1:13: sender: bad value 'example.com': expected user@domain, user@, @domain, "
+          ".domain, /regex/ or <>"},
+         NULL},
+        {"mail sender @ reject", NULL, {"sender: bad value '@'"}, NULL},
+        {"mail sender \"\" reject", NULL, {":1:13: sender: empty value"}, NULL},
+        {"connect client_name . reject", NULL, {"client_name: bad value '.'"}, NULL},
+        {"header header Subject lottery reject",
+         NULL,
+         {":1:23: header: 'lottery' is not a /regex/"},
+         NULL},
+        {"header header Sub:ject /x/ reject",
+         NULL,
+         {":1:15: header: bad header name 'Sub:ject'"},
+         NULL},
+        {"header header /x/ reject",
+         NULL,
+         {":1:15: header: expected a header (or *) name first"},
+         NULL},
+        {"connect macro reject", NULL, {"expected 'and' or an action"}, NULL},
+        {"connect macro {a b} x reject", NULL, {"macro: bad macro name '{a'"}, NULL},
+        {"connect macro {} x reject", NULL, {"macro: bad macro name '{}'"}, NULL},
+        {"rcpt rcpt_count 5 reject",
+         NULL,
+         {":1:17: rcpt_count: expected <, <=, >, >=, == or != and a number"},
+         NULL},
+        {"rcpt rcpt_count > reject",
+         NULL,
+         {":1:19: rcpt_count: expected a number after '>'"},
+         NULL},
+        {"rcpt rcpt_count > five reject",
+         NULL,
+         {":1:19: rcpt_count: expected a whole number, not 'five'"},
+         NULL},
+        {"rcpt rcpt_count > -1 reject",
+         NULL,
+         {"expected a whole number, not '-1'"},
+         NULL},
+        {"rcpt rcpt_count > 99999999999999999999999 reject",
+         NULL,
+         {"expected a whole number"},
+         NULL},
+        /* expansion */
+        {"connect client $nope reject", NULL, {":1:16: unknown parameter $nope\n"}, NULL},
+        {"connect client 192.0.2.1 ${stres?{x}} reject",
+         NULL,
+         {":1:26: unknown parameter $stres; did you mean $stress?"},
+         NULL},
+        {"connect client ${stress reject",
+         NULL,
+         {":1:16: missing '}' to close '${'"},
+         NULL},
+        {"rcpt rcpt_count > ${stress?{5}} reject",
+         NULL,
+         {":1:19: rcpt_count: expected a whole number, not '' (in the normal "
+          "personality)"},
+         "stress personality"},
+        {"rcpt rcpt_count > ${stress?{5}:{x}} reject",
+         NULL,
+         {"rcpt_count: expected a whole number, not 'x' (in the normal personality)"},
+         "stress personality"},
+        {"rcpt rcpt_count > ${stress?{y}:{x}} reject",
+         NULL,
+         {"not 'x' (in the normal personality)", "not 'y' (in the stress personality)"},
+         NULL},
+        {"rcpt stress rcpt_count > ${stress?{5}} reject", NULL, {0}, NULL}, /* loads */
+        {"rcpt rcpt_count > ${stress?{5}} reject",
+         "stress=",
+         {"not ''\n"},
+         "personality"},
+        {"connect client \"$nope\" reject",
+         NULL,
+         {":1:17: unknown parameter $nope"},
+         NULL},
+        {"connect client \"\\\"$nope\" reject",
+         NULL,
+         {":1:19: unknown parameter $nope"},
+         NULL},
+        /* reply codes */
+        {"connect any reject 450",
+         NULL,
+         {":1:20: reject needs a 5xx reply code, not 450 (tempfail sends 4xx)"},
+         NULL},
+        {"connect any tempfail 550",
+         NULL,
+         {":1:22: tempfail needs a 4xx reply code, not 550 (reject sends 5xx)"},
+         NULL},
+        {"connect any reject 5500",
+         NULL,
+         {":1:20: bad reply code '5500': expected three digits such as 550"},
+         NULL},
+        {"connect any reject 5x0 x", NULL, {"bad reply code '5x0'"}, NULL},
+        {"connect any reject 570",
+         NULL,
+         {"bad reply code '570': the second digit must be 0-5"},
+         NULL},
+        {"connect any reject 5.7.1 x",
+         NULL,
+         {":1:20: '5.7.1' is an enhanced status code: give the reply code first (550 "
+          "5.7.1)"},
+         NULL},
+        {"connect any reject 521 4.7.1 \"Service unavailable\"",
+         NULL,
+         {":1:24: enhanced status code 4.7.1 does not match reply code 521: Postfix "
+          "would "
+          "drop the reply and disable the milter for the session; use 5.7.1"},
+         NULL},
+        {"connect any tempfail 421 5.7.1",
+         NULL,
+         {"does not match reply code 421", "use 4.7.1"},
+         NULL},
+        {"connect any reject 550 5.7",
+         NULL,
+         {":1:24: bad enhanced status code '5.7': expected CLASS.SUBJECT.DETAIL such as "
+          "5.7.1"},
+         NULL},
+        {"connect any reject 550 5.1000.1",
+         NULL,
+         {"bad enhanced status code '5.1000.1'"},
+         NULL},
+        {"connect any reject 550 5.1.1000", NULL, {"bad enhanced status code"}, NULL},
+        {"connect any reject 550 5..1", NULL, {"bad enhanced status code"}, NULL},
+        {"connect any reject 550 55.1.1", NULL, {"bad enhanced status code"}, NULL},
+        {"connect any reject 550 5.1.1.1", NULL, {"bad enhanced status code"}, NULL},
+        {"connect any reject 550 5.7.1 5.7.2", NULL, {0}, NULL}, /* TEXT "5.7.2" */
+        {"connect any tempfail ${stress?{421}:{521}}",
+         NULL,
+         {":1:22: tempfail needs a 4xx reply code, not 521 (reject sends 5xx) (in the "
+          "normal "
+          "personality)"},
+         "stress personality"},
+        {"connect any tempfail ${stress?{421 4.7.0}:{450 4.7.1 x}}",
+         NULL,
+         {"expected one reply code and at most one enhanced status code (in the normal"},
+         NULL},
+        {"connect any tempfail ${stress?{421 4.7.0}} 4.7.1",
+         NULL,
+         {":1:22: bad reply code '': expected three digits such as 451 (in the normal",
+          ":1:22: expected one reply code and at most one enhanced status code (in the "
+          "stress"},
+         NULL},
+        {"connect any tempfail ${stress?{421 4.7.0}:{421}} 4.7.1",
+         NULL,
+         {"expected one reply code and at most one enhanced status code (in the stress"},
+         NULL},
+        /* texts */
+        {"connect any reject 550 5.7.1 \"$client_adr blocked\"",
+         NULL,
+         {":1:31: unknown name $client_adr in the text: expected a parameter or "
+          "$client_addr, "
+          "$client_name, $helo_name, $sender, $recipient, $queue_id, $rule, $stage, "
+          "$stress"},
+         NULL},
+        {"connect any reject 550 5.7.1 $client_addr ${oops",
+         NULL,
+         {":1:43: missing '}' to close '${'"},
+         NULL},
+        {"connect any reject 550 \"a\\\\b \\\"c\\\" $bad\"",
+         NULL,
+         {":1:36: unknown name $bad"},
+         NULL},
+        {"connect any tag X-A $bad", NULL, {":1:21: unknown name $bad"}, NULL},
+        {"connect any reject 550 a\rb",
+         NULL,
+         {":1:24: the text must not contain CR or LF"},
+         NULL},
+        /* include and file: */
+        {"include", NULL, {"rules.conf:1: include needs a file name"}, NULL},
+        {"include no-such.conf",
+         NULL,
+         {"rules.conf:1: include ",
+          "/no-such.conf: cannot open: No such file or directory"},
+         NULL},
+        {"include /dev/null",
+         NULL,
+         {"rules.conf:1: include /dev/null: not a regular file"},
+         NULL},
+        {"include .", NULL, {"include ", "not a regular file"}, NULL},
+        {"connect client file:no-such.list reject",
+         NULL,
+         {":1:16: file:no-such.list: cannot open: No such file or directory"},
+         NULL},
+        {"connect client file: reject",
+         NULL,
+         {":1:16: file:: expected a file name"},
+         NULL},
+        /* the rest of the file still works around rules */
+        {"connect any reject\nsyslog_name = \nlisten_backlog = x",
+         NULL,
+         {":2: syslog_name: must not be empty",
+          ":3: listen_backlog: bad integer value 'x'"},
+         NULL},
+        {"connect = x", NULL, {"rules.conf:1: unknown parameter 'connect'"}, NULL},
+        {"connect client\n  192.0.2.1/24 reject",
+         NULL,
+         {"rules.conf:1:16: client: '192.0.2.1/24' has bits set"},
+         NULL},
+        {"a\0b", NULL, {"rules.conf:1: a NUL byte: this is not a text file"}, NULL},
+};
+
+START_TEST(test_errors)
+{
+	const struct err_case *t = &err_cases[_i];
+	strbuf err = STRBUF_INIT, name = STRBUF_INIT;
+	size_t len = strlen(t->text);
+	char *ov[1] = {(char *)t->o};
+	conf *c;
+	size_t i;
+
+	/* The NUL case: the text goes on after its first NUL. */
+	if (strcmp(t->text, "a") == 0)
+		len = 3;
+	conf_name(&name);
+	c = conf_load_text(name.s, t->text, len, ov, t->o != NULL ? 1 : 0, &err);
+	if (t->want[0] == NULL) {
+		ck_assert_msg(c != NULL, "'%s': %s", t->text, strbuf_str(&err));
+		conf_unref(c);
+	} else {
+		ck_assert_msg(c == NULL, "'%s' loaded", t->text);
+	}
+	for (i = 0; i < 3 && t->want[i] != NULL; i++)
+		ck_assert_msg(strstr(strbuf_str(&err), t->want[i]) != NULL,
+		              "'%s': error\n%s lacks '%s'", t->text, strbuf_str(&err),
+		              t->want[i]);
+	if (t->absent != NULL)
+		ck_assert_msg(strstr(strbuf_str(&err), t->absent) == NULL,
+		              "'%s': error\n%s has '%s'", t->text, strbuf_str(&err),
+		              t->absent);
+	strbuf_free(&err);
+	strbuf_free(&name);
+}
+END_TEST
+
+/* Several errors in one file: each rule is reported, in file order, once. */
+/* A bad parameter a rule uses is reported once, where the parameter is. */
+START_TEST(test_param_error_once)
+{
+	strbuf err = STRBUF_INIT;
+	const char *p;
+	size_t lines = 0;
+
+	ck_assert_ptr_null(load("syslog_name = ${x\nconnect macro $syslog_name reject", NULL, &err));
+	ck_assert_msg(strstr(err.s, "rules.conf:1: syslog_name: column 1: missing '}'") != NULL,
+	              "%s", err.s);
+	for (p = err.s; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines == 1, "%s", err.s);
+	strbuf_free(&err);
+}
+END_TEST
+
+START_TEST(test_error_order)
+{
+	strbuf err = STRBUF_INIT;
+	const char *text = "connect client 1 reject\n"
+	                   "syslog_name = ok\n"
+	                   "helo recipient @x reject\n"
+	                   "connect any reject 521 4.7.1\n";
+	const char *a, *b, *c;
+
+	ck_assert_ptr_null(load(text, NULL, &err));
+	a = strstr(err.s, "rules.conf:1:16: client: bad address '1'");
+	b = strstr(err.s, "rules.conf:3:6: recipient cannot be seen at helo");
+	c = strstr(err.s, "rules.conf:4:24: enhanced status code 4.7.1");
+	/* Syntax while reading; then what needs the parameters, in file order. */
+	ck_assert_msg(a && b && c && b < a && a < c, "%s", err.s);
+	ck_assert_ptr_null(strstr(c + 20, "enhanced status code 4.7.1"));
+	strbuf_free(&err);
+}
+END_TEST
+
+/* A reply text: 980 bytes with its parameters, session variables empty. */
+START_TEST(test_text_limit)
+{
+	static const char tail[] = " $client_addr $syslog_name"; /* 2 + 13 bytes */
+	strbuf text = STRBUF_INIT, err = STRBUF_INIT;
+	conf *c;
+	int n;
+
+	for (n = 964; n <= 966; n++) {
+		strbuf_reset(&text);
+		strbuf_puts(&text, "connect any reject 550 5.7.1 ");
+		while (text.len < 29 + (size_t)n)
+			strbuf_putc(&text, 'x');
+		strbuf_puts(&text, tail);
+		strbuf_reset(&err);
+		c = load(text.s, NULL, &err);
+		if (n + 15 <= 980) {
+			ck_assert_msg(c != NULL, "%d: %s", n, strbuf_str(&err));
+			conf_unref(c);
+		} else {
+			ck_assert_ptr_null(c);
+			ck_assert_msg(
+			        strstr(err.s,
+			               ":1:30: the text is 981 bytes long before its "
+			               "session variables; a reply text takes at "
+			               "most 980") != NULL,
+			        "%s", err.s);
+		}
+	}
+	strbuf_free(&text);
+	strbuf_free(&err);
+}
+END_TEST
+
+/* First match, verdicts, and the actions that do not end a stage. */
+
+typedef struct visit_log {
+	strbuf seen; /* "name:0|1 " per rule tried */
+	const char *stop_at;
+} visit_log;
+
+static bool
+visit(void *ctx, const rule *r, bool matched)
+{
+	visit_log *v = ctx;
+
+	strbuf_printf(&v->seen, "%s:%d ", rule_name(r), matched);
+	return v->stop_at != NULL && strcmp(v->stop_at, rule_name(r)) == 0;
+}
+
+static const char order_rules[] =
+        "rcpt name=t1 recipient @a.example tag X-A \"tagged $recipient\"\n"
+        "rcpt name=l1 recipient @a.example log reject 550 5.7.1 \"dry\"\n"
+        "rcpt name=q1 recipient @a.example quarantine \"held\"\n"
+        "rcpt name=c1 recipient @c.example continue\n"
+        "rcpt name=r1 recipient @a.example @c.example reject 550 5.1.1 \"no\"\n"
+        "rcpt name=r2 any tempfail\n"
+        "mail name=m1 sender <> reject\n";
+
+static const struct order_case {
+	const char *rcpt;
+	const char *stop_at;
+	const char *want;  /* rule returned, or NULL */
+	const char *trace; /* the visits */
+} order_cases[] = {
+        {"<u@a.example>", NULL, "r1", "t1:1 l1:1 q1:1 c1:0 r1:1 "},
+        {"<u@c.example>", NULL, "c1", "t1:0 l1:0 q1:0 c1:1 "},
+        {"<u@b.example>", NULL, "r2", "t1:0 l1:0 q1:0 c1:0 r1:0 r2:1 "},
+        {"<u@a.example>", "l1", NULL, "t1:1 l1:1 "},
+        {"<u@a.example>", "r1", "r1", "t1:1 l1:1 q1:1 c1:0 r1:1 "},
+        {"<u@b.example>", "c1", NULL, "t1:0 l1:0 q1:0 c1:0 "},
+};
+
+START_TEST(test_order)
+{
+	const struct order_case *t = &order_cases[_i];
+	conf *c = load_ok(order_rules, NULL);
+	visit_log v = {STRBUF_INIT, t->stop_at};
+	fact_spec s = {.rcpt = t->rcpt, .sender = "<s@example.org>", .count = 1};
+	facts_buf fb;
+	const rule *r;
+
+	make_facts(&fb, &s);
+	r = rules_eval(conf_rules(c, false), RULES_RCPT, &fb.f, visit, &v);
+	if (t->want == NULL)
+		ck_assert_ptr_null(r);
+	else
+		ck_assert_str_eq(r != NULL ? rule_name(r) : "(none)", t->want);
+	ck_assert_str_eq(strbuf_str(&v.seen), t->trace);
+	free_facts(&fb);
+	strbuf_free(&v.seen);
+	conf_unref(c);
+}
+END_TEST
+
+/* Actions as compiled: kind, would, codes, texts. */
+
+static const struct action_case {
+	const char *text;
+	enum rules_action_kind kind, would;
+	const char *code, *ecode, *tmpl, *tag;
+} action_cases[] = {
+        {"connect any accept", RULES_ACCEPT, RULES_ACCEPT, "", "", NULL, NULL},
+        {"connect any continue", RULES_CONTINUE, RULES_CONTINUE, "", "", NULL, NULL},
+        {"mail any discard", RULES_DISCARD, RULES_DISCARD, "", "", NULL, NULL},
+        {"connect any tempfail", RULES_TEMPFAIL, RULES_TEMPFAIL, "451", "4.7.1",
+         "Service unavailable, try again later", NULL},
+        {"connect any reject", RULES_REJECT, RULES_REJECT, "550", "5.7.1",
+         "Message rejected", NULL},
+        {"connect any reject 554", RULES_REJECT, RULES_REJECT, "554", "",
+         "Message rejected", NULL},
+        {"connect any tempfail 421 4.7.0 \"Busy, try again later\"", RULES_TEMPFAIL,
+         RULES_TEMPFAIL, "421", "4.7.0", "Busy, try again later", NULL},
+        {"connect any tempfail 450 Busy, later", RULES_TEMPFAIL, RULES_TEMPFAIL, "450",
+         "", "Busy, later", NULL},
+        {"connect any tempfail Busy", RULES_TEMPFAIL, RULES_TEMPFAIL, "451", "4.7.1",
+         "Busy", NULL},
+        {"connect any tempfail \"421 is not a code here\"", RULES_TEMPFAIL,
+         RULES_TEMPFAIL, "451", "4.7.1", "421 is not a code here", NULL},
+        {"connect any reject 554 5.7.1 $client_addr is \"listed\"", RULES_REJECT,
+         RULES_REJECT, "554", "5.7.1", "$client_addr is \"listed\"", NULL},
+        {"connect any reject 554 5.7.1 \"say \\\"no\\\" \\\\ 100%\"", RULES_REJECT,
+         RULES_REJECT, "554", "5.7.1", "say \"no\" \\ 100%", NULL},
+        {"connect any tempfail ${stress?{421}:{450}} 4.7.0 x", RULES_TEMPFAIL,
+         RULES_TEMPFAIL, "450", "4.7.0", "x", NULL},
+        {"connect any tempfail ${stress?{421 4.7.0}:{450 4.7.1}} x", RULES_TEMPFAIL,
+         RULES_TEMPFAIL, "450", "4.7.1", "x", NULL},
+        {"connect any quarantine held for $client_addr", RULES_QUARANTINE,
+         RULES_QUARANTINE, "", "", "held for $client_addr", NULL},
+        {"connect any tag X-Client-Listed \"yes ($rule)\"", RULES_TAG, RULES_TAG, "", "",
+         "yes ($rule)", "X-Client-Listed"},
+        {"connect any log reject 554 5.7.1 would", RULES_LOG, RULES_REJECT, "554",
+         "5.7.1", "would", NULL},
+        {"connect any log tempfail", RULES_LOG, RULES_TEMPFAIL, "451", "4.7.1",
+         "Service unavailable, try again later", NULL},
+        {"connect any log accept", RULES_LOG, RULES_ACCEPT, "", "", NULL, NULL},
+        {"connect any log tag X-A b", RULES_LOG, RULES_TAG, "", "", "b", "X-A"},
+};
+
+static bool
+grab(void *ctx, const rule *r, bool matched)
+{
+	(void)matched;
+	*(const rule **)ctx = r;
+	return false;
+}
+
+/* The first rule of a stage, matched or not. */
+static const rule *
+first_rule(const rules_table *tab, enum rules_stage stage)
+{
+	fact_spec s = {0};
+	const rule *r = NULL;
+	facts_buf fb;
+
+	make_facts(&fb, &s);
+	rules_eval(tab, stage, &fb.f, grab, &r);
+	free_facts(&fb);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+START_TEST(test_action)
+{
+	const struct action_case *t = &action_cases[_i];
+	conf *c = load_ok(t->text, NULL);
+	const rule *r = first_rule(conf_rules(c, false), stage_of(t->text));
+	const rules_action *a = rule_action(r);
+
+	ck_assert_int_eq(a->kind, t->kind);
+	ck_assert_int_eq(a->would, t->would);
+	ck_assert_str_eq(a->code, t->code);
+	ck_assert_str_eq(a->ecode, t->ecode);
+	if (t->tmpl == NULL)
+		ck_assert_ptr_null(a->text);
+	else
+		ck_assert_str_eq(a->text, t->tmpl);
+	if (t->tag == NULL)
+		ck_assert_ptr_null(a->tag_name);
+	else
+		ck_assert_str_eq(a->tag_name, t->tag);
+	ck_assert_int_eq(rule_stage(r), stage_of(t->text));
+	conf_unref(c);
+}
+END_TEST
+
+/* MODE, the personalities, and -o stress=... */
+
+static const char mode_rules[] = "connect normal name=n any reject 554\n"
+                                 "connect stress name=s any tempfail 421\n"
+                                 "connect both name=b any accept\n"
+                                 "connect name=d any accept\n";
+
+static const struct mode_case {
+	const char *o;
+	bool stressed;
+	const char *want; /* the verdict's rule */
+	size_t count;
+} mode_cases[] = {
+        {NULL, false, "n", 3},         {NULL, true, "s", 3},
+        {"stress=yes", false, "s", 3}, {"stress=yes", true, "s", 3},
+        {"stress=", false, "n", 3},    {"stress=", true, "n", 3},
+};
+
+START_TEST(test_mode)
+{
+	const struct mode_case *t = &mode_cases[_i];
+	conf *c = load_ok(mode_rules, t->o);
+	const rules_table *tab = conf_rules(c, t->stressed);
+	fact_spec s = {.stressed = t->stressed};
+	facts_buf fb;
+	const rule *r;
+
+	make_facts(&fb, &s);
+	r = rules_eval(tab, RULES_CONNECT, &fb.f, NULL, NULL);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(rule_name(r), t->want);
+	ck_assert_uint_eq(rules_count(tab), t->count);
+	free_facts(&fb);
+	conf_unref(c);
+}
+END_TEST
+
+/* A rule only one personality has: its problems do not name a personality. */
+START_TEST(test_mode_errors)
+{
+	strbuf err = STRBUF_INIT;
+	conf *c;
+
+	ck_assert_ptr_null(
+	        load("connect stress client ${stress?{x}:{1.2.3.4}} reject", NULL, &err));
+	ck_assert_msg(strstr(err.s, ":1:23: client: bad address 'x'") != NULL, "%s",
+	              err.s);
+	ck_assert_ptr_null(strstr(err.s, "personality"));
+	strbuf_reset(&err);
+	/* Forced normal: a rule only the stress personality has is not compiled. */
+	c = load("connect stress client ${stress?{x}:{1.2.3.4}} reject", "stress=", &err);
+	ck_assert_msg(c != NULL, "%s", strbuf_str(&err));
+	ck_assert_uint_eq(rules_count(conf_rules(c, true)), 0);
+	conf_unref(c);
+	strbuf_free(&err);
+}
+END_TEST
+
+/* What a session asks of a table. */
+
+static const struct stage_case {
+	const char *text;
+	enum rules_stage stage;
+	bool used, may_reply, header_set;
+} stage_cases[] = {
+        {"connect any accept", RULES_CONNECT, true, true, false},
+        {"connect any accept", RULES_HELO, false, false, false},
+        {"connect any continue", RULES_CONNECT, true, false, false},
+        {"connect any tempfail", RULES_CONNECT, true, true, false},
+        {"mail any reject", RULES_MAIL, true, true, false},
+        {"mail any discard", RULES_MAIL, true, true, false},
+        {"mail any tag X-A b", RULES_MAIL, true, false, false},
+        {"mail any quarantine why", RULES_MAIL, true, false, false},
+        {"mail any log reject", RULES_MAIL, true, false, false},
+        {"rcpt any log tempfail\nrcpt recipient <> reject", RULES_RCPT, true, true,
+         false},
+        {"header header Subject /x/ reject", RULES_HEADER, true, true, false},
+        {"eoh header Subject /x/ tag X-A b", RULES_EOH, true, false, true},
+        {"body header * /x/ log reject", RULES_BODY, true, false, true},
+        {"eom !header X-A /x/ reject", RULES_EOM, true, true, true},
+        {"eom any reject", RULES_EOM, true, true, false},
+        {"eom any reject", RULES_DATA, false, false, false},
+};
+
+START_TEST(test_stage_questions)
+{
+	const struct stage_case *t = &stage_cases[_i];
+	conf *c = load_ok(t->text, NULL);
+	int p;
+
+	for (p = 0; p < 2; p++) {
+		const rules_table *tab = conf_rules(c, p);
+
+		ck_assert_int_eq(rules_stage_used(tab, t->stage), t->used);
+		ck_assert_int_eq(rules_stage_may_reply(tab, t->stage), t->may_reply);
+		ck_assert_int_eq(rules_need_header_set(tab), t->header_set);
+	}
+	conf_unref(c);
+}
+END_TEST
+
+/* The macros a stage's rules read, for the daemon's macro lists. */
+START_TEST(test_stage_macros)
+{
+	conf *c = load_ok("connect macro daemon_name x accept\n"
+	                  "connect macro {daemon_name} y accept\n"
+	                  "mail authenticated and macro i accept\n"
+	                  "mail !macro {auth_type} /x/ and authenticated accept\n"
+	                  "rcpt any accept\n",
+	                  NULL);
+	const rules_table *t = conf_rules(c, false);
+	const char *const *m;
+	strbuf all = STRBUF_INIT;
+
+	for (m = rules_stage_macros(t, RULES_CONNECT); *m != NULL; m++)
+		strbuf_printf(&all, "%s ", *m);
+	strbuf_puts(&all, "| ");
+	for (m = rules_stage_macros(t, RULES_MAIL); *m != NULL; m++)
+		strbuf_printf(&all, "%s ", *m);
+	strbuf_puts(&all, "| ");
+	for (m = rules_stage_macros(t, RULES_RCPT); *m != NULL; m++)
+		strbuf_printf(&all, "%s ", *m);
+	ck_assert_str_eq(strbuf_str(&all),
+	                 "{daemon_name} | {auth_authen} i {auth_type} | ");
+	ck_assert_ptr_null(rules_stage_macros(NULL, RULES_CONNECT)[0]);
+	ck_assert_ptr_null(rules_stage_macros(t, RULES_N_STAGES)[0]);
+	strbuf_free(&all);
+	conf_unref(c);
+}
+END_TEST
+
+START_TEST(test_empty_table)
+{
+	conf *c = load_ok("syslog_name = x", NULL);
+	const rules_table *tab = conf_rules(c, false);
+	fact_spec s = {0};
+	facts_buf fb;
+	int st;
+
+	ck_assert_ptr_nonnull(tab);
+	ck_assert_uint_eq(rules_count(tab), 0);
+	make_facts(&fb, &s);
+	for (st = 0; st < RULES_N_STAGES; st++) {
+		ck_assert(!rules_stage_used(tab, st));
+		ck_assert(!rules_stage_may_reply(tab, st));
+		ck_assert_ptr_null(rules_eval(tab, st, &fb.f, NULL, NULL));
+	}
+	ck_assert_ptr_null(rules_eval(tab, RULES_N_STAGES, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(NULL, RULES_CONNECT, &fb.f, NULL, NULL));
+	ck_assert(!rules_need_header_set(NULL));
+	ck_assert(!rules_stage_used(NULL, RULES_CONNECT));
+	free_facts(&fb);
+	conf_unref(c);
+}
+END_TEST
+
+/* The -n dump: one line per rule, as compiled. */
+
+static const struct dump_case {
+	const char *text;
+	const char *o;
+	bool stressed;
+	const char *line; /* after "PATH/rules.conf:" */
+} dump_cases[] = {
+        {"connect client 127.0.0.0/8 [::1]/128 accept", NULL, false,
+         "1: connect both client 127.0.0.0/8 [::1]/128 accept"},
+        {"connect normal name=listed client 192.0.2.0/24 reject 554 5.7.1 \"$client_addr "
+         "is "
+         "listed\"",
+         NULL, false,
+         "1: connect normal name=listed client 192.0.2.0/24 reject 554 5.7.1 "
+         "\"$client_addr is "
+         "listed\""},
+        {"\n\nhelo stress helo ip_literal tempfail 421 4.7.0 \"Busy, try again later\"",
+         NULL, true,
+         "3: helo stress helo ip_literal tempfail 421 4.7.0 \"Busy, try again later\""},
+        {"rcpt rcpt_count > ${stress?{5}:{100}} tempfail 452 4.5.3 \"Too many "
+         "recipients\"",
+         NULL, false,
+         "1: rcpt both rcpt_count > 100 tempfail 452 4.5.3 \"Too many recipients\""},
+        {"rcpt rcpt_count > ${stress?{5}:{100}} tempfail 452 4.5.3 \"Too many "
+         "recipients\"",
+         NULL, true,
+         "1: rcpt both rcpt_count > 5 tempfail 452 4.5.3 \"Too many recipients\""},
+        {"rcpt rcpt_count > ${stress?{5}:{100}} tempfail 452 4.5.3 \"Too many "
+         "recipients\"",
+         "stress=yes", false,
+         "1: rcpt both rcpt_count > 5 tempfail 452 4.5.3 \"Too many recipients\""},
+        {"header header Subject /lottery/i reject 550 5.7.1 Content rejected", NULL,
+         false,
+         "1: header both header Subject /lottery/i reject 550 5.7.1 Content rejected"},
+        {"header header Subject /lottery/i log reject", NULL, false,
+         "1: header both header Subject /lottery/i log reject 550 5.7.1 \"Message "
+         "rejected\""},
+        {"connect any tempfail", NULL, false,
+         "1: connect both any tempfail 451 4.7.1 \"Service unavailable, try again "
+         "later\""},
+        {"connect !client 10.0.0.0/8 and not stress and client_name \"a b\" \"and\" "
+         "unknown "
+         "accept",
+         NULL, false,
+         "1: connect both !client 10.0.0.0/8 and !stress and client_name \"a b\" \"and\" "
+         "unknown accept"},
+        {"connect macro auth_type PLAIN /^x y$/ tag X-A \"q\\\"uote\"", NULL, false,
+         "1: connect both macro {auth_type} PLAIN /^x y$/ tag X-A \"q\\\"uote\""},
+        {"connect\n  client\n  ${stress?{10.0.0.0/8 192.168.0.0/16}:{10.0.0.0/8}}\n  "
+         "accept",
+         NULL, true, "1: connect both client 10.0.0.0/8 192.168.0.0/16 accept"},
+        {"connect client ${stress?{10.0.0.0/8}} accept", NULL, false,
+         "1: connect both client accept"},
+        {"connect client_name \"a\\\\b\\\"c\" x\\y accept", NULL, false,
+         "1: connect both client_name \"a\\\\b\\\"c\" \"x\\\\y\" accept"},
+        {"mail name=a.b:c-1 sender <> @Example.COM .example.org reject 550", NULL, false,
+         "1: mail both name=a.b:c-1 sender <> @Example.COM .example.org reject 550 "
+         "\"Message "
+         "rejected\""},
+};
+
+START_TEST(test_dump)
+{
+	const struct dump_case *t = &dump_cases[_i];
+	conf *c = load_ok(t->text, t->o);
+	char *out = dump_rules(conf_rules(c, t->stressed));
+	strbuf want = STRBUF_INIT;
+
+	conf_name(&want);
+	strbuf_printf(&want, ":%s\n", t->line);
+	ck_assert_str_eq(out, want.s);
+	free(out);
+	strbuf_free(&want);
+	conf_unref(c);
+}
+END_TEST
+
+/* conf_dump() shows the rules after the parameters; without rules, nothing. */
+START_TEST(test_conf_dump)
+{
+	conf *c = load_ok("connect any accept\nmail stress any reject", NULL);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	const char *rules;
+
+	conf_dump(c, true, fp);
+	fclose(fp);
+	rules = strstr(buf, "\n# rules\n");
+	ck_assert_ptr_nonnull(rules);
+	ck_assert_ptr_nonnull(strstr(rules, "rules.conf:1: connect both any accept\n"));
+	ck_assert_ptr_nonnull(
+	        strstr(rules, "rules.conf:2: mail stress any reject 550 5.7.1"));
+	ck_assert_ptr_nonnull(strstr(buf, "syslog_name = milter-stress\n"));
+	ck_assert(strstr(buf, "syslog_name") < rules);
+	free(buf);
+	conf_unref(c);
+	c = load_ok("syslog_name = x", NULL);
+	buf = NULL;
+	fp = open_memstream(&buf, &len);
+	conf_dump(c, false, fp);
+	fclose(fp);
+	ck_assert_ptr_null(strstr(buf, "# rules"));
+	free(buf);
+	conf_unref(c);
+}
+END_TEST
+
+/* Templates at run time. */
+
+typedef struct var_set {
+	const char *names[8];
+	const char *values[8];
+} var_set;
+
+static const char *
+var_fn(void *ctx, const char *name)
+{
+	const var_set *v = ctx;
+	size_t i;
+
+	for (i = 0; i < 8 && v->names[i] != NULL; i++)
+		if (strcmp(v->names[i], name) == 0)
+			return v->values[i];
+	return NULL;
+}
+
+static const struct tmpl_case {
+	const char *tmpl;
+	var_set vars;
+	const char *want;
+} tmpl_cases[] = {
+        {"$client_addr blocked", {{"client_addr"}, {"192.0.2.1"}}, "192.0.2.1 blocked"},
+        {"${client_addr} from ${client_name}",
+         {{"client_addr", "client_name"}, {"192.0.2.1", "mx.example"}},
+         "192.0.2.1 from mx.example"},
+        {"helo $helo_name",
+         {{"helo_name"}, {"$client_addr ${stress?{x}}"}},
+         "helo $client_addr ${stress?{x}}"},
+        {"${helo_name?{said $helo_name}:{silent}}", {{"helo_name"}, {"$x"}}, "said $x"},
+        {"${helo_name?{said $helo_name}:{silent}}", {{NULL}, {NULL}}, "silent"},
+        {"$unknown_var.", {{NULL}, {NULL}}, "."},
+        {"100%", {{NULL}, {NULL}}, "100%"},
+        {"a $sender b", {{"sender"}, {"x\r\ny\nz\r"}}, "a xyz b"},
+        {"$$5", {{NULL}, {NULL}}, "$5"},
+        {"broken ${x", {{NULL}, {NULL}}, "broken ${x"},
+        {"", {{NULL}, {NULL}}, ""},
+        {"$sender", {{"sender"}, {""}}, ""},
+};
+
+START_TEST(test_template)
+{
+	const struct tmpl_case *t = &tmpl_cases[_i];
+	strbuf out = STRBUF_INIT;
+
+	strbuf_puts(&out, "old content");
+	rules_expand_text(t->tmpl, var_fn, (void *)&t->vars, &out);
+	ck_assert_ptr_nonnull(out.s);
+	ck_assert_str_eq(out.s, t->want);
+	strbuf_free(&out);
+}
+END_TEST
+
+/* The 980-byte cut never splits a UTF-8 sequence. */
+START_TEST(test_template_cut)
+{
+	strbuf big = STRBUF_INIT, out = STRBUF_INIT;
+	var_set v = {{"sender"}, {NULL}};
+	size_t i;
+
+	for (i = 0; i < 979; i++)
+		strbuf_putc(&big, 'a');
+	strbuf_puts(&big, "\xc3\xa9tail"); /* é at bytes 979-980 */
+	v.values[0] = big.s;
+	rules_expand_text("$sender", var_fn, &v, &out);
+	ck_assert_uint_eq(out.len, 979);
+	strbuf_reset(&big);
+	for (i = 0; i < 978; i++)
+		strbuf_putc(&big, 'a');
+	strbuf_puts(&big, "\xc3\xa9tail"); /* é at bytes 978-979: fits */
+	v.values[0] = big.s;
+	rules_expand_text("$sender", var_fn, &v, &out);
+	ck_assert_uint_eq(out.len, 980);
+	ck_assert_str_eq(out.s + 978, "\xc3\xa9");
+	strbuf_free(&big);
+	strbuf_free(&out);
+}
+END_TEST
+
+static const struct milter_case {
+	const char *text;
+	const char *want;
+} milter_cases[] = {
+        {"100% sure", "100%% sure"},
+        {"%s%n%%", "%%s%%n%%%%"},
+        {"a\r\nb", "ab"},
+        {"", ""},
+};
+
+START_TEST(test_milter_text)
+{
+	strbuf out = STRBUF_INIT;
+
+	rules_reply_text_for_milter(milter_cases[_i].text, &out);
+	ck_assert_ptr_nonnull(out.s);
+	ck_assert_str_eq(out.s, milter_cases[_i].want);
+	strbuf_free(&out);
+}
+END_TEST
+
+START_TEST(test_milter_text_cut)
+{
+	strbuf in = STRBUF_INIT, out = STRBUF_INIT;
+	size_t i;
+
+	/* 489 'a' then '%': doubled, the pair would end at byte 981: dropped whole. */
+	for (i = 0; i < 979; i++)
+		strbuf_putc(&in, 'a');
+	strbuf_puts(&in, "%b");
+	rules_reply_text_for_milter(in.s, &out);
+	ck_assert_uint_eq(out.len, 979);
+	ck_assert_int_eq(out.s[978], 'a');
+	strbuf_reset(&in);
+	for (i = 0; i < 978; i++)
+		strbuf_putc(&in, 'a');
+	strbuf_puts(&in, "%b");
+	rules_reply_text_for_milter(in.s, &out);
+	ck_assert_uint_eq(out.len, 980);
+	ck_assert_str_eq(out.s + 978, "%%");
+	strbuf_reset(&in);
+	for (i = 0; i < 600; i++)
+		strbuf_putc(&in, '%');
+	rules_reply_text_for_milter(in.s, &out);
+	ck_assert_uint_eq(out.len, 980);
+	strbuf_reset(&in);
+	for (i = 0; i < 979; i++)
+		strbuf_putc(&in, 'a');
+	strbuf_puts(&in, "\xe2\x82\xac"); /* a 3-byte sequence across the limit */
+	rules_reply_text_for_milter(in.s, &out);
+	ck_assert_uint_eq(out.len, 979);
+	strbuf_free(&in);
+	strbuf_free(&out);
+}
+END_TEST
+
+/* rule_expand_text(): the session's variables, then the rule's own and the parameters. */
+START_TEST(test_rule_text)
+{
+	conf *c = load_ok(
+	        "syslog_name = ${stress?{hot}:{cold}}\n"
+	        "connect name=r1 any reject 554 5.7.1 \"$client_addr $rule $stage "
+	        "[$stress] $syslog_name $listen_backlog\"\n"
+	        "mail any accept",
+	        NULL);
+	var_set v = {{"client_addr", "rule"}, {"192.0.2.1", NULL}};
+	strbuf out = STRBUF_INIT;
+	const rule *r;
+
+	r = first_rule(conf_rules(c, false), RULES_CONNECT);
+	rule_expand_text(r, var_fn, &v, &out);
+	ck_assert_str_eq(strbuf_str(&out), "192.0.2.1 r1 connect [] cold 256");
+	r = first_rule(conf_rules(c, true), RULES_CONNECT);
+	rule_expand_text(r, NULL, NULL, &out);
+	ck_assert_str_eq(strbuf_str(&out), " r1 connect [yes] hot 256");
+	r = first_rule(conf_rules(c, true), RULES_MAIL);
+	rule_expand_text(r, var_fn, &v, &out);
+	ck_assert_str_eq(strbuf_str(&out), "");
+	ck_assert_str_eq(conf_param_text(c, true, "syslog_name"), "hot");
+	ck_assert_str_eq(conf_param_text(c, false, "milter_timeout"), "600s");
+	ck_assert_ptr_null(conf_param_text(c, false, "client_addr"));
+	ck_assert_ptr_null(conf_param_text(c, false, "stress"));
+	strbuf_free(&out);
+	conf_unref(c);
+}
+END_TEST
+
+/* include and file: lists. */
+
+START_TEST(test_include)
+{
+	conf *c;
+	strbuf err = STRBUF_INIT;
+	fact_spec s = {.addr = "198.51.100.7"};
+	facts_buf fb;
+	const rule *r;
+	char *out;
+
+	ck_assert_int_eq(mkdir_p("inc"), 0);
+	write_file("inc/rules.inc", "# included\n"
+	                            "syslog_name = from-include\n"
+	                            "connect name=inc client file:blocked.list reject\n"
+	                            "include more.inc\n");
+	write_file("inc/blocked.list", "# one per line\n"
+	                               "192.0.2.0/24\n"
+	                               "\n"
+	                               "  198.51.100.7  \n");
+	write_file("inc/more.inc", "mail name=more sender <> reject\n");
+	c = load_ok("include inc/rules.inc\n"
+	            "connect name=main any accept\n",
+	            NULL);
+	ck_assert_str_eq(conf_personality(c, false)->syslog_name, "from-include");
+	make_facts(&fb, &s);
+	r = rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL);
+	ck_assert_str_eq(rule_name(r), "inc");
+	fb.f.client_addr = "203.0.113.1";
+	r = rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL);
+	ck_assert_str_eq(rule_name(r), "main");
+	free_facts(&fb);
+	out = dump_rules(conf_rules(c, false));
+	ck_assert_msg(
+	        strstr(out,
+	               "/inc/rules.inc:3: connect both name=inc client file:blocked.list "
+	               "reject 550 5.7.1") != NULL,
+	        "%s", out);
+	ck_assert_msg(strstr(out, "/inc/more.inc:1: mail both name=more") != NULL, "%s",
+	              out);
+	free(out);
+	conf_unref(c);
+
+	/* Errors name the included file and its line. */
+	write_file("inc/more.inc", "\nmail sender nonsense reject\nbogus = 1\n");
+	write_file("inc/blocked.list", "192.0.2.0/24\n192.0.2.1/24\n");
+	ck_assert_ptr_null(load("include inc/rules.inc", NULL, &err));
+	ck_assert_msg(
+	        strstr(err.s,
+	               "/inc/blocked.list:2: client: '192.0.2.1/24' has bits set") !=
+	                NULL,
+	        "%s", err.s);
+	ck_assert_msg(strstr(err.s, "/inc/more.inc:2:13: sender: bad value 'nonsense'") !=
+	                      NULL,
+	              "%s", err.s);
+	ck_assert_msg(strstr(err.s, "/inc/more.inc:3: unknown parameter 'bogus'") != NULL,
+	              "%s", err.s);
+	strbuf_reset(&err);
+
+	/* Loops, direct or not, and depth. */
+	write_file("inc/more.inc", "include rules.inc\n");
+	ck_assert_ptr_null(load("include inc/rules.inc", NULL, &err));
+	ck_assert_msg(strstr(err.s, "/inc/more.inc:1: include ") != NULL &&
+	                      strstr(err.s,
+	                             "/inc/rules.inc: a loop: that file is being read") !=
+	                              NULL,
+	              "%s", err.s);
+	strbuf_reset(&err);
+	write_file("inc/more.inc", "include more.inc\n");
+	ck_assert_ptr_null(load("include inc/more.inc", NULL, &err));
+	ck_assert_msg(strstr(err.s, "a loop") != NULL, "%s", err.s);
+	strbuf_reset(&err);
+	write_file("inc/more.inc", "include \"../inc/./more.inc\"\n");
+	ck_assert_ptr_null(load("include inc/more.inc", NULL, &err));
+	ck_assert_msg(strstr(err.s, "a loop") != NULL, "%s", err.s);
+	strbuf_reset(&err);
+	write_file("rules.conf", "include rules.conf\n");
+	ck_assert_ptr_null(load("include rules.conf", NULL, &err));
+	ck_assert_msg(strstr(err.s, "rules.conf:1: include ") != NULL &&
+	                      strstr(err.s, "a loop"),
+	              "%s", err.s);
+	remove_file("rules.conf");
+	strbuf_reset(&err);
+	{
+		/* d0 includes d1 ... d9: the ninth level is refused. */
+		char name[32], text[64];
+		int i;
+
+		for (i = 0; i < 10; i++) {
+			snprintf(name, sizeof name, "inc/d%d", i);
+			snprintf(text, sizeof text, "include d%d\n", i + 1);
+			write_file(name, text);
+		}
+		ck_assert_ptr_null(load("include inc/d0", NULL, &err));
+		ck_assert_msg(
+		        strstr(err.s,
+		               "/inc/d7:1: include: files nested deeper than 8 levels") !=
+		                NULL,
+		        "%s", err.s);
+		ck_assert_ptr_null(strstr(err.s, "/inc/d8:"));
+		for (i = 0; i < 10; i++) {
+			snprintf(name, sizeof name, "inc/d%d", i);
+			remove_file(name);
+		}
+	}
+	strbuf_free(&err);
+	remove_file("inc/rules.inc");
+	remove_file("inc/more.inc");
+	remove_file("inc/blocked.list");
+	remove_file("inc");
+}
+END_TEST
+
+/* conf_load() reads the file itself and refuses a NUL byte too. */
+START_TEST(test_conf_load_file)
+{
+	strbuf path = STRBUF_INIT, err = STRBUF_INIT;
+	conf *c;
+
+	write_file("main.conf", "connect name=x client 192.0.2.1 reject\n");
+	strbuf_printf(&path, "%s/main.conf", tmpdir);
+	c = conf_load(path.s, NULL, 0, &err);
+	ck_assert_msg(c != NULL, "%s", strbuf_str(&err));
+	ck_assert_uint_eq(rules_count(conf_rules(c, false)), 1);
+	conf_unref(c);
+	{
+		FILE *fp = fopen(path.s, "w");
+
+		ck_assert_ptr_nonnull(fp);
+		fwrite("a = b\n\nc\0d\n", 1, 11, fp);
+		fclose(fp);
+	}
+	ck_assert_ptr_null(conf_load(path.s, NULL, 0, &err));
+	ck_assert_msg(strstr(err.s, "main.conf:3: a NUL byte") != NULL, "%s", err.s);
+	strbuf_reset(&err);
+	ck_assert_ptr_null(conf_load(tmpdir, NULL, 0, &err));
+	ck_assert_msg(strstr(err.s, ": read error: Is a directory\n") != NULL, "%s", err.s);
+	strbuf_reset(&err);
+	{
+		FILE *fp = fopen(path.s, "w");
+
+		ck_assert_ptr_nonnull(fp);
+		fwrite("192.0.2.1\n\0\n", 1, 12, fp);
+		fclose(fp);
+	}
+	ck_assert_ptr_null(load("connect client file:main.conf reject", NULL, &err));
+	ck_assert_msg(strstr(err.s, ":1:16: file:main.conf: the file has a NUL byte") != NULL,
+	              "%s", err.s);
+	remove_file("main.conf");
+	strbuf_free(&path);
+	strbuf_free(&err);
+}
+END_TEST
+
+/* Any number of threads evaluate one table at once. */
+
+static void *
+eval_worker(void *arg)
+{
+	const rules_table *tab = arg;
+	fact_spec s = {.addr = "2001:db8::5",
+	               .helo = "[192.0.2.1]",
+	               .headers = "Subject: lottery"};
+	facts_buf fb;
+	int i, hits = 0;
+
+	make_facts(&fb, &s);
+	for (i = 0; i < 2000; i++) {
+		hits += rules_eval(tab, RULES_CONNECT, &fb.f, NULL, NULL) != NULL;
+		hits += rules_eval(tab, RULES_HEADER, &fb.f, NULL, NULL) != NULL;
+	}
+	free_facts(&fb);
+	return (void *)(intptr_t)hits;
+}
+
+START_TEST(test_threads)
+{
+	conf *c = load_ok("connect client 2001:db8::/32 reject\n"
+	                  "header header Subject /lot+ery/i reject\n",
+	                  NULL);
+	pthread_t th[4];
+	void *hits;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, eval_worker,
+		                                (void *)conf_rules(c, false)),
+		                 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(th[i], &hits), 0);
+		ck_assert_int_eq((intptr_t)hits, 4000);
+	}
+	conf_unref(c);
+}
+END_TEST
+
+/* The address module on its own. */
+
+static const struct cidr_case {
+	const char *block, *ip;
+	bool ok, want;
+} cidr_cases[] = {
+        {"0.0.0.0/0", "255.255.255.255", true, true},
+        {"192.0.2.128/25", "192.0.2.127", true, false},
+        {"192.0.2.128/25", "192.0.2.128", true, true},
+        {"192.0.2.1/32", "192.0.2.1", true, true},
+        {"::/0", "::", true, true},
+        {"2001:db8::/127", "2001:db8::1", true, true},
+        {"2001:db8::/128", "2001:db8::1", true, false},
+        {"[2001:db8::]", "2001:db8::", true, true},
+        {"2001:db8:8000::/33", "2001:db8:7fff::1", true, false},
+        {"01.2.3.4", NULL, false, false},
+        {"1.2.3", NULL, false, false},
+        {"1.2.3.4/+1", NULL, false, false},
+        {"1.2.3.4/1234", NULL, false, false},
+        {"", NULL, false, false},
+        {"[]", NULL, false, false},
+};
+
+START_TEST(test_cidr)
+{
+	const struct cidr_case *t = &cidr_cases[_i];
+	strbuf why = STRBUF_INIT;
+	addr_cidr block;
+	addr_ip ip;
+
+	ck_assert_int_eq(addr_cidr_parse(t->block, &block, &why), t->ok);
+	ck_assert_int_eq(why.len == 0, t->ok);
+	if (t->ip != NULL) {
+		ck_assert(addr_ip_parse(t->ip, &ip));
+		ck_assert_int_eq(addr_cidr_match(&block, &ip), t->want);
+	}
+	strbuf_free(&why);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	enum rules_stage st;
+
+	ck_assert_str_eq(rules_stage_name(RULES_EOH), "eoh");
+	ck_assert_str_eq(rules_stage_name(RULES_N_STAGES), "?");
+	ck_assert_str_eq(rules_action_name(RULES_QUARANTINE), "quarantine");
+	ck_assert_str_eq(rules_action_name((enum rules_action_kind)99), "?");
+	ck_assert(rules_stage_parse("rcpt", 4, &st) && st == RULES_RCPT);
+	ck_assert(rules_stage_parse("rcpt_limit", 4, &st) && st == RULES_RCPT);
+	ck_assert(!rules_stage_parse("rcpt_limit", 10, &st));
+	ck_assert(!rules_stage_parse("", 0, &st));
+}
+END_TEST
+
+/* A subject long enough to exhaust the JIT's stack: the interpreter takes over. */
+START_TEST(test_long_subject)
+{
+	conf *c = load_ok("eoh header X-Long /^(a|b)*c$/ accept\n"
+	                  "eoh header X-Long /^(a|b)*d$/ reject\n",
+	                  NULL);
+	strbuf value = STRBUF_INIT;
+	rules_header h = {"X-Long", NULL};
+	rules_facts f = {0};
+	const rule *r;
+	int i;
+
+	for (i = 0; i < 20000; i++)
+		strbuf_puts(&value, "ab");
+	strbuf_putc(&value, 'c');
+	h.value = value.s;
+	f.headers = &h;
+	f.n_headers = 1;
+	r = rules_eval(conf_rules(c, false), RULES_EOH, &f, NULL, NULL);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(rule_action(r)->kind, RULES_ACCEPT);
+	value.s[value.len - 1] = 'x';
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), RULES_EOH, &f, NULL, NULL));
+	strbuf_free(&value);
+	conf_unref(c);
+}
+END_TEST
+
+/* Catastrophic backtracking stops at the match limit: no match, no hang. */
+START_TEST(test_backtracking)
+{
+	conf *c = load_ok("header header Subject /^(a+)+$/ reject", NULL);
+	rules_header h = {"Subject", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"};
+	rules_facts f = {0};
+
+	f.header = &h;
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), RULES_HEADER, &f, NULL, NULL));
+	conf_unref(c);
+}
+END_TEST
+
+Suite *rules_suite(void);
+
+Suite *
+rules_suite(void)
+{
+	Suite *s = suite_create("rules");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_loop_test(tc, test_match, 0, N(match_cases));
+	tcase_add_loop_test(tc, test_errors, 0, N(err_cases));
+	tcase_add_test(tc, test_error_order);
+	tcase_add_test(tc, test_param_error_once);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_long_subject);
+	tcase_add_test(tc, test_backtracking);
+	tcase_add_test(tc, test_text_limit);
+	tcase_add_loop_test(tc, test_order, 0, N(order_cases));
+	tcase_add_loop_test(tc, test_action, 0, N(action_cases));
+	tcase_add_loop_test(tc, test_mode, 0, N(mode_cases));
+	tcase_add_test(tc, test_mode_errors);
+	tcase_add_loop_test(tc, test_stage_questions, 0, N(stage_cases));
+	tcase_add_test(tc, test_stage_macros);
+	tcase_add_test(tc, test_empty_table);
+	tcase_add_loop_test(tc, test_dump, 0, N(dump_cases));
+	tcase_add_test(tc, test_conf_dump);
+	tcase_add_loop_test(tc, test_template, 0, N(tmpl_cases));
+	tcase_add_test(tc, test_template_cut);
+	tcase_add_loop_test(tc, test_milter_text, 0, N(milter_cases));
+	tcase_add_test(tc, test_milter_text_cut);
+	tcase_add_test(tc, test_rule_text);
+	tcase_add_test(tc, test_include);
+	tcase_add_test(tc, test_conf_load_file);
+	tcase_add_test(tc, test_threads);
+	tcase_add_loop_test(tc, test_cidr, 0, N(cidr_cases));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+	int rc;
+
+	snprintf(tmpdir, sizeof tmpdir, "%s/check_rules.XXXXXX",
+	         base != NULL && *base != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	rc = unit_run(rules_suite());
+	if (rmdir(tmpdir) != 0)
+		perror("rmdir");
+	return rc;
+}
