@@ -14,19 +14,15 @@
 #include <sys/socket.h>
 
 /*
- * One milter connection. Negotiation comes before connect, so the protocol
- * flags are kept here and the session is attached at connect.
+ * One milter connection. Negotiation comes before connect: the config
+ * snapshot taken there is the one the session runs on, so the stages it
+ * negotiated away and the ones its rules need always agree.
  */
 struct conn {
 	unsigned long proto; /* SMFIP_* flags agreed with the MTA */
+	conf *cf;
 	session *s;
 };
-
-/* Stages this milter never needs, and stages at which it never replies. */
-#define CB_STAGES_OFF (SMFIP_NOBODY | SMFIP_NOEOH | SMFIP_NODATA | SMFIP_NOUNKNOWN)
-#define CB_NO_REPLY (SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR)
-/* Connect-stage macros we ask for: the stress macro plus Postfix's defaults. */
-#define CB_CONNECT_MACROS_FMT "%s j {daemon_name} {daemon_addr} v _"
 
 static struct conn *
 conn_of(SMFICTX *ctx)
@@ -43,14 +39,15 @@ conn_get_or_create(SMFICTX *ctx)
 		c = ms_xcalloc(1, sizeof *c);
 		smfi_setpriv(ctx, c);
 	}
+	if (c->cf == NULL)
+		c->cf = daemon_conf_acquire();
 	return c;
 }
 
-/* The answer for a stage at which we have nothing to say. */
-static sfsistat
-carry_on(const struct conn *c, unsigned long nr_flag)
+static const char *
+macro_of(void *ctx, const char *name)
 {
-	return (c->proto & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	return smfi_getsymval(ctx, (char *)name);
 }
 
 static sfsistat
@@ -59,25 +56,19 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	     unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c = conn_get_or_create(ctx);
-	conf *cf;
-	strbuf macros = STRBUF_INIT;
 
 	(void)f2;
 	(void)f3;
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST);
-	*pf1 = f1 & (CB_STAGES_OFF | CB_NO_REPLY);
+	/*
+	 * No SMFIF_SETSYMLIST: a macro list of ours would replace Postfix's for
+	 * that stage, and rules may test any macro the administrator has Postfix
+	 * send (milter_*_macros). The stress macro comes the documented way.
+	 */
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
+	*pf1 = f1 & session_protocol(c->cf);
 	*pf2 = 0;
 	*pf3 = 0;
 	c->proto = *pf1;
-	if (*pf0 & SMFIF_SETSYMLIST) {
-		/* So the stress macro arrives even if milter_connect_macros omits it. */
-		cf = daemon_conf_acquire();
-		strbuf_printf(&macros, CB_CONNECT_MACROS_FMT, stress_macro_name(cf));
-		conf_unref(cf);
-		if (smfi_setsymlist(ctx, SMFIM_CONNECT, macros.s) != MI_SUCCESS)
-			log_msg(LOG_WARNING, "cannot request the connect macros %s", macros.s);
-		strbuf_free(&macros);
-	}
 	return SMFIS_CONTINUE;
 }
 
@@ -97,33 +88,69 @@ format_addr(const struct sockaddr *sa, char *buf, size_t len)
 	return NULL;
 }
 
+/*
+ * Turn the session's reply into what libmilter returns. The custom reply is
+ * set right before the matching return (DESIGN 2.4: on a mismatch libmilter
+ * keeps it for later). At a stage negotiated as "no reply" the answer must be
+ * SMFIS_NOREPLY whatever the session said.
+ */
+static sfsistat
+answer(SMFICTX *ctx, const struct conn *c, session_reply *r, unsigned long nr_flag)
+{
+	sfsistat rc = SMFIS_CONTINUE;
+
+	if (c->proto & nr_flag) {
+		session_reply_free(r);
+		return SMFIS_NOREPLY;
+	}
+	switch (r->answer) {
+	case SESSION_CONTINUE:
+		rc = SMFIS_CONTINUE;
+		break;
+	case SESSION_ACCEPT:
+		rc = SMFIS_ACCEPT;
+		break;
+	case SESSION_DISCARD:
+		rc = SMFIS_DISCARD;
+		break;
+	case SESSION_TEMPFAIL:
+	case SESSION_REJECT:
+		rc = r->answer == SESSION_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+		if (r->code[0] != '\0') {
+			strbuf text = STRBUF_INIT;
+
+			rules_reply_text_for_milter(strbuf_str(&r->text), &text);
+			if (smfi_setreply(ctx, r->code, r->ecode[0] ? r->ecode : NULL,
+					  text.s) != MI_SUCCESS)
+				log_msg(LOG_WARNING, "libmilter refused the reply %s %s",
+					r->code, r->ecode);
+			strbuf_free(&text);
+		}
+		break;
+	}
+	session_reply_free(r);
+	return rc;
+}
+
 static sfsistat
 cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	struct conn *c = conn_get_or_create(ctx);
 	char abuf[INET6_ADDRSTRLEN];
 	const char *addr = format_addr(hostaddr, abuf, sizeof abuf);
-	conf *cf = daemon_conf_acquire();
+	session_reply r;
 
 	if (addr == NULL)
 		addr = smfi_getsymval(ctx, "{client_addr}");
 	session_free(c->s);
-	c->s = session_create(cf, hostname, addr);
-	conf_unref(cf);
+	c->s = session_create(c->cf, hostname, addr);
+	session_set_macros(c->s, macro_of, ctx);
+	session_set_protocol(c->s, c->proto);
+	session_reply_init(&r);
 	session_enter(c->s);
-	session_set_stress(c->s, smfi_getsymval(ctx, (char *)session_stress_macro(c->s)));
-	if (log_verbose() >= 1) {
-		strbuf line = STRBUF_INIT;
-
-		strbuf_puts(&line, "connect from ");
-		session_format_client(c->s, &line);
-		strbuf_puts(&line, " stress=");
-		stress_format_log(session_stress(c->s), &line);
-		log_msg(LOG_INFO, "%s", line.s);
-		strbuf_free(&line);
-	}
+	session_on_connect(c->s, &r);
 	session_leave(c->s);
-	return SMFIS_CONTINUE;
+	return answer(ctx, c, &r, SMFIP_NR_CONN);
 }
 
 /*
@@ -139,104 +166,104 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 		}                                                                   \
 	} while (0)
 
+/* The common shape of a stage callback: time it, run it, answer. */
+#define CB_STAGE(ctx, nr_flag, call)                                               \
+	do {                                                                        \
+		struct conn *c_;                                                    \
+		session_reply r_;                                                   \
+		CB_SESSION_OR_TEMPFAIL(c_, ctx);                                    \
+		session_reply_init(&r_);                                            \
+		session_enter(c_->s);                                               \
+		call;                                                               \
+		session_leave(c_->s);                                               \
+		return answer(ctx, c_, &r_, nr_flag);                               \
+	} while (0)
+
 static sfsistat
 cb_helo(SMFICTX *ctx, char *helo)
 {
-	struct conn *c;
-
-	CB_SESSION_OR_TEMPFAIL(c, ctx);
-	session_enter(c->s);
-	session_helo(c->s, helo);
-	session_leave(c->s);
-	return carry_on(c, SMFIP_NR_HELO);
+	CB_STAGE(ctx, SMFIP_NR_HELO, session_on_helo(c_->s, helo, &r_));
 }
 
 static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
-	struct conn *c;
-
-	CB_SESSION_OR_TEMPFAIL(c, ctx);
-	session_enter(c->s);
-	session_mail(c->s, argv[0]);
-	session_set_queue_id(c->s, smfi_getsymval(ctx, "i"));
-	session_leave(c->s);
-	return carry_on(c, SMFIP_NR_MAIL);
+	CB_STAGE(ctx, SMFIP_NR_MAIL, session_on_mail(c_->s, argv[0], &r_));
 }
 
 static sfsistat
 cb_envrcpt(SMFICTX *ctx, char **argv)
 {
-	struct conn *c;
+	CB_STAGE(ctx, SMFIP_NR_RCPT, session_on_rcpt(c_->s, argv[0], &r_));
+}
 
-	CB_SESSION_OR_TEMPFAIL(c, ctx);
-	session_enter(c->s);
-	session_rcpt(c->s, argv[0]);
-	session_leave(c->s);
-	return carry_on(c, SMFIP_NR_RCPT);
+static sfsistat
+cb_data(SMFICTX *ctx)
+{
+	CB_STAGE(ctx, SMFIP_NR_DATA, session_on_data(c_->s, &r_));
 }
 
 static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
-	struct conn *c;
-
-	(void)value;
-	CB_SESSION_OR_TEMPFAIL(c, ctx);
-	session_enter(c->s);
-	session_header(c->s, name);
-	session_leave(c->s);
-	return carry_on(c, SMFIP_NR_HDR);
+	CB_STAGE(ctx, SMFIP_NR_HDR, session_on_header(c_->s, name, value, &r_));
 }
 
-/* Remove the copies of our header the client sent, then add the real one. */
-static void
-apply_header(SMFICTX *ctx, const char *name, size_t n_forged, const strbuf *value)
+static sfsistat
+cb_eoh(SMFICTX *ctx)
 {
-	for (size_t i = n_forged; i > 0; i--)
-		if (smfi_chgheader(ctx, (char *)name, (int)i, NULL) != MI_SUCCESS)
-			log_msg(LOG_WARNING, "cannot remove a forged %s header", name);
-	if (value->len > 0 &&
-	    smfi_addheader(ctx, (char *)name, value->s) != MI_SUCCESS)
-		log_msg(LOG_WARNING, "cannot add the %s header", name);
+	CB_STAGE(ctx, SMFIP_NR_EOH, session_on_eoh(c_->s, &r_));
+}
+
+static sfsistat
+cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	CB_STAGE(ctx, SMFIP_NR_BODY, session_on_body(c_->s, chunk, len, &r_));
+}
+
+/* Remove the copies of our header the client sent, then add ours and the tags. */
+static void
+apply_changes(SMFICTX *ctx, const session_changes *ch)
+{
+	for (size_t i = ch->n_forged; i > 0; i--)
+		if (smfi_chgheader(ctx, (char *)ch->forged_name, (int)i, NULL) != MI_SUCCESS)
+			log_msg(LOG_WARNING, "cannot remove a forged %s header", ch->forged_name);
+	for (size_t i = 0; i < ch->n_add; i++)
+		if (smfi_addheader(ctx, ch->add[i].name, ch->add[i].value) != MI_SUCCESS)
+			log_msg(LOG_WARNING, "cannot add the %s header", ch->add[i].name);
+	if (ch->quarantine != NULL && smfi_quarantine(ctx, ch->quarantine) != MI_SUCCESS)
+		log_msg(LOG_WARNING, "cannot quarantine the message");
 }
 
 static sfsistat
 cb_eom(SMFICTX *ctx)
 {
 	struct conn *c;
-	strbuf value = STRBUF_INIT, line = STRBUF_INIT;
-	size_t n_forged;
+	session_reply r;
+	session_changes ch;
 
 	CB_SESSION_OR_TEMPFAIL(c, ctx);
+	session_reply_init(&r);
+	session_changes_init(&ch);
 	session_enter(c->s);
-	session_set_queue_id(c->s, smfi_getsymval(ctx, "i"));
-	const char *name = session_params(c->s)->stress_header;
-	/* Read the name before session_eom(), which ends the message. */
-	session_eom(c->s, &value, &n_forged, &line);
-	if (name[0] != '\0')
-		apply_header(ctx, name, n_forged, &value);
+	session_on_eom(c->s, &r, &ch);
+	apply_changes(ctx, &ch);
 	session_leave(c->s);
-	log_msg(LOG_INFO, "%s", line.s);
-	strbuf_free(&value);
-	strbuf_free(&line);
-	return SMFIS_ACCEPT;
+	session_changes_free(&ch);
+	return answer(ctx, c, &r, 0);
 }
 
 static sfsistat
 cb_abort(SMFICTX *ctx)
 {
 	struct conn *c = conn_of(ctx);
-	strbuf line = STRBUF_INIT;
 
-	if (c == NULL || c->s == NULL)
-		return SMFIS_CONTINUE;
-	if (session_abort(c->s, &line))
-		log_msg(LOG_INFO, "%s", line.s);
-	strbuf_free(&line);
+	if (c != NULL && c->s != NULL)
+		session_on_abort(c->s);
 	return SMFIS_CONTINUE;
 }
 
+/* Also called for a connection that never got to connect (a bare TCP probe). */
 static sfsistat
 cb_close(SMFICTX *ctx)
 {
@@ -246,6 +273,7 @@ cb_close(SMFICTX *ctx)
 		return SMFIS_CONTINUE;
 	smfi_setpriv(ctx, NULL);
 	session_free(c->s);
+	conf_unref(c->cf);
 	free(c);
 	return SMFIS_CONTINUE;
 }
@@ -258,12 +286,15 @@ callbacks_desc(const char *name)
 	memset(&desc, 0, sizeof desc);
 	desc.xxfi_name = (char *)name;
 	desc.xxfi_version = SMFI_VERSION;
-	desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_SETSYMLIST;
+	desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
 	desc.xxfi_connect = cb_connect;
 	desc.xxfi_helo = cb_helo;
 	desc.xxfi_envfrom = cb_envfrom;
 	desc.xxfi_envrcpt = cb_envrcpt;
+	desc.xxfi_data = cb_data;
 	desc.xxfi_header = cb_header;
+	desc.xxfi_eoh = cb_eoh;
+	desc.xxfi_body = cb_body;
 	desc.xxfi_eom = cb_eom;
 	desc.xxfi_abort = cb_abort;
 	desc.xxfi_close = cb_close;

@@ -15,6 +15,15 @@ static char log_ident[64] = "milter-stress";
 static bool log_to_stderr;
 static int log_level_verbose;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_hook_fn log_hook;
+static void *log_hook_ctx;
+
+void
+log_set_hook(log_hook_fn hook, void *ctx)
+{
+	log_hook = hook;
+	log_hook_ctx = ctx;
+}
 
 void
 log_init(const char *ident, bool to_stderr)
@@ -66,6 +75,8 @@ log_v(int prio, const char *fmt, va_list ap)
 	strbuf_puts(&line, prefix(prio));
 	strbuf_vprintf(&line, fmt, ap);
 	pthread_mutex_lock(&log_lock);
+	if (log_hook != NULL)
+		log_hook(log_hook_ctx, prio, strbuf_str(&line));
 	syslog(prio, "%s", strbuf_str(&line));
 	if (log_to_stderr) {
 		strbuf out = STRBUF_INIT;

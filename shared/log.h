@@ -25,4 +25,11 @@ int log_verbose(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_debug(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Test seam: when set, every line (without ident or prefix) also goes to
+ * hook(ctx, prio, line). Set it before any thread logs; NULL removes it.
+ */
+typedef void (*log_hook_fn)(void *ctx, int prio, const char *line);
+void log_set_hook(log_hook_fn hook, void *ctx);
+
 #endif

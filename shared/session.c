@@ -1,30 +1,69 @@
-/* session - per-connection state and per-message verdict lines; see session.h. */
+/* session - per-connection state, rule evaluation and verdict lines; see session.h. */
 #include "config.h"
 
 #include "session.h"
+#include "log.h"
+#include "mproto.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 
+/* Postfix's own wording for the limits it enforces. */
+#define SESSION_ERROR_LIMIT_CODE "421"
+#define SESSION_ERROR_LIMIT_ECODE "4.7.0"
+#define SESSION_ERROR_LIMIT_TEXT "Error: too many errors"
+#define SESSION_RCPT_LIMIT_CODE "452"
+#define SESSION_RCPT_LIMIT_ECODE "4.5.3"
+#define SESSION_RCPT_LIMIT_TEXT "Error: too many recipients"
+
+typedef struct taglist {
+	session_header_change *v;
+	size_t n, cap;
+} taglist;
+
 struct session {
 	conf *conf;
+	const struct conf_values *params;
+	const rules_table *rules;
 	stress_state stress;
+	session_macro_fn macro;
+	void *macro_ctx;
+	unsigned long proto;
 	char *client_name;
 	char *client_addr;
 	char *helo;
+	unsigned errors;       /* rejections issued in this session */
+	bool hung_up;          /* a 421 went out: Postfix has hung up */
+	bool session_accepted; /* accept at connect/helo: no more rules */
+	taglist session_tags;  /* from connect and helo rules: every message */
 	/* The message in progress. */
 	bool in_message;
-	const char *last_stage;
+	bool message_accepted;
+	bool message_logged; /* a verdict already ended it in the log */
+	bool body_seen;
+	enum rules_stage stage;
+	const rule *current_rule; /* for $rule while a template expands */
 	char *queue_id;
 	char *from;
 	char *first_rcpt;
-	size_t n_rcpt;
+	char *rcpt; /* the current recipient, at rcpt */
+	size_t n_rcpt; /* recipients accepted so far */
 	size_t n_forged;
+	const rules_header *header; /* the current header, at header */
+	rules_header *headers;
+	size_t n_headers, cap_headers;
+	taglist tags;
+	char *quarantine;
 	/* Time spent inside callbacks since the last message ended. */
 	long long busy_ns;
 	struct timespec entered;
+	bool inside; /* between session_enter() and session_leave() */
+	const char *accepted_by; /* the rule that accepted the session or message */
 };
+
+/* ---- small helpers ---- */
 
 static char *
 dup_or_null(const char *s)
@@ -35,9 +74,146 @@ dup_or_null(const char *s)
 static void
 replace(char **slot, const char *value)
 {
-	free(*slot);
+	char *old = *slot;
+
 	*slot = dup_or_null(value);
+	free(old);
 }
+
+static void
+taglist_add(taglist *l, const char *name, const char *value)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4;
+		l->v = ms_xrealloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n].name = ms_xstrdup(name);
+	l->v[l->n].value = ms_xstrdup(value);
+	l->n++;
+}
+
+static void
+taglist_clear(taglist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+static void
+headers_clear(session *s)
+{
+	for (size_t i = 0; i < s->n_headers; i++) {
+		free((char *)s->headers[i].name);
+		free((char *)s->headers[i].value);
+	}
+	free(s->headers);
+	s->headers = NULL;
+	s->n_headers = s->cap_headers = 0;
+}
+
+static void
+headers_add(session *s, const char *name, const char *value)
+{
+	if (s->n_headers == s->cap_headers) {
+		s->cap_headers = s->cap_headers ? s->cap_headers * 2 : 16;
+		s->headers = ms_xrealloc(s->headers, s->cap_headers * sizeof *s->headers);
+	}
+	s->headers[s->n_headers].name = ms_xstrdup(name);
+	s->headers[s->n_headers].value = ms_xstrdup(value);
+	s->n_headers++;
+}
+
+void
+session_reply_init(session_reply *r)
+{
+	r->answer = SESSION_CONTINUE;
+	r->code[0] = '\0';
+	r->ecode[0] = '\0';
+	strbuf_init(&r->text);
+}
+
+void
+session_reply_free(session_reply *r)
+{
+	strbuf_free(&r->text);
+}
+
+void
+session_changes_init(session_changes *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+void
+session_changes_free(session_changes *c)
+{
+	for (size_t i = 0; i < c->n_add; i++) {
+		free(c->add[i].name);
+		free(c->add[i].value);
+	}
+	free(c->add);
+	free(c->quarantine);
+	memset(c, 0, sizeof *c);
+}
+
+/* ---- negotiation ---- */
+
+/* The NR_* flag of each stage; 0 where the protocol has none. */
+static const unsigned long stage_nr_flag[RULES_N_STAGES] = {
+	[RULES_CONNECT] = MPROTO_P_NR_CONN, [RULES_HELO] = MPROTO_P_NR_HELO,
+	[RULES_MAIL] = MPROTO_P_NR_MAIL,    [RULES_RCPT] = MPROTO_P_NR_RCPT,
+	[RULES_DATA] = MPROTO_P_NR_DATA,    [RULES_HEADER] = MPROTO_P_NR_HDR,
+	[RULES_EOH] = MPROTO_P_NR_EOH,      [RULES_BODY] = MPROTO_P_NR_BODY,
+	[RULES_EOM] = 0,
+};
+
+/* The NO* flag of the stages that may be turned off entirely. */
+static const unsigned long stage_off_flag[RULES_N_STAGES] = {
+	[RULES_DATA] = MPROTO_P_NODATA,
+	[RULES_HEADER] = MPROTO_P_NOHDRS,
+	[RULES_EOH] = MPROTO_P_NOEOH,
+	[RULES_BODY] = MPROTO_P_NOBODY,
+};
+
+unsigned long
+session_protocol(const conf *c)
+{
+	bool forced_value;
+	bool forced = conf_stress_forced(c, &forced_value);
+	bool used[RULES_N_STAGES] = {false}, reply[RULES_N_STAGES] = {false};
+	bool want_headers = false;
+	unsigned long flags = MPROTO_P_NOUNKNOWN;
+
+	for (int p = 0; p < 2; p++) {
+		bool stressed = p == 1;
+
+		if (forced && stressed != forced_value)
+			continue;
+		const rules_table *t = conf_rules(c, stressed);
+		for (int st = 0; st < RULES_N_STAGES; st++) {
+			used[st] |= rules_stage_used(t, (enum rules_stage)st);
+			reply[st] |= rules_stage_may_reply(t, (enum rules_stage)st);
+		}
+		want_headers |= rules_need_header_set(t) ||
+				conf_personality(c, stressed)->stress_header[0] != '\0';
+	}
+	used[RULES_HEADER] |= want_headers;
+	/* rcpt_limit can answer every recipient; eom always answers. */
+	reply[RULES_RCPT] = true;
+	for (int st = 0; st < RULES_N_STAGES; st++) {
+		if (!used[st] && stage_off_flag[st] != 0)
+			flags |= stage_off_flag[st];
+		else if (!reply[st])
+			flags |= stage_nr_flag[st];
+	}
+	return flags;
+}
+
+/* ---- life cycle ---- */
 
 session *
 session_create(conf *c, const char *client_name, const char *client_addr)
@@ -46,9 +222,11 @@ session_create(conf *c, const char *client_name, const char *client_addr)
 
 	conf_ref(c);
 	s->conf = c;
+	s->params = conf_personality(c, false);
+	s->rules = conf_rules(c, false);
 	s->client_name = dup_or_null(client_name);
 	s->client_addr = dup_or_null(client_addr);
-	s->last_stage = "connect";
+	s->stage = RULES_CONNECT;
 	return s;
 }
 
@@ -56,12 +234,22 @@ static void
 end_message(session *s)
 {
 	s->in_message = false;
+	if (s->message_accepted)
+		s->accepted_by = NULL;
+	s->message_accepted = false;
+	s->message_logged = false;
+	s->body_seen = false;
 	s->n_rcpt = 0;
 	s->n_forged = 0;
 	s->busy_ns = 0;
+	s->header = NULL;
 	replace(&s->queue_id, NULL);
 	replace(&s->from, NULL);
 	replace(&s->first_rcpt, NULL);
+	replace(&s->rcpt, NULL);
+	replace(&s->quarantine, NULL);
+	headers_clear(s);
+	taglist_clear(&s->tags);
 }
 
 void
@@ -70,6 +258,7 @@ session_free(session *s)
 	if (s == NULL)
 		return;
 	end_message(s);
+	taglist_clear(&s->session_tags);
 	free(s->client_name);
 	free(s->client_addr);
 	free(s->helo);
@@ -78,25 +267,47 @@ session_free(session *s)
 }
 
 void
+session_set_macros(session *s, session_macro_fn fn, void *ctx)
+{
+	s->macro = fn;
+	s->macro_ctx = ctx;
+}
+
+void
+session_set_protocol(session *s, unsigned long proto)
+{
+	s->proto = proto;
+}
+
+void
 session_enter(session *s)
 {
 	clock_gettime(CLOCK_MONOTONIC, &s->entered);
+	s->inside = true;
+}
+
+static long long
+since_entered_ns(const session *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - s->entered.tv_sec) * 1000000000LL +
+	       (now.tv_nsec - s->entered.tv_nsec);
 }
 
 void
 session_leave(session *s)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	s->busy_ns += (long long)(now.tv_sec - s->entered.tv_sec) * 1000000000LL +
-		      (now.tv_nsec - s->entered.tv_nsec);
+	s->busy_ns += since_entered_ns(s);
+	s->inside = false;
 }
 
-void
-session_set_stress(session *s, const char *macro_value)
+/* A verdict logged inside a callback counts that callback's time so far. */
+static long long
+busy_ns(const session *s)
 {
-	s->stress = stress_decide(s->conf, macro_value);
+	return s->busy_ns + (s->inside ? since_entered_ns(s) : 0);
 }
 
 const stress_state *
@@ -108,7 +319,7 @@ session_stress(const session *s)
 const struct conf_values *
 session_params(const session *s)
 {
-	return conf_personality(s->conf, s->stress.stressed);
+	return s->params;
 }
 
 const char *
@@ -117,49 +328,24 @@ session_stress_macro(const session *s)
 	return stress_macro_name(s->conf);
 }
 
-void
-session_helo(session *s, const char *helo)
+static const char *
+macro(const session *s, const char *name)
 {
-	replace(&s->helo, helo);
-	s->last_stage = "helo";
+	return s->macro != NULL ? s->macro(s->macro_ctx, name) : NULL;
 }
 
-void
-session_mail(session *s, const char *from)
+/* The queue id arrives with RCPT or later (Postfix opens the file late). */
+static void
+pick_up_queue_id(session *s)
 {
-	long long busy = s->busy_ns;
+	const char *qid = macro(s, "i");
 
-	end_message(s);
-	s->busy_ns = busy; /* time spent before MAIL belongs to this message */
-	s->in_message = true;
-	replace(&s->from, from);
-	s->last_stage = "mail";
-}
-
-void
-session_rcpt(session *s, const char *rcpt)
-{
-	if (s->n_rcpt++ == 0)
-		replace(&s->first_rcpt, rcpt);
-	s->last_stage = "rcpt";
-}
-
-void
-session_header(session *s, const char *name)
-{
-	const char *ours = session_params(s)->stress_header;
-
-	s->last_stage = "header";
-	if (ours[0] != '\0' && strcasecmp(name, ours) == 0)
-		s->n_forged++;
-}
-
-void
-session_set_queue_id(session *s, const char *qid)
-{
-	if (qid != NULL && qid[0] != '\0')
+	if (qid != NULL && qid[0] != '\0' &&
+	    (s->queue_id == NULL || strcmp(s->queue_id, qid) != 0))
 		replace(&s->queue_id, qid);
 }
+
+/* ---- log lines ---- */
 
 void
 session_format_client(const session *s, strbuf *out)
@@ -180,42 +366,438 @@ put_addr(strbuf *out, const char *key, const char *addr)
 		strbuf_printf(out, " %s=<%s>", key, addr);
 }
 
+/* "QID: stress=yes(macro) stage=S [rule=R] action=A client=... ms=N" */
 static void
-format_line(const session *s, const char *stage, const char *action, strbuf *out)
+log_line(const session *s, const char *stage, const char *rule_id, const char *action)
 {
-	strbuf_printf(out, "%s: stress=", s->queue_id ? s->queue_id : "NOQUEUE");
-	stress_format_log(&s->stress, out);
-	strbuf_printf(out, " stage=%s action=%s client=", stage, action);
-	session_format_client(s, out);
+	strbuf out = STRBUF_INIT;
+
+	strbuf_printf(&out, "%s: stress=", s->queue_id ? s->queue_id : "NOQUEUE");
+	stress_format_log(&s->stress, &out);
+	strbuf_printf(&out, " stage=%s", stage);
+	if (rule_id != NULL)
+		strbuf_printf(&out, " rule=%s", rule_id);
+	strbuf_printf(&out, " action=%s client=", action);
+	session_format_client(s, &out);
 	if (s->helo != NULL)
-		strbuf_printf(out, " helo=<%s>", s->helo);
-	put_addr(out, "from", s->from);
-	put_addr(out, "to", s->first_rcpt);
+		strbuf_printf(&out, " helo=<%s>", s->helo);
+	put_addr(&out, "from", s->from);
+	put_addr(&out, "to", s->rcpt != NULL ? s->rcpt : s->first_rcpt);
 	if (s->n_rcpt > 1)
-		strbuf_printf(out, " nrcpt=%zu", s->n_rcpt);
-	strbuf_printf(out, " ms=%.3f", (double)s->busy_ns / 1e6);
+		strbuf_printf(&out, " nrcpt=%zu", s->n_rcpt);
+	strbuf_printf(&out, " ms=%.3f", (double)busy_ns(s) / 1e6);
+	log_msg(LOG_INFO, "%s", out.s);
+	strbuf_free(&out);
+}
+
+static void
+describe_reply(const session_reply *r, strbuf *out)
+{
+	static const char *const names[] = {
+		[SESSION_CONTINUE] = "continue", [SESSION_ACCEPT] = "accept",
+		[SESSION_TEMPFAIL] = "tempfail", [SESSION_REJECT] = "reject",
+		[SESSION_DISCARD] = "discard",
+	};
+
+	strbuf_puts(out, names[r->answer]);
+	if (r->code[0] != '\0')
+		strbuf_printf(out, " %s", r->code);
+	if (r->ecode[0] != '\0')
+		strbuf_printf(out, " %s", r->ecode);
+}
+
+/* ---- rule evaluation ---- */
+
+static const char *
+template_var(void *ctx, const char *name)
+{
+	session *s = ctx;
+
+	if (strcmp(name, "client_addr") == 0)
+		return s->client_addr ? s->client_addr : "unknown";
+	if (strcmp(name, "client_name") == 0)
+		return s->client_name ? s->client_name : "unknown";
+	if (strcmp(name, "helo_name") == 0)
+		return s->helo;
+	if (strcmp(name, "sender") == 0)
+		return s->from;
+	if (strcmp(name, "recipient") == 0)
+		return s->rcpt;
+	if (strcmp(name, "queue_id") == 0)
+		return s->queue_id;
+	if (strcmp(name, "rule") == 0)
+		return s->current_rule ? rule_name(s->current_rule) : NULL;
+	if (strcmp(name, "stage") == 0)
+		return rules_stage_name(s->stage);
+	if (strcmp(name, "stress") == 0)
+		return s->stress.stressed ? "yes" : "";
+	return conf_param_text(s->conf, s->stress.stressed, name);
+}
+
+static void
+expand_for(session *s, const rule *r, const char *tmpl, strbuf *out)
+{
+	s->current_rule = r;
+	rules_expand_text(tmpl, template_var, s, out);
+	s->current_rule = NULL;
+}
+
+static bool
+can_reply(const session *s, enum rules_stage stage)
+{
+	return (s->proto & stage_nr_flag[stage]) == 0;
+}
+
+static void
+set_reply(session_reply *r, enum session_answer answer, const char *code,
+	  const char *ecode, const char *text)
+{
+	r->answer = answer;
+	snprintf(r->code, sizeof r->code, "%s", code);
+	snprintf(r->ecode, sizeof r->ecode, "%s", ecode);
+	strbuf_reset(&r->text);
+	strbuf_puts(&r->text, text);
+}
+
+/* A reject or tempfail went out: log it and count it against error_limit. */
+static void
+issued(session *s, const char *rule_id, const session_reply *r)
+{
+	strbuf action = STRBUF_INIT;
+
+	describe_reply(r, &action);
+	log_line(s, rules_stage_name(s->stage), rule_id, action.s);
+	strbuf_free(&action);
+	/*
+	 * 452 asks the client to send the other recipients later; like Postfix
+	 * (smtpd_recipient_overshoot_limit) we do not hold it against the client.
+	 */
+	if ((r->answer == SESSION_TEMPFAIL || r->answer == SESSION_REJECT) &&
+	    strcmp(r->code, "452") != 0)
+		s->errors++;
+	if (strcmp(r->code, "421") == 0 || strcmp(r->code, "521") == 0)
+		s->hung_up = true;
+}
+
+static void
+log_dry_run(session *s, const rule *r)
+{
+	const rules_action *a = rule_action(r);
+	strbuf action = STRBUF_INIT;
+
+	strbuf_printf(&action, "log(would %s", rules_action_name(a->would));
+	if (a->code[0] != '\0')
+		strbuf_printf(&action, " %s", a->code);
+	if (a->ecode[0] != '\0')
+		strbuf_printf(&action, " %s", a->ecode);
+	strbuf_putc(&action, ')');
+	log_line(s, rules_stage_name(s->stage), rule_name(r), action.s);
+	strbuf_free(&action);
+}
+
+static void
+collect_tag(session *s, const rule *r)
+{
+	const rules_action *a = rule_action(r);
+	strbuf value = STRBUF_INIT;
+	bool session_wide = s->stage == RULES_CONNECT || s->stage == RULES_HELO;
+
+	expand_for(s, r, a->text, &value);
+	taglist_add(session_wide ? &s->session_tags : &s->tags, a->tag_name, value.s);
+	strbuf_free(&value);
+}
+
+static void
+collect_quarantine(session *s, const rule *r)
+{
+	strbuf reason = STRBUF_INIT;
+
+	expand_for(s, r, rule_action(r)->text, &reason);
+	replace(&s->quarantine, reason.s);
+	strbuf_free(&reason);
+}
+
+/* Every rule tried: traced at -vv; tag, quarantine and log act here. */
+static bool
+visit(void *ctx, const rule *r, bool matched)
+{
+	session *s = ctx;
+
+	log_debug(2, "%s: trace: stage=%s rule=%s %s",
+		  s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(s->stage),
+		  rule_name(r), matched ? "matched" : "no match");
+	if (!matched)
+		return false;
+	switch (rule_action(r)->kind) {
+	case RULES_TAG:
+		collect_tag(s, r);
+		break;
+	case RULES_QUARANTINE:
+		collect_quarantine(s, r);
+		break;
+	case RULES_LOG:
+		log_dry_run(s, r);
+		break;
+	default:
+		break;
+	}
+	return false;
+}
+
+static void
+fill_facts(const session *s, rules_facts *f)
+{
+	memset(f, 0, sizeof *f);
+	f->stressed = s->stress.stressed;
+	f->client_addr = s->client_addr;
+	f->client_name = s->client_name;
+	f->helo = s->helo;
+	f->sender = s->from;
+	f->recipient = s->rcpt;
+	f->rcpt_count = s->n_rcpt + (s->rcpt != NULL);
+	f->header = s->header;
+	f->headers = s->headers;
+	f->n_headers = s->n_headers;
+	f->macro = s->macro;
+	f->macro_ctx = s->macro_ctx;
+}
+
+/* Nothing more to decide, but is the end of message still needed? */
+static enum session_answer
+accepted_answer(const session *s)
+{
+	bool eom_work = s->params->stress_header[0] != '\0' ||
+			s->session_tags.n > 0 || s->tags.n > 0 || s->quarantine != NULL;
+
+	return eom_work ? SESSION_CONTINUE : SESSION_ACCEPT;
+}
+
+static void
+apply_verdict(session *s, const rule *hit, session_reply *r)
+{
+	const rules_action *a = rule_action(hit);
+
+	switch (a->kind) {
+	case RULES_ACCEPT:
+		if (s->stage == RULES_CONNECT || s->stage == RULES_HELO)
+			s->session_accepted = true;
+		else
+			s->message_accepted = true;
+		s->accepted_by = rule_name(hit);
+		r->answer = accepted_answer(s);
+		/* Logged with the message at eom, unless the MTA stops calling now. */
+		if (r->answer == SESSION_ACCEPT || log_verbose() >= 1)
+			log_line(s, rules_stage_name(s->stage), rule_name(hit), "accept");
+		return;
+	case RULES_TEMPFAIL:
+	case RULES_REJECT: {
+		strbuf text = STRBUF_INIT;
+
+		expand_for(s, hit, a->text, &text);
+		set_reply(r, a->kind == RULES_REJECT ? SESSION_REJECT : SESSION_TEMPFAIL,
+			  a->code, a->ecode, text.s);
+		strbuf_free(&text);
+		issued(s, rule_name(hit), r);
+		return;
+	}
+	case RULES_DISCARD:
+		r->answer = SESSION_DISCARD;
+		issued(s, rule_name(hit), r);
+		return;
+	default: /* continue: this stage is done, the next ones still run */
+		return;
+	}
+}
+
+/*
+ * One stage: the session limits first, then the rules. A stage that cannot
+ * reply still runs its rules for tag, quarantine and log.
+ */
+static void
+run_stage(session *s, enum rules_stage stage, session_reply *r)
+{
+	const rule *hit;
+	rules_facts f;
+
+	s->stage = stage;
+	pick_up_queue_id(s);
+	if (s->hung_up)
+		return;
+	if (s->errors >= (unsigned long long)s->params->error_limit && can_reply(s, stage)) {
+		set_reply(r, SESSION_TEMPFAIL, SESSION_ERROR_LIMIT_CODE,
+			  SESSION_ERROR_LIMIT_ECODE, SESSION_ERROR_LIMIT_TEXT);
+		issued(s, "error_limit", r);
+		return;
+	}
+	if (s->session_accepted || s->message_accepted) {
+		r->answer = accepted_answer(s);
+		return;
+	}
+	fill_facts(s, &f);
+	hit = rules_eval(s->rules, stage, &f, visit, s);
+	if (hit == NULL)
+		return;
+	if (!can_reply(s, stage)) {
+		/* Negotiation keeps NR off where a rule may reply: a bug if seen. */
+		log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
+			rule_name(hit), rules_stage_name(stage));
+		return;
+	}
+	apply_verdict(s, hit, r);
+	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
+	    stage != RULES_RCPT && s->in_message)
+		s->message_logged = true;
+}
+
+/* ---- events ---- */
+
+void
+session_on_connect(session *s, session_reply *r)
+{
+	s->stress = stress_decide(s->conf, macro(s, session_stress_macro(s)));
+	s->params = conf_personality(s->conf, s->stress.stressed);
+	s->rules = conf_rules(s->conf, s->stress.stressed);
+	if (log_verbose() >= 1) {
+		strbuf line = STRBUF_INIT;
+
+		strbuf_puts(&line, "connect from ");
+		session_format_client(s, &line);
+		strbuf_puts(&line, " stress=");
+		stress_format_log(&s->stress, &line);
+		log_msg(LOG_INFO, "%s", line.s);
+		strbuf_free(&line);
+	}
+	run_stage(s, RULES_CONNECT, r);
 }
 
 void
-session_eom(session *s, strbuf *header_value, size_t *n_forged, strbuf *log_line)
+session_on_helo(session *s, const char *helo, session_reply *r)
 {
-	const struct conf_values *p = session_params(s);
-
-	*n_forged = s->n_forged;
-	if (p->stress_header[0] != '\0' &&
-	    (s->stress.stressed || p->stress_header_always))
-		stress_format_header(&s->stress, header_value);
-	format_line(s, "eom", "accept", log_line);
-	end_message(s);
-	s->last_stage = "eom";
+	replace(&s->helo, helo);
+	run_stage(s, RULES_HELO, r);
 }
 
-bool
-session_abort(session *s, strbuf *log_line)
+void
+session_on_mail(session *s, const char *from, session_reply *r)
 {
-	if (!s->in_message)
-		return false;
-	format_line(s, s->last_stage, "aborted", log_line);
+	long long busy = s->busy_ns;
+
 	end_message(s);
-	return true;
+	s->busy_ns = busy; /* time spent before MAIL belongs to this message */
+	s->in_message = true;
+	replace(&s->from, from);
+	run_stage(s, RULES_MAIL, r);
+}
+
+void
+session_on_rcpt(session *s, const char *rcpt, session_reply *r)
+{
+	replace(&s->rcpt, rcpt);
+	s->stage = RULES_RCPT;
+	if (!s->hung_up && !s->session_accepted && !s->message_accepted &&
+	    s->n_rcpt >= (unsigned long long)s->params->rcpt_limit) {
+		pick_up_queue_id(s);
+		set_reply(r, SESSION_TEMPFAIL, SESSION_RCPT_LIMIT_CODE,
+			  SESSION_RCPT_LIMIT_ECODE, SESSION_RCPT_LIMIT_TEXT);
+		issued(s, "rcpt_limit", r);
+	} else {
+		run_stage(s, RULES_RCPT, r);
+	}
+	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
+		if (s->n_rcpt++ == 0)
+			replace(&s->first_rcpt, rcpt);
+	}
+	replace(&s->rcpt, NULL);
+}
+
+void
+session_on_data(session *s, session_reply *r)
+{
+	run_stage(s, RULES_DATA, r);
+}
+
+void
+session_on_header(session *s, const char *name, const char *value, session_reply *r)
+{
+	const char *ours = s->params->stress_header;
+	rules_header h = {name, value};
+
+	if (ours[0] != '\0' && strcasecmp(name, ours) == 0)
+		s->n_forged++;
+	if (rules_need_header_set(s->rules))
+		headers_add(s, name, value);
+	s->header = &h;
+	run_stage(s, RULES_HEADER, r);
+	s->header = NULL;
+}
+
+void
+session_on_eoh(session *s, session_reply *r)
+{
+	run_stage(s, RULES_EOH, r);
+}
+
+void
+session_on_body(session *s, const unsigned char *chunk, size_t len, session_reply *r)
+{
+	(void)chunk;
+	(void)len;
+	/* No check reads body bytes yet: the body rules run once per message. */
+	if (s->body_seen)
+		return;
+	s->body_seen = true;
+	run_stage(s, RULES_BODY, r);
+}
+
+static void
+add_change(session_changes *c, const char *name, const char *value)
+{
+	c->add = ms_xrealloc(c->add, (c->n_add + 1) * sizeof *c->add);
+	c->add[c->n_add].name = ms_xstrdup(name);
+	c->add[c->n_add].value = ms_xstrdup(value);
+	c->n_add++;
+}
+
+static void
+collect_changes(session *s, session_changes *c)
+{
+	const struct conf_values *p = s->params;
+
+	if (p->stress_header[0] != '\0') {
+		strbuf value = STRBUF_INIT;
+
+		c->forged_name = p->stress_header;
+		c->n_forged = s->n_forged;
+		if (s->stress.stressed || p->stress_header_always) {
+			stress_format_header(&s->stress, &value);
+			add_change(c, p->stress_header, value.s);
+		}
+		strbuf_free(&value);
+	}
+	for (size_t i = 0; i < s->session_tags.n; i++)
+		add_change(c, s->session_tags.v[i].name, s->session_tags.v[i].value);
+	for (size_t i = 0; i < s->tags.n; i++)
+		add_change(c, s->tags.v[i].name, s->tags.v[i].value);
+	c->quarantine = dup_or_null(s->quarantine);
+}
+
+void
+session_on_eom(session *s, session_reply *r, session_changes *changes)
+{
+	run_stage(s, RULES_EOM, r);
+	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
+		collect_changes(s, changes);
+		r->answer = SESSION_ACCEPT;
+		log_line(s, "eom", s->accepted_by,
+			 changes->quarantine ? "quarantine" : "accept");
+	}
+	end_message(s);
+}
+
+void
+session_on_abort(session *s)
+{
+	if (s->in_message && !s->message_logged)
+		log_line(s, rules_stage_name(s->stage), NULL, "aborted");
+	end_message(s);
 }

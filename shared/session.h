@@ -1,24 +1,35 @@
 /*
  * session - one SMTP session as the milter sees it, with no libmilter in sight
  *
- * The daemon's callbacks translate MTA events into calls here and the results
- * back into libmilter calls, so everything that decides is testable without a
- * socket. Life cycle:
+ * The daemon's callbacks translate MTA events into the session_on_*() calls
+ * below and turn the reply each one fills back into SMFIS_* codes and
+ * smfi_setreply(); everything that decides is here and in rules, testable
+ * without a socket. Life cycle:
  *
- *   session_create(conf, name, addr)   at connect; takes a conf reference, so
- *                                      the session keeps the snapshot it
- *                                      started on across reloads
- *   session_set_stress(s, value)       at connect: picks the personality
- *   session_helo / session_mail / session_rcpt / session_header
- *   session_set_queue_id               whenever the MTA tells it
- *   session_eom(s, ...)                end of message: the header to add, the
- *                                      forged copies to remove, the log line
- *   session_abort(s, ...)              message aborted: the log line, if a
- *                                      message was in progress
- *   session_free(s)                    at close; drops the conf reference
+ *   session_create(conf, name, addr)  at connect; takes a conf reference, so
+ *                                     the session keeps the snapshot it
+ *                                     started on across reloads
+ *   session_set_macros(s, fn, ctx)    how to read the MTA's macros
+ *   session_on_connect(s, reply)      picks the personality (stress macro or
+ *                                     -o stress=...), runs the connect rules
+ *   session_on_helo / _mail / _rcpt / _data / _header / _eoh / _body
+ *   session_on_eom(s, reply, changes) the message's changes: forged stress
+ *                                     headers to delete, headers to add, a
+ *                                     quarantine reason
+ *   session_on_abort(s)               message aborted
+ *   session_free(s)                   at close; drops the conf reference
  *
- * session_enter()/session_leave() bracket each callback; the time in between
- * is what a message's log line reports as ms=.
+ * Every verdict (reject, tempfail, discard, accept by a rule) and every
+ * message's end is logged, one Postfix-style line naming the rule, the stress
+ * state and its source, and the milliseconds spent inside the milter.
+ *
+ * Replies. A stage whose reply the MTA does not wait for (negotiated NR_*,
+ * see session_protocol) never gets a reply: rules that could reply there are
+ * why the stage is not negotiated away. Session limits (error_limit,
+ * rcpt_limit) answer like Postfix: 452 4.5.3 for a recipient past the limit,
+ * and once error_limit rejections were issued, 421 4.7.0 at the next stage
+ * that can reply, which makes Postfix hang up. A 452 (come back with the
+ * other recipients) is not counted, as Postfix does not count its own.
  *
  * Concurrency: a session is used by one callback at a time (libmilter
  * serialises a connection's callbacks, though on varying threads). Sessions
@@ -31,42 +42,85 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "rules.h"
 #include "strbuf.h"
 #include "stress.h"
 
 typedef struct session session;
 
+enum session_answer {
+	SESSION_CONTINUE, /* go on (or no reply, at an NR_* stage) */
+	SESSION_ACCEPT,   /* nothing more to do for this session/message */
+	SESSION_TEMPFAIL, /* with code/ecode/text when code[0] != '\0' */
+	SESSION_REJECT,
+	SESSION_DISCARD,
+};
+
+typedef struct session_reply {
+	enum session_answer answer;
+	char code[4];
+	char ecode[12]; /* "" = none */
+	strbuf text;    /* plain text; the caller escapes it for libmilter */
+} session_reply;
+
+void session_reply_init(session_reply *r);
+void session_reply_free(session_reply *r);
+
+typedef struct session_header_change {
+	char *name;
+	char *value;
+} session_header_change;
+
+typedef struct session_changes {
+	const char *forged_name; /* delete copies 1..n_forged of this header */
+	size_t n_forged;
+	session_header_change *add; /* headers to add, in order */
+	size_t n_add;
+	char *quarantine; /* NULL: none */
+} session_changes;
+
+void session_changes_init(session_changes *c);
+void session_changes_free(session_changes *c);
+
+/*
+ * The SMFIP_* protocol flags (values as in mproto.h) a connection should
+ * ask for: stages no rule of either personality needs are turned off, and
+ * stages where nothing can ever reply get "no reply". Negotiation comes
+ * before the stress macro, so unless -o stress=... forces one personality,
+ * both count.
+ */
+unsigned long session_protocol(const conf *c);
+
 /* name/addr may be NULL (unknown); they are copied. */
 session *session_create(conf *c, const char *client_name, const char *client_addr);
 void session_free(session *s); /* NULL-safe */
 
+/* The MTA's macros, by name ("{stress}", "i"); NULL when not sent. */
+typedef const char *(*session_macro_fn)(void *ctx, const char *name);
+void session_set_macros(session *s, session_macro_fn fn, void *ctx);
+/* The NR_* flags agreed for this connection: no reply at those stages. */
+void session_set_protocol(session *s, unsigned long proto);
+
 void session_enter(session *s);
 void session_leave(session *s);
 
-void session_set_stress(session *s, const char *macro_value);
+void session_on_connect(session *s, session_reply *r);
+void session_on_helo(session *s, const char *helo, session_reply *r);
+void session_on_mail(session *s, const char *from, session_reply *r);
+void session_on_rcpt(session *s, const char *rcpt, session_reply *r);
+void session_on_data(session *s, session_reply *r);
+void session_on_header(session *s, const char *name, const char *value,
+		       session_reply *r);
+void session_on_eoh(session *s, session_reply *r);
+void session_on_body(session *s, const unsigned char *chunk, size_t len,
+		     session_reply *r);
+void session_on_eom(session *s, session_reply *r, session_changes *changes);
+void session_on_abort(session *s);
+
 const stress_state *session_stress(const session *s);
 /* The parameters of this session's personality. */
 const struct conf_values *session_params(const session *s);
 const char *session_stress_macro(const session *s);
-
-void session_helo(session *s, const char *helo);
-void session_mail(session *s, const char *from); /* starts a message */
-void session_rcpt(session *s, const char *rcpt);
-/* Counts copies of the stress header the client sent (they will be removed). */
-void session_header(session *s, const char *name);
-void session_set_queue_id(session *s, const char *qid); /* NULL ignored */
-
-/*
- * End of message. header_value receives the stress header's value, or stays
- * empty when no header is to be added; *n_forged is how many copies of the
- * header arrived with the message (remove them, indexes 1..n). log_line
- * receives the verdict line. Ends the message.
- */
-void session_eom(session *s, strbuf *header_value, size_t *n_forged,
-		 strbuf *log_line);
-
-/* Message aborted. Returns true and fills log_line if one was in progress. */
-bool session_abort(session *s, strbuf *log_line);
 
 /* The client as Postfix logs it: name[addr]. */
 void session_format_client(const session *s, strbuf *out);

@@ -1,0 +1,586 @@
+/*
+ * Unit tests for the session: personality, rule verdicts at every stage and
+ * their replies, both personalities from one rule set, dry runs, tags and
+ * quarantine, error_limit and rcpt_limit, the log lines, and the protocol
+ * flags negotiated from the rules.
+ */
+#include "config.h"
+
+#include "unit.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "mproto.h"
+#include "session.h"
+#include "strbuf.h"
+
+static char tmpdir[256];
+static strbuf logged = STRBUF_INIT;
+
+static void
+capture(void *ctx, int prio, const char *line)
+{
+	(void)ctx;
+	(void)prio;
+	strbuf_puts(&logged, line);
+	strbuf_putc(&logged, '\n');
+}
+
+/* A config from text (written to a file, as the daemon reads it) and -o's. */
+static conf *
+load(const char *text, const char *o1, const char *o2)
+{
+	char path[512];
+	char *ov[2];
+	size_t n = 0;
+	strbuf err = STRBUF_INIT;
+	FILE *fp;
+	conf *c;
+
+	snprintf(path, sizeof path, "%s/test.conf", tmpdir);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+	if (o1 != NULL)
+		ov[n++] = (char *)o1;
+	if (o2 != NULL)
+		ov[n++] = (char *)o2;
+	c = conf_load(path, ov, n, &err);
+	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
+	strbuf_free(&err);
+	return c;
+}
+
+/* The MTA's macros: name=value pairs. */
+typedef struct macros {
+	const char *stress;
+	const char *auth;
+	const char *qid;
+} macros;
+
+static const char *
+macro_fn(void *ctx, const char *name)
+{
+	const macros *m = ctx;
+
+	if (strcmp(name, "{stress}") == 0)
+		return m->stress;
+	if (strcmp(name, "{auth_authen}") == 0)
+		return m->auth;
+	if (strcmp(name, "i") == 0)
+		return m->qid;
+	return NULL;
+}
+
+static session *
+start(conf *c, macros *m, const char *addr, session_reply *r)
+{
+	session *s = session_create(c, "mx.example", addr);
+
+	conf_unref(c); /* the session holds its own reference */
+	session_set_macros(s, macro_fn, m);
+	session_reply_init(r);
+	session_on_connect(s, r);
+	return s;
+}
+
+static void
+again(session_reply *r)
+{
+	session_reply_free(r);
+	session_reply_init(r);
+}
+
+/* Play a transaction up to `stage' and return the reply there. */
+enum { AT_CONNECT, AT_HELO, AT_MAIL, AT_RCPT, AT_DATA, AT_HEADER, AT_EOH, AT_EOM };
+
+static void
+play(session *s, int until, session_reply *r, session_changes *ch)
+{
+	if (until == AT_CONNECT || r->answer != SESSION_CONTINUE)
+		return;
+	again(r);
+	session_on_helo(s, "[192.0.2.1]", r);
+	if (until == AT_HELO)
+		return;
+	again(r);
+	session_on_mail(s, "<>", r);
+	if (until == AT_MAIL)
+		return;
+	again(r);
+	session_on_rcpt(s, "<user@bad.example>", r);
+	if (until == AT_RCPT)
+		return;
+	again(r);
+	session_on_data(s, r);
+	if (until == AT_DATA)
+		return;
+	again(r);
+	session_on_header(s, "Subject", "You won the LOTTERY", r);
+	if (until == AT_HEADER)
+		return;
+	again(r);
+	session_on_header(s, "X-Spam", "yes", r);
+	again(r);
+	session_on_eoh(s, r);
+	if (until == AT_EOH)
+		return;
+	again(r);
+	session_on_eom(s, r, ch);
+}
+
+static const struct verdict_case {
+	const char *rule;
+	int stage;
+	enum session_answer answer;
+	const char *code, *ecode, *text;
+} verdict_cases[] = {
+	{"connect client 192.0.2.0/24 reject 554 5.7.1 \"blocked $client_addr\"\n",
+	 AT_CONNECT, SESSION_REJECT, "554", "5.7.1", "blocked 192.0.2.1"},
+	{"helo helo ip_literal tempfail 421 4.7.0 \"Busy, try again later\"\n", AT_HELO,
+	 SESSION_TEMPFAIL, "421", "4.7.0", "Busy, try again later"},
+	{"mail sender <> reject\n", AT_MAIL, SESSION_REJECT, "550", "5.7.1", NULL},
+	{"rcpt recipient @bad.example reject 550 5.1.1 \"no such user $recipient\"\n",
+	 AT_RCPT, SESSION_REJECT, "550", "5.1.1", "no such user <user@bad.example>"},
+	{"data any tempfail 451 4.3.0 \"later\"\n", AT_DATA, SESSION_TEMPFAIL, "451",
+	 "4.3.0", "later"},
+	{"header header Subject /lottery/i reject 550 5.7.1 \"Content rejected\"\n",
+	 AT_HEADER, SESSION_REJECT, "550", "5.7.1", "Content rejected"},
+	{"eoh header X-Spam /^yes$/ discard\n", AT_EOH, SESSION_DISCARD, "", "", NULL},
+	{"eom any reject 554 5.7.1 \"at the end, rule $rule\"\n", AT_EOM, SESSION_REJECT,
+	 "554", "5.7.1", NULL},
+	{"rcpt any continue\nrcpt any reject\n", AT_RCPT, SESSION_CONTINUE, "", "", NULL},
+	{"rcpt !recipient @bad.example reject\n", AT_RCPT, SESSION_CONTINUE, "", "", NULL},
+};
+
+START_TEST(test_verdicts)
+{
+	const struct verdict_case *tc = &verdict_cases[_i];
+	macros m = {"no", NULL, "QTEST1"};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load(tc->rule, NULL, NULL), &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	play(s, tc->stage, &r, &ch);
+	ck_assert_int_eq(r.answer, tc->answer);
+	ck_assert_str_eq(r.code, tc->code);
+	ck_assert_str_eq(r.ecode, tc->ecode);
+	if (tc->text != NULL)
+		ck_assert_str_eq(strbuf_str(&r.text), tc->text);
+	if (tc->answer != SESSION_CONTINUE)
+		ck_assert_msg(strstr(strbuf_str(&logged), " rule=") != NULL,
+			      "verdict without rule in the log: %s", strbuf_str(&logged));
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/* One rule set, two personalities: the seed scenario. */
+static const char *const two_personalities =
+	"connect normal client 192.0.2.0/24 reject 554 5.7.1 \"$client_addr listed\"\n"
+	"connect stress client 192.0.2.0/24 tempfail 421 4.7.1 \"$client_addr listed, busy\"\n";
+
+static const struct personality_case {
+	const char *macro;
+	const char *force;
+	enum session_answer answer;
+	const char *code;
+} personality_cases[] = {
+	{"no", NULL, SESSION_REJECT, "554"},
+	{"yes", NULL, SESSION_TEMPFAIL, "421"},
+	{NULL, NULL, SESSION_REJECT, "554"},
+	{"no", "stress=yes", SESSION_TEMPFAIL, "421"},
+	{"yes", "stress=", SESSION_REJECT, "554"},
+};
+
+START_TEST(test_personalities)
+{
+	const struct personality_case *tc = &personality_cases[_i];
+	macros m = {tc->macro, NULL, NULL};
+	session_reply r;
+	session *s = start(load(two_personalities, tc->force, NULL), &m, "192.0.2.9", &r);
+
+	ck_assert_int_eq(r.answer, tc->answer);
+	ck_assert_str_eq(r.code, tc->code);
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+START_TEST(test_unlisted_client)
+{
+	macros m = {"yes", NULL, NULL};
+	session_reply r;
+	session *s = start(load(two_personalities, NULL, NULL), &m, "198.51.100.1", &r);
+
+	ck_assert_int_eq(r.answer, SESSION_CONTINUE);
+	session_reply_free(&r);
+	session_free(s);
+}
+END_TEST
+
+START_TEST(test_personality_params)
+{
+	macros m = {"yes", NULL, NULL};
+	session_reply r;
+	session *s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL),
+			   &m, "192.0.2.1", &r);
+
+	ck_assert_int_eq(session_params(s)->milter_timeout, 10000);
+	session_reply_free(&r);
+	session_free(s);
+	m.stress = "no";
+	s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL), &m,
+		  "192.0.2.1", &r);
+	ck_assert_int_eq(session_params(s)->milter_timeout, 300000);
+	session_reply_free(&r);
+	session_free(s);
+}
+END_TEST
+
+/* The stress header at end of message, by stress state and settings. */
+static const struct eom_case {
+	const char *o1;
+	const char *macro;
+	const char *header; /* NULL = none added */
+} eom_cases[] = {
+	{NULL, "yes", "yes (source=macro)"},
+	{NULL, "no", "no"},
+	{NULL, NULL, "no (source=none)"},
+	{"stress=yes", "no", "yes (source=forced)"},
+	{"stress_header_always=no", "no", NULL},
+	{"stress_header_always=no", "yes", "yes (source=macro)"},
+	{"stress_header=", "yes", NULL},
+};
+
+START_TEST(test_eom_header)
+{
+	const struct eom_case *tc = &eom_cases[_i];
+	macros m = {tc->macro, NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("", tc->o1, NULL), &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	play(s, AT_EOM, &r, &ch);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	if (tc->header == NULL) {
+		ck_assert_uint_eq(ch.n_add, 0);
+	} else {
+		ck_assert_uint_eq(ch.n_add, 1);
+		ck_assert_str_eq(ch.add[0].name, "X-Stress");
+		ck_assert_str_eq(ch.add[0].value, tc->header);
+	}
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+START_TEST(test_log_line_and_forged)
+{
+	macros m = {"yes", NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("", NULL, NULL), &m, "2001:db8::1", &r);
+	const char *want = "4ABCDEF: stress=yes(macro) stage=eom action=accept "
+			   "client=mx.example[2001:db8::1] helo=<helo.example> "
+			   "from=<a@example.org> to=<b@example.net> nrcpt=2 ms=";
+
+	session_changes_init(&ch);
+	session_on_helo(s, "helo.example", &r);
+	session_on_mail(s, "<a@example.org>", &r);
+	m.qid = "4ABCDEF";
+	session_on_rcpt(s, "b@example.net", &r);
+	session_on_rcpt(s, "<c@example.net>", &r);
+	session_on_header(s, "Subject", "hi", &r);
+	session_on_header(s, "x-stress", "no", &r); /* forged by the client, any case */
+	session_on_header(s, "X-Stress", "no", &r);
+	strbuf_reset(&logged);
+	session_on_eom(s, &r, &ch);
+	ck_assert_uint_eq(ch.n_forged, 2);
+	ck_assert_str_eq(ch.forged_name, "X-Stress");
+	ck_assert_msg(strncmp(strbuf_str(&logged), want, strlen(want)) == 0, "line: %s",
+		      strbuf_str(&logged));
+	/* The next message starts clean; an abort before its end is logged. */
+	m.qid = NULL;
+	strbuf_reset(&logged);
+	session_on_abort(s);
+	ck_assert_str_eq(strbuf_str(&logged), "");
+	session_on_mail(s, "<>", &r);
+	session_on_abort(s);
+	ck_assert_msg(strstr(strbuf_str(&logged),
+			     "NOQUEUE: stress=yes(macro) stage=mail action=aborted") != NULL,
+		      "line: %s", strbuf_str(&logged));
+	ck_assert_msg(strstr(strbuf_str(&logged), " from=<> ") != NULL, "line: %s",
+		      strbuf_str(&logged));
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+START_TEST(test_unknown_client)
+{
+	conf *c = load("", NULL, NULL);
+	session *s = session_create(c, NULL, NULL);
+	strbuf out = STRBUF_INIT;
+
+	conf_unref(c);
+	session_format_client(s, &out);
+	ck_assert_str_eq(out.s, "unknown[unknown]");
+	strbuf_free(&out);
+	session_free(s);
+}
+END_TEST
+
+/* A dry run logs what it would do and lets the message through. */
+START_TEST(test_dry_run)
+{
+	macros m = {"no", NULL, "QDRY"};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("rcpt name=dry any log reject 550 5.7.1 \"x\"\n", NULL, NULL),
+			   &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	play(s, AT_EOM, &r, &ch);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	ck_assert_msg(strstr(strbuf_str(&logged),
+			     "stage=rcpt rule=dry action=log(would reject 550 5.7.1)") != NULL,
+		      "log: %s", strbuf_str(&logged));
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+START_TEST(test_tag_and_quarantine)
+{
+	macros m = {"no", NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("connect any tag X-Client \"$client_addr\"\n"
+				"mail any tag X-Tagged \"from $sender\"\n"
+				"rcpt any quarantine \"held for $recipient\"\n",
+				NULL, NULL),
+			   &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	play(s, AT_EOM, &r, &ch);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	ck_assert_uint_eq(ch.n_add, 3); /* X-Stress, then the tags */
+	ck_assert_str_eq(ch.add[1].name, "X-Client");
+	ck_assert_str_eq(ch.add[1].value, "192.0.2.1");
+	ck_assert_str_eq(ch.add[2].name, "X-Tagged");
+	ck_assert_str_eq(ch.add[2].value, "from <>");
+	ck_assert_str_eq(ch.quarantine, "held for <user@bad.example>");
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/* accept ends the rules, but the stress header still needs the end of message. */
+START_TEST(test_accept)
+{
+	macros m = {"no", NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("connect client 192.0.2.0/24 accept\n"
+				"mail any reject\n",
+				NULL, NULL),
+			   &m, "192.0.2.1", &r);
+
+	ck_assert_int_eq(r.answer, SESSION_CONTINUE);
+	session_changes_init(&ch);
+	play(s, AT_EOM, &r, &ch);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	ck_assert_uint_eq(ch.n_add, 1);
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	/* With no header to add, accept tells the MTA to stop calling. */
+	s = start(load("connect client 192.0.2.0/24 accept\n", "stress_header=", NULL), &m,
+		  "192.0.2.1", &r);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/* error_limit: after N rejections, 421 4.7.0 at the next stage. */
+static const struct limit_case {
+	const char *macro;
+	const char *o1;
+	int rejects_before_421;
+} limit_cases[] = {
+	{"no", "error_limit=3", 3},
+	{"yes", NULL, 1}, /* the stress default, like Postfix's */
+	{"no", NULL, 20},
+};
+
+START_TEST(test_error_limit)
+{
+	const struct limit_case *tc = &limit_cases[_i];
+	macros m = {tc->macro, NULL, NULL};
+	session_reply r;
+	session *s = start(load("rcpt recipient @bad.example reject 550 5.1.1 \"no\"\n",
+				tc->o1, NULL),
+			   &m, "192.0.2.1", &r);
+
+	session_on_mail(s, "<a@example.org>", &r);
+	for (int i = 0; i < tc->rejects_before_421; i++) {
+		again(&r);
+		session_on_rcpt(s, "<x@bad.example>", &r);
+		ck_assert_str_eq(r.code, "550");
+	}
+	again(&r);
+	session_on_rcpt(s, "<ok@example.net>", &r);
+	ck_assert_int_eq(r.answer, SESSION_TEMPFAIL);
+	ck_assert_str_eq(r.code, "421");
+	ck_assert_str_eq(r.ecode, "4.7.0");
+	ck_assert_msg(strstr(strbuf_str(&logged), "rule=error_limit action=tempfail 421 4.7.0"),
+		      "log: %s", strbuf_str(&logged));
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+START_TEST(test_rcpt_limit)
+{
+	macros m = {"no", NULL, NULL};
+	session_reply r;
+	session *s = start(load("", "rcpt_limit=2", "error_limit=100"), &m, "192.0.2.1", &r);
+
+	session_on_mail(s, "<a@example.org>", &r);
+	for (int i = 0; i < 2; i++) {
+		again(&r);
+		session_on_rcpt(s, "<ok@example.net>", &r);
+		ck_assert_int_eq(r.answer, SESSION_CONTINUE);
+	}
+	again(&r);
+	session_on_rcpt(s, "<three@example.net>", &r);
+	ck_assert_int_eq(r.answer, SESSION_TEMPFAIL);
+	ck_assert_str_eq(r.code, "452");
+	ck_assert_str_eq(r.ecode, "4.5.3");
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/* A 452 asks for the other recipients later: not an error, even under stress. */
+START_TEST(test_rcpt_limit_not_an_error)
+{
+	macros m = {"yes", NULL, NULL};
+	session_reply r;
+	session *s = start(load("", "rcpt_limit=1", NULL), &m, "192.0.2.1", &r);
+
+	session_on_mail(s, "<a@example.org>", &r);
+	session_on_rcpt(s, "<ok@example.net>", &r);
+	for (int i = 0; i < 3; i++) {
+		again(&r);
+		session_on_rcpt(s, "<more@example.net>", &r);
+		ck_assert_str_eq(r.code, "452");
+	}
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/* Negotiation: stages no rule needs are off, stages that never reply are NR. */
+static const struct proto_case {
+	const char *text;
+	const char *o1;
+	unsigned long on, off;
+} proto_cases[] = {
+	{"", NULL,
+	 MPROTO_P_NODATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
+		 MPROTO_P_NR_CONN | MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_HDR,
+	 MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT},
+	{"", "stress_header=", MPROTO_P_NOHDRS, 0},
+	{"header header Subject /x/ reject\n", NULL, 0, MPROTO_P_NR_HDR | MPROTO_P_NOHDRS},
+	{"header header Subject /x/ log reject\n", NULL, MPROTO_P_NR_HDR, MPROTO_P_NOHDRS},
+	{"data normal any tempfail\n", NULL, 0, MPROTO_P_NODATA | MPROTO_P_NR_DATA},
+	{"data normal any tempfail\n", "stress=yes", MPROTO_P_NODATA, 0},
+	{"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
+	 MPROTO_P_NR_CONN},
+	{"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
+};
+
+START_TEST(test_protocol)
+{
+	const struct proto_case *tc = &proto_cases[_i];
+	conf *c = load(tc->text, tc->o1, NULL);
+	unsigned long p = session_protocol(c);
+
+	ck_assert_msg((p & tc->on) == tc->on, "flags 0x%lx lack 0x%lx", p, tc->on & ~p);
+	ck_assert_msg((p & tc->off) == 0, "flags 0x%lx have 0x%lx", p, p & tc->off);
+	conf_unref(c);
+}
+END_TEST
+
+static Suite *
+session_suite(void)
+{
+	Suite *s = suite_create("session");
+	TCase *tc = tcase_create("core");
+
+#define N(a) (int)(sizeof(a) / sizeof((a)[0]))
+	tcase_add_loop_test(tc, test_verdicts, 0, N(verdict_cases));
+	tcase_add_loop_test(tc, test_personalities, 0, N(personality_cases));
+	tcase_add_test(tc, test_unlisted_client);
+	tcase_add_test(tc, test_personality_params);
+	tcase_add_loop_test(tc, test_eom_header, 0, N(eom_cases));
+	tcase_add_test(tc, test_log_line_and_forged);
+	tcase_add_test(tc, test_unknown_client);
+	tcase_add_test(tc, test_dry_run);
+	tcase_add_test(tc, test_tag_and_quarantine);
+	tcase_add_test(tc, test_accept);
+	tcase_add_loop_test(tc, test_error_limit, 0, N(limit_cases));
+	tcase_add_test(tc, test_rcpt_limit);
+	tcase_add_test(tc, test_rcpt_limit_not_an_error);
+	tcase_add_loop_test(tc, test_protocol, 0, N(proto_cases));
+#undef N
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+	char path[512];
+	int rc;
+
+	snprintf(tmpdir, sizeof tmpdir, "%s/check_session.XXXXXX",
+		 base != NULL && *base != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	log_set_hook(capture, NULL);
+	rc = unit_run(session_suite());
+	snprintf(path, sizeof path, "%s/test.conf", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+	strbuf_free(&logged);
+	return rc;
+}
