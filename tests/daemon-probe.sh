@@ -25,14 +25,14 @@ expect_line "$T_DIR/stress.out" '^eom: add header X-Stress: yes \(source=macro\)
 	"stressed session: X-Stress: yes (source=macro)"
 expect_line "$T_DIR/stress.out" '^eom: accept$' "stressed session: accepted"
 expect_line "$T_DIR/ms.log" \
-	'Q1STRESS: stress=yes\(macro\) stage=eom action=accept client=localhost\[127\.0\.0\.1\] helo=<probe\.example> from=<sender@example\.com> to=<rcpt@example\.com> ms=[0-9.]+$' \
+	'Q1STRESS: stress=yes\(macro\) stage=eom rule=[^ ]+\.conf:[0-9]+ action=accept client=localhost\[127\.0\.0\.1\] helo=<probe\.example> from=<sender@example\.com> to=<rcpt@example\.com> ms=[0-9.]+$' \
 	"stressed session: log line"
 expect_line "$T_DIR/stress.out" '^negotiate: .*NOBODY' "negotiation turns off the body stage"
 expect_line "$T_DIR/stress.out" '^body: not sent' "milter-probe sent no body"
 
 probe calm -m '{stress}=no' --queue-id Q2CALM
 expect_line "$T_DIR/calm.out" '^eom: add header X-Stress: no$' "calm session: X-Stress: no"
-expect_line "$T_DIR/ms.log" 'Q2CALM: stress=no\(macro\) stage=eom action=accept' "calm session: log line"
+expect_line "$T_DIR/ms.log" 'Q2CALM: stress=no\(macro\) stage=eom rule=[^ ]+ action=accept' "calm session: log line"
 
 probe nomacro --queue-id Q3NONE
 expect_line "$T_DIR/nomacro.out" '^eom: add header X-Stress: no \(source=none\)$' \

@@ -58,6 +58,22 @@ fail() {
 	exit 1
 }
 
+# watchdog SECONDS: end the test (exit 130, with the usual cleanup) if it
+# still runs after SECONDS. A command running in the foreground then (swaks,
+# sleep) finishes first: keep their own timeouts short. The sleeper is
+# stopped with the other tracked processes at exit.
+watchdog() {
+	(
+		trap 'kill "$wd_sleep" 2>/dev/null; exit 0' TERM
+		sleep "$1" &
+		wd_sleep=$!
+		wait "$wd_sleep" || exit 0
+		echo "FAIL: watchdog: still running after $1 s" >&2
+		kill -TERM $$
+	) &
+	track_pid $!
+}
+
 pass() { echo "ok: $*"; }
 
 need() {

@@ -36,6 +36,15 @@
 #        typo).
 #   pf_smtpd PORT [ARG...]    print a master.cf line: smtpd on 127.0.0.1:PORT
 #                             with ARGs (e.g. -o stress=yes)
+#   pf_shipped_main MILTER_PORT
+#        Print the active lines of the shipped conf/postfix-main.cf with the
+#        milter endpoint moved to inet:127.0.0.1:MILTER_PORT (for pf_start's
+#        MAIN_LINES). Status 1, with a message, if the snippet has no line
+#        "smtpd_milters = inet:127.0.0.1:8890".
+#   pf_shipped_stress_smtpd PORT
+#        Print the shipped conf/postfix-master.cf test listener (the line
+#        "127.0.0.1:2526 ... smtpd" and its -o lines, stress=yes among them)
+#        moved to 127.0.0.1:PORT. Status 1, with a message, if there is none.
 #   pf_stop                   stop the instance and every process it started
 #                             (also run at exit)
 #   pf_group_alive PGID       is a (non-zombie) process of group PGID running?
@@ -181,6 +190,29 @@ pf_smtpd() {
 	pf_p=$1
 	shift
 	echo "127.0.0.1:$pf_p inet  n       -       n       -       -       smtpd${*:+ $*}"
+}
+
+# The shipped snippets, as an administrator would paste them (these run in
+# $(...): they return a status instead of calling fail).
+pf_shipped_main() {
+	pf_snip=$top_srcdir/conf/postfix-main.cf
+	pf_lines=$(sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
+		-e "s/inet:127\.0\.0\.1:8890\$/inet:127.0.0.1:$1/" "$pf_snip") ||
+		{ echo "cannot read $pf_snip" >&2; return 1; }
+	printf '%s\n' "$pf_lines" | grep -q "^smtpd_milters = inet:127\.0\.0\.1:$1\$" ||
+		{ echo "$pf_snip has no line 'smtpd_milters = inet:127.0.0.1:8890'" >&2; return 1; }
+	printf '%s\n' "$pf_lines"
+}
+
+pf_shipped_stress_smtpd() {
+	pf_snip=$top_srcdir/conf/postfix-master.cf
+	pf_lines=$(awk -v port="$1" '
+		/^127\.0\.0\.1:2526[ \t]/ { sub(/^127\.0\.0\.1:2526/, "127.0.0.1:" port); print; on = 1; next }
+		on && /^[ \t]+[^ \t]/ { print; next }
+		{ on = 0 }' "$pf_snip")
+	printf '%s\n' "$pf_lines" | grep -q -- '-o stress=yes' ||
+		{ echo "$pf_snip has no listener '127.0.0.1:2526 ... smtpd -o stress=yes'" >&2; return 1; }
+	printf '%s\n' "$pf_lines"
 }
 
 pf_need() {
