@@ -105,13 +105,6 @@ typedef struct param_view {
 	const char *stress; /* $stress */
 } param_view;
 
-static void
-panic(const char *func, const char *what)
-{
-	fprintf(stderr, "milter-stress: panic: %s: %s\n", func, what);
-	abort();
-}
-
 static bool
 is_blank(char c)
 {
@@ -794,7 +787,7 @@ convert(const param_desc *p, const char *s, void *field, strbuf *msg)
 	case CONF_TIME:
 		return parse_number(p, s, field, msg);
 	}
-	panic(__func__, "unknown parameter type");
+	ms_panic(__func__, "unknown parameter type");
 	return false;
 }
 
@@ -1088,7 +1081,7 @@ void
 conf_ref(conf *c)
 {
 	if (atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed) == 0)
-		panic(__func__, "reference to a freed snapshot");
+		ms_panic(__func__, "reference to a freed snapshot");
 }
 
 void
@@ -1100,7 +1093,7 @@ conf_unref(conf *c)
 		return;
 	old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
 	if (old == 0)
-		panic(__func__, "snapshot freed twice");
+		ms_panic(__func__, "snapshot freed twice");
 	if (old == 1)
 		conf_free(c);
 }
@@ -1161,7 +1154,7 @@ format_value(strbuf *b, const param_desc *p, const void *f)
 		format_number(b, p->type, *(const long long *)f);
 		return;
 	}
-	panic(__func__, "unknown parameter type");
+	ms_panic(__func__, "unknown parameter type");
 }
 
 void

@@ -7,6 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+void
+ms_panic(const char *func, const char *what)
+{
+	fprintf(stderr, "milter-stress: panic: %s: %s\n", func, what);
+	abort();
+}
+
 static void
 nomem(size_t n)
 {

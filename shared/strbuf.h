@@ -35,6 +35,12 @@ void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap)
 char *strbuf_detach(strbuf *b);          /* caller frees; b is reset to empty */
 const char *strbuf_str(const strbuf *b); /* "" for a never-used buffer */
 
+/*
+ * An impossible state: report the function and what was wrong, then abort.
+ * Invariants are loud; untrusted input never gets here (it is refused).
+ */
+void ms_panic(const char *func, const char *what) __attribute__((noreturn));
+
 /* Checked allocation helpers used across the project: abort on failure. */
 void *ms_xmalloc(size_t n);
 void *ms_xcalloc(size_t n, size_t size);

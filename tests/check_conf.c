@@ -17,13 +17,12 @@
 
 #define CONF_NAME "test.conf"
 
-static char tmpdir[4096];
 
 static void
 conf_file(strbuf *path)
 {
 	strbuf_reset(path);
-	strbuf_printf(path, "%s/%s", tmpdir, CONF_NAME);
+	strbuf_printf(path, "%s/%s", unit_tmpdir(), CONF_NAME);
 }
 
 /* Load text as a file (NULL: no file) with up to two -o overrides. */
@@ -626,7 +625,7 @@ START_TEST(test_cannot_open)
 {
 	strbuf path = STRBUF_INIT, err = STRBUF_INIT, want = STRBUF_INIT;
 
-	strbuf_printf(&path, "%s/no-such.conf", tmpdir);
+	strbuf_printf(&path, "%s/no-such.conf", unit_tmpdir());
 	strbuf_printf(&want, "%s: cannot open: No such file or directory\n", path.s);
 	ck_assert_ptr_null(conf_load(path.s, NULL, 0, &err));
 	ck_assert_str_eq(strbuf_str(&err), want.s);
@@ -800,17 +799,5 @@ conf_suite(void)
 int
 main(void)
 {
-	const char *base = getenv("TMPDIR");
-	int rc;
-
-	snprintf(tmpdir, sizeof tmpdir, "%s/check_conf.XXXXXX",
-	         base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
-	rc = unit_run(conf_suite());
-	if (rmdir(tmpdir) != 0)
-		perror("rmdir");
-	return rc;
+	return unit_run_in_tmpdir(conf_suite(), "check_conf");
 }

@@ -24,14 +24,13 @@
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static char tmpdir[4096];
 
 /* The name the config text is loaded under: includes are relative to it. */
 static void
 conf_name(strbuf *b)
 {
 	strbuf_reset(b);
-	strbuf_printf(b, "%s/rules.conf", tmpdir);
+	strbuf_printf(b, "%s/rules.conf", unit_tmpdir());
 }
 
 static void
@@ -40,7 +39,7 @@ write_file(const char *name, const char *text)
 	strbuf path = STRBUF_INIT;
 	FILE *fp;
 
-	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	strbuf_printf(&path, "%s/%s", unit_tmpdir(), name);
 	fp = fopen(path.s, "w");
 	ck_assert_ptr_nonnull(fp);
 	fputs(text, fp);
@@ -48,13 +47,13 @@ write_file(const char *name, const char *text)
 	strbuf_free(&path);
 }
 
-/* A file or an empty directory under tmpdir. */
+/* A file or an empty directory under unit_tmpdir(). */
 static void
 remove_file(const char *name)
 {
 	strbuf path = STRBUF_INIT;
 
-	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	strbuf_printf(&path, "%s/%s", unit_tmpdir(), name);
 	if (unlink(path.s) != 0)
 		rmdir(path.s);
 	strbuf_free(&path);
@@ -66,7 +65,7 @@ mkdir_p(const char *name)
 	strbuf path = STRBUF_INIT;
 	int rc;
 
-	strbuf_printf(&path, "%s/%s", tmpdir, name);
+	strbuf_printf(&path, "%s/%s", unit_tmpdir(), name);
 	rc = mkdir(path.s, 0700) == 0 || errno == EEXIST ? 0 : -1;
 	strbuf_free(&path);
 	return rc;
@@ -1606,7 +1605,7 @@ START_TEST(test_conf_load_file)
 	conf *c;
 
 	write_file("main.conf", "connect name=x client 192.0.2.1 reject\n");
-	strbuf_printf(&path, "%s/main.conf", tmpdir);
+	strbuf_printf(&path, "%s/main.conf", unit_tmpdir());
 	c = conf_load(path.s, NULL, 0, &err);
 	ck_assert_msg(c != NULL, "%s", strbuf_str(&err));
 	ck_assert_uint_eq(rules_count(conf_rules(c, false)), 1);
@@ -1621,7 +1620,7 @@ START_TEST(test_conf_load_file)
 	ck_assert_ptr_null(conf_load(path.s, NULL, 0, &err));
 	ck_assert_msg(strstr(err.s, "main.conf:3: a NUL byte") != NULL, "%s", err.s);
 	strbuf_reset(&err);
-	ck_assert_ptr_null(conf_load(tmpdir, NULL, 0, &err));
+	ck_assert_ptr_null(conf_load(unit_tmpdir(), NULL, 0, &err));
 	ck_assert_msg(strstr(err.s, ": read error: Is a directory\n") != NULL, "%s", err.s);
 	strbuf_reset(&err);
 	{
@@ -1819,17 +1818,5 @@ rules_suite(void)
 int
 main(void)
 {
-	const char *base = getenv("TMPDIR");
-	int rc;
-
-	snprintf(tmpdir, sizeof tmpdir, "%s/check_rules.XXXXXX",
-	         base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
-	rc = unit_run(rules_suite());
-	if (rmdir(tmpdir) != 0)
-		perror("rmdir");
-	return rc;
+	return unit_run_in_tmpdir(rules_suite(), "check_rules");
 }

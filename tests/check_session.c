@@ -18,7 +18,6 @@
 #include "session.h"
 #include "strbuf.h"
 
-static char tmpdir[256];
 static strbuf logged = STRBUF_INIT;
 
 static void
@@ -41,7 +40,7 @@ load(const char *text, const char *o1, const char *o2)
 	FILE *fp;
 	conf *c;
 
-	snprintf(path, sizeof path, "%s/test.conf", tmpdir);
+	snprintf(path, sizeof path, "%s/test.conf", unit_tmpdir());
 	fp = fopen(path, "w");
 	ck_assert_ptr_nonnull(fp);
 	fputs(text, fp);
@@ -566,21 +565,10 @@ session_suite(void)
 int
 main(void)
 {
-	const char *base = getenv("TMPDIR");
-	char path[512];
 	int rc;
 
-	snprintf(tmpdir, sizeof tmpdir, "%s/check_session.XXXXXX",
-		 base != NULL && *base != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return EXIT_FAILURE;
-	}
 	log_set_hook(capture, NULL);
-	rc = unit_run(session_suite());
-	snprintf(path, sizeof path, "%s/test.conf", tmpdir);
-	unlink(path);
-	rmdir(tmpdir);
+	rc = unit_run_in_tmpdir(session_suite(), "check_session");
 	strbuf_free(&logged);
 	return rc;
 }

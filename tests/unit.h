@@ -12,4 +12,12 @@
 
 int unit_run(Suite *s);
 
+/*
+ * The same inside a fresh directory: unit_tmpdir() names it while the suite
+ * runs (tests write their config files there); it and everything in it are
+ * removed afterwards.
+ */
+int unit_run_in_tmpdir(Suite *s, const char *prefix);
+const char *unit_tmpdir(void);
+
 #endif
