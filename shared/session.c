@@ -171,9 +171,14 @@ static const unsigned long stage_nr_flag[RULES_N_STAGES] = {
 	[RULES_EOM] = 0,
 };
 
-/* The NO* flag of the stages that may be turned off entirely. */
+/*
+ * The NO* flag of the stages that may be turned off entirely. Not DATA:
+ * Postfix still sends the data stage's macro packet when the stage is off,
+ * and that lone packet, which gets no answer, is held back by Nagle on
+ * Postfix's side until our delayed ACK: 40 ms per message over inet
+ * (measured through a private Postfix: delays= 0.05 s against 0.00 s).
+ */
 static const unsigned long stage_off_flag[RULES_N_STAGES] = {
-	[RULES_DATA] = MPROTO_P_NODATA,
 	[RULES_HEADER] = MPROTO_P_NOHDRS,
 	[RULES_EOH] = MPROTO_P_NOEOH,
 	[RULES_BODY] = MPROTO_P_NOBODY,

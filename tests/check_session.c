@@ -511,14 +511,14 @@ static const struct proto_case {
 	unsigned long on, off;
 } proto_cases[] = {
 	{"", NULL,
-	 MPROTO_P_NODATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
+	 MPROTO_P_NR_DATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
 		 MPROTO_P_NR_CONN | MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_HDR,
-	 MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT},
+	 MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT | MPROTO_P_NODATA},
 	{"", "stress_header=", MPROTO_P_NOHDRS, 0},
 	{"header header Subject /x/ reject\n", NULL, 0, MPROTO_P_NR_HDR | MPROTO_P_NOHDRS},
 	{"header header Subject /x/ log reject\n", NULL, MPROTO_P_NR_HDR, MPROTO_P_NOHDRS},
 	{"data normal any tempfail\n", NULL, 0, MPROTO_P_NODATA | MPROTO_P_NR_DATA},
-	{"data normal any tempfail\n", "stress=yes", MPROTO_P_NODATA, 0},
+	{"data normal any tempfail\n", "stress=yes", MPROTO_P_NR_DATA, MPROTO_P_NODATA},
 	{"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
 	 MPROTO_P_NR_CONN},
 	{"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
