@@ -1,0 +1,961 @@
+/*
+ * Unit tests for dnsbl: names and filters alone, then lookups against a real
+ * DNS server (dnsmasq, started here on 127.0.0.1 and a free port with its
+ * zones on the command line) and against a fake server of the test's own
+ * that drops or answers on demand. A missing dnsmasq fails the suite.
+ */
+#include "config.h"
+
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "dnsbl.h"
+
+#define DNSMASQ "/usr/sbin/dnsmasq"
+/* Deadlines are the contract: allow this much for a slow, shared machine. */
+#define MARGIN_MS 200
+
+static pid_t dns_pid = -1, auth_pid = -1;
+static int dns_port, auth_port;
+static int dead_upstream = -1; /* dnsmasq forwards slow.test here: no answer */
+static char servers[64], auth_servers[64];
+
+static const char *v6_listed = "2001:db8::1";
+static const char *v6_name =
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2";
+
+/* A UDP socket on 127.0.0.1 and a free port; its port in *port. */
+static int
+udp_socket(int *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* A port free for both UDP and TCP on 127.0.0.1, for dnsmasq to bind. */
+static int
+free_port(void)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		int port, u = udp_socket(&port);
+		int t = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+		                          .sin_port = htons((uint16_t)port)};
+		int ok;
+
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = bind(t, (struct sockaddr *)&sin, sizeof sin) == 0;
+		close(t);
+		close(u);
+		if (ok)
+			return port;
+	}
+	ck_abort_msg("no free port on 127.0.0.1");
+	return -1;
+}
+
+static bool
+tcp_ready(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Starts dnsmasq with argv (argv[3] is filled in with the port). */
+static pid_t
+spawn_dnsmasq(char **argv, int *port_out)
+{
+	char port[32];
+	int port_n = free_port();
+	pid_t pid;
+
+	snprintf(port, sizeof port, "--port=%d", port_n);
+	argv[3] = port;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0 && getenv("DNSBL_TEST_VERBOSE") == NULL)
+			dup2(null, 2);
+		execv(DNSMASQ, argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int st;
+
+		if (tcp_ready(port_n)) {
+			*port_out = port_n;
+			return pid;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr,
+			        "check_dnsbl: dnsmasq exited at start (status %d)\n", st);
+			exit(EXIT_FAILURE);
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "check_dnsbl: dnsmasq did not start on port %d\n", port_n);
+	exit(EXIT_FAILURE);
+}
+
+#define DNSMASQ_COMMON                                                                   \
+	DNSMASQ, "--no-daemon", "--conf-file=/dev/null", NULL /* port */,                \
+	        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",        \
+	        "--no-hosts", "--pid-file="
+
+static void
+dns_start(void)
+{
+	char slow[64];
+	int dead_port;
+	char *argv[] = {
+	        DNSMASQ_COMMON,
+	        "--local-ttl=600",
+	        "--local=/bl.test/",
+	        "--local=/dbl.test/",
+	        "--host-record=2.0.0.127.bl.test,127.0.0.2",
+	        "--txt-record=2.0.0.127.bl.test,Listed: test entry",
+	        "--host-record=99.2.0.192.bl.test,127.0.0.4",
+	        "--txt-record=99.2.0.192.bl.test,spam from 192.0.2.99;,see bl.test",
+	        "--host-record=10.2.0.192.bl.test,127.0.1.5",
+	        "--address=/20.2.0.192.bl.test/127.0.0.2",
+	        "--address=/20.2.0.192.bl.test/127.0.0.10",
+	        "--host-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1."
+	        "0.0."
+	        "2.bl.test,127.0.0.3",
+	        "--host-record=spam.example.dbl.test,127.0.1.2",
+	        "--txt-record=spam.example.dbl.test,bad domain",
+	        slow,
+	        NULL,
+	};
+	/*
+	 * An authoritative server: its NXDOMAIN carries an SOA, every TTL 2 s.
+	 * Its own process: on an --auth-server address dnsmasq refuses the
+	 * zones it is not authoritative for.
+	 */
+	char *auth_argv[] = {
+	        DNSMASQ_COMMON,
+	        "--auth-server=ns.auth.test,127.0.0.1",
+	        "--auth-zone=auth.test",
+	        "--auth-ttl=2",
+	        "--host-record=2.0.0.127.auth.test,127.0.0.2",
+	        NULL,
+	};
+
+	if (access(DNSMASQ, X_OK) != 0) {
+		fprintf(stderr,
+		        "check_dnsbl: %s missing: install the Debian package "
+		        "dnsmasq-base\n",
+		        DNSMASQ);
+		exit(EXIT_FAILURE);
+	}
+	dead_upstream = udp_socket(&dead_port);
+	snprintf(slow, sizeof slow, "--server=/slow.test/127.0.0.1#%d", dead_port);
+	dns_pid = spawn_dnsmasq(argv, &dns_port);
+	snprintf(servers, sizeof servers, "127.0.0.1:%d", dns_port);
+	auth_pid = spawn_dnsmasq(auth_argv, &auth_port);
+	snprintf(auth_servers, sizeof auth_servers, "127.0.0.1:%d", auth_port);
+}
+
+static void
+dns_stop(void)
+{
+	pid_t pids[] = {dns_pid, auth_pid};
+
+	for (int i = 0; i < 2; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+	dns_pid = auth_pid = -1;
+	if (dead_upstream >= 0)
+		close(dead_upstream);
+	dead_upstream = -1;
+}
+
+static dnsbl_ctx *
+ctx_new(const char *srv, size_t cache, unsigned threshold, unsigned open_ms,
+        dnsbl_breaker_fn cb, void *arg)
+{
+	dnsbl_config cfg = {.servers = srv,
+	                    .try_timeout_ms = 5000,
+	                    .tries = 1,
+	                    .cache_size = cache,
+	                    .neg_ttl = 600,
+	                    .breaker_threshold = threshold,
+	                    .breaker_open_ms = open_ms,
+	                    .on_breaker = cb,
+	                    .breaker_arg = arg};
+	strbuf err = STRBUF_INIT;
+	dnsbl_ctx *ctx = dnsbl_create(&cfg, &err);
+
+	ck_assert_msg(ctx != NULL, "dnsbl_create: %s", strbuf_str(&err));
+	strbuf_free(&err);
+	return ctx;
+}
+
+/* One query, returns its status; q is left for the caller to inspect. */
+static enum dnsbl_status
+lookup1(dnsbl_ctx *ctx, dnsbl_query *q, enum dnsbl_kind kind, const char *subject,
+        const char *zone, const dnsbl_filter *f, long long budget_ms)
+{
+	dnsbl_query_init(q, kind, subject, zone, f);
+	dnsbl_lookup(ctx, q, 1, budget_deadline(budget_now_ms(), budget_ms), 0);
+	return q->status;
+}
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Names and filters. */
+
+START_TEST(test_reverse)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} cases[] = {
+	        {"192.0.2.1", "1.2.0.192"},
+	        {"127.0.0.2", "2.0.0.127"},
+	        {"2001:db8::1", NULL}, /* filled below */
+	        {"::ffff:192.0.2.1", "1.2.0.192"},
+	        {"::1",
+	         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"},
+	        {"", NULL},
+	        {"1.2.3", NULL},
+	        {"1.2.3.4.5", NULL},
+	        {"1.2.3.256", NULL},
+	        {"[192.0.2.1]", NULL},
+	        {"IPv6:2001:db8::1", NULL},
+	        {"192.0.2.1 ", NULL},
+	        {"hello", NULL},
+	        {"2001:db8::1%eth0", NULL},
+	};
+	strbuf b = STRBUF_INIT;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *want = i == 2 ? v6_name : cases[i].out;
+		bool ok = dnsbl_reverse_ip(cases[i].in, &b);
+
+		ck_assert_msg(ok == (want != NULL), "%s: %d", cases[i].in, ok);
+		if (want)
+			ck_assert_str_eq(strbuf_str(&b), want);
+		else
+			ck_assert_str_eq(strbuf_str(&b), "");
+	}
+	strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_filter_parse)
+{
+	static const struct {
+		const char *text, *err; /* err NULL: accepted; else in the message */
+	} cases[] = {
+	        {"127.0.0.2", NULL},
+	        {"127.0.0.[2..11]", NULL},
+	        {"127.0.[0..255].[2;4;8]", NULL},
+	        {"127.0.0.[2;4..7;10]", NULL},
+	        {"[127.0.0.2]", NULL},
+	        {"127.000.0.002", NULL},
+	        {"", "expected d.d.d.d"},
+	        {"127.0.0", "expected \".\" and another field"},
+	        {"127.0.0.2.3", "the end after four fields"},
+	        {"127.0.0.256", "a number 0..255 or \"[\""},
+	        {"127.0.0.[11..2]", "does not run backwards"},
+	        {"127.0.0.[2,4]", "\";\" or \"]\""},
+	        {"127.0.0.[]", "a number 0..255"},
+	        {"127.0.0.[2", "\";\" or \"]\""},
+	        {"127.0.[0.1]", "\";\" or \"]\""},
+	        {"127.0.0.3[6..9]", "the end after four fields"},
+	        {" 127.0.0.2", "a number 0..255 or \"[\""},
+	        {"127.0.0.x", "column 9"},
+	        {"127.0.0.[2..]", "after \"..\""},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		strbuf err = STRBUF_INIT;
+		dnsbl_filter *f = dnsbl_filter_parse(cases[i].text, &err);
+
+		if (cases[i].err == NULL) {
+			ck_assert_msg(f != NULL, "%s: %s", cases[i].text,
+			              strbuf_str(&err));
+		} else {
+			ck_assert_msg(f == NULL, "%s accepted", cases[i].text);
+			ck_assert_msg(strstr(strbuf_str(&err), cases[i].err) != NULL,
+			              "%s: \"%s\" lacks \"%s\"", cases[i].text,
+			              strbuf_str(&err), cases[i].err);
+		}
+		dnsbl_filter_free(f);
+		strbuf_free(&err);
+	}
+}
+END_TEST
+
+START_TEST(test_filter_match)
+{
+	static const struct {
+		const char *filter, *addr;
+		bool match;
+	} cases[] = {
+	        {"127.0.0.2", "127.0.0.2", true},
+	        {"127.0.0.2", "127.0.0.3", false},
+	        {"127.0.0.[2..11]", "127.0.0.2", true},
+	        {"127.0.0.[2..11]", "127.0.0.11", true},
+	        {"127.0.0.[2..11]", "127.0.0.12", false},
+	        {"127.0.0.[2..11]", "127.0.1.2", false},
+	        {"127.0.[0..255].[2;4;8]", "127.0.77.4", true},
+	        {"127.0.[0..255].[2;4;8]", "127.0.77.5", false},
+	        {"127.0.0.[2;4..7;10]", "127.0.0.6", true},
+	        {"127.0.0.[2;4..7;10]", "127.0.0.9", false},
+	        {"[127.0.0.2]", "127.0.0.2", true},
+	        {"0.0.0.0", "0.0.0.0", true},
+	        {"255.255.255.[255]", "255.255.255.255", true},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		strbuf err = STRBUF_INIT;
+		dnsbl_filter *f = dnsbl_filter_parse(cases[i].filter, &err);
+		unsigned char a[4];
+
+		ck_assert_msg(f != NULL, "%s", strbuf_str(&err));
+		ck_assert_int_eq(inet_pton(AF_INET, cases[i].addr, a), 1);
+		ck_assert_msg(dnsbl_filter_match(f, a) == cases[i].match, "%s ~ %s",
+		              cases[i].filter, cases[i].addr);
+		dnsbl_filter_free(f);
+		strbuf_free(&err);
+	}
+	ck_assert(dnsbl_filter_match(NULL, (const unsigned char *)"\x7f\0\0\x02"));
+}
+END_TEST
+
+START_TEST(test_bad_servers)
+{
+	dnsbl_config cfg = {.servers = "not-an-address:53"};
+	strbuf err = STRBUF_INIT;
+
+	ck_assert_ptr_null(dnsbl_create(&cfg, &err));
+	ck_assert_msg(strstr(strbuf_str(&err), "bad DNS server list") != NULL, "%s",
+	              strbuf_str(&err));
+	strbuf_free(&err);
+}
+END_TEST
+
+/* Lookups against dnsmasq. */
+
+START_TEST(test_lookups)
+{
+	static const struct {
+		enum dnsbl_kind kind;
+		const char *subject, *zone, *filter;
+		enum dnsbl_status want;
+		unsigned naddr;
+		const char *first, *txt, *err; /* first: addr[0] */
+	} cases[] = {
+	        {DNSBL_IP, "127.0.0.2", "bl.test", NULL, DNSBL_LISTED, 1, "127.0.0.2",
+	         "Listed: test entry", NULL},
+	        {DNSBL_IP, "127.0.0.2", "BL.Test.", "127.0.0.[2..11]", DNSBL_LISTED, 1,
+	         "127.0.0.2", "Listed: test entry", NULL},
+	        {DNSBL_IP, "127.0.0.3", "bl.test", NULL, DNSBL_NOT_LISTED, 0, NULL, "",
+	         NULL},
+	        {DNSBL_IP, "192.0.2.99", "bl.test", NULL, DNSBL_LISTED, 1, "127.0.0.4",
+	         "spam from 192.0.2.99;see bl.test", NULL},
+	        {DNSBL_IP, "::ffff:192.0.2.99", "bl.test", NULL, DNSBL_LISTED, 1,
+	         "127.0.0.4", "spam from 192.0.2.99;see bl.test", NULL},
+	        {DNSBL_IP, "2001:db8::1", "bl.test", NULL, DNSBL_LISTED, 1, "127.0.0.3",
+	         "", NULL},
+	        {DNSBL_IP, "2001:db8::2", "bl.test", NULL, DNSBL_NOT_LISTED, 0, NULL, "",
+	         NULL},
+	        /* 127.0.1.5: listed, but not with the codes the filter asks for. */
+	        {DNSBL_IP, "192.0.2.10", "bl.test", "127.0.0.[2..11]", DNSBL_NOT_LISTED,
+	         0, NULL, "", NULL},
+	        {DNSBL_IP, "192.0.2.10", "bl.test", NULL, DNSBL_LISTED, 1, "127.0.1.5",
+	         "", NULL},
+	        {DNSBL_IP, "192.0.2.20", "bl.test", NULL, DNSBL_LISTED, 2, NULL, "",
+	         NULL},
+	        {DNSBL_IP, "192.0.2.20", "bl.test", "127.0.0.10", DNSBL_LISTED, 1,
+	         "127.0.0.10", "", NULL},
+	        {DNSBL_NAME, "spam.example", "dbl.test", NULL, DNSBL_LISTED, 1,
+	         "127.0.1.2", "bad domain", NULL},
+	        {DNSBL_NAME, "Spam.EXAMPLE.", "dbl.test", NULL, DNSBL_LISTED, 1,
+	         "127.0.1.2", "bad domain", NULL},
+	        {DNSBL_NAME, "good.example", "dbl.test", NULL, DNSBL_NOT_LISTED, 0, NULL,
+	         "", NULL},
+	        {DNSBL_NAME, "[192.0.2.1]", "dbl.test", NULL, DNSBL_ERROR, 0, NULL, "",
+	         "is not a domain name"},
+	        {DNSBL_NAME, "a..b", "dbl.test", NULL, DNSBL_ERROR, 0, NULL, "",
+	         "is not a domain name"},
+	        {DNSBL_IP, "192.0.2.1", "bad zone", NULL, DNSBL_ERROR, 0, NULL, "",
+	         "zone \"bad zone\" is not a domain name"},
+	        {DNSBL_IP, "unknown", "bl.test", NULL, DNSBL_ERROR, 0, NULL, "",
+	         "is not an IP address"},
+	        /* dnsmasq refuses what it neither has nor may forward; c-ares 1.18
+	         * tries the next server and, with none left, says it could not
+	         * contact any. */
+	        {DNSBL_IP, "127.0.0.2", "other.test", NULL, DNSBL_ERROR, 0, NULL, "",
+	         "2.0.0.127.other.test: "},
+	};
+	dnsbl_ctx *ctx = ctx_new(servers, 0, 0, 0, NULL, NULL);
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		dnsbl_filter *f = NULL;
+		strbuf err = STRBUF_INIT;
+		dnsbl_query q;
+		char a[INET_ADDRSTRLEN];
+
+		if (cases[i].filter)
+			ck_assert((f = dnsbl_filter_parse(cases[i].filter, &err)) !=
+			          NULL);
+		lookup1(ctx, &q, cases[i].kind, cases[i].subject, cases[i].zone, f, 5000);
+		ck_assert_msg(q.status == cases[i].want, "%zu %s: %s (%s)", i,
+		              cases[i].subject, dnsbl_status_name(q.status),
+		              strbuf_str(&q.err));
+		ck_assert_uint_eq(q.naddr, cases[i].naddr);
+		if (cases[i].first) {
+			inet_ntop(AF_INET, q.addr[0], a, sizeof a);
+			ck_assert_str_eq(a, cases[i].first);
+		}
+		ck_assert_str_eq(strbuf_str(&q.txt), cases[i].txt);
+		if (cases[i].err)
+			ck_assert_msg(strcasestr(strbuf_str(&q.err), cases[i].err) !=
+			                      NULL,
+			              "%s: %s", cases[i].subject, strbuf_str(&q.err));
+		dnsbl_query_free(&q);
+		dnsbl_filter_free(f);
+		strbuf_free(&err);
+	}
+	dnsbl_free(ctx);
+}
+END_TEST
+
+START_TEST(test_name_and_no_txt)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 0, 0, 0, NULL, NULL);
+	dnsbl_query q;
+	dnsbl_stats st;
+
+	dnsbl_query_init(&q, DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	dnsbl_lookup(ctx, &q, 1, budget_deadline(budget_now_ms(), 5000), DNSBL_NO_TXT);
+	ck_assert_int_eq(q.status, DNSBL_LISTED);
+	ck_assert_str_eq(strbuf_str(&q.name), "2.0.0.127.bl.test");
+	ck_assert_str_eq(strbuf_str(&q.txt), "");
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, 1); /* A only */
+	dnsbl_query_free(&q);
+
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, v6_listed, "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
+	ck_assert_str_eq(strbuf_str(&q.name),
+	                 "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	                 "0.8.b.d.0.1.0.0.2.bl.test");
+	dnsbl_query_free(&q);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/*
+ * slow.test is forwarded to a server that never answers: without
+ * DNSBL_FIRST the call waits for it until the deadline; with it, the listed
+ * answer ends the call long before.
+ */
+START_TEST(test_parallel_first)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 0, 0, 0, NULL, NULL);
+	dnsbl_query q[4];
+	long long t0, took;
+	int first;
+
+	for (int round = 0; round < 2; round++) {
+		unsigned flags = round == 0 ? DNSBL_FIRST : 0;
+		long long budget = round == 0 ? 5000 : 400;
+
+		dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.3", "bl.test", NULL);
+		dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
+		dnsbl_query_init(&q[2], DNSBL_IP, "192.0.2.99", "bl.test", NULL);
+		dnsbl_query_init(&q[3], DNSBL_NAME, "spam.example", "slow.test", NULL);
+		t0 = budget_now_ms();
+		first = dnsbl_lookup(ctx, q, 4, budget_deadline(t0, budget), flags);
+		took = budget_now_ms() - t0;
+		ck_assert_int_eq(first, 2);
+		ck_assert_int_eq(q[2].status, DNSBL_LISTED);
+		ck_assert_str_eq(strbuf_str(&q[2].txt),
+		                 "spam from 192.0.2.99;see bl.test");
+		if (round == 0) {
+			ck_assert_msg(took < 2000, "DNSBL_FIRST still waited %lld ms",
+			              took);
+			ck_assert_int_eq(q[1].status, DNSBL_CANCELLED);
+			ck_assert_int_eq(q[3].status, DNSBL_CANCELLED);
+		} else {
+			ck_assert_msg(took >= budget - 5 && took < budget + MARGIN_MS,
+			              "took %lld ms for a %lld ms budget", took, budget);
+			ck_assert_int_eq(q[0].status, DNSBL_NOT_LISTED);
+			ck_assert_int_eq(q[1].status, DNSBL_TIMEOUT);
+			ck_assert_int_eq(q[3].status, DNSBL_TIMEOUT);
+			ck_assert(q[0].ms < q[1].ms);
+		}
+		for (int i = 0; i < 4; i++)
+			dnsbl_query_free(&q[i]);
+	}
+	dnsbl_free(ctx);
+}
+END_TEST
+
+START_TEST(test_cache)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
+	dnsbl_query q;
+	dnsbl_stats st;
+	double t_net = 0, t_cache = 0, t;
+	static const char *subjects[] = {"127.0.0.2", "127.0.0.3"};
+
+	for (int s = 0; s < 2; s++) {
+		unsigned long long sent;
+
+		t = now_us();
+		lookup1(ctx, &q, DNSBL_IP, subjects[s], "bl.test", NULL, 5000);
+		t_net += now_us() - t;
+		ck_assert(!q.cached);
+		dnsbl_query_free(&q);
+		dnsbl_get_stats(ctx, &st);
+		sent = st.sent;
+		ck_assert_uint_eq(sent, s == 0 ? 2 : 3); /* A+TXT, then A */
+		t = now_us();
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, subjects[s], "bl.test", NULL, 5000),
+		        s == 0 ? DNSBL_LISTED : DNSBL_NOT_LISTED);
+		t_cache += now_us() - t;
+		ck_assert(q.cached);
+		if (s == 0)
+			ck_assert_str_eq(strbuf_str(&q.txt), "Listed: test entry");
+		dnsbl_query_free(&q);
+		dnsbl_get_stats(ctx, &st);
+		ck_assert_uint_eq(st.sent, sent);
+	}
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.cache_hits, 3);
+	/* The filter applies to the cached records: same answer, other verdict. */
+	{
+		strbuf err = STRBUF_INIT;
+		dnsbl_filter *f = dnsbl_filter_parse("127.0.0.3", &err);
+
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", f, 5000),
+		        DNSBL_NOT_LISTED);
+		ck_assert(q.cached);
+		dnsbl_query_free(&q);
+		dnsbl_filter_free(f);
+		strbuf_free(&err);
+	}
+	fprintf(stderr,
+	        "check_dnsbl: lookup over loopback %.0f us, from the cache %.1f us\n",
+	        t_net / 2, t_cache / 2);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/* An LRU cache of 2 keeps the two most recently used names. */
+START_TEST(test_cache_evicts)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 2, 0, 0, NULL, NULL);
+	dnsbl_query q;
+	static const char *order[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3"};
+	static const struct {
+		const char *subject;
+		bool cached;
+	} after[] = {{"10.0.0.1", true}, {"10.0.0.3", true}, {"10.0.0.2", false}};
+
+	for (size_t i = 0; i < 4; i++) {
+		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
+		dnsbl_query_free(&q);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, after[i].subject, "bl.test",
+		                         NULL, 5000),
+		                 DNSBL_NOT_LISTED);
+		ck_assert_msg(q.cached == after[i].cached, "%s", after[i].subject);
+		dnsbl_query_free(&q);
+	}
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/*
+ * auth.test answers with TTL 2 and an SOA (minimum 2) on NXDOMAIN; bl.test's
+ * NXDOMAIN has no SOA and gets neg_ttl (600), its A record TTL 600: after
+ * 2 s only the auth.test answers are gone.
+ */
+START_TEST(test_cache_ttl)
+{
+	/* Two servers, two contexts, the same clock. */
+	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
+	dnsbl_ctx *auth = ctx_new(auth_servers, 100, 0, 0, NULL, NULL);
+	static const struct {
+		bool auth;
+		const char *subject, *zone;
+		enum dnsbl_status want;
+		bool cached_late;
+	} cases[] = {
+	        {true, "127.0.0.2", "auth.test", DNSBL_LISTED, false},
+	        {true, "127.0.0.3", "auth.test", DNSBL_NOT_LISTED, false},
+	        {false, "127.0.0.3", "bl.test", DNSBL_NOT_LISTED, true},
+	        {false, "127.0.0.2", "bl.test", DNSBL_LISTED, true},
+	};
+	dnsbl_query q;
+
+	for (int round = 0; round < 3; round++) {
+		if (round == 2)
+			usleep(2300 * 1000);
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			ck_assert_int_eq(lookup1(cases[i].auth ? auth : ctx, &q, DNSBL_IP,
+			                         cases[i].subject, cases[i].zone, NULL,
+			                         5000),
+			                 cases[i].want);
+			bool want = round == 1 || (round == 2 && cases[i].cached_late);
+			ck_assert_msg(q.cached == want, "round %d %s.%s cached %d", round,
+			              cases[i].subject, cases[i].zone, q.cached);
+			dnsbl_query_free(&q);
+		}
+	}
+	dnsbl_free(ctx);
+	dnsbl_free(auth);
+}
+END_TEST
+
+/*
+ * A fake DNS server on 127.0.0.1: drops queries, or answers NXDOMAIN, as the
+ * test says; counts what it receives.
+ */
+struct fake {
+	int fd, port;
+	atomic_bool answer, stop;
+	atomic_uint received;
+	pthread_t thread;
+};
+
+static void *
+fake_main(void *arg)
+{
+	struct fake *f = arg;
+	unsigned char buf[1500];
+
+	while (!atomic_load(&f->stop)) {
+		struct pollfd p = {.fd = f->fd, .events = POLLIN};
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof from;
+		ssize_t n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = recvfrom(f->fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
+		if (n < 12)
+			continue;
+		atomic_fetch_add(&f->received, 1);
+		if (!atomic_load(&f->answer))
+			continue;
+		/* The question back, as a response: QR, RD kept, RA, NXDOMAIN. */
+		buf[2] = (unsigned char)(0x80 | (buf[2] & 0x01));
+		buf[3] = 0x83;
+		sendto(f->fd, buf, (size_t)n, 0, (struct sockaddr *)&from, flen);
+	}
+	return NULL;
+}
+
+static void
+fake_start(struct fake *f, char *srv, size_t len)
+{
+	memset(f, 0, sizeof *f);
+	f->fd = udp_socket(&f->port);
+	snprintf(srv, len, "127.0.0.1:%d", f->port);
+	ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void
+fake_stop(struct fake *f)
+{
+	atomic_store(&f->stop, true);
+	pthread_join(f->thread, NULL);
+	close(f->fd);
+}
+
+START_TEST(test_deadline)
+{
+	struct fake f;
+	char srv[64];
+	dnsbl_ctx *ctx;
+	dnsbl_query q;
+	dnsbl_stats st;
+	static const long long budgets[] = {300, 50};
+
+	fake_start(&f, srv, sizeof srv);
+	ctx = ctx_new(srv, 100, 0, 0, NULL, NULL);
+	for (size_t i = 0; i < 2; i++) {
+		long long t0 = budget_now_ms(), took;
+
+		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL,
+		                         budgets[i]),
+		                 DNSBL_TIMEOUT);
+		took = budget_now_ms() - t0;
+		ck_assert_msg(took >= budgets[i] - 5 && took < budgets[i] + MARGIN_MS,
+		              "took %lld ms for a %lld ms budget", took, budgets[i]);
+		dnsbl_query_free(&q);
+	}
+	/* A deadline already past sends nothing. */
+	dnsbl_get_stats(ctx, &st);
+	unsigned long long sent = st.sent;
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.9", "bl.test", NULL, -1),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, sent);
+	ck_assert_uint_eq(st.timeouts, 2);
+	dnsbl_free(ctx);
+	fake_stop(&f);
+}
+END_TEST
+
+struct events {
+	pthread_mutex_t mu;
+	int suspended, resumed;
+	unsigned timeouts;
+	char zone[64];
+};
+
+static void
+on_breaker(void *arg, const char *zone, bool suspended, unsigned timeouts)
+{
+	struct events *e = arg;
+
+	pthread_mutex_lock(&e->mu);
+	if (suspended) {
+		e->suspended++;
+		e->timeouts = timeouts;
+	} else {
+		e->resumed++;
+	}
+	snprintf(e->zone, sizeof e->zone, "%s", zone);
+	pthread_mutex_unlock(&e->mu);
+}
+
+START_TEST(test_breaker)
+{
+	struct fake f;
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	char srv[64];
+	dnsbl_ctx *ctx;
+	dnsbl_query q, two[2];
+	dnsbl_stats st;
+	unsigned received;
+	long long t0;
+
+	fake_start(&f, srv, sizeof srv);
+	ctx = ctx_new(srv, 100, 3, 400, on_breaker, &ev);
+	/* Three timeouts suspend the zone, once. */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "BL.test", NULL, 100),
+		        DNSBL_TIMEOUT);
+		dnsbl_query_free(&q);
+		ck_assert_int_eq(ev.suspended, i == 2 ? 1 : 0);
+	}
+	ck_assert_uint_eq(ev.timeouts, 3);
+	ck_assert_str_eq(ev.zone, "bl.test");
+	/* Suspended: skipped at once, nothing sent; other zones still go. */
+	usleep(50 * 1000);
+	received = atomic_load(&f.received);
+	dnsbl_get_stats(ctx, &st);
+	unsigned long long sent = st.sent;
+	t0 = budget_now_ms();
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 1000),
+		        DNSBL_SKIPPED);
+		dnsbl_query_free(&q);
+	}
+	ck_assert_msg(budget_now_ms() - t0 < 100, "skipping took %lld ms",
+	              budget_now_ms() - t0);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, sent);
+	ck_assert_uint_eq(st.skipped, 5);
+	ck_assert_uint_eq(atomic_load(&f.received), received);
+	ck_assert_int_eq(ev.suspended, 1);
+
+	/* After the open time one probe goes; an answer resumes the zone. */
+	usleep(450 * 1000);
+	atomic_store(&f.answer, true);
+	dnsbl_query_init(&two[0], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	dnsbl_query_init(&two[1], DNSBL_IP, "127.0.0.4", "bl.test", NULL);
+	dnsbl_lookup(ctx, two, 2, budget_deadline(budget_now_ms(), 2000), 0);
+	ck_assert_int_eq(two[0].status, DNSBL_NOT_LISTED);
+	ck_assert_int_eq(two[1].status, DNSBL_SKIPPED);
+	dnsbl_query_free(&two[0]);
+	dnsbl_query_free(&two[1]);
+	ck_assert_int_eq(ev.resumed, 1);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.5", "bl.test", NULL, 2000),
+	                 DNSBL_NOT_LISTED);
+	dnsbl_query_free(&q);
+
+	/* Suspended again; a probe that times out keeps it suspended, quietly. */
+	atomic_store(&f.answer, false);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.6", "bl.test", NULL, 100),
+		        DNSBL_TIMEOUT);
+		dnsbl_query_free(&q);
+	}
+	ck_assert_int_eq(ev.suspended, 2);
+	usleep(450 * 1000);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.7", "bl.test", NULL, 100),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.7", "bl.test", NULL, 100),
+	                 DNSBL_SKIPPED);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.suspended, 2);
+	ck_assert_int_eq(ev.resumed, 1);
+	dnsbl_free(ctx);
+	fake_stop(&f);
+}
+END_TEST
+
+#define THREADS 16
+#define PER_THREAD 200
+
+struct worker {
+	dnsbl_ctx *ctx;
+	int id, bad;
+	char why[200];
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char ip[32];
+
+	for (int i = 0; i < PER_THREAD && w->bad == 0; i++) {
+		dnsbl_query q[2];
+		bool listed = i % 5 == 0;
+
+		if (listed)
+			snprintf(ip, sizeof ip, "127.0.0.2");
+		else
+			snprintf(ip, sizeof ip, "10.%d.%d.%d", w->id, i / 256, i % 256);
+		dnsbl_query_init(&q[0], DNSBL_IP, ip, "bl.test", NULL);
+		dnsbl_query_init(&q[1], DNSBL_NAME,
+		                 i % 2 ? "spam.example" : "good.example", "dbl.test",
+		                 NULL);
+		dnsbl_lookup(w->ctx, q, 2, budget_deadline(budget_now_ms(), 10000), 0);
+		if (q[0].status != (listed ? DNSBL_LISTED : DNSBL_NOT_LISTED) ||
+		    q[1].status != (i % 2 ? DNSBL_LISTED : DNSBL_NOT_LISTED) ||
+		    (listed &&
+		     strcmp(strbuf_str(&q[0].txt), "Listed: test entry") != 0)) {
+			w->bad++;
+			snprintf(w->why, sizeof w->why, "%s: %s (%s), %s", ip,
+			         dnsbl_status_name(q[0].status), strbuf_str(&q[0].err),
+			         dnsbl_status_name(q[1].status));
+		}
+		dnsbl_query_free(&q[0]);
+		dnsbl_query_free(&q[1]);
+	}
+	return NULL;
+}
+
+START_TEST(test_threads)
+{
+	/* A small cache: hits, misses and evictions from every thread at once. */
+	dnsbl_ctx *ctx = ctx_new(servers, 64, 5, 1000, NULL, NULL);
+	struct worker w[THREADS];
+	pthread_t t[THREADS];
+	dnsbl_stats st;
+	long long t0 = budget_now_ms();
+
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){.ctx = ctx, .id = i};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(w[i].bad == 0, "thread %d: %s", i, w[i].why);
+	}
+	dnsbl_get_stats(ctx, &st);
+	fprintf(stderr,
+	        "check_dnsbl: %d lookups on %d threads in %lld ms: %llu sent, "
+	        "%llu cache hits\n",
+	        THREADS * PER_THREAD, THREADS, budget_now_ms() - t0, st.sent,
+	        st.cache_hits);
+	ck_assert_uint_eq(st.timeouts, 0);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+static Suite *
+dnsbl_suite(void)
+{
+	Suite *s = suite_create("dnsbl");
+	TCase *pure = tcase_create("pure");
+	TCase *net = tcase_create("net");
+
+	tcase_add_test(pure, test_reverse);
+	tcase_add_test(pure, test_filter_parse);
+	tcase_add_test(pure, test_filter_match);
+	tcase_add_test(pure, test_bad_servers);
+	suite_add_tcase(s, pure);
+
+	/* One dnsmasq for the whole case, started in the parent of the forks. */
+	tcase_add_unchecked_fixture(net, dns_start, dns_stop);
+	tcase_set_timeout(net, 60);
+	tcase_add_test(net, test_lookups);
+	tcase_add_test(net, test_name_and_no_txt);
+	tcase_add_test(net, test_parallel_first);
+	tcase_add_test(net, test_cache);
+	tcase_add_test(net, test_cache_evicts);
+	tcase_add_test(net, test_cache_ttl);
+	tcase_add_test(net, test_deadline);
+	tcase_add_test(net, test_breaker);
+	tcase_add_test(net, test_threads);
+	suite_add_tcase(s, net);
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run(dnsbl_suite());
+}
