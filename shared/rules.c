@@ -13,6 +13,7 @@
 #include <pcre2.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "textfile.h"
 
 /*
@@ -50,10 +51,17 @@ enum check_kind {
 	K_MACRO,
 	K_RCPT_COUNT,
 	K_HEADER,
+	K_DNSBL,
+	K_RHSBL_HELO,
+	K_RHSBL_SENDER,
+	K_RHSBL_CLIENT,
+	K_BODY,
 	K_STRESS,
 	K_ANY,
 	K_N_KINDS
 };
+
+#define ZONE_EXPECTS "a zone, optionally with =FILTER (zen.example.org=127.0.0.[2..11])"
 
 /* What each kind is called, what it takes, and from which stages it can see. */
 static const struct kind_desc {
@@ -76,6 +84,11 @@ static const struct kind_desc {
         [K_MACRO] = {"macro", true, RULES_CONNECT, RULES_EOM, "a value or /regex/"},
         [K_RCPT_COUNT] = {"rcpt_count", false, RULES_RCPT, RULES_EOM, NULL},
         [K_HEADER] = {"header", true, RULES_HEADER, RULES_EOM, "a /regex/"},
+        [K_DNSBL] = {"dnsbl", true, RULES_CONNECT, RULES_EOM, ZONE_EXPECTS},
+        [K_RHSBL_HELO] = {"rhsbl_helo", true, RULES_HELO, RULES_EOM, ZONE_EXPECTS},
+        [K_RHSBL_SENDER] = {"rhsbl_sender", true, RULES_MAIL, RULES_EOM, ZONE_EXPECTS},
+        [K_RHSBL_CLIENT] = {"rhsbl_client", true, RULES_CONNECT, RULES_EOM, ZONE_EXPECTS},
+        [K_BODY] = {"body", true, RULES_BODY, RULES_EOM, "a /regex/"},
         [K_STRESS] = {"stress", false, RULES_CONNECT, RULES_EOM, NULL},
         [K_ANY] = {"any", false, RULES_CONNECT, RULES_EOM, NULL},
 };
@@ -97,7 +110,8 @@ static const char *const default_text[] = {
 
 const char *const rules_template_vars[] = {
         "client_addr", "client_name", "helo_name", "sender", "recipient",
-        "queue_id",    "rule",        "stage",     "stress", NULL,
+        "queue_id",    "rule",        "stage",     "stress", "rbl_domain",
+        "rbl_what",    "rbl_reason",  "rbl_class", NULL,
 };
 
 /* Parsed rules: tokens as written, before expansion. */
@@ -157,6 +171,8 @@ enum value_kind {
 	V_LOCAL,      /* user@ */
 	V_DOMAIN,     /* @domain */
 	V_STRING,     /* macro: case-sensitive */
+	V_ZONE,       /* dnsbl, rhsbl_*: s the zone in lower case, maybe a filter */
+	V_BODY,       /* body: s the /regex/flags, body_idx its place in the set */
 };
 
 typedef struct value {
@@ -165,6 +181,8 @@ typedef struct value {
 	size_t len;
 	addr_cidr cidr;
 	pcre2_code *re;
+	dnsbl_filter *filter; /* V_ZONE; NULL: any A record lists */
+	size_t body_idx;      /* V_BODY */
 } value;
 
 typedef struct check {
@@ -182,6 +200,8 @@ struct rule {
 	const rules_table *table;
 	char *name;
 	enum rules_stage stage;
+	unsigned mode;  /* MODE_*: a "stress" rule runs expensive checks under stress */
+	unsigned costs; /* RULES_COST_* of its checks */
 	check *checks;
 	size_t n_checks;
 	rules_action action;
@@ -203,6 +223,9 @@ struct rules_table {
 	rules_var_fn param;
 	void *param_ctx;
 	pcre2_match_context *mctx;
+	char **body_pat; /* the body regexes, each once, in body_idx order */
+	size_t n_body;
+	bodyscan_set *body;
 };
 
 /* Small helpers. */
@@ -1244,6 +1267,89 @@ address_value(value *v, const char *word)
 	return true;
 }
 
+/*
+ * A domain name as DNS takes it: labels of letters, digits, '-' and '_' of
+ * 1 to 63 bytes, at most 253 bytes, no final dot.
+ */
+static bool
+valid_domain(const char *s, size_t n)
+{
+	size_t label = 0, i;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		           is_digit(ch) || ch == '-' || ch == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0;
+}
+
+/* ZONE[=FILTER]: the zone in lower case, as DNS compares it. */
+static void
+lower_zone(char *s)
+{
+	for (; *s != '\0' && *s != '='; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/* ZONE[=FILTER] of dnsbl and rhsbl_*. */
+static bool
+zone_value(cctx *c, enum check_kind kind, const char *word, const where *w, value *v)
+{
+	const char *eq = strchr(word, '=');
+	size_t n = eq != NULL ? (size_t)(eq - word) : strlen(word);
+	strbuf why = STRBUF_INIT;
+
+	if (!valid_domain(word, n)) {
+		problem_in(c, w, 0,
+		           "%s: bad zone '%.*s': expected a domain name such as "
+		           "zen.example.org",
+		           kinds[kind].name, (int)n, word);
+		return false;
+	}
+	if (eq != NULL && (v->filter = dnsbl_filter_parse(eq + 1, &why)) == NULL) {
+		problem_in(c, w, n + 1, "%s: bad filter '%s': %s", kinds[kind].name,
+		           eq + 1, strbuf_str(&why));
+		strbuf_free(&why);
+		return false;
+	}
+	set_string(v, V_ZONE, word, n);
+	lower_zone(v->s);
+	return true;
+}
+
+/* A body regex: compiled here for its problems, by the table's set for use. */
+static bool
+body_value(cctx *c, const char *word, const where *w, value *v)
+{
+	if (!compile_regex(c, word, w, v))
+		return false;
+	pcre2_code_free(v->re);
+	v->re = NULL;
+	set_string(v, V_BODY, word, strlen(word));
+	return true;
+}
+
+static bool
+is_dns_kind(enum check_kind kind)
+{
+	return kind == K_DNSBL || kind == K_RHSBL_HELO || kind == K_RHSBL_SENDER ||
+	       kind == K_RHSBL_CLIENT;
+}
+
 /* One value of a check, after expansion; false after a problem. */
 static bool
 parse_value(cctx *c, enum check_kind kind, const char *word, const where *w, value *v)
@@ -1257,6 +1363,14 @@ parse_value(cctx *c, enum check_kind kind, const char *word, const where *w, val
 		           kinds[kind].expects);
 		return false;
 	}
+	if (kind == K_BODY) {
+		if (word[0] == '/')
+			return body_value(c, word, w, v);
+		problem_in(c, w, 0, "body: '%s' is not a /regex/", word);
+		return false;
+	}
+	if (is_dns_kind(kind))
+		return zone_value(c, kind, word, w, v);
 	if (word[0] == '/' && kind != K_CLIENT)
 		return compile_regex(c, word, w, v);
 	switch (kind) {
@@ -1309,6 +1423,7 @@ value_free(value *v)
 {
 	free(v->s);
 	pcre2_code_free(v->re);
+	dnsbl_filter_free(v->filter);
 }
 
 /* For the dump: quoted when it would not read back as the same one word. */
@@ -1410,6 +1525,8 @@ token_values(cctx *c, check *ck, const rtoken *t, strbuf *shown)
 			put_word(shown, word, false);
 			ok = file_values(c, ck, word + 5, &w) && ok;
 		} else {
+			if (is_dns_kind(ck->kind))
+				lower_zone(word);
 			put_word(shown, word, t->quoted);
 			if (parse_value(c, ck->kind, word, &w, &v))
 				*new_value(ck) = v;
@@ -1855,6 +1972,14 @@ rule_free(rule *r)
 	free(r);
 }
 
+static unsigned
+check_cost(enum check_kind kind)
+{
+	if (is_dns_kind(kind))
+		return RULES_COST_DNSBL;
+	return kind == K_BODY ? RULES_COST_BODY : 0;
+}
+
 static rule *
 compile_rule(cctx *c)
 {
@@ -1866,6 +1991,7 @@ compile_rule(cctx *c)
 
 	r->table = c->t;
 	r->stage = pr->stage;
+	r->mode = pr->mode;
 	strbuf_printf(&name, "%s:%u", pr->file, pr->line);
 	strbuf_printf(&shown, "%s: %s %s", strbuf_str(&name), stage_names[pr->stage],
 	              pr->mode == MODE_BOTH     ? "both"
@@ -1883,6 +2009,7 @@ compile_rule(cctx *c)
 		strbuf_puts(&shown, i == 0 ? " " : " and ");
 		if (!compile_check(c, &pr->checks[i], &r->checks[i], &shown))
 			ok = false;
+		r->costs |= check_cost(pr->checks[i].kind);
 	}
 	if (!compile_action(c, &pr->action, r, &shown))
 		ok = false;
@@ -1933,6 +2060,39 @@ add_macro(rules_table *t, enum rules_stage s, const char *name)
 	t->macros[s][t->n_macros[s]] = NULL;
 }
 
+/* A body check's regexes into the table's list, each once. */
+static void
+add_body(rules_table *t, check *ck)
+{
+	size_t i, k;
+
+	for (i = 0; i < ck->n_values; i++) {
+		for (k = 0; k < t->n_body; k++)
+			if (strcmp(t->body_pat[k], ck->v[i].s) == 0)
+				break;
+		if (k == t->n_body) {
+			t->body_pat = grow(t->body_pat, t->n_body, sizeof *t->body_pat);
+			t->body_pat[t->n_body++] = ck->v[i].s;
+		}
+		ck->v[i].body_idx = k;
+	}
+}
+
+/* The one scanner set of a table; its regexes compiled once already. */
+static bool
+table_body_set(rules_table *t, rules_report_fn report, void *ctx)
+{
+	strbuf err = STRBUF_INIT;
+
+	if (t->n_body == 0)
+		return true;
+	t->body = bodyscan_compile((const char *const *)t->body_pat, t->n_body, &err);
+	if (t->body == NULL && report != NULL)
+		report(ctx, "body", 0, 0, strbuf_str(&err));
+	strbuf_free(&err);
+	return t->body != NULL;
+}
+
 static void
 table_add(rules_table *t, rule *r)
 {
@@ -1952,6 +2112,8 @@ table_add(rules_table *t, rule *r)
 			add_macro(t, s, r->checks[i].name);
 		if (r->checks[i].kind == K_AUTHENTICATED)
 			add_macro(t, s, AUTH_MACRO);
+		if (r->checks[i].kind == K_BODY)
+			add_body(t, &r->checks[i]);
 	}
 }
 
@@ -1969,6 +2131,8 @@ rules_table_free(rules_table *t)
 		free(t->macros[i]);
 	}
 	free(t->v);
+	free(t->body_pat);
+	bodyscan_set_free(t->body);
 	pcre2_match_context_free(t->mctx);
 	free(t);
 }
@@ -2065,6 +2229,9 @@ rules_compile(const rules_source *src, const rules_env env[2], rules_table *out[
 		problems_free(&ps[0]);
 		problems_free(&ps[1]);
 	}
+	for (p = 0; p < 2; p++)
+		if (!table_body_set(out[p], report, ctx))
+			ok = false;
 	return ok;
 }
 
@@ -2276,6 +2443,258 @@ compare(enum cmp_op op, unsigned long long a, unsigned long long b)
 	return false;
 }
 
+/* Expensive checks. */
+
+/* The DNS kinds, in the order of eval_ctx's subjects. */
+static const struct dns_kind {
+	enum check_kind kind;
+	enum dnsbl_kind qkind;
+	const char *class; /* $rbl_class, in Postfix's words (default_rbl_reply) */
+} dns_kinds[] = {
+        {K_DNSBL, DNSBL_IP, "Client host"},
+        {K_RHSBL_HELO, DNSBL_NAME, "Helo command"},
+        {K_RHSBL_SENDER, DNSBL_NAME, "Sender address"},
+        {K_RHSBL_CLIENT, DNSBL_NAME, "Client host"},
+};
+
+#define N_DNS_KINDS (sizeof dns_kinds / sizeof dns_kinds[0])
+
+static size_t
+dns_kind_index(enum check_kind kind)
+{
+	size_t i;
+
+	for (i = 0; i < N_DNS_KINDS; i++)
+		if (dns_kinds[i].kind == kind)
+			return i;
+	ms_panic(__func__, "not a DNS check kind");
+	return 0;
+}
+
+/* One evaluation of a stage. */
+typedef struct eval_ctx {
+	const rules_table *t;
+	enum rules_stage stage;
+	const rules_facts *f;
+	const rules_expensive *x;
+	rules_eval_info *info;
+	/* What each DNS kind looks up, NULL for nothing (unknown, not a name). */
+	const char *subject[N_DNS_KINDS];
+	strbuf subject_buf[N_DNS_KINDS];
+	dnsbl_query *q;
+	size_t n_q;
+	/* The current rule's first listing, for $rbl_*. */
+	const dnsbl_query *hit;
+	size_t hit_kind;
+} eval_ctx;
+
+enum tri { T_NO, T_YES, T_UNKNOWN };
+
+/* s (n bytes) without a final dot, if it is a domain name. */
+static const char *
+domain_subject(strbuf *buf, const char *s, size_t n)
+{
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (!valid_domain(s, n))
+		return NULL;
+	strbuf_reset(buf);
+	strbuf_append(buf, s, n);
+	return strbuf_str(buf);
+}
+
+static const char *
+sender_domain(strbuf *buf, const char *s)
+{
+	size_t n = strlen(s);
+	const char *at;
+
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		s++;
+		n -= 2;
+	}
+	for (at = s + n; at > s && at[-1] != '@'; at--)
+		;
+	if (at == s)
+		return NULL; /* the null sender, or no domain */
+	return domain_subject(buf, at, n - (size_t)(at - s));
+}
+
+static void
+find_subjects(eval_ctx *e)
+{
+	const rules_facts *f = e->f;
+	addr_ip ip;
+
+	if (f->client_addr != NULL && addr_ip_parse(f->client_addr, &ip))
+		e->subject[0] = f->client_addr;
+	if (f->helo != NULL && !addr_is_literal(f->helo))
+		e->subject[1] =
+		        domain_subject(&e->subject_buf[1], f->helo, strlen(f->helo));
+	if (f->sender != NULL)
+		e->subject[2] = sender_domain(&e->subject_buf[2], f->sender);
+	/* Postfix's "unknown" and "[addr]" are names that did not verify. */
+	if (f->client_name != NULL && f->client_name[0] != '[' &&
+	    strcasecmp(f->client_name, "unknown") != 0)
+		e->subject[3] = domain_subject(&e->subject_buf[3], f->client_name,
+		                               strlen(f->client_name));
+}
+
+/* Under stress only a rule in MODE stress runs its expensive checks. */
+static bool
+runs_expensive(const rule *r, bool stressed)
+{
+	return !stressed || r->mode == MODE_STRESS;
+}
+
+static dnsbl_query *
+find_query(const eval_ctx *e, enum dnsbl_kind qkind, const char *subject,
+           const char *zone)
+{
+	size_t i;
+
+	for (i = 0; i < e->n_q; i++)
+		if (e->q[i].kind == qkind && strcmp(e->q[i].zone, zone) == 0 &&
+		    strcasecmp(e->q[i].subject, subject) == 0)
+			return &e->q[i];
+	return NULL;
+}
+
+/* Every lookup the stage's runnable rules need, each name and zone once. */
+static void
+collect_queries(eval_ctx *e)
+{
+	const rules_table *t = e->t;
+	size_t i, j, k;
+
+	for (i = 0; i < t->stage_n[e->stage]; i++) {
+		const rule *r = t->stage_v[e->stage][i];
+
+		if (!(r->costs & RULES_COST_DNSBL) || !runs_expensive(r, e->f->stressed))
+			continue;
+		for (j = 0; j < r->n_checks; j++) {
+			const check *ck = &r->checks[j];
+			size_t d;
+
+			if (!is_dns_kind(ck->kind))
+				continue;
+			d = dns_kind_index(ck->kind);
+			if (e->subject[d] == NULL)
+				continue;
+			for (k = 0; k < ck->n_values; k++) {
+				if (find_query(e, dns_kinds[d].qkind, e->subject[d],
+				               ck->v[k].s) != NULL)
+					continue;
+				e->q = grow(e->q, e->n_q, sizeof *e->q);
+				/* No filter: each value applies its own. */
+				dnsbl_query_init(&e->q[e->n_q++], dns_kinds[d].qkind,
+				                 e->subject[d], ck->v[k].s, NULL);
+			}
+		}
+	}
+}
+
+static void
+run_queries(eval_ctx *e)
+{
+	rules_eval_info *info = e->info;
+	long long t0;
+	size_t i;
+
+	if (e->n_q == 0)
+		return;
+	t0 = budget_now_ms();
+	dnsbl_lookup(e->x->dns, e->q, e->n_q, e->x->deadline_ms, 0);
+	info->dns_ms += budget_now_ms() - t0;
+	info->queries += (unsigned)e->n_q;
+	for (i = 0; i < e->n_q; i++) {
+		const dnsbl_query *q = &e->q[i];
+
+		switch (q->status) {
+		case DNSBL_TIMEOUT:
+			if (info->timed_out == 0)
+				strbuf_printf(&info->timeout_what, "%s after %lld ms",
+				              q->zone, q->ms);
+			info->timed_out |= RULES_COST_DNSBL;
+			break;
+		case DNSBL_ERROR:
+			info->failed |= RULES_COST_DNSBL;
+			break;
+		case DNSBL_SKIPPED:
+			info->skipped |= RULES_COST_DNSBL;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* A listing counts when one of its A records passes the value's filter. */
+static enum tri
+zone_result(const dnsbl_query *q, const value *v)
+{
+	unsigned i;
+
+	switch (q->status) {
+	case DNSBL_LISTED:
+		if (v->filter == NULL)
+			return T_YES;
+		for (i = 0; i < q->naddr; i++)
+			if (dnsbl_filter_match(v->filter, q->addr[i]))
+				return T_YES;
+		return T_NO;
+	case DNSBL_NOT_LISTED:
+		return T_NO;
+	default:
+		return T_UNKNOWN;
+	}
+}
+
+static enum tri
+dns_check(eval_ctx *e, const rule *r, const check *ck)
+{
+	size_t d = dns_kind_index(ck->kind), i;
+	enum tri res = T_NO;
+
+	if (e->x == NULL || e->x->dns == NULL || !runs_expensive(r, e->f->stressed)) {
+		e->info->skipped |= RULES_COST_DNSBL;
+		return T_UNKNOWN;
+	}
+	if (e->subject[d] == NULL)
+		return T_NO;
+	for (i = 0; i < ck->n_values; i++) {
+		const dnsbl_query *q =
+		        find_query(e, dns_kinds[d].qkind, e->subject[d], ck->v[i].s);
+		enum tri one = q != NULL ? zone_result(q, &ck->v[i]) : T_UNKNOWN;
+
+		if (one == T_YES) {
+			if (e->hit == NULL && !ck->negate) {
+				e->hit = q;
+				e->hit_kind = d;
+			}
+			return T_YES;
+		}
+		if (one == T_UNKNOWN)
+			res = T_UNKNOWN;
+	}
+	return res;
+}
+
+static enum tri
+body_check(eval_ctx *e, const rule *r, const check *ck)
+{
+	size_t i;
+
+	if (e->x == NULL || e->x->body == NULL || !runs_expensive(r, e->f->stressed)) {
+		e->info->skipped |= RULES_COST_BODY;
+		return T_UNKNOWN;
+	}
+	for (i = 0; i < ck->n_values; i++)
+		if (bodyscan_matched(e->x->body, ck->v[i].body_idx))
+			return T_YES;
+	return T_NO;
+}
+
 static bool
 check_matches(const rules_table *t, const check *ck, enum rules_stage stage,
               const rules_facts *f)
@@ -2306,23 +2725,60 @@ check_matches(const rules_table *t, const check *ck, enum rules_stage stage,
 		return f->stressed;
 	case K_ANY:
 		return true;
-	case K_N_KINDS:
+	default:
 		break;
 	}
 	ms_panic(__func__, "unknown check kind");
 	return false;
 }
 
+static enum tri
+check_eval(eval_ctx *e, const rule *r, const check *ck)
+{
+	if (is_dns_kind(ck->kind))
+		return dns_check(e, r, ck);
+	if (ck->kind == K_BODY)
+		return body_check(e, r, ck);
+	return check_matches(e->t, ck, r->stage, e->f) ? T_YES : T_NO;
+}
+
+/* An unknown check fails its rule, negated or not. */
 static bool
-rule_matches(const rule *r, const rules_facts *f)
+rule_matches(eval_ctx *e, const rule *r)
 {
 	size_t i;
 
-	for (i = 0; i < r->n_checks; i++)
-		if (check_matches(r->table, &r->checks[i], r->stage, f) ==
-		    r->checks[i].negate)
+	e->hit = NULL;
+	for (i = 0; i < r->n_checks; i++) {
+		enum tri m = check_eval(e, r, &r->checks[i]);
+
+		if (m == T_UNKNOWN || (m == T_YES) == r->checks[i].negate)
 			return false;
+	}
 	return true;
+}
+
+static void
+set_rbl_vars(const eval_ctx *e)
+{
+	rules_eval_info *info = e->info;
+	const dnsbl_query *q = e->hit;
+
+	strbuf_reset(&info->rbl_domain);
+	strbuf_reset(&info->rbl_what);
+	strbuf_reset(&info->rbl_reason);
+	strbuf_reset(&info->rbl_class);
+	/* Strings even when empty: a var() may hand them out as they are. */
+	strbuf_append(&info->rbl_domain, "", 0);
+	strbuf_append(&info->rbl_what, "", 0);
+	strbuf_append(&info->rbl_reason, "", 0);
+	strbuf_append(&info->rbl_class, "", 0);
+	if (q == NULL)
+		return;
+	strbuf_puts(&info->rbl_domain, q->zone);
+	strbuf_puts(&info->rbl_what, q->subject);
+	strbuf_puts(&info->rbl_reason, strbuf_str(&q->txt));
+	strbuf_puts(&info->rbl_class, dns_kinds[e->hit_kind].class);
 }
 
 static bool
@@ -2332,25 +2788,130 @@ is_verdict(enum rules_action_kind kind)
 	       kind == RULES_REJECT || kind == RULES_DISCARD;
 }
 
-const rule *
-rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
-           rules_visit_fn visit, void *ctx)
+void
+rules_eval_info_init(rules_eval_info *info)
 {
+	memset(info, 0, sizeof *info);
+	strbuf_init(&info->timeout_what);
+	strbuf_init(&info->rbl_domain);
+	strbuf_init(&info->rbl_what);
+	strbuf_init(&info->rbl_reason);
+	strbuf_init(&info->rbl_class);
+}
+
+void
+rules_eval_info_free(rules_eval_info *info)
+{
+	strbuf_free(&info->timeout_what);
+	strbuf_free(&info->rbl_domain);
+	strbuf_free(&info->rbl_what);
+	strbuf_free(&info->rbl_reason);
+	strbuf_free(&info->rbl_class);
+	rules_eval_info_init(info);
+}
+
+static void
+info_reset(rules_eval_info *info)
+{
+	eval_ctx none = {.info = info};
+
+	info->skipped = info->timed_out = info->failed = info->queries = 0;
+	info->dns_ms = 0;
+	strbuf_reset(&info->timeout_what);
+	strbuf_append(&info->timeout_what, "", 0);
+	set_rbl_vars(&none);
+}
+
+static const rule *
+eval_rules(eval_ctx *e, rules_visit_fn visit, void *ctx)
+{
+	const rules_table *t = e->t;
 	size_t i;
 
-	if (t == NULL || f == NULL || (unsigned)stage >= RULES_N_STAGES)
-		return NULL;
-	for (i = 0; i < t->stage_n[stage]; i++) {
-		const rule *r = t->stage_v[stage][i];
-		bool matched = rule_matches(r, f);
-		bool stop = visit != NULL && visit(ctx, r, matched);
+	for (i = 0; i < t->stage_n[e->stage]; i++) {
+		const rule *r = t->stage_v[e->stage][i];
+		bool matched = rule_matches(e, r), stop;
 
+		if (matched)
+			set_rbl_vars(e);
+		stop = visit != NULL && visit(ctx, r, matched);
 		if (matched && is_verdict(r->action.kind))
 			return r;
 		if (stop)
 			return NULL;
 	}
 	return NULL;
+}
+
+const rule *
+rules_eval_ex(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+              const rules_expensive *x, rules_eval_info *info, rules_visit_fn visit,
+              void *ctx)
+{
+	rules_eval_info mine;
+	eval_ctx e;
+	const rule *r;
+	size_t i;
+
+	if (info == NULL) {
+		rules_eval_info_init(&mine);
+		info = &mine;
+	}
+	info_reset(info);
+	if (t == NULL || f == NULL || (unsigned)stage >= RULES_N_STAGES) {
+		if (info == &mine)
+			rules_eval_info_free(&mine);
+		return NULL;
+	}
+	memset(&e, 0, sizeof e);
+	e.t = t;
+	e.stage = stage;
+	e.f = f;
+	e.x = x;
+	e.info = info;
+	for (i = 0; i < N_DNS_KINDS; i++)
+		strbuf_init(&e.subject_buf[i]);
+	if (x != NULL && x->dns != NULL) {
+		find_subjects(&e);
+		collect_queries(&e);
+		run_queries(&e);
+	}
+	r = eval_rules(&e, visit, ctx);
+	for (i = 0; i < e.n_q; i++)
+		dnsbl_query_free(&e.q[i]);
+	free(e.q);
+	for (i = 0; i < N_DNS_KINDS; i++)
+		strbuf_free(&e.subject_buf[i]);
+	if (info == &mine)
+		rules_eval_info_free(&mine);
+	return r;
+}
+
+const rule *
+rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+           rules_visit_fn visit, void *ctx)
+{
+	return rules_eval_ex(t, stage, f, NULL, NULL, visit, ctx);
+}
+
+const bodyscan_set *
+rules_body_set(const rules_table *t)
+{
+	return t != NULL ? t->body : NULL;
+}
+
+bool
+rules_stage_expensive(const rules_table *t, enum rules_stage stage, bool stressed)
+{
+	size_t i;
+
+	if (t == NULL || (unsigned)stage >= RULES_N_STAGES)
+		return false;
+	for (i = 0; i < t->stage_n[stage]; i++)
+		if (t->stage_v[stage][i]->costs != 0 &&
+		    runs_expensive(t->stage_v[stage][i], stressed))
+			return true;
+	return false;
 }
 
 /* Questions about a table. */

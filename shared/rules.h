@@ -67,6 +67,22 @@
  *	A fact the MTA did not send (NULL) matches no value; "!" then makes
  *	the check true.
  *
+ *	Expensive kinds (see COST below):
+ *	dnsbl ZONE[=FILTER]...	the client address listed in a DNSBL zone
+ *			(IPv4 or IPv6; a client address that is not an IP
+ *			matches none). FILTER is Postfix's reject_rbl_client
+ *			d.d.d.d pattern (127.0.0.[2..11], see dnsbl.h): only A
+ *			records it takes count; without one any A record does
+ *	rhsbl_helo ZONE[=FILTER]...	the HELO name in an RHSBL; an address
+ *			literal or a name that is not a domain matches none
+ *	rhsbl_sender ZONE[=FILTER]...	the sender's domain (after the last
+ *			@); the null sender matches none
+ *	rhsbl_client ZONE[=FILTER]...	the client's verified name; unknown
+ *			and [addr] match none
+ *	body /re/...	a body line matched the regex (bodyscan.h: per line,
+ *			raw body) in the part of the body scanned so far
+ *	Zones are domain names, compared in lower case.
+ *
  * VALIDATION AT LOAD
  *	tempfail takes 4xx, reject takes 5xx (second digit 0-5); ECODE is
  *	class.subject.detail with class = the reply code's first digit and
@@ -77,9 +93,11 @@
  *	TEXT; tag NAME must be a header name; checks that a stage cannot see
  *	are refused: helo from helo on, sender from mail on, recipient at
  *	rcpt only, rcpt_count from rcpt on, header at header, eoh, body and
- *	eom; the others everywhere. Errors are "FILE:LINE:COLUMN: message"
- *	(COLUMN counts bytes in the logical line, continuation lines joined
- *	with one space), or "FILE:LINE: message" for a line of a file: list.
+ *	eom; rhsbl_helo from helo on, rhsbl_sender from mail on, body at
+ *	body and eom; the others everywhere. A FILTER must parse. Errors
+ *	are "FILE:LINE:COLUMN: message" (COLUMN counts bytes in the logical
+ *	line, continuation lines joined with one space), or "FILE:LINE:
+ *	message" for a line of a file: list.
  *
  * DEFAULTS
  *	tempfail without CODE: 451 4.7.1 "Service unavailable, try again
@@ -97,6 +115,42 @@
  *	stage: the caller collects them from visit(). A regex that exceeds
  *	PCRE2's match limit counts as not matching.
  *
+ * COST
+ *	dnsbl and rhsbl_* are RULES_COST_DNSBL, body is RULES_COST_BODY; the
+ *	others are cheap. rules_eval_ex() runs expensive checks with what x
+ *	gives it: a DNS context and the stage's deadline, the message's body
+ *	scanner. Under stress (facts->stressed) the expensive checks of a
+ *	rule whose MODE is "both" are skipped: an administrator asks for them
+ *	under stress with a rule in MODE "stress". Without a DNS context or a
+ *	scanner they are skipped too.
+ *
+ *	A skipped check, and a DNS check that got no answer (timeout, error,
+ *	breaker open) for a zone that could have listed the subject, is
+ *	unknown: its rule does not match, with or without "!", so no verdict
+ *	ever comes from what was not looked at. info says what was skipped,
+ *	timed out or failed.
+ *
+ *	DNS: at the start of a stage every lookup its runnable rules need is
+ *	sent at once, identical names in one zone once (the FILTERs are
+ *	applied here, to the A records that came back), and rules_eval_ex()
+ *	waits for all of them at most until x->deadline_ms: one stage costs
+ *	its slowest lookup, not their sum. Then the rules run in file order
+ *	on the answers. A lookup whose rule an earlier cheap check rules out
+ *	is still made (the cache keeps it for the next session).
+ *
+ *	Body: all body regexes of a table form one bodyscan_set
+ *	(rules_body_set()); the caller makes the message's scanner from it
+ *	and feeds it the body; a body check is true once any of its regexes
+ *	matched a line.
+ *
+ *	The $rbl_* template variables: before visit() is called for a matched
+ *	rule, and for the rule rules_eval_ex() returns, info->rbl_domain (the
+ *	zone), rbl_what (the address or domain looked up), rbl_reason (the
+ *	TXT record, "" without one) and rbl_class (Postfix's words: "Client
+ *	host", "Helo command", "Sender address") describe the first listing that made the rule
+ *	match; all "" when it matched without one. The caller's var() hands
+ *	them to rule_expand_text().
+ *
  * CONCURRENCY
  *	The LOADING functions run on the thread that loads the config and
  *	keep no global state. A rules_table is never modified after
@@ -112,6 +166,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "bodyscan.h"
+#include "dnsbl.h"
 #include "expand.h"
 #include "strbuf.h"
 
@@ -188,9 +244,52 @@ typedef struct rules_facts {
 /* Return true to stop evaluating (the caller decided). */
 typedef bool (*rules_visit_fn)(void *ctx, const rule *r, bool matched);
 
-/* t NULL or a stage without rules: NULL at once. */
+/* t NULL or a stage without rules: NULL at once. Expensive checks are
+   skipped: rules_eval_ex() with x and info NULL. */
 const rule *rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
                        rules_visit_fn visit, void *ctx);
+
+/* Cost classes, bits of rules_eval_info's masks. */
+enum { RULES_COST_DNSBL = 1u << 0, RULES_COST_BODY = 1u << 1 };
+
+/* What the expensive checks may use; see COST. */
+typedef struct rules_expensive {
+	dnsbl_ctx *dns;        /* NULL: DNS checks are skipped */
+	long long deadline_ms; /* absolute, budget_now_ms() clock: the stage's budget */
+	const bodyscan *body;  /* the message's scanner at body/eom; NULL: body
+	                          checks skipped */
+} rules_expensive;
+
+typedef struct rules_eval_info {
+	unsigned skipped;    /* RULES_COST_* not run: stress, breaker open, no
+	                        ctx or scanner */
+	unsigned timed_out;  /* RULES_COST_DNSBL: a lookup hit the deadline */
+	unsigned failed;     /* RULES_COST_DNSBL: SERVFAIL, REFUSED, ... */
+	unsigned queries;    /* DNS lookups asked of dnsbl in this stage */
+	strbuf timeout_what; /* "zen.example.org after 1000 ms": the first one */
+	long long dns_ms;    /* time spent waiting on DNS in this stage */
+	/* $rbl_domain $rbl_what $rbl_reason $rbl_class; see COST */
+	strbuf rbl_domain, rbl_what, rbl_reason, rbl_class;
+} rules_eval_info;
+
+void rules_eval_info_init(rules_eval_info *info);
+void rules_eval_info_free(rules_eval_info *info); /* and ready for reuse */
+
+/*
+ * rules_eval() with the expensive checks. x NULL: all of them skipped.
+ * info (may be NULL) is reset first, so one info serves stage after stage.
+ * Blocks for DNS at most until x->deadline_ms.
+ */
+const rule *rules_eval_ex(const rules_table *t, enum rules_stage stage,
+                          const rules_facts *f, const rules_expensive *x,
+                          rules_eval_info *info, rules_visit_fn visit, void *ctx);
+
+/* The table's body regexes, for bodyscan_start(); NULL when it has none. */
+const bodyscan_set *rules_body_set(const rules_table *t);
+
+/* Would rules_eval_ex() run any expensive check at the stage (a DNS
+   lookup, a look at the scanner) for a session stressed or not? */
+bool rules_stage_expensive(const rules_table *t, enum rules_stage stage, bool stressed);
 
 /* Does any rule of this table run at the stage? Could one reply there? */
 bool rules_stage_used(const rules_table *t, enum rules_stage stage);
@@ -222,7 +321,8 @@ bool rules_stage_parse(const char *name, size_t len, enum rules_stage *stage);
 
 /*
  * Expand a TEXT template for a verdict: $client_addr $client_name
- * $helo_name $sender $recipient $queue_id $rule $stage $stress and the
+ * $helo_name $sender $recipient $queue_id $rule $stage $stress $rbl_domain
+ * $rbl_what $rbl_reason $rbl_class and the
  * parameters; values from the network are inserted as they are, never
  * expanded again. The result replaces the content of out (out->s is never
  * NULL afterwards), is cut at 980 bytes (never inside a UTF-8 sequence)

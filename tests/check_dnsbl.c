@@ -27,7 +27,6 @@
 #include "budget.h"
 #include "dnsbl.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
 /* Deadlines are the contract: allow this much for a slow, shared machine. */
 #define MARGIN_MS 200
 
@@ -40,108 +39,12 @@ static const char *v6_listed = "2001:db8::1";
 static const char *v6_name =
         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2";
 
-/* A UDP socket on 127.0.0.1 and a free port; its port in *port. */
-static int
-udp_socket(int *port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof sin;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
-/* A port free for both UDP and TCP on 127.0.0.1, for dnsmasq to bind. */
-static int
-free_port(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		int port, u = udp_socket(&port);
-		int t = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in sin = {.sin_family = AF_INET,
-		                          .sin_port = htons((uint16_t)port)};
-		int ok;
-
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = bind(t, (struct sockaddr *)&sin, sizeof sin) == 0;
-		close(t);
-		close(u);
-		if (ok)
-			return port;
-	}
-	ck_abort_msg("no free port on 127.0.0.1");
-	return -1;
-}
-
-static bool
-tcp_ready(int port)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0;
-	close(fd);
-	return ok;
-}
-
-/* Starts dnsmasq with argv (argv[3] is filled in with the port). */
-static pid_t
-spawn_dnsmasq(char **argv, int *port_out)
-{
-	char port[32];
-	int port_n = free_port();
-	pid_t pid;
-
-	snprintf(port, sizeof port, "--port=%d", port_n);
-	argv[3] = port;
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0 && getenv("DNSBL_TEST_VERBOSE") == NULL)
-			dup2(null, 2);
-		execv(DNSMASQ, argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		int st;
-
-		if (tcp_ready(port_n)) {
-			*port_out = port_n;
-			return pid;
-		}
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			fprintf(stderr,
-			        "check_dnsbl: dnsmasq exited at start (status %d)\n", st);
-			exit(EXIT_FAILURE);
-		}
-		usleep(10000);
-	}
-	fprintf(stderr, "check_dnsbl: dnsmasq did not start on port %d\n", port_n);
-	exit(EXIT_FAILURE);
-}
-
-#define DNSMASQ_COMMON                                                                   \
-	DNSMASQ, "--no-daemon", "--conf-file=/dev/null", NULL /* port */,                \
-	        "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",        \
-	        "--no-hosts", "--pid-file="
-
 static void
 dns_start(void)
 {
 	char slow[64];
 	int dead_port;
-	char *argv[] = {
-	        DNSMASQ_COMMON,
+	const char *const args[] = {
 	        "--local-ttl=600",
 	        "--local=/bl.test/",
 	        "--local=/dbl.test/",
@@ -165,8 +68,7 @@ dns_start(void)
 	 * Its own process: on an --auth-server address dnsmasq refuses the
 	 * zones it is not authoritative for.
 	 */
-	char *auth_argv[] = {
-	        DNSMASQ_COMMON,
+	const char *const auth_args[] = {
 	        "--auth-server=ns.auth.test,127.0.0.1",
 	        "--auth-zone=auth.test",
 	        "--auth-ttl=2",
@@ -174,31 +76,19 @@ dns_start(void)
 	        NULL,
 	};
 
-	if (access(DNSMASQ, X_OK) != 0) {
-		fprintf(stderr,
-		        "check_dnsbl: %s missing: install the Debian package "
-		        "dnsmasq-base\n",
-		        DNSMASQ);
-		exit(EXIT_FAILURE);
-	}
-	dead_upstream = udp_socket(&dead_port);
+	dead_upstream = unit_udp_socket(&dead_port);
 	snprintf(slow, sizeof slow, "--server=/slow.test/127.0.0.1#%d", dead_port);
-	dns_pid = spawn_dnsmasq(argv, &dns_port);
+	dns_pid = unit_dnsmasq_start(args, &dns_port);
 	snprintf(servers, sizeof servers, "127.0.0.1:%d", dns_port);
-	auth_pid = spawn_dnsmasq(auth_argv, &auth_port);
+	auth_pid = unit_dnsmasq_start(auth_args, &auth_port);
 	snprintf(auth_servers, sizeof auth_servers, "127.0.0.1:%d", auth_port);
 }
 
 static void
 dns_stop(void)
 {
-	pid_t pids[] = {dns_pid, auth_pid};
-
-	for (int i = 0; i < 2; i++)
-		if (pids[i] > 0) {
-			kill(pids[i], SIGTERM);
-			waitpid(pids[i], NULL, 0);
-		}
+	unit_dnsmasq_stop(dns_pid);
+	unit_dnsmasq_stop(auth_pid);
 	dns_pid = auth_pid = -1;
 	if (dead_upstream >= 0)
 		close(dead_upstream);
@@ -701,7 +591,7 @@ static void
 fake_start(struct fake *f, char *srv, size_t len)
 {
 	memset(f, 0, sizeof *f);
-	f->fd = udp_socket(&f->port);
+	f->fd = unit_udp_socket(&f->port);
 	snprintf(srv, len, "127.0.0.1:%d", f->port);
 	ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }

@@ -3,7 +3,9 @@
  * errors with file:line:column, every check kind matching and not, negation,
  * alternatives and "and", first-match order, MODE and -o stress=...,
  * expansion inside rules, reply validation, templates, include and file:
- * lists, the questions a session asks of a table, and the -n dump.
+ * lists, the questions a session asks of a table, and the -n dump; the
+ * expensive kinds (dnsbl and rhsbl_* against a private dnsmasq, body over a
+ * scanner) with their skips under stress, deadlines and $rbl_* variables.
  */
 #include "config.h"
 
@@ -18,7 +20,10 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "bodyscan.h"
+#include "budget.h"
 #include "conf.h"
+#include "dnsbl.h"
 #include "rules.h"
 #include "strbuf.h"
 
@@ -464,8 +469,58 @@ static const struct err_case {
         {"connect bogus 1 reject",
          NULL,
          {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, helo, "
-          "sender, recipient, authenticated, macro, rcpt_count, header, stress or any"},
+          "sender, recipient, authenticated, macro, rcpt_count, header, dnsbl, "
+          "rhsbl_helo, rhsbl_sender, rhsbl_client, body, stress or any"},
          NULL},
+        /* the expensive kinds */
+        {"connect dnsbl zen.test=127.0.0.[2..x] reject",
+         NULL,
+         {"rules.conf:1:24: dnsbl: bad filter '127.0.0.[2..x]'"},
+         NULL},
+        {"connect dnsbl zen.test= reject",
+         NULL,
+         {"rules.conf:1:24: dnsbl: bad filter"},
+         NULL},
+        {"connect dnsbl bad..zone reject",
+         NULL,
+         {"rules.conf:1:15: dnsbl: bad zone 'bad..zone': expected a domain name"},
+         NULL},
+        {"connect dnsbl /x/ reject",
+         NULL,
+         {"rules.conf:1:15: dnsbl: bad zone '/x/'"},
+         NULL},
+        {"connect dnsbl reject",
+         NULL,
+         {"rules.conf:1:15: dnsbl: expected a zone, optionally with =FILTER"},
+         NULL},
+        {"connect rhsbl_client =127.0.0.2 reject",
+         NULL,
+         {"rules.conf:1:22: rhsbl_client: bad zone ''"},
+         NULL},
+        {"connect rhsbl_sender dbl.test reject",
+         NULL,
+         {"rules.conf:1:9: rhsbl_sender cannot be seen at connect: it is known from "
+          "mail on"},
+         NULL},
+        {"connect rhsbl_helo dbl.test reject",
+         NULL,
+         {"rules.conf:1:9: rhsbl_helo cannot be seen at connect: it is known from "
+          "helo on"},
+         NULL},
+        {"rcpt body /x/ reject",
+         NULL,
+         {"rules.conf:1:6: body cannot be seen at rcpt: it is known from body on"},
+         NULL},
+        {"eoh body /x/ reject", NULL, {"body cannot be seen at eoh"}, NULL},
+        {"eom body x reject",
+         NULL,
+         {"rules.conf:1:10: body: 'x' is not a /regex/"},
+         NULL},
+        {"eom body /a(/ reject",
+         NULL,
+         {"rules.conf:1:13: bad regex /a(/: missing closing parenthesis"},
+         NULL},
+        {"eom body /a/q reject", NULL, {"rules.conf:1:13: unknown regex flag 'q'"}, NULL},
         {"connect reject",
          NULL,
          {"rules.conf:1:9: expected a check before 'reject' (write 'any' to match "
@@ -534,16 +589,22 @@ static const struct err_case {
          {":1:25: bad regex /a(b/: missing closing parenthesis at offset 3 of the "
           "pattern"},
          NULL},
-        {"connect client_name /abc/i, reject", NULL,
-         {":1:27: expected white space after the regex's closing '/'"}, NULL},
-        {"connect client_name ${stress?{/abc}} reject", NULL,
+        {"connect client_name /abc/i, reject",
+         NULL,
+         {":1:27: expected white space after the regex's closing '/'"},
+         NULL},
+        {"connect client_name ${stress?{/abc}} reject",
+         NULL,
          {":1:21: missing '/' to close the regex '/abc' (in the stress personality)"},
          "normal personality"},
-        {"connect client_name ${stress?{/abc/q}:{/x/sx}} reject", NULL,
+        {"connect client_name ${stress?{/abc/q}:{/x/sx}} reject",
+         NULL,
          {":1:21: unknown regex flag 'q': expected i, m, s or x (in the stress"},
          "normal personality"},
-        {"connect any reject 550 ${stress?{5.7.1 x}:{5.7.1}}", NULL,
-         {":1:24: expected one enhanced status code, not '5.7.1 x' (in the stress"}, NULL},
+        {"connect any reject 550 ${stress?{5.7.1 x}:{5.7.1}}",
+         NULL,
+         {":1:24: expected one enhanced status code, not '5.7.1 x' (in the stress"},
+         NULL},
         {"connect normal normal any reject",
          NULL,
          {":1:16: unknown check 'normal'"},
@@ -1264,6 +1325,15 @@ static const struct dump_case {
          "1: connect both client accept"},
         {"connect client_name \"a\\\\b\\\"c\" x\\y accept", NULL, false,
          "1: connect both client_name \"a\\\\b\\\"c\" \"x\\\\y\" accept"},
+        {"connect dnsbl Zen.Test=127.0.0.[2..11] bl.test accept", NULL, false,
+         "1: connect both dnsbl zen.test=127.0.0.[2..11] bl.test accept"},
+        {"mail stress !rhsbl_sender dbl.test and rhsbl_helo dbl.test and rhsbl_client "
+         "x.test log accept",
+         NULL, true,
+         "1: mail stress !rhsbl_sender dbl.test and rhsbl_helo dbl.test and "
+         "rhsbl_client x.test log accept"},
+        {"eom body /viagra/i \"/a b/\" tag X-Spam yes", NULL, false,
+         "1: eom both body /viagra/i \"/a b/\" tag X-Spam yes"},
         {"mail name=a.b:c-1 sender <> @Example.COM .example.org reject 550", NULL, false,
          "1: mail both name=a.b:c-1 sender <> @Example.COM .example.org reject 550 "
          "\"Message "
@@ -1777,6 +1847,431 @@ START_TEST(test_backtracking)
 }
 END_TEST
 
+/* Expensive checks: DNS against a private dnsmasq, body over a scanner. */
+
+/* Deadlines are the contract: allow this much for a slow, shared machine. */
+#define MARGIN_MS 300
+
+static pid_t dns_pid = -1;
+static int dead_upstream = -1; /* dnsmasq forwards slow.test here: no answer */
+static char dns_servers[64];
+
+static void
+dns_start(void)
+{
+	char slow[64];
+	int port, dead_port;
+	const char *const args[] = {
+	        "--local=/zen.test/",
+	        "--local=/dbl.test/",
+	        "--host-record=2.0.0.127.zen.test,127.0.0.2",
+	        "--txt-record=2.0.0.127.zen.test,listed here",
+	        "--host-record=3.0.0.127.zen.test,127.0.0.99",
+	        "--host-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1."
+	        "0.0."
+	        "2.zen.test,127.0.0.4",
+	        "--host-record=spam.example.dbl.test,127.0.1.2",
+	        "--txt-record=spam.example.dbl.test,bad domain",
+	        slow,
+	        NULL,
+	};
+
+	dead_upstream = unit_udp_socket(&dead_port);
+	snprintf(slow, sizeof slow, "--server=/slow.test/127.0.0.1#%d", dead_port);
+	dns_pid = unit_dnsmasq_start(args, &port);
+	snprintf(dns_servers, sizeof dns_servers, "127.0.0.1:%d", port);
+}
+
+static void
+dns_stop(void)
+{
+	unit_dnsmasq_stop(dns_pid);
+	dns_pid = -1;
+	if (dead_upstream >= 0)
+		close(dead_upstream);
+	dead_upstream = -1;
+}
+
+/* No cache: every lookup is sent, so dnsbl's counters tell what was asked. */
+static dnsbl_ctx *
+dns_ctx(void)
+{
+	dnsbl_config cfg = {.servers = dns_servers, .try_timeout_ms = 5000, .tries = 1};
+	strbuf err = STRBUF_INIT;
+	dnsbl_ctx *ctx = dnsbl_create(&cfg, &err);
+
+	ck_assert_msg(ctx != NULL, "dnsbl_create: %s", strbuf_str(&err));
+	strbuf_free(&err);
+	return ctx;
+}
+
+static unsigned long long
+dns_sent(dnsbl_ctx *ctx)
+{
+	dnsbl_stats st;
+
+	dnsbl_get_stats(ctx, &st);
+	return st.sent;
+}
+
+/* What the session's var() does: the facts and the $rbl_* of info. */
+typedef struct verdict_vars {
+	const rules_facts *f;
+	const rules_eval_info *info;
+} verdict_vars;
+
+static const char *
+verdict_var(void *ctx, const char *name)
+{
+	const verdict_vars *v = ctx;
+
+	if (strcmp(name, "client_addr") == 0)
+		return v->f->client_addr;
+	if (strcmp(name, "rbl_domain") == 0)
+		return strbuf_str(&v->info->rbl_domain);
+	if (strcmp(name, "rbl_what") == 0)
+		return strbuf_str(&v->info->rbl_what);
+	if (strcmp(name, "rbl_reason") == 0)
+		return strbuf_str(&v->info->rbl_reason);
+	if (strcmp(name, "rbl_class") == 0)
+		return strbuf_str(&v->info->rbl_class);
+	return NULL;
+}
+
+static const struct dns_case {
+	const char *text;
+	fact_spec facts;
+	const char *want; /* the verdict's text expanded; NULL: no verdict */
+	unsigned queries; /* lookups asked of dnsbl */
+	unsigned skipped, failed;
+} dns_cases[] = {
+        /* a listed client, the verdict's text with the TXT record */
+        {"connect dnsbl zen.test reject 554 5.7.1 \"$client_addr listed by $rbl_domain "
+         "($rbl_class $rbl_what): $rbl_reason\"",
+         {.addr = "127.0.0.2"},
+         "127.0.0.2 listed by zen.test (Client host 127.0.0.2): listed here",
+         1,
+         0,
+         0},
+        {"connect dnsbl ZEN.test reject \"$rbl_domain\"",
+         {.addr = "127.0.0.2"},
+         "zen.test",
+         1,
+         0,
+         0},
+        /* not listed; not an address: nothing asked */
+        {"connect dnsbl zen.test reject", {.addr = "127.0.0.5"}, NULL, 1, 0, 0},
+        {"connect dnsbl zen.test reject", {.addr = "unknown"}, NULL, 0, 0, 0},
+        {"connect !dnsbl zen.test reject \"[$rbl_domain]\"",
+         {.addr = "127.0.0.5"},
+         "[]",
+         1,
+         0,
+         0},
+        /* the filter: 127.0.0.99 is no listing for [2..11] */
+        {"connect dnsbl zen.test=127.0.0.[2..11] reject",
+         {.addr = "127.0.0.3"},
+         NULL,
+         1,
+         0,
+         0},
+        {"connect dnsbl zen.test=127.0.0.[2..11] zen.test=127.0.0.99 reject "
+         "\"$rbl_what\"",
+         {.addr = "127.0.0.3"},
+         "127.0.0.3",
+         1,
+         0,
+         0},
+        {"connect !dnsbl zen.test=127.0.0.[2..11] reject \"clean\"",
+         {.addr = "127.0.0.3"},
+         "clean",
+         1,
+         0,
+         0},
+        /* IPv6, mapped IPv4 */
+        {"connect dnsbl zen.test reject \"$rbl_what\"",
+         {.addr = "2001:db8::1"},
+         "2001:db8::1",
+         1,
+         0,
+         0},
+        {"connect dnsbl zen.test reject \"$rbl_what\"",
+         {.addr = "::ffff:127.0.0.2"},
+         "::ffff:127.0.0.2",
+         1,
+         0,
+         0},
+        /* RHSBL: sender, helo, client name */
+        {"mail rhsbl_sender dbl.test reject \"$rbl_class $rbl_what: $rbl_reason\"",
+         {.sender = "<Someone@Spam.Example>"},
+         "Sender address Spam.Example: bad domain",
+         1,
+         0,
+         0},
+        {"mail rhsbl_sender dbl.test reject", {.sender = "<>"}, NULL, 0, 0, 0},
+        {"mail rhsbl_sender dbl.test reject",
+         {.sender = "<a@ham.example>"},
+         NULL,
+         1,
+         0,
+         0},
+        {"helo rhsbl_helo dbl.test reject \"$rbl_class\"",
+         {.helo = "spam.example."},
+         "Helo command",
+         1,
+         0,
+         0},
+        {"helo rhsbl_helo dbl.test reject", {.helo = "[127.0.0.2]"}, NULL, 0, 0, 0},
+        {"helo rhsbl_helo dbl.test reject", {.helo = "127.0.0.2"}, NULL, 0, 0, 0},
+        {"connect rhsbl_client dbl.test reject \"$rbl_class\"",
+         {.name = "spam.example"},
+         "Client host",
+         1,
+         0,
+         0},
+        {"connect rhsbl_client dbl.test reject", {.name = "unknown"}, NULL, 0, 0, 0},
+        {"connect rhsbl_client dbl.test reject", {.name = "[127.0.0.2]"}, NULL, 0, 0, 0},
+        /* one lookup for the same name in the same zone, whatever the filters */
+        {"connect client 10.0.0.0/8 and dnsbl zen.test reject\n"
+         "connect dnsbl zen.test=127.0.0.4 tag X-A b\n"
+         "connect dnsbl zen.test=127.0.0.2 reject \"$rbl_domain\"",
+         {.addr = "127.0.0.2"},
+         "zen.test",
+         1,
+         0,
+         0},
+        /* an answer the rule needs and did not get: no verdict, even with ! */
+        {"connect dnsbl bl.invalid reject",
+         {.addr = "127.0.0.2"},
+         NULL,
+         1,
+         0,
+         RULES_COST_DNSBL},
+        {"connect !dnsbl bl.invalid reject",
+         {.addr = "127.0.0.2"},
+         NULL,
+         1,
+         0,
+         RULES_COST_DNSBL},
+        /* under stress: a "both" rule's lookups are skipped, a "stress" one's run */
+        {"connect dnsbl zen.test reject\nconnect !dnsbl zen.test reject",
+         {.stressed = true, .addr = "127.0.0.2"},
+         NULL,
+         0,
+         RULES_COST_DNSBL,
+         0},
+        {"connect name=b dnsbl zen.test reject\n"
+         "connect stress name=s dnsbl zen.test tempfail 421 4.7.1 \"$rbl_domain\"",
+         {.stressed = true, .addr = "127.0.0.2"},
+         "zen.test",
+         1,
+         RULES_COST_DNSBL,
+         0},
+        {"connect normal dnsbl zen.test reject \"normal\"",
+         {.addr = "127.0.0.2"},
+         "normal",
+         1,
+         0,
+         0},
+};
+
+START_TEST(test_dns)
+{
+	const struct dns_case *t = &dns_cases[_i];
+	conf *c = load_ok(t->text, NULL);
+	dnsbl_ctx *dns = dns_ctx();
+	rules_expensive x = {dns, budget_deadline(budget_now_ms(), 5000), NULL};
+	rules_eval_info info;
+	strbuf text = STRBUF_INIT;
+	facts_buf fb;
+	const rule *r;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &t->facts);
+	r = rules_eval_ex(conf_rules(c, t->facts.stressed), stage_of(t->text), &fb.f, &x,
+	                  &info, NULL, NULL);
+	if (t->want == NULL) {
+		ck_assert_msg(r == NULL, "'%s': verdict %s", t->text,
+		              r != NULL ? rule_name(r) : "");
+	} else {
+		verdict_vars vv = {&fb.f, &info};
+
+		ck_assert_msg(r != NULL, "'%s': no verdict", t->text);
+		rule_expand_text(r, verdict_var, &vv, &text);
+		ck_assert_str_eq(strbuf_str(&text), t->want);
+	}
+	ck_assert_uint_eq(info.queries, t->queries);
+	/* A listed name is asked for its TXT as well. */
+	ck_assert_uint_ge(dns_sent(dns), t->queries);
+	ck_assert_uint_le(dns_sent(dns), 2 * t->queries);
+	ck_assert_uint_eq(info.skipped, t->skipped);
+	ck_assert_uint_eq(info.failed, t->failed);
+	ck_assert_uint_eq(info.timed_out, 0);
+	strbuf_free(&text);
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	dnsbl_free(dns);
+	conf_unref(c);
+}
+END_TEST
+
+/* A zone whose server never answers: back by the deadline, no verdict. */
+START_TEST(test_dns_timeout)
+{
+	conf *c = load_ok("connect dnsbl slow.test reject\n"
+	                  "connect !dnsbl slow.test reject\n"
+	                  "connect dnsbl zen.test reject \"$rbl_domain\"",
+	                  NULL);
+	dnsbl_ctx *dns = dns_ctx();
+	long long t0 = budget_now_ms(), took;
+	rules_expensive x = {dns, budget_deadline(t0, 300), NULL};
+	fact_spec spec = {.addr = "127.0.0.2"};
+	rules_eval_info info;
+	facts_buf fb;
+	const rule *r;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &spec);
+	r = rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x, &info, NULL,
+	                  NULL);
+	took = budget_now_ms() - t0;
+	ck_assert_msg(took >= 290 && took <= 300 + MARGIN_MS, "took %lld ms", took);
+	/* The listed zone answered in parallel: its rule still decides. */
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "zen.test");
+	ck_assert_uint_eq(info.timed_out, RULES_COST_DNSBL);
+	ck_assert_msg(strncmp(strbuf_str(&info.timeout_what), "slow.test after ", 16) ==
+	                      0,
+	              "timeout_what '%s'", strbuf_str(&info.timeout_what));
+	ck_assert_int_ge(info.dns_ms, 290);
+	ck_assert_uint_eq(info.queries, 2);
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	dnsbl_free(dns);
+	conf_unref(c);
+}
+END_TEST
+
+/* Without a DNS context, and through rules_eval(): skipped, never a verdict. */
+START_TEST(test_dns_no_ctx)
+{
+	conf *c = load_ok("connect dnsbl zen.test reject\nconnect !dnsbl zen.test reject",
+	                  NULL);
+	rules_expensive x = {NULL, budget_deadline(budget_now_ms(), 1000), NULL};
+	fact_spec spec = {.addr = "127.0.0.2"};
+	rules_eval_info info;
+	facts_buf fb;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &spec);
+	ck_assert_ptr_null(
+	        rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x,
+	                                 &info, NULL, NULL));
+	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
+	ck_assert_uint_eq(info.queries, 0);
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL,
+	                                 &info, NULL, NULL));
+	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
+	/* info is reset for each stage: nothing left from the one before. */
+	strbuf_puts(&info.rbl_domain, "stale");
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_HELO, &fb.f, NULL,
+	                                 &info, NULL, NULL));
+	ck_assert_uint_eq(info.skipped, 0);
+	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "");
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	conf_unref(c);
+}
+END_TEST
+
+static const char body_rules[] = "body body /viagra/i reject \"body\"\n"
+                                 "eom body /lottery/ /prize/ reject \"both\"\n"
+                                 "eom stress body /prize/ tempfail \"stress\"\n"
+                                 "eom !body /viagra/i tag X-Clean yes\n";
+
+static const rule *
+eval_body(conf *c, bool stressed, enum rules_stage stage, const char *body, bool scanner,
+          rules_eval_info *info)
+{
+	const rules_table *t = conf_rules(c, stressed);
+	fact_spec spec = {.stressed = stressed};
+	bodyscan *bs = bodyscan_start(rules_body_set(t), 0, 4096, 64);
+	rules_expensive x = {NULL, budget_deadline(budget_now_ms(), 1000),
+	                     scanner ? bs : NULL};
+	const rule *r;
+	facts_buf fb;
+
+	/* In two chunks, the cut inside a line. */
+	bodyscan_feed(bs, body, strlen(body) / 2);
+	bodyscan_feed(bs, body + strlen(body) / 2, strlen(body) - strlen(body) / 2);
+	make_facts(&fb, &spec);
+	r = rules_eval_ex(t, stage, &fb.f, &x, info, NULL, NULL);
+	free_facts(&fb);
+	bodyscan_free(bs);
+	return r;
+}
+
+START_TEST(test_body)
+{
+	conf *c = load_ok(body_rules, NULL);
+	const char *won = "Dear friend,\r\nyou won a prize!\r\n";
+	rules_eval_info info;
+	const rule *r;
+
+	rules_eval_info_init(&info);
+	/* One set per table, each regex once. */
+	ck_assert_ptr_nonnull(rules_body_set(conf_rules(c, false)));
+	ck_assert_uint_eq(bodyscan_set_size(rules_body_set(conf_rules(c, false))), 3);
+	ck_assert_uint_eq(bodyscan_set_size(rules_body_set(conf_rules(c, true))), 3);
+
+	ck_assert_ptr_null(eval_body(c, false, RULES_BODY, won, true, &info));
+	ck_assert_uint_eq(info.skipped, 0);
+	r = eval_body(c, false, RULES_BODY, "buy VIAGRA\n", true, &info);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(rule_action(r)->text, "body");
+	r = eval_body(c, false, RULES_EOM, won, true, &info);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(rule_action(r)->text, "both");
+	ck_assert_ptr_null(eval_body(c, false, RULES_EOM, "hello\n", true, &info));
+
+	/* Under stress the "both" rule is skipped, the "stress" rule runs. */
+	r = eval_body(c, true, RULES_EOM, won, true, &info);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(rule_action(r)->text, "stress");
+	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
+	ck_assert_ptr_null(eval_body(c, true, RULES_BODY, "viagra\n", true, &info));
+	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
+
+	/* No scanner: skipped, never a verdict from !body. */
+	ck_assert_ptr_null(eval_body(c, false, RULES_EOM, won, false, &info));
+	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
+	rules_eval_info_free(&info);
+	conf_unref(c);
+}
+END_TEST
+
+/* Does a stage run an expensive check, for a session stressed or not? */
+START_TEST(test_stage_expensive)
+{
+	conf *c = load_ok("connect dnsbl zen.test reject\n"
+	                  "helo stress rhsbl_helo dbl.test reject\n"
+	                  "mail sender <> reject\n",
+	                  NULL);
+	const rules_table *n = conf_rules(c, false), *s = conf_rules(c, true);
+
+	ck_assert(rules_stage_expensive(n, RULES_CONNECT, false));
+	ck_assert(!rules_stage_expensive(s, RULES_CONNECT, true));
+	ck_assert(!rules_stage_expensive(n, RULES_HELO, false));
+	ck_assert(rules_stage_expensive(s, RULES_HELO, true));
+	ck_assert(!rules_stage_expensive(n, RULES_MAIL, false));
+	ck_assert(!rules_stage_expensive(NULL, RULES_MAIL, false));
+	ck_assert(rules_stage_used(n, RULES_CONNECT));
+	ck_assert_ptr_null(rules_body_set(n));
+	conf_unref(c);
+}
+END_TEST
+
 Suite *rules_suite(void);
 
 Suite *
@@ -1784,6 +2279,7 @@ rules_suite(void)
 {
 	Suite *s = suite_create("rules");
 	TCase *tc = tcase_create("core");
+	TCase *net = tcase_create("net");
 
 	tcase_add_loop_test(tc, test_match, 0, N(match_cases));
 	tcase_add_loop_test(tc, test_errors, 0, N(err_cases));
@@ -1811,7 +2307,17 @@ rules_suite(void)
 	tcase_add_test(tc, test_conf_load_file);
 	tcase_add_test(tc, test_threads);
 	tcase_add_loop_test(tc, test_cidr, 0, N(cidr_cases));
+	tcase_add_test(tc, test_dns_no_ctx);
+	tcase_add_test(tc, test_body);
+	tcase_add_test(tc, test_stage_expensive);
 	suite_add_tcase(s, tc);
+
+	/* One dnsmasq for the whole case, started in the parent of the forks. */
+	tcase_add_unchecked_fixture(net, dns_start, dns_stop);
+	tcase_set_timeout(net, 60);
+	tcase_add_loop_test(net, test_dns, 0, N(dns_cases));
+	tcase_add_test(net, test_dns_timeout);
+	suite_add_tcase(s, net);
 	return s;
 }
 

@@ -3,7 +3,9 @@
  * conf_load_text(), and when it loads, every stage of both rule tables
  * evaluated against a few fixed sessions (IPv4, IPv6, mapped, all unknown,
  * odd bytes everywhere), with every verdict's text expanded and escaped as
- * the daemon would. An odd-sized input is loaded with -o stress=yes.
+ * the daemon would; once more with the expensive checks on, a body scanned
+ * for the table's body regexes and no DNS context (nothing is sent). An
+ * odd-sized input is loaded with -o stress=yes.
  *
  * include and file: in the input read files relative to the current
  * directory; the loader only ever reads, and refuses anything but regular
@@ -106,21 +108,37 @@ evaluate(const conf *c)
 	          1, macro, NULL},
 	         some_macros},
 	};
+	static const char body[] = "Dear friend\r\nyou won the lottery \xff\r\nprize";
+	rules_eval_info info;
 	size_t i;
 	int p, st;
 
+	rules_eval_info_init(&info);
 	for (p = 0; p < 2; p++) {
 		const rules_table *t = conf_rules(c, p);
+		const bodyscan_set *set = rules_body_set(t);
+		bodyscan *bs = set != NULL ? bodyscan_start(set, 0, 64, 16) : NULL;
+		/* No DNS context: DNS checks are skipped, never sent. */
+		rules_expensive x = {NULL, 0, bs};
 
+		if (bs != NULL) {
+			bodyscan_feed(bs, body, sizeof body - 1);
+			bodyscan_finish(bs);
+		}
 		for (i = 0; i < sizeof sessions / sizeof sessions[0]; i++) {
 			session_facts s = sessions[i];
 
 			s.f.macro_ctx = &s;
-			for (st = 0; st < RULES_N_STAGES; st++)
+			for (st = 0; st < RULES_N_STAGES; st++) {
 				(void)rules_eval(t, (enum rules_stage)st, &s.f, visit,
 				                 &s);
+				(void)rules_eval_ex(t, (enum rules_stage)st, &s.f, &x,
+				                    &info, visit, &s);
+			}
 		}
+		bodyscan_free(bs);
 	}
+	rules_eval_info_free(&info);
 }
 
 int

@@ -9,6 +9,7 @@
 #define MS_TESTS_UNIT_H
 
 #include <check.h>
+#include <sys/types.h>
 
 int unit_run(Suite *s);
 
@@ -19,5 +20,22 @@ int unit_run(Suite *s);
  */
 int unit_run_in_tmpdir(Suite *s, const char *prefix);
 const char *unit_tmpdir(void);
+
+/*
+ * A private DNS server for the tests that look things up: dnsmasq on
+ * 127.0.0.1 and a free port, with no config file, resolv.conf or hosts
+ * file, and extra_args (NULL-terminated; records such as
+ * "--host-record=2.0.0.127.bl.test,127.0.0.2") after its own options.
+ * Returns its pid, ready for queries, and its port in *port; a dnsmasq
+ * that is missing or does not start ends the program (set
+ * DNSBL_TEST_VERBOSE to see its complaints). Call it from the parent of
+ * Check's forks (an unchecked fixture); unit_dnsmasq_stop() ends it.
+ */
+pid_t unit_dnsmasq_start(const char *const *extra_args, int *port);
+void unit_dnsmasq_stop(pid_t pid); /* pid <= 0: nothing */
+
+/* A UDP socket bound to 127.0.0.1 and a free port (in *port), close-on-exec:
+   a server that never answers, unless its owner reads it. */
+int unit_udp_socket(int *port);
 
 #endif
