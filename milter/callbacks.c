@@ -113,6 +113,10 @@ answer(SMFICTX *ctx, const struct conn *c, session_reply *r, unsigned long nr_fl
 	case SESSION_DISCARD:
 		rc = SMFIS_DISCARD;
 		break;
+	case SESSION_SKIP:
+		/* Only an MTA that offered SMFIP_SKIP understands it. */
+		rc = (c->proto & SMFIP_SKIP) ? SMFIS_SKIP : SMFIS_CONTINUE;
+		break;
 	case SESSION_TEMPFAIL:
 	case SESSION_REJECT:
 		rc = r->answer == SESSION_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;

@@ -61,6 +61,36 @@ typedef enum conf_type {
 	  "after this many rejections in one session (452 not counted), answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
 	X(rcpt_limit, CONF_INT, "${stress?{100}:{1000}}", 1, 1000000, NULL, \
 	  "recipients per message; past it each gets 452 4.5.3, not counted as an error (Postfix: smtpd_recipient_limit)") \
+	X(connect_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
+	  "time for the connect stage's checks (inside Postfix's milter_command_timeout, 30s)") \
+	X(helo_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
+	  "time for the helo stage's checks") \
+	X(mail_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
+	  "time for the mail stage's checks") \
+	X(rcpt_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
+	  "time for each rcpt stage's checks") \
+	X(data_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
+	  "time for the data stage's checks") \
+	X(eoh_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 250 * CONF_SEC, NULL, \
+	  "time for the end-of-header stage's checks (inside milter_content_timeout, 300s)") \
+	X(body_budget, CONF_TIME, "${stress?{1s}:{30s}}", 0, 250 * CONF_SEC, NULL, \
+	  "time for scanning the whole body; past it the scan stops") \
+	X(eom_budget, CONF_TIME, "${stress?{2s}:{20s}}", 0, 250 * CONF_SEC, NULL, \
+	  "time for the end-of-message stage's checks") \
+	X(budget_action, CONF_STRING, "continue", 0, 0, valid_action, \
+	  "what a stage does when its budget runs out: continue or tempfail") \
+	X(dns_servers, CONF_STRING, "", 0, 0, NULL, \
+	  "DNS servers for DNSBL lookups (host:port, comma separated); empty: resolv.conf") \
+	X(dns_error_action, CONF_STRING, "continue", 0, 0, valid_action, \
+	  "what a DNS error (SERVFAIL, refused) does: continue or tempfail") \
+	X(dns_cache_size, CONF_INT, "10000", 16, 10000000, NULL, \
+	  "DNSBL answers kept, positive and negative, each within its TTL") \
+	X(dnsbl_breaker_threshold, CONF_INT, "5", 1, 1000, NULL, \
+	  "timeouts in a row after which a DNSBL zone is suspended") \
+	X(dnsbl_breaker_time, CONF_TIME, "60s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \
+	  "how long a suspended DNSBL zone costs nothing before it is tried again") \
+	X(body_scan_limit, CONF_SIZE, "${stress?{64k}:{1m}}", 1 * CONF_KIB, 1024 * CONF_MIB, NULL, \
+	  "body bytes scanned by body rules; past it the milter asks Postfix to skip the rest") \
 	X(syslog_name, CONF_STRING, "milter-stress", 0, 0, valid_nonempty, \
 	  "syslog ident")
 /* clang-format on */

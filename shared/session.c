@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include "session.h"
+#include "bodyscan.h"
+#include "budget.h"
 #include "log.h"
 #include "mproto.h"
 
@@ -17,6 +19,13 @@
 #define SESSION_RCPT_LIMIT_CODE "452"
 #define SESSION_RCPT_LIMIT_ECODE "4.5.3"
 #define SESSION_RCPT_LIMIT_TEXT "Error: too many recipients"
+/* A check that could not finish: Postfix's wording for a failed lookup. */
+#define SESSION_UNSURE_CODE "451"
+#define SESSION_UNSURE_ECODE "4.3.0"
+#define SESSION_UNSURE_TEXT "Temporary lookup failure"
+/* Body scanning: lines up to 64 KiB whole, longer ones in overlapping pieces. */
+#define SESSION_BODY_LINE_CAP 65536
+#define SESSION_BODY_OVERLAP 1024
 
 typedef struct taglist {
 	session_header_change *v;
@@ -56,6 +65,12 @@ struct session {
 	size_t n_headers, cap_headers;
 	taglist tags;
 	char *quarantine;
+	unsigned skipped_session; /* RULES_COST_* not run at connect/helo */
+	unsigned skipped;         /* ... and in this message */
+	bodyscan *scan;           /* this message's body scanner, when rules read it */
+	long long body_deadline;
+	bool body_done;           /* scanned all we will: skip the rest */
+	const rules_eval_info *info; /* while a verdict's template expands: $rbl_* */
 	/* Time spent inside callbacks since the last message ended. */
 	long long busy_ns;
 	struct timespec entered;
@@ -205,6 +220,12 @@ session_protocol(const conf *c)
 		}
 		want_headers |= rules_need_header_set(t) ||
 				conf_personality(c, stressed)->stress_header[0] != '\0';
+		if (rules_body_set(t) != NULL) {
+			/* Body rules read chunks, and SKIP is a reply. */
+			used[RULES_BODY] = true;
+			reply[RULES_BODY] = true;
+			flags |= MPROTO_P_SKIP;
+		}
 	}
 	used[RULES_HEADER] |= want_headers;
 	/* rcpt_limit can answer every recipient; eom always answers. */
@@ -244,6 +265,10 @@ end_message(session *s)
 	s->message_accepted = false;
 	s->message_logged = false;
 	s->body_seen = false;
+	s->skipped = 0;
+	bodyscan_free(s->scan);
+	s->scan = NULL;
+	s->body_done = false;
 	s->n_rcpt = 0;
 	s->n_forged = 0;
 	s->busy_ns = 0;
@@ -371,6 +396,19 @@ put_addr(strbuf *out, const char *key, const char *addr)
 		strbuf_printf(out, " %s=<%s>", key, addr);
 }
 
+static void
+format_costs(unsigned costs, strbuf *out)
+{
+	const char *sep = "";
+
+	if (costs & RULES_COST_DNSBL) {
+		strbuf_printf(out, "%sdnsbl", sep);
+		sep = ",";
+	}
+	if (costs & RULES_COST_BODY)
+		strbuf_printf(out, "%sbody", sep);
+}
+
 /* "QID: stress=yes(macro) stage=S [rule=R] action=A client=... ms=N" */
 static void
 log_line(const session *s, const char *stage, const char *rule_id, const char *action)
@@ -390,6 +428,10 @@ log_line(const session *s, const char *stage, const char *rule_id, const char *a
 	put_addr(&out, "to", s->rcpt != NULL ? s->rcpt : s->first_rcpt);
 	if (s->n_rcpt > 1)
 		strbuf_printf(&out, " nrcpt=%zu", s->n_rcpt);
+	if ((s->skipped | s->skipped_session) != 0) {
+		strbuf_puts(&out, " skipped=");
+		format_costs(s->skipped | s->skipped_session, &out);
+	}
 	strbuf_printf(&out, " ms=%.3f", (double)busy_ns(s) / 1e6);
 	log_msg(LOG_INFO, "%s", out.s);
 	strbuf_free(&out);
@@ -401,7 +443,7 @@ describe_reply(const session_reply *r, strbuf *out)
 	static const char *const names[] = {
 		[SESSION_CONTINUE] = "continue", [SESSION_ACCEPT] = "accept",
 		[SESSION_TEMPFAIL] = "tempfail", [SESSION_REJECT] = "reject",
-		[SESSION_DISCARD] = "discard",
+		[SESSION_DISCARD] = "discard", [SESSION_SKIP] = "skip",
 	};
 
 	strbuf_puts(out, names[r->answer]);
@@ -436,6 +478,16 @@ template_var(void *ctx, const char *name)
 		return rules_stage_name(s->stage);
 	if (strcmp(name, "stress") == 0)
 		return s->stress.stressed ? "yes" : "";
+	if (s->info != NULL && strncmp(name, "rbl_", 4) == 0) {
+		if (strcmp(name, "rbl_domain") == 0)
+			return strbuf_str(&s->info->rbl_domain);
+		if (strcmp(name, "rbl_what") == 0)
+			return strbuf_str(&s->info->rbl_what);
+		if (strcmp(name, "rbl_reason") == 0)
+			return strbuf_str(&s->info->rbl_reason);
+		if (strcmp(name, "rbl_class") == 0)
+			return strbuf_str(&s->info->rbl_class);
+	}
 	return conf_param_text(s->conf, s->stress.stressed, name);
 }
 
@@ -618,11 +670,89 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
  * One stage: the session limits first, then the rules. A stage that cannot
  * reply still runs its rules for tag, quarantine and log.
  */
+static long long
+stage_budget(const struct conf_values *p, enum rules_stage stage)
+{
+	switch (stage) {
+	case RULES_CONNECT:
+		return p->connect_budget;
+	case RULES_HELO:
+		return p->helo_budget;
+	case RULES_MAIL:
+		return p->mail_budget;
+	case RULES_RCPT:
+		return p->rcpt_budget;
+	case RULES_DATA:
+		return p->data_budget;
+	case RULES_HEADER:
+	case RULES_EOH:
+		return p->eoh_budget;
+	case RULES_BODY:
+		return p->body_budget;
+	case RULES_EOM:
+	case RULES_N_STAGES:
+		break;
+	}
+	return p->eom_budget;
+}
+
+/* What the stage's expensive checks may use: the resolver, the time, the body. */
+static void
+expensive_for(session *s, enum rules_stage stage, rules_expensive *x)
+{
+	memset(x, 0, sizeof *x);
+	/* The resolver starts a thread: only when some check will use it. */
+	if (rules_stage_expensive(s->rules, stage, s->stress.stressed))
+		x->dns = conf_dns(s->conf);
+	x->deadline_ms = stage == RULES_BODY && s->body_deadline != 0
+				 ? s->body_deadline
+				 : budget_deadline(budget_now_ms(), stage_budget(s->params, stage));
+	x->body = s->scan;
+}
+
+/* Remember what was skipped, and say when time ran out or DNS failed. */
+static void
+note_expensive(session *s, enum rules_stage stage, const rules_eval_info *info)
+{
+	unsigned lost = info->skipped | info->timed_out | info->failed;
+
+	if (stage == RULES_CONNECT || stage == RULES_HELO)
+		s->skipped_session |= lost;
+	else
+		s->skipped |= lost;
+	if (info->timed_out)
+		log_msg(LOG_WARNING, "%s: stage=%s budget ran out: %s",
+			s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage),
+			strbuf_str(&info->timeout_what));
+	if (info->failed)
+		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed",
+			s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage));
+}
+
+/* No verdict, but a check could not finish: budget_action / dns_error_action. */
+static void
+unsure(session *s, enum rules_stage stage, const rules_eval_info *info, session_reply *r)
+{
+	const char *why = NULL;
+
+	if (info->timed_out && strcmp(s->params->budget_action, "tempfail") == 0)
+		why = "budget_action";
+	else if (info->failed && strcmp(s->params->dns_error_action, "tempfail") == 0)
+		why = "dns_error_action";
+	if (why == NULL || !can_reply(s, stage))
+		return;
+	set_reply(r, SESSION_TEMPFAIL, SESSION_UNSURE_CODE, SESSION_UNSURE_ECODE,
+		  SESSION_UNSURE_TEXT);
+	issued(s, why, r);
+}
+
 static void
 run_stage(session *s, enum rules_stage stage, session_reply *r)
 {
 	const rule *hit;
 	rules_facts f;
+	rules_expensive x;
+	rules_eval_info info;
 
 	s->stage = stage;
 	pick_up_queue_id(s);
@@ -639,16 +769,22 @@ run_stage(session *s, enum rules_stage stage, session_reply *r)
 		return;
 	}
 	fill_facts(s, &f);
-	hit = rules_eval(s->rules, stage, &f, visit, s);
-	if (hit == NULL)
-		return;
-	if (!can_reply(s, stage)) {
+	rules_eval_info_init(&info);
+	expensive_for(s, stage, &x);
+	s->info = &info; /* $rbl_* for tags in visit() and for the verdict */
+	hit = rules_eval_ex(s->rules, stage, &f, &x, &info, visit, s);
+	note_expensive(s, stage, &info);
+	if (hit == NULL) {
+		unsure(s, stage, &info, r);
+	} else if (!can_reply(s, stage)) {
 		/* Negotiation keeps NR off where a rule may reply: a bug if seen. */
 		log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
 			rule_name(hit), rules_stage_name(stage));
-		return;
+	} else {
+		apply_verdict(s, hit, r);
 	}
-	apply_verdict(s, hit, r);
+	s->info = NULL;
+	rules_eval_info_free(&info);
 	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
 	    stage != RULES_RCPT && s->in_message)
 		s->message_logged = true;
@@ -742,16 +878,54 @@ session_on_eoh(session *s, session_reply *r)
 	run_stage(s, RULES_EOH, r);
 }
 
+/* Does any rule of this personality still need body bytes? */
+static bool
+body_wanted(const session *s)
+{
+	return rules_body_set(s->rules) != NULL && !s->session_accepted &&
+	       !s->message_accepted &&
+	       (rules_stage_expensive(s->rules, RULES_BODY, s->stress.stressed) ||
+		rules_stage_expensive(s->rules, RULES_EOM, s->stress.stressed));
+}
+
+static void
+body_feed(session *s, const unsigned char *chunk, size_t len)
+{
+	if (s->scan == NULL) {
+		s->scan = bodyscan_start(rules_body_set(s->rules),
+					 (size_t)s->params->body_scan_limit,
+					 SESSION_BODY_LINE_CAP, SESSION_BODY_OVERLAP);
+		s->body_deadline = budget_deadline(budget_now_ms(), s->params->body_budget);
+	}
+	if (bodyscan_feed(s->scan, chunk, len) != BODYSCAN_MORE) {
+		s->body_done = true;
+	} else if (budget_expired(s->body_deadline)) {
+		bodyscan_stats st;
+
+		bodyscan_get_stats(s->scan, &st);
+		log_msg(LOG_WARNING, "%s: stage=body budget ran out after %lld ms, %zu bytes",
+			s->queue_id ? s->queue_id : "NOQUEUE", (long long)s->params->body_budget,
+			(size_t)st.bytes);
+		s->skipped |= RULES_COST_BODY;
+		s->body_done = true;
+	}
+}
+
 void
 session_on_body(session *s, const unsigned char *chunk, size_t len, session_reply *r)
 {
-	(void)chunk;
-	(void)len;
-	/* No check reads body bytes yet: the body rules run once per message. */
-	if (s->body_seen)
-		return;
+	bool first = !s->body_seen;
+
 	s->body_seen = true;
-	run_stage(s, RULES_BODY, r);
+	if (!s->body_done && body_wanted(s))
+		body_feed(s, chunk, len);
+	else
+		s->body_done = true;
+	/* Body rules run on the first chunk and whenever the scanner knows more. */
+	if (first || s->scan != NULL)
+		run_stage(s, RULES_BODY, r);
+	if (r->answer == SESSION_CONTINUE && s->body_done && rules_body_set(s->rules) != NULL)
+		r->answer = SESSION_SKIP;
 }
 
 static void
@@ -773,8 +947,13 @@ collect_changes(session *s, session_changes *c)
 
 		c->forged_name = p->stress_header;
 		c->n_forged = s->n_forged;
-		if (s->stress.stressed || p->stress_header_always) {
+		if (s->stress.stressed || p->stress_header_always ||
+		    (s->skipped | s->skipped_session) != 0) {
 			stress_format_header(&s->stress, &value);
+			if ((s->skipped | s->skipped_session) != 0) {
+				strbuf_puts(&value, "; skipped=");
+				format_costs(s->skipped | s->skipped_session, &value);
+			}
 			add_change(c, p->stress_header, value.s);
 		}
 		strbuf_free(&value);
@@ -789,6 +968,8 @@ collect_changes(session *s, session_changes *c)
 void
 session_on_eom(session *s, session_reply *r, session_changes *changes)
 {
+	if (s->scan != NULL && !s->body_done)
+		bodyscan_finish(s->scan);
 	run_stage(s, RULES_EOM, r);
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		collect_changes(s, changes);

@@ -31,6 +31,16 @@
  * that can reply, which makes Postfix hang up. A 452 (come back with the
  * other recipients) is not counted, as Postfix does not count its own.
  *
+ * Expensive checks (DNSBL, body) follow rules_eval_ex(): a stage gets its
+ * budget (connect_budget, ...; body_budget for the whole body), its DNS
+ * lookups run in parallel within it, and what was skipped (under stress, a
+ * suspended zone, a lookup that ran out of time) is logged and listed in the
+ * stress header ("; skipped=dnsbl,body") for content filters after the
+ * queue. A stage whose budget ran out takes budget_action, one whose lookups
+ * failed takes dns_error_action (continue or tempfail 451 4.3.0). The body
+ * is scanned up to body_scan_limit; then, or as soon as nothing more can
+ * change a verdict, the milter asks the MTA to skip the rest.
+ *
  * Concurrency: a session is used by one callback at a time (libmilter
  * serialises a connection's callbacks, though on varying threads). Sessions
  * share only the read-only conf snapshot.
@@ -54,6 +64,7 @@ enum session_answer {
 	SESSION_TEMPFAIL, /* with code/ecode/text when code[0] != '\0' */
 	SESSION_REJECT,
 	SESSION_DISCARD,
+	SESSION_SKIP, /* body: send no more of it (SMFIP_SKIP) */
 };
 
 typedef struct session_reply {

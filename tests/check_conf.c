@@ -102,6 +102,12 @@ static const char *const default_lines[] = {
 	"milter_timeout = 600s",
 	"listen_backlog = 256",
 	"thread_stack_size = 256k",
+	"budget_action = continue",
+	"dns_servers =",
+	"dns_error_action = continue",
+	"dns_cache_size = 10000",
+	"dnsbl_breaker_threshold = 5",
+	"dnsbl_breaker_time = 60s",
 	"syslog_name = milter-stress",
 };
 /* clang-format on */
@@ -112,6 +118,15 @@ static const struct {
 } default_split_lines[] = {
 	{"error_limit = 20", "error_limit = 1"},
 	{"rcpt_limit = 1000", "rcpt_limit = 100"},
+	{"connect_budget = 10s", "connect_budget = 1s"},
+	{"helo_budget = 10s", "helo_budget = 1s"},
+	{"mail_budget = 10s", "mail_budget = 1s"},
+	{"rcpt_budget = 10s", "rcpt_budget = 1s"},
+	{"data_budget = 10s", "data_budget = 1s"},
+	{"eoh_budget = 10s", "eoh_budget = 1s"},
+	{"body_budget = 30s", "body_budget = 1s"},
+	{"eom_budget = 20s", "eom_budget = 2s"},
+	{"body_scan_limit = 1m", "body_scan_limit = 64k"},
 };
 
 START_TEST(test_default_split)

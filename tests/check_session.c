@@ -504,6 +504,73 @@ START_TEST(test_rcpt_limit_not_an_error)
 }
 END_TEST
 
+/* Body rules: scanned in normal mode, skipped (and said so) under stress. */
+static const struct body_case {
+	const char *macro;
+	const char *o1;
+	const char *chunk1, *chunk2;
+	enum session_answer after_first; /* the answer to the first chunk */
+	enum session_answer at_eom;
+	const char *header;
+} body_cases[] = {
+	{"no", NULL, "hello\r\nYou won the lot", "tery!\r\n", SESSION_CONTINUE, SESSION_REJECT,
+	 NULL},
+	{"no", NULL, "hello\r\n", "nothing here\r\n", SESSION_CONTINUE, SESSION_ACCEPT, "no"},
+	{"yes", NULL, "You won the lottery\r\n", "more\r\n", SESSION_SKIP, SESSION_ACCEPT,
+	 "yes (source=macro); skipped=body"},
+	{"no", "body_scan_limit=1k",
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
+	 "lottery past the limit\r\n", SESSION_SKIP, SESSION_ACCEPT, "no"},
+};
+
+START_TEST(test_body)
+{
+	const struct body_case *tc = &body_cases[_i];
+	macros m = {tc->macro, NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session *s = start(load("eom body /lottery/i reject 550 5.7.1 \"content\"\n", tc->o1,
+				NULL),
+			   &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	session_on_mail(s, "<a@example.org>", &r);
+	session_on_rcpt(s, "<b@example.net>", &r);
+	again(&r);
+	session_on_body(s, (const unsigned char *)tc->chunk1, strlen(tc->chunk1), &r);
+	ck_assert_int_eq(r.answer, tc->after_first);
+	if (r.answer == SESSION_CONTINUE) {
+		again(&r);
+		session_on_body(s, (const unsigned char *)tc->chunk2, strlen(tc->chunk2), &r);
+	}
+	again(&r);
+	session_on_eom(s, &r, &ch);
+	ck_assert_int_eq(r.answer, tc->at_eom);
+	if (tc->header != NULL) {
+		ck_assert_uint_eq(ch.n_add, 1);
+		ck_assert_str_eq(ch.add[0].value, tc->header);
+	}
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
 /* Negotiation: stages no rule needs are off, stages that never reply are NR. */
 static const struct proto_case {
 	const char *text;
@@ -522,6 +589,7 @@ static const struct proto_case {
 	{"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
 	 MPROTO_P_NR_CONN},
 	{"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
+	{"eom body /x/ reject\n", NULL, MPROTO_P_SKIP, MPROTO_P_NOBODY | MPROTO_P_NR_BODY},
 };
 
 START_TEST(test_protocol)
@@ -557,6 +625,7 @@ session_suite(void)
 	tcase_add_test(tc, test_rcpt_limit);
 	tcase_add_test(tc, test_rcpt_limit_not_an_error);
 	tcase_add_loop_test(tc, test_protocol, 0, N(proto_cases));
+	tcase_add_loop_test(tc, test_body, 0, N(body_cases));
 #undef N
 	suite_add_tcase(s, tc);
 	return s;
