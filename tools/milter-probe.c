@@ -19,12 +19,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define PROG "milter-probe"
@@ -76,6 +78,10 @@ typedef struct {
 	const char *queue_id;
 	int timeout_ms;
 	bool verbose;
+	bool quiet;          /* --bench: no per-stage lines */
+	unsigned bench_conc; /* --bench C,N: C sessions at once */
+	unsigned long bench_n; /* ... N transactions in all */
+	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
 } config;
 
 /* What a milter decided for the message. */
@@ -422,10 +428,25 @@ line_start(session *s, const char *label)
 	strbuf_puts(&s->line, ": ");
 }
 
+/* Every stage line goes through here; --bench runs quiet. */
+static void out(const session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out(const session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->cf->quiet)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
 static void
 line_end(session *s)
 {
-	printf("%s\n", strbuf_str(&s->line));
+	out(s, "%s\n", strbuf_str(&s->line));
 }
 
 /* Postfix reads the text as it would a format string: %% is one %. */
@@ -1049,7 +1070,7 @@ do_headers(session *s, strbuf *ev)
 	s->where = "header";
 	if (s->protocol & MPROTO_P_NOHDRS) {
 		/* Postfix does not even send the macros. */
-		printf("header: not sent (NOHDRS)\n");
+		out(s, "header: not sent (NOHDRS)\n");
 	} else {
 		for (size_t i = 0; i < cf->nhdr && !s->failed; i++) {
 			strbuf_reset(ev);
@@ -1075,7 +1096,7 @@ do_headers(session *s, strbuf *ev)
 
 	s->where = "eoh";
 	if (s->protocol & MPROTO_P_NOEOH) {
-		printf("eoh: not sent (NOEOH)\n");
+		out(s, "eoh: not sent (NOEOH)\n");
 		return true;
 	}
 	strbuf_reset(ev);
@@ -1093,11 +1114,11 @@ do_body(session *s, strbuf *ev)
 
 	s->where = "body";
 	if (s->protocol & MPROTO_P_NOBODY) {
-		printf("body: not sent (NOBODY)\n");
+		out(s, "body: not sent (NOBODY)\n");
 		return true;
 	}
 	if (body->len == 0) {
-		printf("body: not sent (empty)\n");
+		out(s, "body: not sent (empty)\n");
 		return true;
 	}
 	while (off < body->len && !s->failed) {
@@ -1106,7 +1127,7 @@ do_body(session *s, strbuf *ev)
 		if (n > MPROTO_CHUNK_SIZE)
 			n = MPROTO_CHUNK_SIZE;
 		if (s->skip_cmd == MPROTO_C_BODY) {
-			printf("body: skip (%zu bytes not sent)\n", body->len - off);
+			out(s, "body: skip (%zu bytes not sent)\n", body->len - off);
 			break;
 		}
 		strbuf_reset(ev);
@@ -1173,8 +1194,12 @@ finish(session *s, bool helo_sent)
 	(void)flush_out(s);
 }
 
+/*
+ * One transaction. *v and *stage receive the overall verdict (see the
+ * "result:" line); returns EXIT_DONE or EXIT_FAIL.
+ */
 static int
-run(const config *cf)
+transaction(const config *cf, verdict *vout, const char **stage_out)
 {
 	session s;
 	strbuf ev = STRBUF_INIT;
@@ -1212,13 +1237,8 @@ run(const config *cf)
 			v = V_QUARANTINE;
 		if (v == V_NONE)
 			v = V_ACCEPT;
-		if (s.result_stage == NULL)
-			s.result_stage = "eom";
-		if ((v == V_ACCEPT || v == V_QUARANTINE) &&
-		    strcmp(s.result_stage, "eom") == 0)
-			printf("result: %s\n", verdict_names[v]);
-		else
-			printf("result: %s at %s\n", verdict_names[v], s.result_stage);
+		*vout = v;
+		*stage_out = s.result_stage != NULL ? s.result_stage : "eom";
 	}
 	mproto_conn_close(s.conn);
 	for (int i = 0; i < MPROTO_M_COUNT; i++)
@@ -1232,6 +1252,169 @@ run(const config *cf)
 	strbuf_free(&s.tmp);
 	strbuf_free(&ev);
 	return status;
+}
+
+static int
+run(const config *cf)
+{
+	verdict v = V_ACCEPT;
+	const char *stage = "eom";
+	int status = transaction(cf, &v, &stage);
+
+	if (status != EXIT_DONE)
+		return status;
+	if ((v == V_ACCEPT || v == V_QUARANTINE) && strcmp(stage, "eom") == 0)
+		printf("result: %s\n", verdict_names[v]);
+	else
+		printf("result: %s at %s\n", verdict_names[v], stage);
+	return status;
+}
+
+/* ---- load mode (--bench) ----------------------------------------------- */
+
+typedef struct bench {
+	const config *cf;
+	pthread_mutex_t lock;
+	unsigned long next;     /* transactions handed out */
+	double *latency_ms;     /* one per transaction, in completion order */
+	unsigned long done;
+	unsigned long errors;
+	unsigned long verdicts[V_SHUTDOWN + 1];
+} bench;
+
+static double
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/*
+ * Transaction k comes from the IPv6 client whose last 32 bits are k, so
+ * every DNSBL lookup misses the milter's cache, as in a flood of new clients.
+ */
+static void
+vary_client(config *cf, unsigned long k)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET6, cf->client_addr, a) != 1)
+		return;
+	a[12] = (unsigned char)(k >> 24);
+	a[13] = (unsigned char)(k >> 16);
+	a[14] = (unsigned char)(k >> 8);
+	a[15] = (unsigned char)k;
+	inet_ntop(AF_INET6, a, cf->client_addr, sizeof cf->client_addr);
+}
+
+static void *
+bench_worker(void *arg)
+{
+	bench *b = arg;
+
+	for (;;) {
+		verdict v = V_ACCEPT;
+		const char *stage = "eom";
+		double t0;
+		int rc;
+
+		config local = *b->cf;
+		unsigned long k;
+
+		pthread_mutex_lock(&b->lock);
+		if (b->next >= b->cf->bench_n) {
+			pthread_mutex_unlock(&b->lock);
+			return NULL;
+		}
+		k = b->next++;
+		pthread_mutex_unlock(&b->lock);
+		if (local.bench_vary)
+			vary_client(&local, k);
+		t0 = now_ms();
+		rc = transaction(&local, &v, &stage);
+		pthread_mutex_lock(&b->lock);
+		b->latency_ms[b->done++] = now_ms() - t0;
+		if (rc != EXIT_DONE)
+			b->errors++;
+		else
+			b->verdicts[v]++;
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+percentile(const double *sorted, unsigned long n, double p)
+{
+	unsigned long i;
+
+	if (n == 0)
+		return 0;
+	i = (unsigned long)(p * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+/*
+ * C threads play N transactions in all, each on its own connection, as
+ * Postfix opens one per SMTP session. Prints throughput, latency from connect
+ * to the final verdict, verdict counts, errors, our own CPU time, and a last
+ * machine-readable line.
+ */
+static int
+run_bench(const config *cf)
+{
+	bench b;
+	pthread_t *tids = ms_xcalloc(cf->bench_conc, sizeof *tids);
+	struct rusage ru;
+	double t0, secs, cpu;
+
+	memset(&b, 0, sizeof b);
+	b.cf = cf;
+	pthread_mutex_init(&b.lock, NULL);
+	b.latency_ms = ms_xcalloc(cf->bench_n, sizeof *b.latency_ms);
+	t0 = now_ms();
+	for (unsigned i = 0; i < cf->bench_conc; i++)
+		if (pthread_create(&tids[i], NULL, bench_worker, &b) != 0) {
+			fprintf(stderr, "%s: cannot start thread %u\n", PROG, i);
+			exit(EXIT_FAIL);
+		}
+	for (unsigned i = 0; i < cf->bench_conc; i++)
+		pthread_join(tids[i], NULL);
+	secs = (now_ms() - t0) / 1e3;
+	getrusage(RUSAGE_SELF, &ru);
+	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+	qsort(b.latency_ms, b.done, sizeof *b.latency_ms, cmp_double);
+	printf("bench: %lu transactions, %u at once, %.2f s: %.1f msg/s\n", b.done,
+	       cf->bench_conc, secs, secs > 0 ? (double)b.done / secs : 0.0);
+	printf("bench: latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f\n",
+	       percentile(b.latency_ms, b.done, 0.50), percentile(b.latency_ms, b.done, 0.90),
+	       percentile(b.latency_ms, b.done, 0.99),
+	       b.done ? b.latency_ms[b.done - 1] : 0.0);
+	printf("bench: verdicts");
+	for (int v = V_NONE; v <= V_SHUTDOWN; v++)
+		if (b.verdicts[v] > 0)
+			printf(" %s=%lu", verdict_names[v], b.verdicts[v]);
+	printf(", errors=%lu, probe cpu %.2f s\n", b.errors, cpu);
+	printf("BENCH conc=%u n=%lu errors=%lu secs=%.3f mps=%.1f p50=%.3f p90=%.3f p99=%.3f "
+	       "max=%.3f cpu=%.3f\n",
+	       cf->bench_conc, b.done, b.errors, secs, secs > 0 ? (double)b.done / secs : 0.0,
+	       percentile(b.latency_ms, b.done, 0.50), percentile(b.latency_ms, b.done, 0.90),
+	       percentile(b.latency_ms, b.done, 0.99), b.done ? b.latency_ms[b.done - 1] : 0.0,
+	       cpu);
+	free(b.latency_ms);
+	free(tids);
+	pthread_mutex_destroy(&b.lock);
+	return b.errors == 0 ? EXIT_DONE : EXIT_FAIL;
 }
 
 /* ---- the message ---------------------------------------------------- */
@@ -1534,6 +1717,11 @@ usage(void)
 	       "                          helo, mail, rcpt, data, eoh or eom\n"
 	       "      --queue-id ID       value of the i macro (PROBE00001)\n"
 	       "      --timeout SECONDS   per read/write and connect (30)\n"
+	       "      --bench C,N         load mode: N transactions, C at a time, each\n"
+	       "                          on its own connection; prints msg/s, latency\n"
+	       "                          percentiles, verdicts, errors, a BENCH line\n"
+	       "      --bench-vary-client with an IPv6 --client-addr: transaction k\n"
+	       "                          comes from that address with k as last 32 bits\n"
 	       "  -v, --verbose           print every packet on stderr\n"
 	       "  -V, --version           print the version\n"
 	       "  -h, --help              this help\n"
@@ -1555,6 +1743,8 @@ enum {
 	OPT_MESSAGE,
 	OPT_QUEUE_ID,
 	OPT_TIMEOUT,
+	OPT_BENCH,
+	OPT_BENCH_VARY,
 };
 
 static const struct option long_opts[] = {
@@ -1571,6 +1761,8 @@ static const struct option long_opts[] = {
         {"macro", required_argument, NULL, 'm'},
         {"queue-id", required_argument, NULL, OPT_QUEUE_ID},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"bench", required_argument, NULL, OPT_BENCH},
+        {"bench-vary-client", no_argument, NULL, OPT_BENCH_VARY},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -1636,6 +1828,22 @@ parse_args(config *cf, int argc, char **argv)
 			break;
 		case OPT_QUEUE_ID:
 			cf->queue_id = optarg;
+			break;
+		case OPT_BENCH: {
+			char *comma = strchr(optarg, ',');
+
+			if (comma == NULL)
+				usage_error("--bench: expected CONCURRENCY,COUNT");
+			*comma = '\0';
+			cf->bench_conc = (unsigned)parse_number(optarg, "--bench", 100000);
+			cf->bench_n = parse_number(comma + 1, "--bench", 1000000000);
+			if (cf->bench_conc == 0 || cf->bench_n == 0)
+				usage_error("--bench: CONCURRENCY and COUNT must be positive");
+			cf->quiet = true;
+			break;
+		}
+		case OPT_BENCH_VARY:
+			cf->bench_vary = true;
 			break;
 		case OPT_TIMEOUT: {
 			char *end;
@@ -1749,7 +1957,7 @@ main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_args(&cf, argc, argv);
-	status = run(&cf);
+	status = cf.bench_conc > 0 ? run_bench(&cf) : run(&cf);
 	free_config(&cf);
 	return status;
 }
