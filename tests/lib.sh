@@ -123,3 +123,87 @@ expect_line() {
 	grep -Eq -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "$3: no line matching '$2'"; }
 	pass "$3"
 }
+
+# dns_start VAR [DNSMASQ-OPTION...]: start dnsmasq (Debian's dnsmasq-base)
+# as a DNS server on 127.0.0.1 and a free port, with its records given as
+# options (--host-record=NAME,ADDR --txt-record=NAME,TEXT --local=/ZONE/
+# ...; see dnsmasq(8)), no other source of names (no resolv.conf, no
+# /etc/hosts, no upstream), no config file. Sets VAR to the port and returns
+# once it accepts TCP connections (it binds UDP and TCP together before it
+# answers); the process is tracked, its log is T_DIR/dnsmasq-PORT.log. A
+# port that turns out taken (for UDP) is retried with another one.
+dns_start() {
+	dns_var=$1
+	shift
+	need /usr/sbin/dnsmasq
+	dns_try=0
+	while [ $dns_try -lt 5 ]; do
+		dns_try=$((dns_try + 1))
+		dns_port=$(free_port)
+		/usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
+			--port="$dns_port" --listen-address=127.0.0.1 --bind-interfaces \
+			--no-resolv --no-hosts --log-facility=- "$@" \
+			>"$T_DIR/dnsmasq-$dns_port.log" 2>&1 &
+		dns_pid=$!
+		track_pid "$dns_pid"
+		dns_i=0
+		while [ $dns_i -lt 100 ] && kill -0 "$dns_pid" 2>/dev/null; do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$dns_port") 2>/dev/null; then
+				printf -v "$dns_var" '%s' "$dns_port"
+				return 0
+			fi
+			sleep 0.1
+			dns_i=$((dns_i + 1))
+		done
+		if kill -0 "$dns_pid" 2>/dev/null; then
+			cat "$T_DIR/dnsmasq-$dns_port.log"
+			fail "dnsmasq does not answer on 127.0.0.1:$dns_port after 10 s"
+		fi
+		grep -q 'in use' "$T_DIR/dnsmasq-$dns_port.log" ||
+			{ cat "$T_DIR/dnsmasq-$dns_port.log"; fail "dnsmasq exited at start"; }
+	done
+	fail "dnsmasq: no free port in 5 tries"
+}
+
+# dns_silent_start VAR LOG [SWITCH]: a DNS server that does not answer: a
+# UDP socket on 127.0.0.1 that reads every query and drops it, writing the
+# query name of each to LOG (one per line). With SWITCH (a file name) it
+# drops queries only while that file exists and otherwise answers each with
+# NXDOMAIN. Sets VAR to its port; tracked.
+dns_silent_start() {
+	need perl
+	dns_pf="$T_DIR/silent-dns.$RANDOM.port"
+	: >"$2"
+	perl -MIO::Socket::INET -e '
+		my ($logf, $pf, $switch) = @ARGV;
+		my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+			Proto => "udp") or die "silent dns: $!\n";
+		open(my $log, ">>", $logf) or die "silent dns: $logf: $!\n";
+		$log->autoflush(1);
+		open(my $p, ">", $pf) or die "silent dns: $pf: $!\n";
+		print $p $s->sockport, "\n";
+		close $p;
+		my $q;
+		while (defined(my $from = $s->recv($q, 65535))) {
+			my ($i, @l) = (12);
+			while ($i < length $q) {
+				my $n = ord substr($q, $i, 1);
+				last if $n == 0 || $n > 63;
+				push @l, substr($q, $i + 1, $n);
+				$i += $n + 1;
+			}
+			print $log join(".", @l), "\n";
+			next if !defined $switch || -e $switch || $i + 5 > length $q;
+			# NXDOMAIN: the id, QR RD RA rcode 3, the question.
+			$s->send(substr($q, 0, 2) . pack("n5", 0x8183, 1, 0, 0, 0)
+				. substr($q, 12, $i + 5 - 12), 0, $from);
+		}' "$2" "$dns_pf" ${3:+"$3"} 2>"$dns_pf.err" &
+	track_pid $!
+	dns_i=0
+	while [ ! -s "$dns_pf" ]; do
+		[ $dns_i -ge 100 ] && { cat "$dns_pf.err"; fail "the silent DNS server did not start"; }
+		sleep 0.1
+		dns_i=$((dns_i + 1))
+	done
+	printf -v "$1" '%s' "$(head -n 1 "$dns_pf")" # written at once, at close
+}
