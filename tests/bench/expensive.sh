@@ -35,7 +35,9 @@ wait_for_unix_socket "$sock"
 declare -A mps p99
 for conc in 16 128; do
 	for mode in no yes; do
-		cmd=("$MILTER_PROBE" -p "unix:$sock" --client-addr 2001:db8:: --bench-vary-client
+		# A client range of its own per run: no run finds another's answers cached.
+		base="2001:db8:$conc:$([ $mode = yes ] && echo 1 || echo 0)::"
+		cmd=("$MILTER_PROBE" -p "unix:$sock" --client-addr "$base" --bench-vary-client
 			--body "$body" -m "{stress}=$mode" --bench "$conc,$count")
 		line=$("${cmd[@]}" | tail -n 1)
 		echo "stress=$mode conc=$conc: $line"
@@ -44,7 +46,7 @@ for conc in 16 128; do
 	done
 done
 echo
-echo "command: milter-probe -p unix:SOCK --client-addr 2001:db8:: --bench-vary-client --body 64KiB -m '{stress}=MODE' --bench C,$count"
+echo "command: milter-probe -p unix:SOCK --client-addr 2001:db8:C:M:: --bench-vary-client --body 64KiB -m '{stress}=MODE' --bench C,$count"
 for conc in 16 128; do
 	awk -v c="$conc" -v n="${mps[no$conc]}" -v s="${mps[yes$conc]}" \
 		-v pn="${p99[no$conc]}" -v ps="${p99[yes$conc]}" 'BEGIN {
