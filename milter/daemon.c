@@ -3,6 +3,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "session.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -80,6 +81,19 @@ warn_restart_only(const conf *old, const conf *new)
 }
 
 void
+daemon_log_counts(void)
+{
+	session_counts n;
+
+	session_get_counts(&n);
+	log_msg(LOG_INFO,
+		"statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
+		"skipped: dnsbl=%llu body=%llu",
+		n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
+		n.skipped_body);
+}
+
+void
 daemon_log_lines(int prio, const char *prefix, const char *text)
 {
 	const char *p = text;
@@ -153,6 +167,7 @@ reload_thread(void *arg)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		log_msg(LOG_INFO, "SIGUSR1 received: reloading configuration");
+		daemon_log_counts();
 		daemon_reload();
 	}
 	return NULL;

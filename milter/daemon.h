@@ -29,6 +29,9 @@ void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 conf *daemon_conf_acquire(void); /* caller must conf_unref() */
 void daemon_conf_release(void);  /* at exit: drop the current snapshot */
 
+/* One line of counters since start (messages, verdicts, skips). */
+void daemon_log_counts(void);
+
 /* Log each line of a multi-line message (config errors) with a prefix. */
 void daemon_log_lines(int prio, const char *prefix, const char *text);
 

@@ -274,6 +274,7 @@ main(int argc, char **argv)
 		o.config ? o.config : "(defaults)");
 	daemon_ready(0);
 	rc = smfi_main();
+	daemon_log_counts();
 	log_msg(LOG_INFO, "stopping");
 	daemon_remove_pidfile();
 	daemon_conf_release();

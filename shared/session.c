@@ -78,6 +78,42 @@ struct session {
 	const char *accepted_by; /* the rule that accepted the session or message */
 };
 
+/* Counters over every session; relaxed atomics: they are statistics. */
+static unsigned long long session_n_messages, session_n_rejected, session_n_tempfailed,
+	session_n_discarded, session_n_skipped_dnsbl, session_n_skipped_body;
+
+static void
+count(unsigned long long *c)
+{
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+void
+session_get_counts(session_counts *out)
+{
+	out->messages = __atomic_load_n(&session_n_messages, __ATOMIC_RELAXED);
+	out->rejected = __atomic_load_n(&session_n_rejected, __ATOMIC_RELAXED);
+	out->tempfailed = __atomic_load_n(&session_n_tempfailed, __ATOMIC_RELAXED);
+	out->discarded = __atomic_load_n(&session_n_discarded, __ATOMIC_RELAXED);
+	out->skipped_dnsbl = __atomic_load_n(&session_n_skipped_dnsbl, __ATOMIC_RELAXED);
+	out->skipped_body = __atomic_load_n(&session_n_skipped_body, __ATOMIC_RELAXED);
+}
+
+/* A message ends (eom or abort): count it and what it skipped. */
+static void
+count_message(const session *s)
+{
+	unsigned skipped = s->skipped | s->skipped_session;
+
+	if (!s->in_message)
+		return;
+	count(&session_n_messages);
+	if (skipped & RULES_COST_DNSBL)
+		count(&session_n_skipped_dnsbl);
+	if (skipped & RULES_COST_BODY)
+		count(&session_n_skipped_body);
+}
+
 /* ---- small helpers ---- */
 
 static char *
@@ -532,6 +568,12 @@ issued(session *s, const char *rule_id, const session_reply *r)
 	if ((r->answer == SESSION_TEMPFAIL || r->answer == SESSION_REJECT) &&
 	    strcmp(r->code, "452") != 0)
 		s->errors++;
+	if (r->answer == SESSION_REJECT)
+		count(&session_n_rejected);
+	else if (r->answer == SESSION_TEMPFAIL)
+		count(&session_n_tempfailed);
+	else if (r->answer == SESSION_DISCARD)
+		count(&session_n_discarded);
 	if (strcmp(r->code, "421") == 0 || strcmp(r->code, "521") == 0)
 		s->hung_up = true;
 }
@@ -977,6 +1019,7 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 		log_line(s, "eom", s->accepted_by,
 			 changes->quarantine ? "quarantine" : "accept");
 	}
+	count_message(s);
 	end_message(s);
 }
 
@@ -985,5 +1028,6 @@ session_on_abort(session *s)
 {
 	if (s->in_message && !s->message_logged)
 		log_line(s, rules_stage_name(s->stage), NULL, "aborted");
+	count_message(s);
 	end_message(s);
 }

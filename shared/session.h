@@ -133,6 +133,21 @@ const stress_state *session_stress(const session *s);
 const struct conf_values *session_params(const session *s);
 const char *session_stress_macro(const session *s);
 
+/*
+ * Counters over all sessions since start (atomic; any thread): the daemon
+ * logs them at stop and on reload.
+ */
+typedef struct session_counts {
+	unsigned long long messages;      /* ended at eom or aborted */
+	unsigned long long rejected;      /* reject replies (any stage) */
+	unsigned long long tempfailed;    /* tempfail replies, limits included */
+	unsigned long long discarded;
+	unsigned long long skipped_dnsbl; /* messages whose DNS checks did not all run */
+	unsigned long long skipped_body;  /* messages whose body checks did not run */
+} session_counts;
+
+void session_get_counts(session_counts *out);
+
 /* The client as Postfix logs it: name[addr]. */
 void session_format_client(const session *s, strbuf *out);
 

@@ -560,6 +560,16 @@ START_TEST(test_body)
 	again(&r);
 	session_on_eom(s, &r, &ch);
 	ck_assert_int_eq(r.answer, tc->at_eom);
+	{
+		session_counts n;
+
+		/* Each test runs in its own process: the counters start at zero. */
+		session_get_counts(&n);
+		ck_assert_uint_eq(n.messages, 1);
+		ck_assert_uint_eq(n.skipped_body, strstr(tc->header ? tc->header : "",
+							 "skipped=body") != NULL);
+		ck_assert_uint_eq(n.rejected, tc->at_eom == SESSION_REJECT);
+	}
 	if (tc->header != NULL) {
 		ck_assert_uint_eq(ch.n_add, 1);
 		ck_assert_str_eq(ch.add[0].value, tc->header);

@@ -87,3 +87,5 @@ wait $ms_pid
 rc=$?
 [ $rc -eq 0 ] || fail "exit status after SIGTERM was $rc"
 expect_line "$T_DIR/ms.log" 'stopping' "stop is logged"
+expect_line "$T_DIR/ms.log" 'statistics: messages=[1-9][0-9]* rejected=0 tempfailed=0 discarded=0 skipped: dnsbl=0 body=0' \
+	"counters are logged at stop"
