@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
+#include "regex.h"
 
 /*
  * A body is the largest input an administrator's regex meets: bound the
@@ -48,54 +47,17 @@ struct bodyscan {
 static bool
 compile_one(bodyscan_set *set, size_t i, const char *pat, strbuf *err)
 {
-	const char *end, *f;
-	uint32_t opts = 0;
-	PCRE2_SIZE off;
+	strbuf why = STRBUF_INIT;
+	size_t column = 0;
 	uint32_t lb;
-	int rc;
 
-	end = strrchr(pat, '/');
-	if (pat[0] != '/' || end == pat) {
-		strbuf_printf(err, "body pattern %zu (%s): expected /regex/flags", i + 1,
-		              pat);
-		return false;
-	}
-	for (f = end + 1; *f != '\0'; f++) {
-		switch (*f) {
-		case 'i':
-			opts |= PCRE2_CASELESS;
-			break;
-		case 'm':
-			opts |= PCRE2_MULTILINE;
-			break;
-		case 's':
-			opts |= PCRE2_DOTALL;
-			break;
-		case 'x':
-			opts |= PCRE2_EXTENDED;
-			break;
-		default:
-			strbuf_printf(err,
-			              "body pattern %zu (%s): unknown regex flag '%c': "
-			              "expected i, m, s or x",
-			              i + 1, pat, *f);
-			return false;
-		}
-	}
-	/* No PCRE2_UTF: a body is bytes, and byte-wise matching never fails on them. */
-	set->re[i] = pcre2_compile((PCRE2_SPTR)(pat + 1), (size_t)(end - pat - 1), opts,
-	                           &rc, &off, NULL);
+	set->re[i] = regex_compile(pat, &why, &column);
 	if (set->re[i] == NULL) {
-		PCRE2_UCHAR msg[256];
-
-		if (pcre2_get_error_message(rc, msg, sizeof msg) < 0)
-			snprintf((char *)msg, sizeof msg, "error %d", rc);
-		strbuf_printf(err, "body pattern %zu (%s): %s at offset %zu of the regex",
-		              i + 1, pat, (const char *)msg, (size_t)off);
+		strbuf_printf(err, "body pattern %zu (%s): %s", i + 1, pat, strbuf_str(&why));
+		strbuf_free(&why);
 		return false;
 	}
-	/* Without JIT (not built in, no executable memory) the interpreter runs. */
-	(void)pcre2_jit_compile(set->re[i], PCRE2_JIT_COMPLETE);
+	strbuf_free(&why);
 	if (pcre2_pattern_info(set->re[i], PCRE2_INFO_MAXLOOKBEHIND, &lb) == 0 &&
 	    lb > set->lookbehind)
 		set->lookbehind = lb;

@@ -9,8 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
+#include "regex.h"
 
 #include "addr.h"
 #include "budget.h"
@@ -1166,48 +1165,20 @@ expand_token(cctx *c, const rtoken *t, strbuf *out)
 static bool
 compile_regex(cctx *c, const char *word, const where *w, value *v)
 {
-	const char *end = strrchr(word, '/'), *f;
-	uint32_t opts = 0;
-	PCRE2_SIZE off;
-	int err;
+	strbuf why = STRBUF_INIT;
+	size_t column = 0;
 
-	if (end == word) {
+	if (strrchr(word, '/') == word) {
 		problem_in(c, w, 0, "missing '/' to close the regex '%s'", word);
 		return false;
 	}
-	for (f = end + 1; *f; f++) {
-		switch (*f) {
-		case 'i':
-			opts |= PCRE2_CASELESS;
-			break;
-		case 'm':
-			opts |= PCRE2_MULTILINE;
-			break;
-		case 's':
-			opts |= PCRE2_DOTALL;
-			break;
-		case 'x':
-			opts |= PCRE2_EXTENDED;
-			break;
-		default:
-			problem_in(c, w, (size_t)(f - word),
-			           "unknown regex flag '%c': expected i, m, s or x", *f);
-			return false;
-		}
-	}
-	v->re = pcre2_compile((PCRE2_SPTR)(word + 1), (size_t)(end - word - 1), opts,
-	                      &err, &off, NULL);
+	v->re = regex_compile(word, &why, &column);
 	if (v->re == NULL) {
-		PCRE2_UCHAR msg[256];
-
-		if (pcre2_get_error_message(err, msg, sizeof msg) < 0)
-			snprintf((char *)msg, sizeof msg, "error %d", err);
-		problem_in(c, w, 1 + off, "bad regex %s: %s at offset %zu of the pattern",
-		           word, (const char *)msg, (size_t)off);
+		problem_in(c, w, column, "%s", strbuf_str(&why));
+		strbuf_free(&why);
 		return false;
 	}
-	/* Without JIT (not built in, no executable memory) the interpreter runs. */
-	(void)pcre2_jit_compile(v->re, PCRE2_JIT_COMPLETE);
+	strbuf_free(&why);
 	v->kind = V_REGEX;
 	return true;
 }

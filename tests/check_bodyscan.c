@@ -355,7 +355,7 @@ static const ecase bad[] = {
         {"lottery", "body pattern 2 (lottery): expected /regex/flags"},
         {"/lottery", "expected /regex/flags"},
         {"", "expected /regex/flags"},
-        {"/a(/", "body pattern 2 (/a(/): missing closing parenthesis at offset 2"},
+        {"/a(/", "body pattern 2 (/a(/): bad regex /a(/: missing closing parenthesis at offset 2"},
         {"/a/q", "unknown regex flag 'q'"},
         {"/[z-a]/", "range out of order"},
 };
