@@ -457,8 +457,9 @@ struct dnsbl_ctx {
 };
 
 /*
- * A call to dnsbl_lookup(): shared by its caller and the resolver thread
- * until both let go (refs). Everything in it is under mu.
+ * A call (dnsbl_start() to dnsbl_finish()): shared by its caller and the
+ * resolver thread until both let go (refs). Everything in it is under mu,
+ * but ctx, q, n, deadline and flags, which only the caller reads.
  */
 struct slot {
 	enum dnsbl_status status;
@@ -471,9 +472,10 @@ struct slot {
 	char *txt;
 	char *err;
 	long long ms;
+	bool closed; /* copied out to its dnsbl_query: answers leave it alone */
 };
 
-struct call {
+struct dnsbl_call {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned refs;
@@ -483,18 +485,24 @@ struct call {
 	long long start;
 	size_t n;
 	struct slot *slot;
+	/* The caller's. */
+	dnsbl_ctx *ctx;
+	dnsbl_query *q;
+	long long deadline;
+	unsigned flags;
+	bool sent_any; /* jobs went to the resolver */
 };
 
 struct job {
 	struct job *next;
 	dnsbl_ctx *ctx;
-	struct call *call;
+	struct dnsbl_call *call;
 	size_t i;
 	int type;
 };
 
 static void
-call_unref(struct call *c)
+call_unref(struct dnsbl_call *c)
 {
 	bool last;
 
@@ -825,7 +833,7 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct job *j = arg;
 	dnsbl_ctx *ctx = j->ctx;
-	struct call *c = j->call;
+	struct dnsbl_call *c = j->call;
 	struct slot *s = &c->slot[j->i];
 	struct answer a = {.outcome = OUT_ERROR};
 	unsigned char match[DNSBL_MAX_ADDR][4];
@@ -847,7 +855,12 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	}
 
 	pthread_mutex_lock(&c->mu);
-	if (!c->abandoned) {
+	if (!c->abandoned && s->closed) {
+		/* Its caller gave up on it at the deadline. */
+		c->pending--;
+		if (c->pending == 0)
+			pthread_cond_broadcast(&c->cv);
+	} else if (!c->abandoned) {
 		if (j->type == T_A) {
 			slot_take_a(s, &a, nmatch, match);
 			if (s->status == DNSBL_LISTED && s->want_txt && !have_txt) {
@@ -870,8 +883,8 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 			c->pending--;
 			c->listed_done++;
 		}
-		if (c->pending == 0 || c->listed_done > 0)
-			pthread_cond_signal(&c->cv);
+		/* Each answer may settle the one slot dnsbl_wait() waits for. */
+		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
 
@@ -1193,10 +1206,10 @@ from_cache(dnsbl_ctx *ctx, struct slot *s, bool *txt_only)
 	return done;
 }
 
-static struct call *
+static struct dnsbl_call *
 call_new(size_t n)
 {
-	struct call *c = ms_xcalloc(1, sizeof *c);
+	struct dnsbl_call *c = ms_xcalloc(1, sizeof *c);
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&c->mu, NULL);
@@ -1212,49 +1225,65 @@ call_new(size_t n)
 	return c;
 }
 
-static void
-wait_for(struct call *c, long long deadline, unsigned flags)
+static struct timespec
+deadline_ts(long long deadline)
 {
-	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
-	                      .tv_nsec = (long)(deadline % 1000) * 1000000L};
+	return (struct timespec){.tv_sec = (time_t)(deadline / 1000),
+	                         .tv_nsec = (long)(deadline % 1000) * 1000000L};
+}
 
-	while (c->pending > 0 && !((flags & DNSBL_FIRST) && c->listed_done > 0)) {
-		if (budget_expired(deadline))
+/* Waits for the whole call (dnsbl_lookup()); under c->mu. */
+static void
+wait_all(struct dnsbl_call *c)
+{
+	struct timespec ts = deadline_ts(c->deadline);
+
+	while (c->pending > 0 && !((c->flags & DNSBL_FIRST) && c->listed_done > 0)) {
+		if (budget_expired(c->deadline))
 			break;
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
 			break;
 	}
 }
 
-/* Copies a settled call into q[] and settles what is not; under c->mu. */
-static void
-finish(struct call *c, dnsbl_query *q, unsigned flags)
+static bool
+slot_final(const struct slot *s)
 {
-	long long ms = budget_now_ms() - c->start;
-	bool cancel = (flags & DNSBL_FIRST) && c->listed_done > 0;
+	return s->status != DNSBL_PENDING && !s->txt_pending;
+}
 
-	for (size_t i = 0; i < c->n; i++) {
-		struct slot *s = &c->slot[i];
+/*
+ * Copies slot i into q[i] once, settling it as pending (TIMEOUT or
+ * CANCELLED) if it is not final; under c->mu. A listing whose TXT did not
+ * come stays listed.
+ */
+static void
+close_slot(struct dnsbl_call *c, size_t i, enum dnsbl_status pending)
+{
+	struct slot *s = &c->slot[i];
+	dnsbl_query *q = &c->q[i];
 
-		if (s->status == DNSBL_PENDING) {
-			s->status = cancel ? DNSBL_CANCELLED : DNSBL_TIMEOUT;
-			s->ms = ms;
-		}
-		q[i].status = s->status;
-		q[i].cached = s->cached;
-		q[i].ms = s->ms;
-		q[i].naddr = s->naddr;
-		memcpy(q[i].addr, s->addr, sizeof q[i].addr);
-		if (s->txt)
-			strbuf_puts(&q[i].txt, s->txt);
-		if (s->err && q[i].err.len == 0)
-			strbuf_puts(&q[i].err, s->err);
+	if (s->closed)
+		return;
+	if (s->status == DNSBL_PENDING) {
+		s->status = pending;
+		s->ms = budget_now_ms() - c->start;
 	}
-	c->abandoned = true;
+	s->txt_pending = false;
+	s->closed = true;
+	q->status = s->status;
+	q->cached = s->cached;
+	q->ms = s->ms;
+	q->naddr = s->naddr;
+	memcpy(q->addr, s->addr, sizeof q->addr);
+	if (s->txt)
+		strbuf_puts(&q->txt, s->txt);
+	if (s->err && q->err.len == 0)
+		strbuf_puts(&q->err, s->err);
 }
 
 static void
-account(dnsbl_ctx *ctx, const struct call *c)
+account(dnsbl_ctx *ctx, const struct dnsbl_call *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct slot *s = &c->slot[i];
@@ -1284,7 +1313,7 @@ account(dnsbl_ctx *ctx, const struct call *c)
 
 /* Pass 1: names and the cache; nothing shared is held yet. */
 static void
-prepare(dnsbl_ctx *ctx, struct call *c, dnsbl_query *q, unsigned flags)
+prepare(dnsbl_ctx *ctx, struct dnsbl_call *c, dnsbl_query *q, unsigned flags)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		struct slot *s = &c->slot[i];
@@ -1310,7 +1339,7 @@ prepare(dnsbl_ctx *ctx, struct call *c, dnsbl_query *q, unsigned flags)
 
 /* Pass 2: the jobs for what must go out (NULL: nothing must). */
 static struct job *
-make_jobs(dnsbl_ctx *ctx, struct call *c, long long deadline, unsigned flags)
+make_jobs(dnsbl_ctx *ctx, struct dnsbl_call *c, long long deadline, unsigned flags)
 {
 	struct job *head = NULL, **tail = &head;
 	bool expired = budget_expired(deadline);
@@ -1321,7 +1350,7 @@ make_jobs(dnsbl_ctx *ctx, struct call *c, long long deadline, unsigned flags)
 		if (s->status != DNSBL_PENDING && !s->txt_pending)
 			continue;
 		if ((flags & DNSBL_FIRST) && c->listed_done > 0)
-			break; /* finish() cancels the rest */
+			break; /* end_call() cancels the rest */
 		if (expired) {
 			if (s->status == DNSBL_PENDING)
 				s->status = DNSBL_TIMEOUT;
@@ -1373,29 +1402,86 @@ submit(dnsbl_ctx *ctx, struct job *head)
 		wake_resolver(ctx);
 }
 
+dnsbl_call *
+dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
+            unsigned flags)
+{
+	struct dnsbl_call *c;
+	struct job *jobs;
+
+	if (n == 0)
+		return NULL;
+	c = call_new(n);
+	c->ctx = ctx;
+	c->q = q;
+	c->deadline = deadline_ms;
+	c->flags = flags;
+	prepare(ctx, c, q, flags);
+	/* The resolver cannot see c before submit(): no lock needed so far. */
+	jobs = make_jobs(ctx, c, deadline_ms, flags);
+	if (jobs) {
+		c->sent_any = true;
+		submit(ctx, jobs);
+	}
+	return c;
+}
+
+bool
+dnsbl_wait(dnsbl_call *c, size_t i)
+{
+	struct timespec ts = deadline_ts(c->deadline);
+	struct slot *s = &c->slot[i];
+	bool ok;
+
+	pthread_mutex_lock(&c->mu);
+	while (!s->closed && !slot_final(s) && !budget_expired(c->deadline))
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
+			break;
+	close_slot(c, i, DNSBL_TIMEOUT);
+	ok = s->status != DNSBL_TIMEOUT;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+/* Settles and copies out what is left, reports to the breakers, lets go. */
+static void
+end_call(struct dnsbl_call *c, enum dnsbl_status pending)
+{
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n; i++)
+		close_slot(c, i, pending);
+	c->abandoned = true;
+	pthread_mutex_unlock(&c->mu);
+	/* Only this thread writes a slot once abandoned is set. */
+	account(c->ctx, c);
+	call_unref(c);
+}
+
+void
+dnsbl_finish(dnsbl_call *c)
+{
+	if (c == NULL)
+		return;
+	/* Past the deadline what is still out timed out; before it, it was
+	   not needed. */
+	end_call(c, budget_expired(c->deadline) ? DNSBL_TIMEOUT : DNSBL_CANCELLED);
+}
+
 int
 dnsbl_lookup(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
              unsigned flags)
 {
-	struct call *c;
-	struct job *jobs;
+	struct dnsbl_call *c = dnsbl_start(ctx, q, n, deadline_ms, flags);
+	bool cancel;
 
-	if (n == 0)
+	if (c == NULL)
 		return -1;
-	c = call_new(n);
-	prepare(ctx, c, q, flags);
-	/* The resolver cannot see c before submit(): no lock needed so far. */
-	jobs = make_jobs(ctx, c, deadline_ms, flags);
-	if (jobs)
-		submit(ctx, jobs);
 	pthread_mutex_lock(&c->mu);
-	if (jobs)
-		wait_for(c, deadline_ms, flags);
-	finish(c, q, flags);
+	if (c->sent_any)
+		wait_all(c);
+	cancel = (flags & DNSBL_FIRST) && c->listed_done > 0;
 	pthread_mutex_unlock(&c->mu);
-	/* Only this thread writes a slot once abandoned is set. */
-	account(ctx, c);
-	call_unref(c);
+	end_call(c, cancel ? DNSBL_CANCELLED : DNSBL_TIMEOUT);
 	for (size_t i = 0; i < n; i++)
 		if (q[i].status == DNSBL_LISTED)
 			return (int)i;

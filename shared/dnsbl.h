@@ -13,6 +13,10 @@
  *	... q[i].status, q[i].txt, q[i].addr ...
  *	dnsbl_query_free(&q[0]); dnsbl_query_free(&q[1]);
  *
+ *	call = dnsbl_start(ctx, q, 2, stage_deadline, 0);	the same, a step
+ *	if (dnsbl_wait(call, 1) && q[1].status == DNSBL_LISTED) ...	at a time
+ *	dnsbl_finish(call);			q[0] is CANCELLED if still out
+ *
  * QUERIES
  *	DNSBL_IP: the client address as the MTA sends it ("192.0.2.1",
  *	"2001:db8::1"; no brackets), looked up as its reversed octets
@@ -48,7 +52,8 @@
  *	DNSBL_ERROR	SERVFAIL, REFUSED, bad name, ... (err says which)
  *	DNSBL_TIMEOUT	no answer by the deadline (or the resolver gave up)
  *	DNSBL_SKIPPED	the zone's breaker is open: nothing was sent
- *	DNSBL_CANCELLED	not needed: DNSBL_FIRST and another query was listed
+ *	DNSBL_CANCELLED	not needed: DNSBL_FIRST and another query was listed,
+ *			or dnsbl_finish() before the deadline
  *	ms is how long the query took from the start of the call; cached says
  *	it was answered from the cache.
  *
@@ -61,6 +66,22 @@
  *	out at the deadline are abandoned, not stopped: their late answers
  *	still fill the cache. A deadline already past sends nothing: queries
  *	not in the cache get DNSBL_TIMEOUT at once.
+ *
+ *	dnsbl_start(), dnsbl_wait() and dnsbl_finish() are dnsbl_lookup() in
+ *	steps, for a caller that can stop early. dnsbl_start() does what
+ *	dnsbl_lookup() does before it waits (cache, breaker, sending) and
+ *	returns at once; q[] must stay put until dnsbl_finish(), and the
+ *	caller reads q[i] only once dnsbl_wait() returned for it.
+ *	dnsbl_wait(call, i) blocks until q[i] is final (its TXT in, for a
+ *	listing) or the deadline passed, then fills in q[i]; a q[i] still out
+ *	at the deadline is DNSBL_TIMEOUT, and dnsbl_wait() returns false when
+ *	q[i] is DNSBL_TIMEOUT. Waiting again on the same i returns at once
+ *	with the same answer. dnsbl_finish() fills in the other queries
+ *	without waiting: one still out is DNSBL_CANCELLED before the deadline
+ *	(abandoned, not counted by the breaker: the caller did not need it),
+ *	DNSBL_TIMEOUT after it; then it reports to the breakers and frees the
+ *	call. A NULL call (n was 0) is finished as a no-op. Every started call
+ *	must be finished, on the thread that started it.
  *
  * CACHE
  *	Answers (A and TXT, positive and negative) are cached per query name
@@ -77,20 +98,24 @@
  *	query is let through as a probe while the others are still skipped;
  *	an answer (listed or not) resumes the zone, a timeout or error
  *	suspends it for another breaker_open_ms (not reported again). Any
- *	answer resets the count. Note that a deadline the caller made too
- *	short counts as a timeout too. on_breaker() is called once when a zone
- *	is suspended and once when it resumes, on the thread of the lookup
- *	that caused it, with no lock of ours held; it may run on several
+ *	answer resets the count; a cancelled query leaves it as it is. Note
+ *	that a deadline the caller made too short counts as a timeout too.
+ *	The breakers hear of a call's queries when it ends (dnsbl_lookup()
+ *	returns, dnsbl_finish()). on_breaker() is called once when a zone is
+ *	suspended and once when it resumes, on the thread of the call that
+ *	caused it, with no lock of ours held; it may run on several
  *	threads at once (for different zones). threshold 0: no breaker.
  *
  * CONCURRENCY AND THREADS
  *	c-ares 1.18 (Debian 12) channels are not thread-safe, and libmilter
  *	runs sessions on a pool of worker threads whose size it alone decides.
  *	So each context owns one channel and one resolver thread that alone
- *	touches it: dnsbl_lookup() (any thread, any number at once) hands its
+ *	touches it: dnsbl_lookup() and dnsbl_start() (any thread, any number
+ *	at once) hand their
  *	queries to that thread through a queue (a mutex held only to link
- *	them in) and a pipe that wakes it, then sleeps on a condition
- *	variable of its own call until the answers or its deadline arrive.
+ *	them in) and a pipe that wakes it; dnsbl_lookup() and dnsbl_wait()
+ *	then sleep on a condition variable of their own call until the
+ *	answers they wait for or the deadline arrive.
  *	The resolver thread polls the channel's sockets, so thousands of
  *	sessions cost thousands of outstanding queries on a handful of
  *	sockets, not a thread or a channel each. The other designs fall short
@@ -106,9 +131,10 @@
  *	assignments); each call (its own mutex, between its caller and the
  *	resolver thread); counters are atomic. No lock is held while waiting
  *	on the network. dnsbl_create() and dnsbl_free() run on one thread,
- *	and dnsbl_free() only once no dnsbl_lookup() on the context is running
- *	or will start. Filters are immutable once parsed: any thread may match
- *	them. A dnsbl_query belongs to the thread that passes it in.
+ *	and dnsbl_free() only once no call on the context is running (a
+ *	started one is finished) or will start. Filters are immutable once
+ *	parsed: any thread may match them. A dnsbl_query belongs to the
+ *	thread that passes it in.
  *
  *	The resolver thread blocks every signal (libmilter sigwaits its own).
  *
@@ -126,6 +152,7 @@
 
 typedef struct dnsbl_ctx dnsbl_ctx;
 typedef struct dnsbl_filter dnsbl_filter;
+typedef struct dnsbl_call dnsbl_call;
 
 /* suspended: true when the zone was suspended, false when it resumed;
  * timeouts: the consecutive timeouts that suspended it. */
@@ -152,7 +179,7 @@ enum dnsbl_kind {
 };
 
 enum dnsbl_status {
-	DNSBL_PENDING, /* never seen by the caller after dnsbl_lookup() */
+	DNSBL_PENDING, /* never seen by the caller once its result is in */
 	DNSBL_LISTED,
 	DNSBL_NOT_LISTED,
 	DNSBL_ERROR,
@@ -170,7 +197,7 @@ typedef struct dnsbl_query {
 	const char *subject;
 	const char *zone;
 	const dnsbl_filter *filter; /* NULL: any A record lists */
-	/* Filled in by dnsbl_lookup(). */
+	/* Filled in by dnsbl_lookup() (dnsbl_wait(), dnsbl_finish()). */
 	enum dnsbl_status status;
 	bool cached;
 	unsigned naddr;
@@ -181,7 +208,7 @@ typedef struct dnsbl_query {
 	strbuf err;  /* ERROR: why */
 } dnsbl_query;
 
-/* dnsbl_lookup() flags */
+/* dnsbl_lookup() and dnsbl_start() flags */
 #define DNSBL_FIRST 0x1  /* return as soon as one query is listed */
 #define DNSBL_NO_TXT 0x2 /* do not ask for TXT */
 
@@ -195,6 +222,13 @@ void dnsbl_query_free(dnsbl_query *q);
 /* Returns the index of the first listed query in q[] (array order), or -1. */
 int dnsbl_lookup(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
                  unsigned flags);
+
+/* dnsbl_lookup() in steps (see DEADLINE). dnsbl_start() returns NULL only
+   when n is 0; dnsbl_wait() returns false when q[i] timed out. */
+dnsbl_call *dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
+                        unsigned flags);
+bool dnsbl_wait(dnsbl_call *call, size_t i);
+void dnsbl_finish(dnsbl_call *call);
 
 /* "192.0.2.1" -> "1.2.0.192", IPv6 to 32 nibbles; out is replaced. False
  * (out empty) when addr is not an address. */

@@ -2454,6 +2454,8 @@ typedef struct eval_ctx {
 	strbuf subject_buf[N_DNS_KINDS];
 	dnsbl_query *q;
 	size_t n_q;
+	dnsbl_call *call; /* q[]'s lookups, from dnsbl_start() */
+	bool *waited;     /* q[i] is in: dnsbl_wait() returned for it */
 	/* The current rule's first listing, for $rbl_*. */
 	const dnsbl_query *hit;
 	size_t hit_kind;
@@ -2565,38 +2567,46 @@ collect_queries(eval_ctx *e)
 	}
 }
 
+/* Sends all of them at once; each is waited for when a rule needs it. */
 static void
-run_queries(eval_ctx *e)
+start_queries(eval_ctx *e)
 {
-	rules_eval_info *info = e->info;
-	long long t0;
-	size_t i;
-
 	if (e->n_q == 0)
 		return;
-	t0 = budget_now_ms();
-	dnsbl_lookup(e->x->dns, e->q, e->n_q, e->x->deadline_ms, 0);
-	info->dns_ms += budget_now_ms() - t0;
-	info->queries += (unsigned)e->n_q;
-	for (i = 0; i < e->n_q; i++) {
-		const dnsbl_query *q = &e->q[i];
+	e->waited = ms_xcalloc(e->n_q, sizeof *e->waited);
+	e->call = dnsbl_start(e->x->dns, e->q, e->n_q, e->x->deadline_ms, 0);
+	e->info->queries += (unsigned)e->n_q;
+}
 
-		switch (q->status) {
-		case DNSBL_TIMEOUT:
-			if (info->timed_out == 0)
-				strbuf_printf(&info->timeout_what, "%s after %lld ms",
-				              q->zone, q->ms);
-			info->timed_out |= RULES_COST_DNSBL;
-			break;
-		case DNSBL_ERROR:
-			info->failed |= RULES_COST_DNSBL;
-			break;
-		case DNSBL_SKIPPED:
-			info->skipped |= RULES_COST_DNSBL;
-			break;
-		default:
-			break;
-		}
+/* Waits for q (at most until the deadline) the first time a rule needs it. */
+static void
+need_query(eval_ctx *e, const dnsbl_query *q)
+{
+	rules_eval_info *info = e->info;
+	size_t i = (size_t)(q - e->q);
+	long long t0;
+
+	if (e->waited[i])
+		return;
+	t0 = budget_now_ms();
+	dnsbl_wait(e->call, i);
+	info->dns_ms += budget_now_ms() - t0;
+	e->waited[i] = true;
+	switch (q->status) {
+	case DNSBL_TIMEOUT:
+		if (info->timed_out == 0)
+			strbuf_printf(&info->timeout_what, "%s after %lld ms", q->zone,
+			              q->ms);
+		info->timed_out |= RULES_COST_DNSBL;
+		break;
+	case DNSBL_ERROR:
+		info->failed |= RULES_COST_DNSBL;
+		break;
+	case DNSBL_SKIPPED:
+		info->skipped |= RULES_COST_DNSBL;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -2636,7 +2646,12 @@ dns_check(eval_ctx *e, const rule *r, const check *ck)
 	for (i = 0; i < ck->n_values; i++) {
 		const dnsbl_query *q =
 		        find_query(e, dns_kinds[d].qkind, e->subject[d], ck->v[i].s);
-		enum tri one = q != NULL ? zone_result(q, &ck->v[i]) : T_UNKNOWN;
+		enum tri one = T_UNKNOWN;
+
+		if (q != NULL) {
+			need_query(e, q);
+			one = zone_result(q, &ck->v[i]);
+		}
 
 		if (one == T_YES) {
 			if (e->hit == NULL && !ck->negate) {
@@ -2845,9 +2860,12 @@ rules_eval_ex(const rules_table *t, enum rules_stage stage, const rules_facts *f
 	if (x != NULL && x->dns != NULL) {
 		find_subjects(&e);
 		collect_queries(&e);
-		run_queries(&e);
+		start_queries(&e);
 	}
 	r = eval_rules(&e, visit, ctx);
+	/* The rules are decided: what no rule waited for is abandoned. */
+	dnsbl_finish(e.call);
+	free(e.waited);
 	for (i = 0; i < e.n_q; i++)
 		dnsbl_query_free(&e.q[i]);
 	free(e.q);

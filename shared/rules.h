@@ -132,11 +132,20 @@
  *
  *	DNS: at the start of a stage every lookup its runnable rules need is
  *	sent at once, identical names in one zone once (the FILTERs are
- *	applied here, to the A records that came back), and rules_eval_ex()
- *	waits for all of them at most until x->deadline_ms: one stage costs
- *	its slowest lookup, not their sum. Then the rules run in file order
- *	on the answers. A lookup whose rule an earlier cheap check rules out
- *	is still made (the cache keeps it for the next session).
+ *	applied here, to the A records that came back). Then the rules run
+ *	in file order, and a rule waits only for the lookups it needs, each
+ *	at most until x->deadline_ms (all of them are under way meanwhile):
+ *	one stage costs at most its slowest lookup, not their sum. Once the
+ *	stage is decided (a rule with a verdict matches, visit() stops it,
+ *	the rules run out), the lookups still out are abandoned
+ *	(dnsbl_finish(): cancelled, their late answers still cached): a
+ *	listed client need not wait for a slower zone of a later rule. The
+ *	result is the one waiting for all of them would give, only sooner;
+ *	a rule never runs on a cancelled lookup. A lookup whose rule an
+ *	earlier cheap check rules out is still sent (the cache keeps it for
+ *	the next session), but nothing waits for it. info's timed_out,
+ *	failed and DNS skipped count the lookups the evaluated rules waited
+ *	for; queries counts all that were asked.
  *
  *	Body: all body regexes of a table form one bodyscan_set
  *	(rules_body_set()); the caller makes the message's scanner from it

@@ -744,6 +744,70 @@ START_TEST(test_breaker)
 }
 END_TEST
 
+/*
+ * dnsbl_start/wait/finish: waiting for the listed query does not wait for
+ * the silent one; finishing early cancels it without charging the breaker
+ * (threshold 1: a single timeout would suspend slow.test).
+ */
+START_TEST(test_start_wait_finish)
+{
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	dnsbl_ctx *ctx = ctx_new(servers, 0, 1, 60000, on_breaker, &ev);
+	dnsbl_query q[2];
+	dnsbl_call *call;
+	dnsbl_stats st;
+	long long t0, took;
+
+	ck_assert_ptr_null(dnsbl_start(ctx, q, 0, budget_now_ms() + 1000, 0));
+	dnsbl_finish(NULL);
+
+	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
+	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	t0 = budget_now_ms();
+	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 3000), 0);
+	ck_assert_ptr_nonnull(call);
+	ck_assert(dnsbl_wait(call, 1));
+	took = budget_now_ms() - t0;
+	ck_assert_msg(took < 1000, "waited %lld ms for the listed one", took);
+	ck_assert_int_eq(q[1].status, DNSBL_LISTED);
+	ck_assert_str_eq(strbuf_str(&q[1].txt), "Listed: test entry");
+	/* Again: the same answer, at once, the TXT not doubled. */
+	ck_assert(dnsbl_wait(call, 1));
+	ck_assert_str_eq(strbuf_str(&q[1].txt), "Listed: test entry");
+	dnsbl_finish(call);
+	ck_assert_msg(budget_now_ms() - t0 < 1000, "finish waited");
+	ck_assert_int_eq(q[0].status, DNSBL_CANCELLED);
+	ck_assert_int_eq(q[1].status, DNSBL_LISTED);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.timeouts, 0);
+	ck_assert_int_eq(ev.suspended, 0);
+	dnsbl_query_free(&q[0]);
+	dnsbl_query_free(&q[1]);
+
+	/* Waiting on the silent one: false at the deadline, then a timeout the
+	   breaker does count (threshold 1: suspended). */
+	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
+	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.3", "bl.test", NULL);
+	t0 = budget_now_ms();
+	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 300), 0);
+	ck_assert(!dnsbl_wait(call, 0));
+	took = budget_now_ms() - t0;
+	ck_assert_msg(took >= 295 && took < 300 + MARGIN_MS, "took %lld ms", took);
+	ck_assert_int_eq(q[0].status, DNSBL_TIMEOUT);
+	ck_assert(dnsbl_wait(call, 1));
+	ck_assert_int_eq(q[1].status, DNSBL_NOT_LISTED);
+	dnsbl_finish(call);
+	ck_assert_int_eq(q[0].status, DNSBL_TIMEOUT);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.timeouts, 1);
+	ck_assert_int_eq(ev.suspended, 1);
+	dnsbl_query_free(&q[0]);
+	dnsbl_query_free(&q[1]);
+
+	dnsbl_free(ctx);
+}
+END_TEST
+
 #define THREADS 16
 #define PER_THREAD 200
 
@@ -834,6 +898,7 @@ dnsbl_suite(void)
 	tcase_add_test(net, test_lookups);
 	tcase_add_test(net, test_name_and_no_txt);
 	tcase_add_test(net, test_parallel_first);
+	tcase_add_test(net, test_start_wait_finish);
 	tcase_add_test(net, test_cache);
 	tcase_add_test(net, test_cache_evicts);
 	tcase_add_test(net, test_cache_ttl);

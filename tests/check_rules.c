@@ -2152,6 +2152,89 @@ START_TEST(test_dns_timeout)
 }
 END_TEST
 
+/*
+ * Short-circuit: all lookups start at once, the rules wait in file order
+ * for what each needs. A listed zone before the dead one decides at once;
+ * the dead one before it is waited for until the deadline, and a listing
+ * its filter excludes decides nothing.
+ */
+static const struct sc_case {
+	const char *text;
+	const char *want; /* the verdict's text */
+	bool waits;       /* for slow.test, until the deadline */
+	unsigned queries;
+} sc_cases[] = {
+        {"connect dnsbl zen.test reject \"$rbl_domain $rbl_reason\"\n"
+         "connect dnsbl slow.test reject \"slow\"",
+         "zen.test listed here", false, 2},
+        {"connect dnsbl slow.test reject \"slow\"\n"
+         "connect dnsbl zen.test reject \"$rbl_domain $rbl_reason\"",
+         "zen.test listed here", true, 2},
+        {"connect dnsbl zen.test=127.0.0.[3..9] reject \"filtered\"\n"
+         "connect dnsbl zen.test=127.0.0.2 reject \"$rbl_domain\"\n"
+         "connect dnsbl slow.test reject \"slow\"",
+         "zen.test", false, 2},
+        {"connect dnsbl zen.test=127.0.0.[3..9] reject \"filtered\"\n"
+         "connect dnsbl slow.test reject \"slow\"\n"
+         "connect dnsbl zen.test reject \"$rbl_domain\"",
+         "zen.test", true, 2},
+        /* tag is no verdict: the stage goes on, and waits */
+        {"connect dnsbl zen.test tag X-Listed yes\n"
+         "connect !dnsbl slow.test reject \"slow\"\n"
+         "connect any reject \"last\"",
+         "last", true, 2},
+};
+
+START_TEST(test_dns_short_circuit)
+{
+	const struct sc_case *t = &sc_cases[_i];
+	const long long budget = 1500;
+	conf *c = load_ok(t->text, NULL);
+	dnsbl_ctx *dns = dns_ctx();
+	long long t0 = budget_now_ms(), took;
+	rules_expensive x = {dns, budget_deadline(t0, budget), NULL};
+	fact_spec spec = {.addr = "127.0.0.2"};
+	verdict_vars vv;
+	rules_eval_info info;
+	strbuf text = STRBUF_INIT;
+	facts_buf fb;
+	const rule *r;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &spec);
+	r = rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x, &info, NULL,
+	                  NULL);
+	took = budget_now_ms() - t0;
+	ck_assert_msg(r != NULL, "'%s': no verdict", t->text);
+	vv = (verdict_vars){&fb.f, &info};
+	rule_expand_text(r, verdict_var, &vv, &text);
+	ck_assert_str_eq(strbuf_str(&text), t->want);
+	ck_assert_uint_eq(info.queries, t->queries);
+	/* Every lookup was sent at the start, needed in the end or not. */
+	ck_assert_uint_ge(dns_sent(dns), t->queries);
+	if (t->waits) {
+		ck_assert_msg(took >= budget - 10 && took <= budget + MARGIN_MS,
+		              "'%s': took %lld ms", t->text, took);
+		ck_assert_uint_eq(info.timed_out, RULES_COST_DNSBL);
+		ck_assert_msg(strncmp(strbuf_str(&info.timeout_what), "slow.test after ",
+		                      16) == 0,
+		              "timeout_what '%s'", strbuf_str(&info.timeout_what));
+	} else {
+		/* The contract: far less than the budget. */
+		ck_assert_msg(took < 1000, "'%s': took %lld ms", t->text, took);
+		ck_assert_uint_eq(info.timed_out, 0);
+		ck_assert_str_eq(strbuf_str(&info.timeout_what), "");
+	}
+	ck_assert_uint_eq(info.skipped, 0);
+	ck_assert_uint_eq(info.failed, 0);
+	strbuf_free(&text);
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	dnsbl_free(dns);
+	conf_unref(c);
+}
+END_TEST
+
 /* Without a DNS context, and through rules_eval(): skipped, never a verdict. */
 START_TEST(test_dns_no_ctx)
 {
@@ -2317,6 +2400,7 @@ rules_suite(void)
 	tcase_set_timeout(net, 60);
 	tcase_add_loop_test(net, test_dns, 0, N(dns_cases));
 	tcase_add_test(net, test_dns_timeout);
+	tcase_add_loop_test(net, test_dns_short_circuit, 0, N(sc_cases));
 	suite_add_tcase(s, net);
 	return s;
 }
