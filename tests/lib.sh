@@ -101,11 +101,33 @@ wait_for_tcp() {
 }
 
 # free_port: print a TCP port on 127.0.0.1 that nothing listens on now.
+# Tests run in parallel (make -j): a port that is free now may be picked by
+# another test before anyone binds it. Ports handed out are recorded under a
+# lock in a file shared by the tests of this machine, and not handed out again
+# while they are among the last 2000.
+T_PORTS=${TMPDIR:-/tmp}/milter-stress-test-ports
 free_port() {
-	while :; do
-		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
+	(
+		flock 9
+		while :; do
+			p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
+			grep -qx "$p" "$T_PORTS" 2>/dev/null && continue
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+			echo "$p" >>"$T_PORTS"
+			if [ "$(wc -l <"$T_PORTS")" -gt 2000 ]; then
+				tail -n 1000 "$T_PORTS" >"$T_PORTS.new" && mv "$T_PORTS.new" "$T_PORTS"
+			fi
+			echo "$p"
+			exit 0
+		done
+	) 9>>"$T_PORTS.lock"
+}
+
+# One Postfix instance at a time: concurrent starts have failed with nothing
+# in the log ("mail system startup failed"). The lock is held until exit.
+serialize_e2e() {
+	exec 8>>"${TMPDIR:-/tmp}/milter-stress-e2e.lock"
+	flock 8
 }
 
 # wait_for_line FILE REGEX [TENTHS]: wait until FILE has a line matching REGEX.

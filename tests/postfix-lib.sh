@@ -436,3 +436,7 @@ sink_dump() {
 	done
 	return 0
 }
+
+# Sourcing this file makes the test an end-to-end one: wait for any other
+# end-to-end test of this machine to finish first (see serialize_e2e).
+serialize_e2e
