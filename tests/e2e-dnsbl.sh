@@ -22,27 +22,9 @@
 . "$top_srcdir/tests/postfix-lib.sh"
 
 watchdog 55
-pf_need
-[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
-
-MLOG=$T_DIR/milter.log
 LISTED=192.0.2.10   # bl.test: 127.0.0.2
 CLEAN=198.51.100.7  # in no zone
 SPAM_FROM=u@spam.example # dbl.test: 127.0.1.2
-
-# shellcheck disable=SC2317 # called by at_exit
-e2e_diagnostics() {
-	[ "$T_STATUS" = 0 ] && return 0
-	pf_log
-	echo "--- milter log $MLOG:"
-	cat "$MLOG" 2>/dev/null
-	sink_dump
-	for f in "$T_DIR"/swaks-*.out; do
-		[ -f "$f" ] && { echo "--- $f:"; cat "$f"; }
-	done
-	return 0
-}
-at_exit e2e_diagnostics
 
 # 1. DNS, the milter, the sink, Postfix.
 DNS_PORT=""
@@ -59,52 +41,8 @@ connect stress name=listed-busy dnsbl bl.test=127.0.0.[2..11] tempfail 421 4.7.1
 mail name=sender rhsbl_sender dbl.test reject 554 5.7.1 "sender listed"
 eom name=content body /lottery/i reject 550 5.7.1 "content"
 CONF
-milter_port=$(free_port)
-"$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
-milter_pid=$!
-track_pid "$milter_pid"
-wait_for_tcp "$milter_port"
-kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
-pass "milter-stress listens on inet:$milter_port@127.0.0.1"
+e2e_start "$T_DIR/ms.conf" "with DNSBL, RHSBL and body rules"
 
-sink_start "$T_DIR/sink"
-port_normal=$(free_port)
-port_stress=$(free_port)
-while [ "$port_stress" = "$port_normal" ]; do port_stress=$(free_port); done
-main_lines=$(pf_shipped_main "$milter_port") || fail "main.cf snippet"
-stress_listener=$(pf_shipped_stress_smtpd "$port_stress") || fail "master.cf snippet"
-pf_start "$T_DIR/pf" "$main_lines" "$(pf_smtpd "$port_normal")
-$stress_listener"
-pass "Postfix: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
-
-# send NAME PORT SWAKS-ARG...: as in e2e-rules.sh; sets rc and ms.
-send() {
-	s_name=$1
-	s_port=$2
-	shift 2
-	s_t0=$(date +%s%N)
-	pf_send "$s_port" "$T_DIR/swaks-$s_name.out" --header "Subject: e2e-dnsbl $s_name" "$@"
-	rc=$?
-	ms=$((($(date +%s%N) - s_t0) / 1000000))
-}
-reply() { # NAME CMD-REGEX [N]
-	awk -v re="^ -> $2" -v n="${3:-1}" '
-		$0 ~ re { seen++; if (seen == n) { on = 1; next } }
-		on && /^ -> / { exit }
-		on && /^<(-|\*\*) / { sub(/^<(-|\*\*) +/, ""); print; exit }' "$T_DIR/swaks-$1.out"
-}
-expect_reply() { # NAME CMD-REGEX N WANT WHAT
-	got=$(reply "$1" "$2" "$3")
-	[ "$got" = "$4" ] || { cat "$T_DIR/swaks-$1.out"; fail "$5: got '$got', expected '$4'"; }
-	pass "$5: '$got'"
-}
-not_queued() { # NAME
-	if grep -q 'queued as' "$T_DIR/swaks-$1.out"; then
-		cat "$T_DIR/swaks-$1.out"
-		fail "$1: the message was accepted"
-	fi
-	[ "$rc" != 0 ] || fail "$1: swaks exited 0"
-}
 delivered() { # NAME WHAT: sets qid
 	[ "$rc" = 0 ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: swaks exited $rc"; }
 	qid=$(pf_queue_id "$T_DIR/swaks-$1.out")

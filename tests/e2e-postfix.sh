@@ -12,68 +12,13 @@
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/postfix-lib.sh"
 
-pf_need
-[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
-
-MAIN_SNIPPET=$top_srcdir/conf/postfix-main.cf
-MASTER_SNIPPET=$top_srcdir/conf/postfix-master.cf
-MLOG=$T_DIR/milter.log
-
-# On failure, everything needed to see why.
-# shellcheck disable=SC2317 # called by at_exit
-e2e_diagnostics() {
-	[ "$T_STATUS" = 0 ] && return 0
-	pf_log
-	echo "--- milter log $MLOG:"
-	cat "$MLOG" 2>/dev/null
-	sink_dump
-	for f in "$T_DIR"/swaks-*.out; do
-		[ -f "$f" ] && { echo "--- $f:"; cat "$f"; }
-	done
-	return 0
-}
-# Registered first, so it runs last: after Postfix has stopped.
-at_exit e2e_diagnostics
-
-# 1. milter-stress in the foreground, stderr to a log.
-milter_port=$(free_port)
+# 1. milter-stress with the header settings spelled out, the sink, and Postfix
+# with the shipped snippets (main.cf lines, the master.cf test listener).
 cat >"$T_DIR/milter-stress.conf" <<'EOF'
 stress_header = X-Stress
 stress_macro = {stress}
 EOF
-"$MILTER_STRESS" -f -c "$T_DIR/milter-stress.conf" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
-milter_pid=$!
-track_pid "$milter_pid"
-wait_for_tcp "$milter_port"
-kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
-pass "milter-stress listens on inet:$milter_port@127.0.0.1"
-
-# 2. The sink, then Postfix with the shipped snippets.
-sink_start "$T_DIR/sink"
-
-port_normal=$(free_port)
-port_stress=$(free_port)
-while [ "$port_stress" = "$port_normal" ]; do port_stress=$(free_port); done
-
-# main.cf: the active lines of the snippet, with the milter's port.
-main_lines=$(sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
-	-e "s/inet:127\.0\.0\.1:8890\$/inet:127.0.0.1:$milter_port/" "$MAIN_SNIPPET") ||
-	fail "cannot read $MAIN_SNIPPET"
-printf '%s\n' "$main_lines" | grep -q "^smtpd_milters = inet:127\.0\.0\.1:$milter_port\$" ||
-	fail "$MAIN_SNIPPET has no line 'smtpd_milters = inet:127.0.0.1:8890'"
-
-# master.cf: a normal listener, and the snippet's test listener (its first
-# line and the continuation lines after it) moved to a free port.
-stress_listener=$(awk -v port="$port_stress" '
-	/^127\.0\.0\.1:2526[ \t]/ { sub(/^127\.0\.0\.1:2526/, "127.0.0.1:" port); print; on = 1; next }
-	on && /^[ \t]+[^ \t]/ { print; next }
-	{ on = 0 }' "$MASTER_SNIPPET")
-printf '%s\n' "$stress_listener" | grep -q -- '-o stress=yes' ||
-	fail "$MASTER_SNIPPET has no listener '127.0.0.1:2526 ... smtpd -o stress=yes'"
-
-pf_start "$T_DIR/pf" "$main_lines" "$(pf_smtpd "$port_normal")
-$stress_listener"
-pass "Postfix started: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
+e2e_start "$T_DIR/milter-stress.conf" "(defaults)"
 # shellcheck disable=SC2016 # the literal text of the setting
 [ "$(pf_postconf -h milter_macro_defaults)" = 'stress=${stress?{yes}:{no}}' ] ||
 	fail "main.cf snippet not in effect: milter_macro_defaults = $(pf_postconf -h milter_macro_defaults)"

@@ -27,29 +27,11 @@
 . "$top_srcdir/tests/postfix-lib.sh"
 
 watchdog 50
-pf_need
-[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
-
 RULES=$top_srcdir/conf/example-rules.conf
-MLOG=$T_DIR/milter.log
 LISTED=192.0.2.66  # in the listed range 192.0.2.0/24
 CLEAN=198.51.100.7 # matches no rule
 HELO_CLIENT=198.51.100.9 # matches no client rule; says HELO with an IP literal
 HELO_LITERAL='[192.0.2.1]'
-
-# shellcheck disable=SC2317 # called by at_exit
-e2e_diagnostics() {
-	[ "$T_STATUS" = 0 ] && return 0
-	pf_log
-	echo "--- milter log $MLOG:"
-	cat "$MLOG" 2>/dev/null
-	sink_dump
-	for f in "$T_DIR"/swaks-*.out; do
-		[ -f "$f" ] && { echo "--- $f:"; cat "$f"; }
-	done
-	return 0
-}
-at_exit e2e_diagnostics # registered first: runs after Postfix has stopped
 
 # The helo rule has no name: its verdict line names it FILE:LINE.
 helo_line=$(grep -n '^helo[[:space:]]' "$RULES" | cut -d: -f1)
@@ -58,51 +40,7 @@ case $helo_line in
 esac
 
 # 1. The milter with the example rules, the sink, Postfix.
-milter_port=$(free_port)
-"$MILTER_STRESS" -f -c "$RULES" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
-milter_pid=$!
-track_pid "$milter_pid"
-wait_for_tcp "$milter_port"
-kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
-pass "milter-stress -c example-rules.conf listens on inet:$milter_port@127.0.0.1"
-
-sink_start "$T_DIR/sink"
-port_normal=$(free_port)
-port_stress=$(free_port)
-while [ "$port_stress" = "$port_normal" ]; do port_stress=$(free_port); done
-main_lines=$(pf_shipped_main "$milter_port") || fail "main.cf snippet"
-stress_listener=$(pf_shipped_stress_smtpd "$port_stress") || fail "master.cf snippet"
-pf_start "$T_DIR/pf" "$main_lines" "$(pf_smtpd "$port_normal")
-$stress_listener"
-pass "Postfix: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
-
-# send NAME PORT SWAKS-ARG...: one session, transcript in swaks-NAME.out;
-# sets rc (swaks's status) and ms (how long it took).
-send() {
-	s_name=$1
-	s_port=$2
-	shift 2
-	s_t0=$(date +%s%N)
-	pf_send "$s_port" "$T_DIR/swaks-$s_name.out" --header "Subject: e2e-rules $s_name" "$@"
-	rc=$?
-	ms=$((($(date +%s%N) - s_t0) / 1000000))
-}
-
-# reply NAME CMD-REGEX [N]: the first reply line to the Nth command (default
-# the first) that matches, without swaks's prefix; empty if none came.
-reply() {
-	awk -v re="^ -> $2" -v n="${3:-1}" '
-		$0 ~ re { seen++; if (seen == n) { on = 1; next } }
-		on && /^ -> / { exit }
-		on && /^<(-|\*\*) / { sub(/^<(-|\*\*) +/, ""); print; exit }' "$T_DIR/swaks-$1.out"
-}
-
-# expect_reply NAME CMD-REGEX N WANT WHAT: the reply is exactly WANT.
-expect_reply() {
-	got=$(reply "$1" "$2" "$3")
-	[ "$got" = "$4" ] || { cat "$T_DIR/swaks-$1.out"; fail "$5: got '$got', expected '$4'"; }
-	pass "$5: '$got'"
-}
+e2e_start "$RULES" "-c example-rules.conf"
 
 # expect_hangup NAME CMD: CMD was sent, got no reply, and swaks found the
 # connection closed.
@@ -111,14 +49,6 @@ expect_hangup() {
 	[ -z "$(reply "$1" "$2")" ] || { cat "$T_DIR/swaks-$1.out"; fail "$1: $2 got a reply"; }
 	expect_line "$T_DIR/swaks-$1.out" '^\*\*\* Remote host closed connection unexpectedly\.$' \
 		"$1: Postfix hung up (${2% } found the connection closed)"
-}
-
-not_queued() { # NAME
-	if grep -q 'queued as' "$T_DIR/swaks-$1.out"; then
-		cat "$T_DIR/swaks-$1.out"
-		fail "$1: the message was accepted"
-	fi
-	[ "$rc" != 0 ] || fail "$1: swaks exited 0"
 }
 
 # 2. A listed client on the normal listener: 554 at connect.

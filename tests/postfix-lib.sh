@@ -437,6 +437,85 @@ sink_dump() {
 	return 0
 }
 
+# ---- the common frame of an end-to-end test -------------------------------
+#
+# e2e_start CONFIG WHAT: milter-stress with CONFIG on a free inet port (log in
+# $MLOG), the sink, and Postfix with the shipped snippets: a normal listener
+# on $port_normal and the snippet's -o stress=yes listener on $port_stress.
+# On failure the logs and swaks transcripts are printed. WHAT names the
+# milter in the ok line.
+e2e_start() {
+	pf_need
+	[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
+	MLOG=$T_DIR/milter.log
+	at_exit e2e_diagnostics # registered first: runs after Postfix has stopped
+	milter_port=$(free_port)
+	"$MILTER_STRESS" -f -c "$1" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
+	milter_pid=$!
+	track_pid "$milter_pid"
+	wait_for_tcp "$milter_port"
+	kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
+	pass "milter-stress $2 listens on inet:$milter_port@127.0.0.1"
+	sink_start "$T_DIR/sink"
+	port_normal=$(free_port)
+	port_stress=$(free_port)
+	e2e_main=$(pf_shipped_main "$milter_port") || fail "main.cf snippet"
+	e2e_stress=$(pf_shipped_stress_smtpd "$port_stress") || fail "master.cf snippet"
+	pf_start "$T_DIR/pf" "$e2e_main" "$(pf_smtpd "$port_normal")
+$e2e_stress"
+	pass "Postfix: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
+}
+
+# shellcheck disable=SC2317 # called by at_exit
+e2e_diagnostics() {
+	[ "$T_STATUS" = 0 ] && return 0
+	pf_log
+	echo "--- milter log $MLOG:"
+	cat "$MLOG" 2>/dev/null
+	sink_dump
+	for f in "$T_DIR"/swaks-*.out; do
+		[ -f "$f" ] && { echo "--- $f:"; cat "$f"; }
+	done
+	return 0
+}
+
+# send NAME PORT SWAKS-ARG...: one session, transcript in swaks-NAME.out;
+# sets rc (swaks's status) and ms (how long it took).
+send() {
+	s_name=$1
+	s_port=$2
+	shift 2
+	s_t0=$(date +%s%N)
+	pf_send "$s_port" "$T_DIR/swaks-$s_name.out" --header "Subject: $(basename "$0") $s_name" "$@"
+	rc=$?
+	ms=$((($(date +%s%N) - s_t0) / 1000000))
+}
+
+# reply NAME CMD-REGEX [N]: the first reply line to the Nth command (default
+# the first) that matches, without swaks's prefix; empty if none came.
+reply() {
+	awk -v re="^ -> $2" -v n="${3:-1}" '
+		$0 ~ re { seen++; if (seen == n) { on = 1; next } }
+		on && /^ -> / { exit }
+		on && /^<(-|\*\*) / { sub(/^<(-|\*\*) +/, ""); print; exit }' "$T_DIR/swaks-$1.out"
+}
+
+# expect_reply NAME CMD-REGEX N WANT WHAT: the reply is exactly WANT.
+expect_reply() {
+	got=$(reply "$1" "$2" "$3")
+	[ "$got" = "$4" ] || { cat "$T_DIR/swaks-$1.out"; fail "$5: got '$got', expected '$4'"; }
+	pass "$5: '$got'"
+}
+
+# not_queued NAME: the session ended without a queued message.
+not_queued() {
+	if grep -q 'queued as' "$T_DIR/swaks-$1.out"; then
+		cat "$T_DIR/swaks-$1.out"
+		fail "$1: the message was accepted"
+	fi
+	[ "$rc" != 0 ] || fail "$1: swaks exited 0"
+}
+
 # Sourcing this file makes the test an end-to-end one: wait for any other
 # end-to-end test of this machine to finish first (see serialize_e2e).
 serialize_e2e
