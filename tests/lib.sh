@@ -229,3 +229,33 @@ dns_silent_start() {
 	done
 	printf -v "$1" '%s' "$(head -n 1 "$dns_pf")" # written at once, at close
 }
+
+# run_fuzzer NAME MAX_LEN [LIBFUZZER-ARG...]: the libFuzzer target
+# tests/NAME for 20 seconds from a copy of the seed corpus tests/fuzz/CORPUS
+# (NAME without "fuzz_"), run in that copy (includes in inputs look there).
+# A crash, a leak, a sanitizer report, an input slower than 10 s or above
+# 2 GiB fails; the inputs are kept in the build tree's tests/NAME-crashes/.
+# Sets fuzz_execs to the number of inputs run.
+run_fuzzer() {
+	f_name=$1
+	f_max=$2
+	shift 2
+	f_bin="$top_builddir/tests/$f_name"
+	f_keep="$top_builddir/tests/${f_name//_/-}-crashes"
+	[ -x "$f_bin" ] || fail "$f_bin is not built (make -C tests $f_name)"
+	mkdir "$T_DIR/corpus" "$T_DIR/artifacts" || fail "mkdir"
+	cp "$top_srcdir/tests/fuzz/${f_name#fuzz_}"/* "$T_DIR/corpus/" || fail "copying the corpus"
+	chmod -R u+w "$T_DIR/corpus"
+	(cd "$T_DIR/corpus" &&
+		UBSAN_OPTIONS=print_stacktrace=1 "$f_bin" -max_total_time=20 -rss_limit_mb=2048 \
+			-timeout=10 -max_len="$f_max" -print_final_stats=1 "$@" \
+			-artifact_prefix="$T_DIR/artifacts/" . >"$T_DIR/fuzz.log" 2>&1)
+	f_rc=$?
+	if [ $f_rc -ne 0 ] || ls "$T_DIR"/artifacts/* >/dev/null 2>&1; then
+		tail -n 60 "$T_DIR/fuzz.log"
+		mkdir -p "$f_keep"
+		cp "$T_DIR"/artifacts/* "$f_keep/" 2>/dev/null
+		fail "$f_name exited $f_rc; inputs kept in $f_keep"
+	fi
+	fuzz_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$T_DIR/fuzz.log")
+}
