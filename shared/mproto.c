@@ -5,13 +5,13 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -687,9 +687,17 @@ mproto_reply_text_check(const char *text, strbuf *err)
 
 /* ---- Connection ----------------------------------------------------------- */
 
+/*
+ * The socket blocks, with SO_RCVTIMEO/SO_SNDTIMEO as the
+ * per-operation timeout: one system call per write and usually one per
+ * reply, which keeps a load generator cheaper than the milter it drives.
+ * Reads go through a buffer, so a reply costs one recv() however it is split.
+ */
 struct mproto_conn {
 	int fd;
 	int timeout_ms;
+	size_t in_off, in_len; /* unread bytes are in[in_off .. in_len) */
+	unsigned char in[16384];
 };
 
 /* strerror() may share a buffer between threads; strerror_r() does not. */
@@ -826,6 +834,23 @@ wait_fd(int fd, short events, long long deadline)
 	}
 }
 
+/* Blocking I/O bounded by the kernel: 0, or -1 with errno. */
+static int
+set_io_timeout(int fd, int timeout_ms)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * A blocking connect, bounded by SO_SNDTIMEO: for a unix socket whose listen
+ * queue is full the kernel waits for room (no retry loop that would burn CPU
+ * with thousands of clients), and a TCP handshake waits for its SYN-ACK.
+ */
 static int
 connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
            strbuf *err, const char *spec)
@@ -835,23 +860,21 @@ connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
 	int soerr = 0;
 	socklen_t len = sizeof soerr;
 
-	for (;;) {
-		if (connect(fd, sa, salen) == 0)
-			return 0;
-		if (errno == EINPROGRESS || errno == EINTR)
-			break;
-		if (errno != EAGAIN) {
-			seterr(err, "connect to %s: %s", spec, errtext(errno, &eb));
-			return MPROTO_ERR_IO;
-		}
-		/* A unix socket whose listen queue is full: try again shortly. */
-		if (now_ms() >= deadline) {
-			seterr(err, "connect to %s: timed out after %d ms", spec,
-			       timeout_ms);
-			return MPROTO_ERR_TIMEOUT;
-		}
-		(void)poll(NULL, 0, 10);
+	if (set_io_timeout(fd, timeout_ms) < 0) {
+		seterr(err, "%s: socket options: %s", spec, errtext(errno, &eb));
+		return MPROTO_ERR_IO;
 	}
+	if (connect(fd, sa, salen) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EINPROGRESS) {
+		seterr(err, "connect to %s: timed out after %d ms", spec, timeout_ms);
+		return MPROTO_ERR_TIMEOUT;
+	}
+	if (errno != EINTR) {
+		seterr(err, "connect to %s: %s", spec, errtext(errno, &eb));
+		return MPROTO_ERR_IO;
+	}
+	/* Interrupted: the handshake goes on; wait for its outcome. */
 	switch (wait_fd(fd, POLLOUT, deadline)) {
 	case 0:
 		seterr(err, "connect to %s: timed out after %d ms", spec, timeout_ms);
@@ -872,7 +895,7 @@ connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
 static int
 open_socket(int family, int type)
 {
-	return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	return socket(family, type | SOCK_CLOEXEC, 0);
 }
 
 static int
@@ -948,6 +971,7 @@ mproto_conn_open(const char *spec, int timeout_ms, strbuf *err)
 	c = ms_xmalloc(sizeof *c);
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
+	c->in_off = c->in_len = 0;
 	return c;
 }
 
@@ -964,6 +988,7 @@ void
 mproto_conn_set_timeout(mproto_conn *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms;
+	(void)set_io_timeout(c->fd, timeout_ms);
 }
 
 int
@@ -972,12 +997,29 @@ mproto_conn_fd(const mproto_conn *c)
 	return c->fd;
 }
 
+/* EAGAIN from a blocking socket means SO_*TIMEO expired. */
+static int
+io_error(const mproto_conn *c, const char *op, strbuf *err)
+{
+	errbuf eb;
+
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		seterr(err, "timed out after %d ms %s the milter", c->timeout_ms,
+		       op[0] == 'w' ? "writing to" : "waiting for");
+		return MPROTO_ERR_TIMEOUT;
+	}
+	if (errno == EPIPE || errno == ECONNRESET) {
+		seterr(err, "milter closed the connection");
+		return MPROTO_ERR_EOF;
+	}
+	seterr(err, "%s: %s", op, errtext(errno, &eb));
+	return MPROTO_ERR_IO;
+}
+
 int
 mproto_conn_write(mproto_conn *c, const void *buf, size_t len, strbuf *err)
 {
 	const char *p = buf;
-	long long deadline = now_ms() + c->timeout_ms;
-	errbuf eb;
 
 	while (len > 0) {
 		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -985,45 +1027,33 @@ mproto_conn_write(mproto_conn *c, const void *buf, size_t len, strbuf *err)
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			if (errno == EPIPE || errno == ECONNRESET) {
-				seterr(err, "milter closed the connection");
-				return MPROTO_ERR_EOF;
-			}
-			seterr(err, "write: %s", errtext(errno, &eb));
-			return MPROTO_ERR_IO;
-		}
-		switch (wait_fd(c->fd, POLLOUT, deadline)) {
-		case 0:
-			seterr(err, "timed out after %d ms writing to the milter",
-			       c->timeout_ms);
-			return MPROTO_ERR_TIMEOUT;
-		case -1:
-			seterr(err, "poll: %s", errtext(errno, &eb));
-			return MPROTO_ERR_IO;
+		} else if (n < 0 && errno != EINTR) {
+			return io_error(c, "write", err);
 		}
 	}
 	return MPROTO_OK;
 }
 
-/* Append exactly len bytes to b, by the deadline. */
+/* Append exactly len bytes to b, from the buffer first. */
 static int
-read_exact(mproto_conn *c, strbuf *b, size_t len, long long deadline, strbuf *err)
+read_exact(mproto_conn *c, strbuf *b, size_t len, strbuf *err)
 {
-	size_t want = b->len + len;
-	errbuf eb;
+	while (len > 0) {
+		size_t have = c->in_len - c->in_off;
+		ssize_t n;
 
-	while (b->len < want) {
-		unsigned char tmp[16384];
-		size_t chunk = want - b->len < sizeof tmp ? want - b->len : sizeof tmp;
-		ssize_t n = recv(c->fd, tmp, chunk, 0);
+		if (have > 0) {
+			size_t take = have < len ? have : len;
 
+			strbuf_append(b, c->in + c->in_off, take);
+			c->in_off += take;
+			len -= take;
+			continue;
+		}
+		c->in_off = c->in_len = 0;
+		n = recv(c->fd, c->in, sizeof c->in, 0);
 		if (n > 0) {
-			strbuf_append(b, tmp, (size_t)n);
+			c->in_len = (size_t)n;
 			continue;
 		}
 		if (n == 0 || errno == ECONNRESET) {
@@ -1032,21 +1062,8 @@ read_exact(mproto_conn *c, strbuf *b, size_t len, long long deadline, strbuf *er
 			                          "middle of a packet");
 			return MPROTO_ERR_EOF;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			seterr(err, "read: %s", errtext(errno, &eb));
-			return MPROTO_ERR_IO;
-		}
-		switch (wait_fd(c->fd, POLLIN, deadline)) {
-		case 0:
-			seterr(err, "timed out after %d ms waiting for the milter",
-			       c->timeout_ms);
-			return MPROTO_ERR_TIMEOUT;
-		case -1:
-			seterr(err, "poll: %s", errtext(errno, &eb));
-			return MPROTO_ERR_IO;
-		}
+		if (errno != EINTR)
+			return io_error(c, "read", err);
 	}
 	return MPROTO_OK;
 }
@@ -1054,18 +1071,17 @@ read_exact(mproto_conn *c, strbuf *b, size_t len, long long deadline, strbuf *er
 int
 mproto_conn_read(mproto_conn *c, strbuf *pkt, strbuf *err)
 {
-	long long deadline = now_ms() + c->timeout_ms;
 	size_t pkt_len = 0;
 	int rc;
 
 	strbuf_reset(pkt);
-	if ((rc = read_exact(c, pkt, MPROTO_HDR_LEN, deadline, err)) != MPROTO_OK)
+	if ((rc = read_exact(c, pkt, MPROTO_HDR_LEN, err)) != MPROTO_OK)
 		return rc;
 	rc = mproto_frame((const unsigned char *)pkt->s, pkt->len, MPROTO_MAX_PACKET,
 	                  &pkt_len, err);
 	if (rc < 0)
 		return MPROTO_ERR_PROTO;
-	return read_exact(c, pkt, pkt_len - MPROTO_HDR_LEN, deadline, err);
+	return read_exact(c, pkt, pkt_len - MPROTO_HDR_LEN, err);
 }
 
 int

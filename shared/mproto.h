@@ -28,7 +28,7 @@
  *   unix:/path  local:/path  /path
  *   inet:port@host  inet6:port@host  (host may be [addr]; omitted: loopback)
  *   inet:host:port  inet:[addr]:port (Postfix's spelling, accepted too)
- * Reads and writes wait at most the connection's timeout each (poll), so a
+ * Reads and writes wait at most the connection's timeout each, so a
  * stuck milter cannot hang the caller. SIGPIPE is never raised.
  *
  * Concurrency: re-entrant. There is no global state; every function works
