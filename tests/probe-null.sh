@@ -70,6 +70,19 @@ expect_line "$T_DIR/out" '^body 6 bytes: continue$' "body after the blank line"
 grep -q 'add header' "$T_DIR/out" && fail "null milter without -H added a header"
 expect_line "$T_DIR/out" '^result: accept$' "message file accepted"
 
+# 3b. A generated message shape: recipients, headers, body size; the load
+# mode for a few seconds (C,Ds) with that shape.
+"$MILTER_PROBE" -p "unix:$SOCK2" --rcpts 3 --headers 7 --body-size 4k >"$T_DIR/out" 2>"$T_DIR/err" ||
+	{ cat "$T_DIR/out" "$T_DIR/err"; fail "shape: probe failed"; }
+[ "$(grep -c '^rcpt <rcpt[1-3]@example.com>: continue$' "$T_DIR/out")" -eq 3 ] ||
+	{ cat "$T_DIR/out"; fail "--rcpts 3: expected 3 generated recipients"; }
+[ "$(grep -c '^header ' "$T_DIR/out")" -eq 7 ] || { cat "$T_DIR/out"; fail "--headers 7: expected 7 headers"; }
+expect_line "$T_DIR/out" '^header X-Probe-Filler-7: continue$' "--headers: fillers after the default headers"
+expect_line "$T_DIR/out" '^body 4096 bytes: continue$' "--body-size 4k: exactly 4096 bytes"
+"$MILTER_PROBE" -p "unix:$SOCK2" --headers 10 --body-size 4k --bench 4,1s >"$T_DIR/out" 2>"$T_DIR/err" ||
+	{ cat "$T_DIR/out" "$T_DIR/err"; fail "--bench 4,1s failed"; }
+expect_line "$T_DIR/out" '^BENCH conc=4 n=[1-9][0-9]* errors=0 secs=1\.[0-9]* ' "--bench C,Ds: runs about D seconds, no errors"
+
 # 4. The same over an inet socket (libmilter's port@host syntax).
 PORT=$(free_port)
 "$NULL_MILTER" -p "inet:$PORT@127.0.0.1" 2>>"$T_DIR/null.err" &

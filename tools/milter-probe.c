@@ -78,9 +78,10 @@ typedef struct {
 	const char *queue_id;
 	int timeout_ms;
 	bool verbose;
-	bool quiet;          /* --bench: no per-stage lines */
-	unsigned bench_conc; /* --bench C,N: C sessions at once */
+	bool quiet;            /* --bench: no per-stage lines */
+	unsigned bench_conc;   /* --bench C,N: C sessions at once */
 	unsigned long bench_n; /* ... N transactions in all */
+	double bench_secs;     /* --bench C,Ds: or as many as fit in D seconds */
 	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
 } config;
 
@@ -429,7 +430,8 @@ line_start(session *s, const char *label)
 }
 
 /* Every stage line goes through here; --bench runs quiet. */
-static void out(const session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(const session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 static void
 out(const session *s, const char *fmt, ...)
@@ -1275,8 +1277,10 @@ run(const config *cf)
 typedef struct bench {
 	const config *cf;
 	pthread_mutex_t lock;
-	unsigned long next;     /* transactions handed out */
-	double *latency_ms;     /* one per transaction, in completion order */
+	unsigned long next; /* transactions handed out */
+	double *latency_ms; /* one per transaction, in completion order */
+	unsigned long cap;  /* room in latency_ms */
+	double deadline_ms; /* --bench C,Ds: no new transaction after it */
 	unsigned long done;
 	unsigned long errors;
 	unsigned long verdicts[V_SHUTDOWN + 1];
@@ -1324,7 +1328,8 @@ bench_worker(void *arg)
 		unsigned long k;
 
 		pthread_mutex_lock(&b->lock);
-		if (b->next >= b->cf->bench_n) {
+		if (b->next >= b->cf->bench_n ||
+		    (b->deadline_ms > 0 && now_ms() >= b->deadline_ms)) {
 			pthread_mutex_unlock(&b->lock);
 			return NULL;
 		}
@@ -1334,8 +1339,14 @@ bench_worker(void *arg)
 			vary_client(&local, k);
 		t0 = now_ms();
 		rc = transaction(&local, &v, &stage);
+		t0 = now_ms() - t0;
 		pthread_mutex_lock(&b->lock);
-		b->latency_ms[b->done++] = now_ms() - t0;
+		if (b->done == b->cap) {
+			b->cap *= 2;
+			b->latency_ms = ms_xrealloc(b->latency_ms,
+			                            b->cap * sizeof *b->latency_ms);
+		}
+		b->latency_ms[b->done++] = t0;
 		if (rc != EXIT_DONE)
 			b->errors++;
 		else
@@ -1374,19 +1385,33 @@ run_bench(const config *cf)
 {
 	bench b;
 	pthread_t *tids = ms_xcalloc(cf->bench_conc, sizeof *tids);
+	pthread_attr_t attr;
 	struct rusage ru;
+	struct rlimit rl;
 	double t0, secs, cpu;
 
 	memset(&b, 0, sizeof b);
 	b.cf = cf;
 	pthread_mutex_init(&b.lock, NULL);
-	b.latency_ms = ms_xcalloc(cf->bench_n, sizeof *b.latency_ms);
+	b.cap = cf->bench_n < 65536 ? cf->bench_n : 65536;
+	b.latency_ms = ms_xcalloc(b.cap, sizeof *b.latency_ms);
+	/* Thousands of sessions: small stacks, and a descriptor each. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max &&
+	    rl.rlim_cur < (rlim_t)cf->bench_conc + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	t0 = now_ms();
+	if (cf->bench_secs > 0)
+		b.deadline_ms = t0 + cf->bench_secs * 1e3;
 	for (unsigned i = 0; i < cf->bench_conc; i++)
-		if (pthread_create(&tids[i], NULL, bench_worker, &b) != 0) {
+		if (pthread_create(&tids[i], &attr, bench_worker, &b) != 0) {
 			fprintf(stderr, "%s: cannot start thread %u\n", PROG, i);
 			exit(EXIT_FAIL);
 		}
+	pthread_attr_destroy(&attr);
 	for (unsigned i = 0; i < cf->bench_conc; i++)
 		pthread_join(tids[i], NULL);
 	secs = (now_ms() - t0) / 1e3;
@@ -1397,7 +1422,8 @@ run_bench(const config *cf)
 	printf("bench: %lu transactions, %u at once, %.2f s: %.1f msg/s\n", b.done,
 	       cf->bench_conc, secs, secs > 0 ? (double)b.done / secs : 0.0);
 	printf("bench: latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f\n",
-	       percentile(b.latency_ms, b.done, 0.50), percentile(b.latency_ms, b.done, 0.90),
+	       percentile(b.latency_ms, b.done, 0.50),
+	       percentile(b.latency_ms, b.done, 0.90),
 	       percentile(b.latency_ms, b.done, 0.99),
 	       b.done ? b.latency_ms[b.done - 1] : 0.0);
 	printf("bench: verdicts");
@@ -1405,12 +1431,15 @@ run_bench(const config *cf)
 		if (b.verdicts[v] > 0)
 			printf(" %s=%lu", verdict_names[v], b.verdicts[v]);
 	printf(", errors=%lu, probe cpu %.2f s\n", b.errors, cpu);
-	printf("BENCH conc=%u n=%lu errors=%lu secs=%.3f mps=%.1f p50=%.3f p90=%.3f p99=%.3f "
+	printf("BENCH conc=%u n=%lu errors=%lu secs=%.3f mps=%.1f p50=%.3f p90=%.3f "
+	       "p99=%.3f "
 	       "max=%.3f cpu=%.3f\n",
-	       cf->bench_conc, b.done, b.errors, secs, secs > 0 ? (double)b.done / secs : 0.0,
-	       percentile(b.latency_ms, b.done, 0.50), percentile(b.latency_ms, b.done, 0.90),
-	       percentile(b.latency_ms, b.done, 0.99), b.done ? b.latency_ms[b.done - 1] : 0.0,
-	       cpu);
+	       cf->bench_conc, b.done, b.errors, secs,
+	       secs > 0 ? (double)b.done / secs : 0.0,
+	       percentile(b.latency_ms, b.done, 0.50),
+	       percentile(b.latency_ms, b.done, 0.90),
+	       percentile(b.latency_ms, b.done, 0.99),
+	       b.done ? b.latency_ms[b.done - 1] : 0.0, cpu);
 	free(b.latency_ms);
 	free(tids);
 	pthread_mutex_destroy(&b.lock);
@@ -1557,6 +1586,48 @@ default_headers(config *cf)
 	strbuf_free(&h);
 }
 
+/* --headers N: the first N of the default headers, then filler up to N. */
+static void
+shape_headers(config *cf, unsigned long n)
+{
+	strbuf h = STRBUF_INIT;
+
+	default_headers(cf);
+	while (cf->nhdr > n) {
+		cf->nhdr--;
+		free(cf->hdrs[cf->nhdr].name);
+		free(cf->hdrs[cf->nhdr].value);
+	}
+	for (unsigned long i = cf->nhdr + 1; i <= n; i++) {
+		strbuf_reset(&h);
+		strbuf_printf(&h,
+		              "X-Probe-Filler-%lu: header %lu of %lu, to give the "
+		              "message a realistic shape",
+		              i, i, n);
+		add_header(cf, h.s, h.len, strcspn(h.s, ":"));
+	}
+	strbuf_free(&h);
+}
+
+/* --body-size N: N bytes of 76-byte CRLF lines of text (the last shorter). */
+static void
+shape_body(strbuf *body, unsigned long size)
+{
+	static const char line[] = "The quick brown fox jumps over the lazy dog; "
+	                           "milter-probe filler text.....\r\n";
+	size_t len = sizeof line - 1;
+
+	strbuf_reset(body);
+	while (body->len + len <= size)
+		strbuf_append(body, line, len);
+	if (body->len + 2 <= size) { /* a short last line, still CRLF-ended */
+		strbuf_append(body, line, size - body->len - 2);
+		strbuf_puts(body, "\r\n");
+	}
+	while (body->len < size)
+		strbuf_putc(body, '\n');
+}
+
 /* ---- options ----------------------------------------------------------- */
 
 /* "<a@b> SIZE=10" -> {"<a@b>", "SIZE=10", NULL}; brackets added if missing. */
@@ -1688,6 +1759,28 @@ parse_number(const char *arg, const char *opt, unsigned long max)
 	return v;
 }
 
+/* A byte count with an optional k or m suffix (binary). */
+static unsigned long
+parse_size(const char *arg, const char *opt, unsigned long max)
+{
+	char num[32];
+	size_t n = strlen(arg);
+	unsigned long mult = 1;
+
+	if (n > 0 && strchr("kKmM", arg[n - 1]) != NULL) {
+		mult = (arg[n - 1] == 'k' || arg[n - 1] == 'K') ? 1024 : 1024 * 1024;
+		n--;
+	}
+	if (n == 0 || n >= sizeof num)
+		usage_error("%s: expected a size such as 4096, 4k or 1m, got '%s'", opt,
+		            arg);
+	memcpy(num, arg, n);
+	num[n] = '\0';
+	if (parse_number(num, opt, max / mult) > max / mult)
+		usage_error("%s: at most %lu bytes", opt, max);
+	return parse_number(num, opt, max / mult) * mult;
+}
+
 static void
 usage(void)
 {
@@ -1711,6 +1804,10 @@ usage(void)
 	       "                          default headers)\n"
 	       "      --body FILE         message body (- for stdin)\n"
 	       "      --message FILE      RFC 5322 message: headers, blank line, body\n"
+	       "      --rcpts N           N more recipients <rcptK@example.com>\n"
+	       "      --headers N         N headers: the default ones, then fillers\n"
+	       "      --body-size SIZE    a generated body of SIZE bytes (k, m "
+	       "suffixes)\n"
 	       "  -m, --macro [STAGE:]NAME=VALUE\n"
 	       "                          macro, repeatable; STAGE is connect "
 	       "(default),\n"
@@ -1720,8 +1817,10 @@ usage(void)
 	       "      --bench C,N         load mode: N transactions, C at a time, each\n"
 	       "                          on its own connection; prints msg/s, latency\n"
 	       "                          percentiles, verdicts, errors, a BENCH line\n"
+	       "      --bench C,Ds        load mode for D seconds instead\n"
 	       "      --bench-vary-client with an IPv6 --client-addr: transaction k\n"
-	       "                          comes from that address with k as last 32 bits\n"
+	       "                          comes from that address with k as last 32 "
+	       "bits\n"
 	       "  -v, --verbose           print every packet on stderr\n"
 	       "  -V, --version           print the version\n"
 	       "  -h, --help              this help\n"
@@ -1743,6 +1842,9 @@ enum {
 	OPT_MESSAGE,
 	OPT_QUEUE_ID,
 	OPT_TIMEOUT,
+	OPT_RCPTS,
+	OPT_HEADERS,
+	OPT_BODY_SIZE,
 	OPT_BENCH,
 	OPT_BENCH_VARY,
 };
@@ -1761,6 +1863,9 @@ static const struct option long_opts[] = {
         {"macro", required_argument, NULL, 'm'},
         {"queue-id", required_argument, NULL, OPT_QUEUE_ID},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"rcpts", required_argument, NULL, OPT_RCPTS},
+        {"headers", required_argument, NULL, OPT_HEADERS},
+        {"body-size", required_argument, NULL, OPT_BODY_SIZE},
         {"bench", required_argument, NULL, OPT_BENCH},
         {"bench-vary-client", no_argument, NULL, OPT_BENCH_VARY},
         {"verbose", no_argument, NULL, 'v'},
@@ -1775,6 +1880,8 @@ parse_args(config *cf, int argc, char **argv)
 	const char *body_file = NULL, *message_file = NULL;
 	const char **hdr_args = NULL;
 	size_t nhdr_args = 0;
+	unsigned long gen_rcpts = 0;
+	long gen_headers = -1, gen_body = -1; /* -1: not asked for */
 	int c;
 
 	memset(cf, 0, sizeof *cf);
@@ -1829,16 +1936,39 @@ parse_args(config *cf, int argc, char **argv)
 		case OPT_QUEUE_ID:
 			cf->queue_id = optarg;
 			break;
+		case OPT_RCPTS:
+			gen_rcpts = parse_number(optarg, "--rcpts", 1000000);
+			break;
+		case OPT_HEADERS:
+			gen_headers = (long)parse_number(optarg, "--headers", 100000);
+			break;
+		case OPT_BODY_SIZE:
+			gen_body = (long)parse_size(optarg, "--body-size", 1UL << 30);
+			break;
 		case OPT_BENCH: {
 			char *comma = strchr(optarg, ',');
+			size_t n;
 
 			if (comma == NULL)
-				usage_error("--bench: expected CONCURRENCY,COUNT");
+				usage_error("--bench: expected CONCURRENCY,COUNT or "
+				            "CONCURRENCY,SECONDSs");
 			*comma = '\0';
-			cf->bench_conc = (unsigned)parse_number(optarg, "--bench", 100000);
-			cf->bench_n = parse_number(comma + 1, "--bench", 1000000000);
+			cf->bench_conc =
+			        (unsigned)parse_number(optarg, "--bench", 100000);
+			n = strlen(comma + 1);
+			if (n > 1 && comma[n] == 's') {
+				comma[n] = '\0';
+				cf->bench_secs =
+				        (double)parse_number(comma + 1, "--bench", 86400);
+				cf->bench_n = cf->bench_secs > 0 ? 1000000000 : 0;
+			} else {
+				cf->bench_n =
+				        parse_number(comma + 1, "--bench", 1000000000);
+			}
 			if (cf->bench_conc == 0 || cf->bench_n == 0)
-				usage_error("--bench: CONCURRENCY and COUNT must be positive");
+				usage_error("--bench: CONCURRENCY and COUNT (or SECONDS) "
+				            "must be "
+				            "positive");
 			cf->quiet = true;
 			break;
 		}
@@ -1887,8 +2017,18 @@ parse_args(config *cf, int argc, char **argv)
 	}
 	if (message_file != NULL && (body_file != NULL || nhdr_args > 0))
 		usage_error("--message excludes --header and --body");
+	if (gen_headers >= 0 && (message_file != NULL || nhdr_args > 0))
+		usage_error("--headers excludes --header and --message");
+	if (gen_body >= 0 && (message_file != NULL || body_file != NULL))
+		usage_error("--body-size excludes --body and --message");
 	if (cf->from == NULL)
 		cf->from = envelope_argv("<sender@example.com>", "--from");
+	for (unsigned long i = 1; i <= gen_rcpts; i++) {
+		char addr[64];
+
+		snprintf(addr, sizeof addr, "<rcpt%lu@example.com>", i);
+		*PUSH(cf->rcpts, cf->nrcpt) = envelope_argv(addr, "--rcpts");
+	}
 	if (cf->nrcpt == 0)
 		*PUSH(cf->rcpts, cf->nrcpt) =
 		        envelope_argv("<rcpt@example.com>", "--rcpt");
@@ -1918,7 +2058,9 @@ parse_args(config *cf, int argc, char **argv)
 	} else {
 		strbuf raw = STRBUF_INIT;
 
-		if (cf->nhdr == 0)
+		if (gen_headers >= 0)
+			shape_headers(cf, (unsigned long)gen_headers);
+		else if (cf->nhdr == 0)
 			default_headers(cf);
 		if (body_file != NULL)
 			read_file(body_file, &raw);
@@ -1926,6 +2068,8 @@ parse_args(config *cf, int argc, char **argv)
 			strbuf_puts(&raw, DEFAULT_BODY);
 		to_crlf(&cf->body, raw.s, raw.len);
 		strbuf_free(&raw);
+		if (gen_body >= 0)
+			shape_body(&cf->body, (unsigned long)gen_body);
 	}
 }
 
