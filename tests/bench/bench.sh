@@ -1,0 +1,276 @@
+#!/bin/bash
+# make bench: what milter-stress costs, side by side in one run.
+#
+# 1. The milter protocol, played by milter-probe --bench as Postfix plays it
+#    (one connection per SMTP session; 1 recipient, 10 headers, 4 KiB body):
+#    the null milter (libmilter's floor: every callback, continue everywhere)
+#    against milter-stress with the shipped config, normal ({stress}=no) and
+#    stress ({stress}=yes), at each concurrency. The rounds alternate the
+#    three, so drift on a shared machine hits them alike; the median round is
+#    shown, with each milter's CPU per 1000 messages and its peak RSS.
+# 2. Socket kinds: one session at a time and 16, over unix and inet sockets,
+#    the null milter adding one header (as milter-stress does) against
+#    milter-stress: the 40 ms Nagle stall of libmilter's own inet socket.
+# 3. Thousands of sessions at once against milter-stress: errors, peak RSS,
+#    threads and open descriptors of the milter.
+# 4. Through Postfix: smtp-source into a private instance relaying to
+#    smtp-sink, one listener per milter setup (none, null milter,
+#    milter-stress normal, milter-stress with -o stress=yes), alternating.
+#
+# Every part is bounded by its counts; the whole run by a watchdog.
+# Settings (environment): BENCH_COUNT messages per protocol run (4000),
+# BENCH_ROUNDS (3), BENCH_CONC ("1 16 128 512"), BENCH_SOCKET_COUNT (200),
+# BENCH_HOLD sessions at once in part 3 (2000), BENCH_PF_COUNT messages per
+# Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4").
+#
+#   make bench          (from a build tree; as root for part 4)
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+
+count=${BENCH_COUNT:-4000}
+rounds=${BENCH_ROUNDS:-3}
+concs=${BENCH_CONC:-1 16 128 512}
+socket_count=${BENCH_SOCKET_COUNT:-200}
+hold=${BENCH_HOLD:-2000}
+pf_count=${BENCH_PF_COUNT:-1000}
+pf_sessions=${BENCH_PF_SESSIONS:-20}
+parts=${BENCH_PARTS:-1 2 3 4}
+shape=(--headers 10 --body-size 4k --client-addr 192.0.2.1)
+conf=$top_srcdir/conf/milter-stress.conf
+watchdog "${BENCH_WATCHDOG:-1800}"
+need "$MILTER_STRESS"
+need "$MILTER_PROBE"
+need "$NULL_MILTER"
+errors_total=0
+
+part() { [[ " $parts " == *" $1 "* ]]; }
+
+# Clock ticks of user+system CPU a process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+
+# status_kb PID FIELD: a /proc/PID/status field (VmHWM, VmRSS) in KiB.
+status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# field LINE NAME: the value of NAME=value in a BENCH line.
+field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+
+# median of the arguments (numbers).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# start_milter NAME SOCKET CMD...: run a milter in the background; sets
+# pid_NAME.
+start_milter() {
+	m_name=$1 m_sock=$2
+	shift 2
+	"$@" 2>"$T_DIR/$m_name.log" &
+	track_pid $!
+	printf -v "pid_$m_name" %s $!
+	case $m_sock in
+	unix:*) wait_for_unix_socket "${m_sock#unix:}" ;;
+	inet:*) wait_for_tcp "${m_sock#inet:}" ;;
+	esac
+}
+
+# probe NAME SOCKET MACRO-ARGS... -- PROBE-ARGS...: one bench run; sets
+# line (the BENCH line) and adds the milter's CPU ticks to cpu_NAME.
+probe() {
+	p_name=$1 p_sock=$2
+	shift 2
+	p_pid_var=pid_$p_name
+	p_t0=$(cpu_ticks "${!p_pid_var}")
+	line=$("$MILTER_PROBE" -p "$p_sock" "$@" 2>>"$T_DIR/probe.err" | tail -n 1)
+	p_cpu_var=cpu_$p_name
+	printf -v "$p_cpu_var" %s $((${!p_cpu_var:-0} + $(cpu_ticks "${!p_pid_var}") - p_t0))
+	p_err=$(field "$line" errors)
+	[ -n "$p_err" ] || { tail -n 5 "$T_DIR/probe.err"; fail "no BENCH line from milter-probe"; }
+	errors_total=$((errors_total + p_err))
+}
+
+echo "milter-stress benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- 1. the milter protocol ----------------------------------------------
+if part 1; then
+	start_milter null "unix:$T_DIR/null.sock" "$NULL_MILTER" -p "unix:$T_DIR/null.sock"
+	start_milter normal "unix:$T_DIR/normal.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/normal.sock"
+	start_milter stress "unix:$T_DIR/stress.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/stress.sock"
+	declare -A mps p99 msgs probe_cpu
+	echo
+	echo "== 1. milter protocol: $count messages per run (1 rcpt, 10 headers, 4 KiB body), $rounds rounds, median shown"
+	for r in $(seq 1 "$rounds"); do
+		for c in $concs; do
+			for m in null normal stress; do
+				mode=no
+				[ $m = stress ] && mode=yes
+				probe "$m" "unix:$T_DIR/$m.sock" "${shape[@]}" -m "{stress}=$mode" --bench "$c,$count"
+				mps[$m,$c]+=" $(field "$line" mps)"
+				p99[$m,$c]+=" $(field "$line" p99)"
+				msgs[$m]=$((${msgs[$m]:-0} + count))
+				probe_cpu[$m]=$(awk -v a="${probe_cpu[$m]:-0}" -v b="$(field "$line" cpu)" 'BEGIN { print a + b }')
+			done
+		done
+	done
+	printf '\n%8s | %-23s | %-35s | %-35s\n' sessions "null milter" "milter-stress normal" "milter-stress stress"
+	printf '%8s | %10s %12s | %10s %12s %11s | %10s %12s %11s\n' "" msg/s p99-ms msg/s p99-ms "vs null" msg/s p99-ms "vs null"
+	for c in $concs; do
+		# shellcheck disable=SC2086 # word lists on purpose
+		{
+			n=$(median ${mps[null,$c]}) np=$(median ${p99[null,$c]})
+			o=$(median ${mps[normal,$c]}) op=$(median ${p99[normal,$c]})
+			s=$(median ${mps[stress,$c]}) sp=$(median ${p99[stress,$c]})
+		}
+		awk -v c="$c" -v n="$n" -v np="$np" -v o="$o" -v op="$op" -v s="$s" -v sp="$sp" 'BEGIN {
+			printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx | %10.0f %12.2f %10.2fx\n",
+				c, n, np, o, op, o / n, s, sp, s / n }'
+		printf -v "ratio_normal_$c" %s "$(awk -v a="$o" -v b="$n" 'BEGIN { printf "%.2f", a / b }')"
+		printf -v "ratio_stress_$c" %s "$(awk -v a="$s" -v b="$n" 'BEGIN { printf "%.2f", a / b }')"
+		printf -v "p99_lower_$c" %s "$(awk -v a="$sp" -v b="$np" 'BEGIN { print (a < b) ? "yes" : "no" }')"
+	done
+	echo
+	for m in null normal stress; do
+		pid_var=pid_$m cpu_var=cpu_$m
+		awk -v m="$m" -v t="${!cpu_var}" -v hz="$ticks_per_s" -v n="${msgs[$m]}" \
+			-v rss="$(status_kb "${!pid_var}" VmHWM)" -v pc="${probe_cpu[$m]}" 'BEGIN {
+			printf "%-7s milter CPU %.3f s per 1000 messages, peak RSS %.1f MiB; load generator CPU %.3f s per 1000\n",
+				m, t / hz / n * 1000, rss / 1024, pc / n * 1000 }'
+	done
+	echo "command: milter-probe -p unix:SOCK --headers 10 --body-size 4k --client-addr 192.0.2.1 -m '{stress}=no|yes' --bench C,$count"
+	echo
+	echo "targets (normal mode >= 0.9x null at 16 and 128; stress mode faster than null with a lower p99 at 128 and 512):"
+	for c in 16 128; do
+		v=ratio_normal_$c
+		[ -n "${!v:-}" ] && echo "  normal/null at $c sessions: ${!v}x $(awk -v r="${!v}" 'BEGIN { print (r >= 0.9) ? "met" : "NOT met" }')"
+	done
+	for c in 128 512; do
+		v=ratio_stress_$c l=p99_lower_$c
+		[ -n "${!v:-}" ] && echo "  stress/null at $c sessions: ${!v}x, p99 lower: ${!l} $(awk -v r="${!v}" -v l="${!l}" 'BEGIN { print (r > 1 && l == "yes") ? "met" : "NOT met" }')"
+	done
+	kill "$pid_null" "$pid_normal" "$pid_stress" 2>/dev/null
+fi
+
+# ---- 2. socket kinds: the 40 ms stall -------------------------------------
+if part 2; then
+	echo
+	echo "== 2. socket kinds: $socket_count messages per run, each milter adds a header"
+	hdr='X-Stress: no'
+	p_null_inet=$(free_port) p_ms_inet=$(free_port)
+	start_milter nullu "unix:$T_DIR/nullu.sock" "$NULL_MILTER" -H "$hdr" -p "unix:$T_DIR/nullu.sock"
+	start_milter nulli "inet:$p_null_inet" "$NULL_MILTER" -H "$hdr" -p "inet:$p_null_inet@127.0.0.1"
+	start_milter msu "unix:$T_DIR/msu.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/msu.sock"
+	start_milter msi "inet:$p_ms_inet" "$MILTER_STRESS" -f -c "$conf" -p "inet:$p_ms_inet@127.0.0.1"
+	printf '%8s | %-42s | %-42s\n' sessions "null milter -H: unix / inet" "milter-stress: unix / inet"
+	for c in 1 16; do
+		row=()
+		for m in nullu nulli msu msi; do
+			case $m in
+			*u) sock=unix:$T_DIR/$m.sock ;;
+			nulli) sock=inet:$p_null_inet@127.0.0.1 ;;
+			msi) sock=inet:$p_ms_inet@127.0.0.1 ;;
+			esac
+			probe "$m" "$sock" "${shape[@]}" --bench "$c,$socket_count"
+			row+=("$(field "$line" mps)" "$(field "$line" p50)")
+		done
+		printf '%8d | %6.0f msg/s %5.2f / %6.0f msg/s %6.2f ms | %6.0f msg/s %5.2f / %6.0f msg/s %6.2f ms\n' "$c" "${row[@]}"
+	done
+	echo "(msg/s and p50 latency per socket kind; command: milter-probe -p unix:SOCK|inet:PORT@127.0.0.1 --headers 10 --body-size 4k --bench C,$socket_count)"
+	kill "$pid_nullu" "$pid_nulli" "$pid_msu" "$pid_msi" 2>/dev/null
+fi
+
+# ---- 3. thousands of sessions at once -------------------------------------
+if part 3; then
+	echo
+	echo "== 3. $hold sessions at once against milter-stress (shipped config), $((hold * 3)) messages per mode"
+	for mode in no yes; do
+		m=hold_$mode
+		start_milter "$m" "unix:$T_DIR/$m.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/$m.sock"
+		pid_var=pid_$m
+		# Sample the milter's threads and descriptors while the load runs.
+		(
+			max_t=0 max_f=0
+			while kill -0 "${!pid_var}" 2>/dev/null && [ ! -e "$T_DIR/$m.done" ]; do
+				t=$(status_kb "${!pid_var}" Threads)
+				f=$(find "/proc/${!pid_var}/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+				[ "${t:-0}" -gt $max_t ] && max_t=$t
+				[ "$f" -gt $max_f ] && max_f=$f
+				echo "$max_t $max_f" >"$T_DIR/$m.peak"
+				sleep 0.05
+			done
+		) &
+		track_pid $!
+		probe "$m" "unix:$T_DIR/$m.sock" "${shape[@]}" -m "{stress}=$mode" --bench "$hold,$((hold * 3))"
+		touch "$T_DIR/$m.done"
+		sleep 0.1
+		read -r max_t max_f <"$T_DIR/$m.peak"
+		rss=$(status_kb "${!pid_var}" VmHWM)
+		echo "stress=$mode: $(field "$line" mps) msg/s, p99 $(field "$line" p99) ms, errors $(field "$line" errors); milter peak RSS $((rss / 1024)) MiB, peak threads $max_t, peak open descriptors $max_f"
+		echo "  target: zero errors, peak RSS under 128 MiB: $([ "$(field "$line" errors)" = 0 ] && [ "$rss" -lt $((128 * 1024)) ] && echo met || echo "NOT met")"
+		kill "${!pid_var}" 2>/dev/null
+	done
+	echo "command: milter-probe -p unix:SOCK --headers 10 --body-size 4k --client-addr 192.0.2.1 -m '{stress}=no|yes' --bench $hold,$((hold * 3))"
+fi
+
+# ---- 4. through Postfix -----------------------------------------------------
+if part 4; then
+	. "$top_srcdir/tests/postfix-lib.sh"
+	pf_need
+	need smtp-source
+	echo
+	echo "== 4. through Postfix: smtp-source, $pf_count messages of 4 KiB per run in $pf_sessions sessions at once (one message each), $rounds rounds"
+	p_null=$(free_port) p_ms=$(free_port)
+	start_milter pfnull "inet:$p_null" "$NULL_MILTER" -p "inet:$p_null@127.0.0.1"
+	start_milter pfms "inet:$p_ms" "$MILTER_STRESS" -f -c "$conf" -p "inet:$p_ms@127.0.0.1"
+	# A sink that counts and throws away: the capture files of sink_start
+	# would cost more than the milters being compared.
+	SINK_PORT=$(free_port)
+	smtp-sink -u postfix "127.0.0.1:$SINK_PORT" 256 >"$T_DIR/sink.log" 2>&1 &
+	track_pid $!
+	wait_for_tcp "$SINK_PORT"
+	declare -A pf_port pf_mps
+	for s in none null normal stress; do pf_port[$s]=$(free_port); done
+	main=$(pf_shipped_main "$p_ms") || fail "main.cf snippet"
+	pf_start "$T_DIR/pf" "$main
+default_process_limit = 200" "$(pf_smtpd "${pf_port[none]}" -o smtpd_milters=)
+$(pf_smtpd "${pf_port[null]}" -o smtpd_milters=inet:127.0.0.1:"$p_null")
+$(pf_smtpd "${pf_port[normal]}")
+$(pf_smtpd "${pf_port[stress]}" -o stress=yes)"
+	queued() { find "$PF_QUEUE"/maildrop "$PF_QUEUE"/incoming "$PF_QUEUE"/active "$PF_QUEUE"/deferred -type f 2>/dev/null | wc -l; }
+	# Warm up: Postfix starts its smtpd, cleanup and smtp processes on
+	# demand; none of the measured runs should pay for that.
+	for s in none null normal stress; do
+		smtp-source -s "$pf_sessions" -m $((pf_sessions * 2)) -l 4096 -f sender@example.com \
+			-t rcpt@example.com "127.0.0.1:${pf_port[$s]}" >/dev/null 2>&1
+	done
+	for r in $(seq 1 "$rounds"); do
+		for s in none null normal stress; do
+			t0=$(date +%s%N)
+			smtp-source -s "$pf_sessions" -m "$pf_count" -l 4096 -f sender@example.com \
+				-t rcpt@example.com "127.0.0.1:${pf_port[$s]}" >"$T_DIR/source.out" 2>&1 ||
+				{ cat "$T_DIR/source.out"; fail "smtp-source to the $s listener failed"; }
+			t1=$(date +%s%N)
+			i=0
+			while [ "$(queued)" -gt 0 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+			[ "$(queued)" -eq 0 ] || fail "$s: the queue did not drain in 60 s"
+			pf_mps[$s]+=" $(awk -v n="$pf_count" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')"
+		done
+	done
+	deferred=$(grep -c 'status=deferred' "$PF_LOG" || true)
+	milter_tempfail=$(grep -Ec 'milter-(reject|tempfail|discard)|4\.7\.1 Service unavailable' "$PF_LOG" || true)
+	# shellcheck disable=SC2086 # word lists on purpose
+	base=$(median ${pf_mps[none]})
+	printf '%-22s %10s %10s   (rounds: msg/s)\n' "setup" "msg/s" "vs none"
+	for s in none null normal stress; do
+		# shellcheck disable=SC2086
+		v=$(median ${pf_mps[$s]})
+		awk -v s="$s" -v v="$v" -v b="$base" -v all="${pf_mps[$s]}" 'BEGIN {
+			printf "%-22s %10.1f %9.2fx  %s\n", s, v, v / b, all }'
+	done
+	# shellcheck disable=SC2086
+	st=$(median ${pf_mps[stress]})
+	echo "target: milter-stress in stress mode within 10% of no milter: $(awk -v a="$st" -v b="$base" 'BEGIN { printf "%.2fx %s", a / b, (a / b >= 0.9) ? "met" : "NOT met" }')"
+	echo "deferred deliveries: $deferred; milter rejects/tempfails: $milter_tempfail"
+	echo "command: smtp-source -s $pf_sessions -m $pf_count -l 4096 -f sender@example.com -t rcpt@example.com 127.0.0.1:PORT (listener: none | -o smtpd_milters=null | shipped | shipped -o stress=yes)"
+	[ "$milter_tempfail" -eq 0 ] || errors_total=$((errors_total + milter_tempfail))
+fi
+
+echo
+echo "protocol errors seen by milter-probe: $errors_total"
+[ "$errors_total" -eq 0 ] || { tail -n 20 "$T_DIR/probe.err"; fail "$errors_total errors"; }
