@@ -82,6 +82,7 @@ typedef struct {
 	unsigned bench_conc;   /* --bench C,N: C sessions at once */
 	unsigned long bench_n; /* ... N transactions in all */
 	double bench_secs;     /* --bench C,Ds: or as many as fit in D seconds */
+	int stage_delay_ms;    /* --stage-delay: the SMTP client's think time */
 	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
 } config;
 
@@ -774,8 +775,23 @@ static int
 run_stage(session *s, const event_kind *k, const strbuf *ev, const char *label)
 {
 	const char *why = NULL;
-	int rc = send_event(s, k, ev, label, &why);
+	int rc;
 
+	/*
+	 * An SMTP command, or the message itself, first crosses the network
+	 * from the client: the milter session stays open, idle, meanwhile.
+	 */
+	if (s->cf->stage_delay_ms > 0 &&
+	    (k->cmd == MPROTO_C_HELO || k->cmd == MPROTO_C_MAIL ||
+	     k->cmd == MPROTO_C_RCPT || k->cmd == MPROTO_C_DATA ||
+	     k->cmd == MPROTO_C_EOM)) {
+		struct timespec d = {s->cf->stage_delay_ms / 1000,
+		                     (long)(s->cf->stage_delay_ms % 1000) * 1000000L};
+
+		while (nanosleep(&d, &d) < 0 && errno == EINTR)
+			;
+	}
+	rc = send_event(s, k, ev, label, &why);
 	switch (rc) {
 	case EV_NOT_SENT:
 		/* "helo: not sent (NOHELO)"; recipients and headers say which. */
@@ -1818,6 +1834,8 @@ usage(void)
 	       "                          on its own connection; prints msg/s, latency\n"
 	       "                          percentiles, verdicts, errors, a BENCH line\n"
 	       "      --bench C,Ds        load mode for D seconds instead\n"
+	       "      --stage-delay MS    wait MS before each SMTP command and the\n"
+	       "                          message, as a client across a network would\n"
 	       "      --bench-vary-client with an IPv6 --client-addr: transaction k\n"
 	       "                          comes from that address with k as last 32 "
 	       "bits\n"
@@ -1845,6 +1863,7 @@ enum {
 	OPT_RCPTS,
 	OPT_HEADERS,
 	OPT_BODY_SIZE,
+	OPT_STAGE_DELAY,
 	OPT_BENCH,
 	OPT_BENCH_VARY,
 };
@@ -1866,6 +1885,7 @@ static const struct option long_opts[] = {
         {"rcpts", required_argument, NULL, OPT_RCPTS},
         {"headers", required_argument, NULL, OPT_HEADERS},
         {"body-size", required_argument, NULL, OPT_BODY_SIZE},
+        {"stage-delay", required_argument, NULL, OPT_STAGE_DELAY},
         {"bench", required_argument, NULL, OPT_BENCH},
         {"bench-vary-client", no_argument, NULL, OPT_BENCH_VARY},
         {"verbose", no_argument, NULL, 'v'},
@@ -1941,6 +1961,10 @@ parse_args(config *cf, int argc, char **argv)
 			break;
 		case OPT_HEADERS:
 			gen_headers = (long)parse_number(optarg, "--headers", 100000);
+			break;
+		case OPT_STAGE_DELAY:
+			cf->stage_delay_ms =
+			        (int)parse_number(optarg, "--stage-delay", 600000);
 			break;
 		case OPT_BODY_SIZE:
 			gen_body = (long)parse_size(optarg, "--body-size", 1UL << 30);

@@ -20,7 +20,8 @@
 # Every part is bounded by its counts; the whole run by a watchdog.
 # Settings (environment): BENCH_COUNT messages per protocol run (4000),
 # BENCH_ROUNDS (3), BENCH_CONC ("1 16 128 512"), BENCH_SOCKET_COUNT (200),
-# BENCH_HOLD sessions at once in part 3 (2000), BENCH_PF_COUNT messages per
+# BENCH_HOLD sessions at once in part 3 (2000) and BENCH_HOLD_DELAY, the
+# SMTP client's delay per command in ms (200), BENCH_PF_COUNT messages per
 # Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4").
 #
 #   make bench          (from a build tree; as root for part 4)
@@ -178,7 +179,10 @@ fi
 # ---- 3. thousands of sessions at once -------------------------------------
 if part 3; then
 	echo
-	echo "== 3. $hold sessions at once against milter-stress (shipped config), $((hold * 3)) messages per mode"
+	# Each session waits hold_delay ms before each SMTP command and the
+	# message, as across a network, so all of them are open at once.
+	hold_delay=${BENCH_HOLD_DELAY:-200}
+	echo "== 3. $hold sessions at once against milter-stress (shipped config), $((hold * 3)) messages per mode, $hold_delay ms client delay per SMTP command"
 	for mode in no yes; do
 		m=hold_$mode
 		start_milter "$m" "unix:$T_DIR/$m.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/$m.sock"
@@ -196,7 +200,7 @@ if part 3; then
 			done
 		) &
 		track_pid $!
-		probe "$m" "unix:$T_DIR/$m.sock" "${shape[@]}" -m "{stress}=$mode" --bench "$hold,$((hold * 3))"
+		probe "$m" "unix:$T_DIR/$m.sock" "${shape[@]}" -m "{stress}=$mode" --stage-delay "$hold_delay" --bench "$hold,$((hold * 3))"
 		touch "$T_DIR/$m.done"
 		sleep 0.1
 		read -r max_t max_f <"$T_DIR/$m.peak"
@@ -205,7 +209,7 @@ if part 3; then
 		echo "  target: zero errors, peak RSS under 128 MiB: $([ "$(field "$line" errors)" = 0 ] && [ "$rss" -lt $((128 * 1024)) ] && echo met || echo "NOT met")"
 		kill "${!pid_var}" 2>/dev/null
 	done
-	echo "command: milter-probe -p unix:SOCK --headers 10 --body-size 4k --client-addr 192.0.2.1 -m '{stress}=no|yes' --bench $hold,$((hold * 3))"
+	echo "command: milter-probe -p unix:SOCK --headers 10 --body-size 4k --client-addr 192.0.2.1 -m '{stress}=no|yes' --stage-delay $hold_delay --bench $hold,$((hold * 3))"
 fi
 
 # ---- 4. through Postfix -----------------------------------------------------
