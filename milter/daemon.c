@@ -18,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Descriptors besides the sessions': listening socket, DNS, logs, files. */
+#define DAEMON_FD_MARGIN 64
 
 static pthread_mutex_t daemon_conf_lock = PTHREAD_MUTEX_INITIALIZER;
 static conf *daemon_conf_current;
@@ -29,11 +33,14 @@ static char *const *daemon_overrides;
 static size_t daemon_n_overrides;
 static char *daemon_pidfile;
 static int daemon_ready_fd = -1;
+static admission *daemon_adm;
 
 void
 daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		 size_t n_overrides)
 {
+	if (daemon_adm == NULL)
+		daemon_adm = admission_create();
 	daemon_conf_current = c;
 	daemon_conf_path = path;
 	daemon_overrides = overrides;
@@ -80,17 +87,70 @@ warn_restart_only(const conf *old, const conf *new)
 				     "milter_timeout take effect after a restart");
 }
 
+admission *
+daemon_admission(void)
+{
+	return daemon_adm;
+}
+
 void
 daemon_log_counts(void)
 {
 	session_counts n;
+	admission_counts a = {0, 0, 0};
 
 	session_get_counts(&n);
+	if (daemon_adm != NULL)
+		admission_get_counts(daemon_adm, &a);
 	log_msg(LOG_INFO,
-		"statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
-		"skipped: dnsbl=%llu body=%llu",
-		n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
-		n.skipped_body);
+	        "statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
+	        "skipped: dnsbl=%llu body=%llu sessions: now=%llu peak=%llu "
+	        "overloaded=%llu",
+	        n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
+	        n.skipped_body, a.active, a.peak, a.overloaded);
+}
+
+void
+daemon_fit_fd_limit(long long max_sessions)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_sessions + DAEMON_FD_MARGIN;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_msg(LOG_WARNING, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (was >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	if (rl.rlim_cur > was) {
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_msg(LOG_WARNING,
+			        "cannot raise the open files limit to %llu: %s",
+			        (unsigned long long)rl.rlim_cur, strerror(errno));
+			rl.rlim_cur = was;
+		} else {
+			log_msg(LOG_INFO,
+			        "open files limit raised from %llu to %llu for "
+			        "max_sessions=%lld",
+			        (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+			        max_sessions);
+		}
+	}
+	if (rl.rlim_cur < want)
+		log_msg(LOG_WARNING,
+		        "open files limit %llu (hard %llu) is below max_sessions=%lld "
+		        "+ %d: past about %llu sessions new connections cannot be "
+		        "accepted (Postfix then applies milter_default_action); raise "
+		        "the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower "
+		        "max_sessions",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		        max_sessions, DAEMON_FD_MARGIN,
+		        (unsigned long long)(rl.rlim_cur > DAEMON_FD_MARGIN
+		                                     ? rl.rlim_cur - DAEMON_FD_MARGIN
+		                                     : 0));
 }
 
 void
@@ -127,6 +187,7 @@ daemon_reload(void)
 	daemon_conf_current = fresh;
 	pthread_mutex_unlock(&daemon_conf_lock);
 	warn_restart_only(old, fresh);
+	daemon_fit_fd_limit(admission_params(fresh)->max_sessions);
 	/* Sessions still holding the old snapshot keep it alive until they close. */
 	conf_unref(old);
 	log_msg(LOG_INFO, "reloaded configuration from %s",

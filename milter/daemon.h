@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "admission.h"
 #include "conf.h"
 
 /* Install the first snapshot and remember how to load the next ones. */
@@ -29,8 +30,18 @@ void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 conf *daemon_conf_acquire(void); /* caller must conf_unref() */
 void daemon_conf_release(void);  /* at exit: drop the current snapshot */
 
-/* One line of counters since start (messages, verdicts, skips). */
+/* The session count behind max_sessions (created by daemon_conf_init). */
+admission *daemon_admission(void);
+
+/* One line of counters since start (messages, verdicts, skips, sessions). */
 void daemon_log_counts(void);
+
+/*
+ * Raise the soft limit on open files (RLIMIT_NOFILE) toward the hard one so
+ * that max_sessions connections fit with a margin; warn when the hard limit
+ * is too low. At start and after each reload.
+ */
+void daemon_fit_fd_limit(long long max_sessions);
 
 /* Log each line of a multi-line message (config errors) with a prefix. */
 void daemon_log_lines(int prio, const char *prefix, const char *text);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "admission.h"
 #include "callbacks.h"
 #include "conf.h"
 #include "daemon.h"
@@ -264,6 +265,7 @@ main(int argc, char **argv)
 		return 1;
 	daemon_block_signals();
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
+	daemon_fit_fd_limit(admission_params(c)->max_sessions);
 	if (!setup_milter(p) || (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
 	    (o.user != NULL && !daemon_drop_privileges(o.user, unix_socket_path(p->socket))) ||
 	    !daemon_start_reload_thread()) {

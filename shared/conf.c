@@ -31,6 +31,8 @@ static bool valid_socket(const char *value, strbuf *why);
 static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
+static bool valid_overload_action(const char *value, strbuf *why);
+static bool valid_overload_reply(const char *value, strbuf *why);
 
 typedef struct param_desc {
 	const char *name;
@@ -1358,6 +1360,27 @@ valid_action(const char *value, strbuf *why)
 		return true;
 	strbuf_printf(why, "bad action '%s': expected continue or tempfail", value);
 	return false;
+}
+
+static bool
+valid_overload_action(const char *value, strbuf *why)
+{
+	if (strcmp(value, "tempfail") == 0 || strcmp(value, "accept") == 0)
+		return true;
+	strbuf_printf(why, "bad action '%s': expected tempfail or accept", value);
+	return false;
+}
+
+/* Checked like a rule's tempfail reply: Postfix drops a malformed one. */
+static bool
+valid_overload_reply(const char *value, strbuf *why)
+{
+	char code[4], ecode[12];
+	strbuf text = STRBUF_INIT;
+	bool ok = rules_parse_reply(RULES_TEMPFAIL, value, code, ecode, &text, why);
+
+	strbuf_free(&text);
+	return ok;
 }
 
 static void

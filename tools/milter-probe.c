@@ -82,6 +82,7 @@ typedef struct {
 	unsigned bench_conc; /* --bench C,N: C sessions at once */
 	unsigned long bench_n; /* ... N transactions in all */
 	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
+	unsigned hold_s;       /* --hold: pause after connect, session open */
 } config;
 
 /* What a milter decided for the message. */
@@ -1194,6 +1195,17 @@ finish(session *s, bool helo_sent)
 	(void)flush_out(s);
 }
 
+/* --hold: the session stays open and idle, as a slow client's would. */
+static bool
+hold(const config *cf)
+{
+	struct timespec t = {(time_t)cf->hold_s, 0};
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
 /*
  * One transaction. *v and *stage receive the overall verdict (see the
  * "result:" line); returns EXIT_DONE or EXIT_FAIL.
@@ -1221,7 +1233,7 @@ transaction(const config *cf, verdict *vout, const char **stage_out)
 		fail(&s, "%s", strbuf_str(&s.err));
 	} else {
 		s.open = true;
-		if (negotiate(&s) == 0 && !do_connect(&s, &ev) && !s.failed &&
+		if (negotiate(&s) == 0 && !do_connect(&s, &ev) && !s.failed && hold(cf) &&
 		    !do_helo(&s, &ev) && !s.failed) {
 			if (do_envelope(&s, &ev) && !s.hangup)
 				do_message(&s, &ev);
@@ -1721,10 +1733,13 @@ usage(void)
 	       "                          on its own connection; prints msg/s, latency\n"
 	       "                          percentiles, verdicts, errors, a BENCH line\n"
 	       "      --bench-vary-client with an IPv6 --client-addr: transaction k\n"
-	       "                          comes from that address with k as last 32 bits\n"
+	       "                          comes from that address with k as last 32 "
+	       "bits\n"
 	       "  -v, --verbose           print every packet on stderr\n"
 	       "  -V, --version           print the version\n"
 	       "  -h, --help              this help\n"
+	       "      --hold SECONDS      after connect, keep the session open and idle\n"
+	       "                          for SECONDS before going on\n"
 	       "\n"
 	       "Exit status: 0 transaction completed, 1 protocol or I/O error,\n"
 	       "2 usage error. See milter-probe(1).\n",
@@ -1745,6 +1760,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_BENCH,
 	OPT_BENCH_VARY,
+	OPT_HOLD,
 };
 
 static const struct option long_opts[] = {
@@ -1766,6 +1782,7 @@ static const struct option long_opts[] = {
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"hold", required_argument, NULL, OPT_HOLD},
         {NULL, 0, NULL, 0},
 };
 
@@ -1868,6 +1885,9 @@ parse_args(config *cf, int argc, char **argv)
 		case 'h':
 			usage();
 			exit(EXIT_DONE);
+		case OPT_HOLD:
+			cf->hold_s = (unsigned)parse_number(optarg, "--hold", 86400);
+			break;
 		default:
 			fprintf(stderr, "Try '%s -h' for help.\n", PROG);
 			exit(EXIT_USAGE);
