@@ -31,6 +31,7 @@ static bool valid_socket(const char *value, strbuf *why);
 static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
+static bool valid_mode(const char *value, strbuf *why);
 static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
 
@@ -1360,6 +1361,21 @@ valid_action(const char *value, strbuf *why)
 		return true;
 	strbuf_printf(why, "bad action '%s': expected continue or tempfail", value);
 	return false;
+}
+
+/* socket_mode: octal permission bits. */
+static bool
+valid_mode(const char *value, strbuf *why)
+{
+	size_t n = strspn(value, "01234567");
+
+	if (n == 0 || n > 4 || value[n] != '\0' || strtol(value, NULL, 8) > 0777) {
+		strbuf_printf(why,
+		              "bad mode '%s': expected octal permissions such as 0660",
+		              value);
+		return false;
+	}
+	return true;
 }
 
 static bool

@@ -95,6 +95,7 @@ has_line(const char *text, const char *line)
 /* clang-format off */
 static const char *const default_lines[] = {
 	"socket = inet:8890@127.0.0.1",
+	"socket_mode = 0660",
 	"stress_macro = {stress}",
 	"stress_values = yes",
 	"stress_header = X-Stress",
@@ -329,6 +330,8 @@ static const struct ok_case {
         {"socket = inet6:8890@[::1]", NULL, NULL, false, "socket = inet6:8890@[::1]"},
         {"socket = inet6:1", NULL, NULL, false, "socket = inet6:1"},
         {"socket = fd:3", NULL, NULL, false, "socket = fd:3"},
+        {"socket_mode = 666", NULL, NULL, false, "socket_mode = 666"},
+        {"socket_mode = 0600", NULL, NULL, false, "socket_mode = 0600"},
         /* admission */
         {"overload_action = accept", NULL, NULL, false, "overload_action = accept"},
         {"overload_reply = 451 Busy", NULL, NULL, false, "overload_reply = 451 Busy"},
@@ -488,7 +491,7 @@ static const struct err_case {
          NULL},
         {"stress_header = X:Y", NULL, NULL, {"bad header name 'X:Y'"}, NULL},
         {"syslog_name =", NULL, NULL, {"syslog_name: must not be empty"}, NULL},
-        /* admission */
+        /* admission and the socket's mode */
         {"max_sessions = 0", NULL, NULL, {"max_sessions: 0 is out of range"}, NULL},
         {"overload_action = reject",
          NULL,
@@ -517,6 +520,10 @@ static const struct err_case {
          {"bad enhanced status code '4.7'"},
          NULL},
         {"overload_reply =", NULL, NULL, {"overload_reply: bad reply code ''"}, NULL},
+        {"socket_mode = 0999", NULL, NULL, {"socket_mode: bad mode '0999'"}, NULL},
+        {"socket_mode = 1777", NULL, NULL, {"bad mode '1777'"}, NULL},
+        {"socket_mode = rw", NULL, NULL, {"bad mode 'rw'"}, NULL},
+        {"socket_mode =", NULL, NULL, {"bad mode ''"}, NULL},
         {"stress_macro = ${stress?{x}}",
          NULL,
          NULL,
