@@ -1353,14 +1353,21 @@ valid_socket(const char *value, strbuf *why)
 	return bad_socket(value, why);
 }
 
+/* An action that is a or b. */
+static bool
+valid_choice(const char *value, const char *a, const char *b, strbuf *why)
+{
+	if (strcmp(value, a) == 0 || strcmp(value, b) == 0)
+		return true;
+	strbuf_printf(why, "bad action '%s': expected %s or %s", value, a, b);
+	return false;
+}
+
 /* budget_action, dns_error_action: what a stage does when it cannot decide. */
 static bool
 valid_action(const char *value, strbuf *why)
 {
-	if (strcmp(value, "continue") == 0 || strcmp(value, "tempfail") == 0)
-		return true;
-	strbuf_printf(why, "bad action '%s': expected continue or tempfail", value);
-	return false;
+	return valid_choice(value, "continue", "tempfail", why);
 }
 
 /* socket_mode: octal permission bits. */
@@ -1381,10 +1388,7 @@ valid_mode(const char *value, strbuf *why)
 static bool
 valid_overload_action(const char *value, strbuf *why)
 {
-	if (strcmp(value, "tempfail") == 0 || strcmp(value, "accept") == 0)
-		return true;
-	strbuf_printf(why, "bad action '%s': expected tempfail or accept", value);
-	return false;
+	return valid_choice(value, "tempfail", "accept", why);
 }
 
 /* Checked like a rule's tempfail reply: Postfix drops a malformed one. */

@@ -1694,16 +1694,22 @@ code_ok(enum rules_action_kind kind, const char *s, strbuf *why)
 	return true;
 }
 
+/* A check's verdict at a column: the reason in why becomes the problem. */
+static bool
+reported(cctx *c, size_t col, bool ok, strbuf *why)
+{
+	if (!ok)
+		problem_at(c, col, "%s", strbuf_str(why));
+	strbuf_free(why);
+	return ok;
+}
+
 static bool
 valid_code(cctx *c, size_t col, enum rules_action_kind kind, const char *s)
 {
 	strbuf why = STRBUF_INIT;
-	bool ok = code_ok(kind, s, &why);
 
-	if (!ok)
-		problem_at(c, col, "%s", strbuf_str(&why));
-	strbuf_free(&why);
-	return ok;
+	return reported(c, col, code_ok(kind, s, &why), &why);
 }
 
 /* 1 to 3 digits, then the character end; *p moves past them. */
@@ -1757,12 +1763,8 @@ static bool
 valid_ecode(cctx *c, size_t col, const char *code, const char *s)
 {
 	strbuf why = STRBUF_INIT;
-	bool ok = ecode_ok(code, s, &why);
 
-	if (!ok)
-		problem_at(c, col, "%s", strbuf_str(&why));
-	strbuf_free(&why);
-	return ok;
+	return reported(c, col, ecode_ok(code, s, &why), &why);
 }
 
 /* The next word of *p (up to a blank), copied to out; *p moves past it and blanks. */

@@ -23,44 +23,16 @@
 static strbuf logged = STRBUF_INIT;
 
 static void
-capture(void *ctx, int prio, const char *line)
-{
-	(void)ctx;
-	(void)prio;
-	strbuf_puts(&logged, line);
-	strbuf_putc(&logged, '\n');
-}
-
-static void
 setup(void)
 {
 	strbuf_reset(&logged);
-	log_set_hook(capture, NULL);
+	unit_log_capture(&logged);
 }
 
 static void
 teardown(void)
 {
-	log_set_hook(NULL, NULL);
-}
-
-/* The defaults with up to two -o overrides. */
-static conf *
-load(const char *o1, const char *o2)
-{
-	char *ov[2];
-	size_t n = 0;
-	strbuf err = STRBUF_INIT;
-	conf *c;
-
-	if (o1 != NULL)
-		ov[n++] = (char *)o1;
-	if (o2 != NULL)
-		ov[n++] = (char *)o2;
-	c = conf_load(NULL, ov, n, &err);
-	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
-	strbuf_free(&err);
-	return c;
+	unit_log_capture(NULL);
 }
 
 static size_t
@@ -75,7 +47,7 @@ count_lines(const char *text, const char *needle)
 
 START_TEST(test_cap_holds_and_frees)
 {
-	conf *c = load("max_sessions=3", NULL);
+	conf *c = unit_conf("max_sessions=3", NULL);
 	const struct conf_values *p = admission_params(c);
 	admission *a = admission_create();
 	admission_ticket t[5] = {ADMISSION_TICKET_INIT, ADMISSION_TICKET_INIT,
@@ -123,7 +95,7 @@ static const struct tcase {
 START_TEST(test_ticket_idempotent)
 {
 	const struct tcase *tc = &ticket_cases[_i];
-	conf *c = load("max_sessions=1", NULL);
+	conf *c = unit_conf("max_sessions=1", NULL);
 	admission *a = admission_create();
 	admission_ticket other = ADMISSION_TICKET_INIT, t = ADMISSION_TICKET_INIT;
 	bool last = false;
@@ -151,7 +123,7 @@ END_TEST
 /* One warning at once, then one per ADMISSION_WARN_MS with the count. */
 START_TEST(test_warning_rate_limited)
 {
-	conf *c = load("max_sessions=1", NULL);
+	conf *c = unit_conf("max_sessions=1", NULL);
 	const struct conf_values *p = admission_params(c);
 	admission *a = admission_create();
 	admission_ticket in = ADMISSION_TICKET_INIT;
@@ -193,7 +165,7 @@ END_TEST
 
 START_TEST(test_warning_accept)
 {
-	conf *c = load("max_sessions=1", "overload_action=accept");
+	conf *c = unit_conf("max_sessions=1", "overload_action=accept");
 	const struct conf_values *p = admission_params(c);
 	admission *a = admission_create();
 	admission_ticket in = ADMISSION_TICKET_INIT, t1 = ADMISSION_TICKET_INIT,
@@ -240,7 +212,7 @@ static const struct rcase {
 START_TEST(test_reply)
 {
 	const struct rcase *rc = &reply_cases[_i];
-	conf *c = load(rc->o1, rc->o2);
+	conf *c = unit_conf(rc->o1, rc->o2);
 	session_reply r;
 
 	session_reply_init(&r);
@@ -256,8 +228,8 @@ END_TEST
 
 START_TEST(test_params_personality)
 {
-	conf *normal = load("max_sessions=${stress?{5}:{10}}", NULL);
-	conf *forced = load("max_sessions=${stress?{5}:{10}}", "stress=yes");
+	conf *normal = unit_conf("max_sessions=${stress?{5}:{10}}", NULL);
+	conf *forced = unit_conf("max_sessions=${stress?{5}:{10}}", "stress=yes");
 
 	ck_assert_int_eq(admission_params(normal)->max_sessions, 10);
 	ck_assert_int_eq(admission_params(forced)->max_sessions, 5);
@@ -311,7 +283,7 @@ racer(void *arg)
 
 START_TEST(test_threads)
 {
-	conf *c = load("max_sessions=3", NULL);
+	conf *c = unit_conf("max_sessions=3", NULL);
 	admission *a = admission_create();
 	pthread_t tid[RACE_THREADS];
 	struct race r[RACE_THREADS];
