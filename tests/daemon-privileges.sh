@@ -56,9 +56,9 @@ start() {
 start plain nobody -c "$T_DIR/empty.conf"
 uid=$(id -u nobody)
 gid=$(id -g nobody)
-expect_line /proc/$pid/status "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid\$" \
+expect_line /proc/$pid/status "^Uid:[[:space:]]+${uid}[[:space:]]+${uid}[[:space:]]+${uid}[[:space:]]+${uid}\$" \
 	"-u nobody: every uid of the process is nobody's"
-expect_line /proc/$pid/status "^Gid:[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid\$" \
+expect_line /proc/$pid/status "^Gid:[[:space:]]+${gid}[[:space:]]+${gid}[[:space:]]+${gid}[[:space:]]+${gid}\$" \
 	"-u nobody: every gid is nogroup's"
 grep -Eq '^Groups:.*\b0\b' /proc/$pid/status && fail "group root is still a supplementary group"
 [ "$(stat -c '%a %U' "$T_DIR/plain.sock")" = "660 nobody" ] ||
