@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include "callbacks.h"
+#include "admission.h"
+#include "budget.h"
 #include "daemon.h"
 #include "log.h"
 #include "session.h"
@@ -16,12 +18,15 @@
 /*
  * One milter connection. Negotiation comes before connect: the config
  * snapshot taken there is the one the session runs on, so the stages it
- * negotiated away and the ones its rules need always agree.
+ * negotiated away and the ones its rules need always agree. It is also
+ * where the connection is admitted or found past max_sessions.
  */
 struct conn {
 	unsigned long proto; /* SMFIP_* flags agreed with the MTA */
 	conf *cf;
 	session *s;
+	admission_ticket ticket;
+	bool over; /* past max_sessions: overload_action at connect, nothing else */
 };
 
 static struct conn *
@@ -41,6 +46,10 @@ conn_get_or_create(SMFICTX *ctx)
 	}
 	if (c->cf == NULL)
 		c->cf = daemon_conf_acquire();
+	/* At negotiation; at connect for an MTA that did not negotiate. */
+	if (c->ticket.state == ADMISSION_NEW)
+		c->over = !admission_enter(daemon_admission(), &c->ticket,
+		                           admission_params(c->cf), budget_now_ms());
 	return c;
 }
 
@@ -59,6 +68,15 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 
 	(void)f2;
 	(void)f3;
+	*pf2 = 0;
+	*pf3 = 0;
+	if (c->over) {
+		/* Only connect, no actions: the MTA sends nothing else. */
+		*pf0 = 0;
+		*pf1 = f1 & admission_overload_protocol();
+		c->proto = *pf1;
+		return SMFIS_CONTINUE;
+	}
 	/*
 	 * No SMFIF_SETSYMLIST: a macro list of ours would replace Postfix's for
 	 * that stage, and rules may test any macro the administrator has Postfix
@@ -66,8 +84,6 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	 */
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
 	*pf1 = f1 & session_protocol(c->cf);
-	*pf2 = 0;
-	*pf3 = 0;
 	c->proto = *pf1;
 	return SMFIS_CONTINUE;
 }
@@ -141,16 +157,21 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	struct conn *c = conn_get_or_create(ctx);
 	char abuf[INET6_ADDRSTRLEN];
-	const char *addr = format_addr(hostaddr, abuf, sizeof abuf);
+	const char *addr;
 	session_reply r;
 
+	session_reply_init(&r);
+	if (c->over) {
+		admission_overload_reply(admission_params(c->cf), &r);
+		return answer(ctx, c, &r, 0);
+	}
+	addr = format_addr(hostaddr, abuf, sizeof abuf);
 	if (addr == NULL)
 		addr = smfi_getsymval(ctx, "{client_addr}");
 	session_free(c->s);
 	c->s = session_create(c->cf, hostname, addr);
 	session_set_macros(c->s, macro_of, ctx);
 	session_set_protocol(c->s, c->proto);
-	session_reply_init(&r);
 	session_enter(c->s);
 	session_on_connect(c->s, &r);
 	session_leave(c->s);
@@ -160,14 +181,18 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 /*
  * A callback without a session means the MTA skipped connect or we lost
  * state: we cannot say what the message went through, so the sender retries.
+ * A connection past max_sessions has no session: an MTA that sends more
+ * than it negotiated gets tempfail, quietly.
  */
-#define CB_SESSION_OR_TEMPFAIL(c, ctx)                                            \
-	do {                                                                        \
-		(c) = conn_of(ctx);                                                 \
-		if ((c) == NULL || (c)->s == NULL) {                                \
-			log_msg(LOG_ERR, "%s: no session state; tempfail", __func__); \
-			return SMFIS_TEMPFAIL;                                      \
-		}                                                                   \
+#define CB_SESSION_OR_TEMPFAIL(c, ctx)                                                   \
+	do {                                                                             \
+		(c) = conn_of(ctx);                                                      \
+		if ((c) == NULL || (c)->s == NULL) {                                     \
+			if ((c) == NULL || !(c)->over)                                   \
+				log_msg(LOG_ERR, "%s: no session state; tempfail",       \
+				        __func__);                                       \
+			return SMFIS_TEMPFAIL;                                           \
+		}                                                                        \
 	} while (0)
 
 /* The common shape of a stage callback: time it, run it, answer. */
@@ -276,6 +301,7 @@ cb_close(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	smfi_setpriv(ctx, NULL);
+	admission_leave(daemon_admission(), &c->ticket);
 	session_free(c->s);
 	conf_unref(c->cf);
 	free(c);

@@ -18,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Descriptors besides the sessions': listening socket, DNS, logs, files. */
+#define DAEMON_FD_MARGIN 64
 
 static pthread_mutex_t daemon_conf_lock = PTHREAD_MUTEX_INITIALIZER;
 static conf *daemon_conf_current;
@@ -29,11 +33,14 @@ static char *const *daemon_overrides;
 static size_t daemon_n_overrides;
 static char *daemon_pidfile;
 static int daemon_ready_fd = -1;
+static admission *daemon_adm;
 
 void
 daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		 size_t n_overrides)
 {
+	if (daemon_adm == NULL)
+		daemon_adm = admission_create();
 	daemon_conf_current = c;
 	daemon_conf_path = path;
 	daemon_overrides = overrides;
@@ -73,6 +80,10 @@ warn_restart_only(const conf *old, const conf *new)
 	if (strcmp(a->socket, b->socket) != 0)
 		log_msg(LOG_WARNING, "socket changed to %s: takes effect after a restart",
 			b->socket);
+	if (strcmp(a->socket_mode, b->socket_mode) != 0)
+		log_msg(LOG_WARNING,
+		        "socket_mode changed to %s: takes effect after a restart",
+		        b->socket_mode);
 	if (a->listen_backlog != b->listen_backlog ||
 	    a->thread_stack_size != b->thread_stack_size ||
 	    a->milter_timeout != b->milter_timeout)
@@ -80,17 +91,70 @@ warn_restart_only(const conf *old, const conf *new)
 				     "milter_timeout take effect after a restart");
 }
 
+admission *
+daemon_admission(void)
+{
+	return daemon_adm;
+}
+
 void
 daemon_log_counts(void)
 {
 	session_counts n;
+	admission_counts a = {0, 0, 0};
 
 	session_get_counts(&n);
+	if (daemon_adm != NULL)
+		admission_get_counts(daemon_adm, &a);
 	log_msg(LOG_INFO,
-		"statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
-		"skipped: dnsbl=%llu body=%llu",
-		n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
-		n.skipped_body);
+	        "statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
+	        "skipped: dnsbl=%llu body=%llu sessions: now=%llu peak=%llu "
+	        "overloaded=%llu",
+	        n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
+	        n.skipped_body, a.active, a.peak, a.overloaded);
+}
+
+void
+daemon_fit_fd_limit(long long max_sessions)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_sessions + DAEMON_FD_MARGIN;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_msg(LOG_WARNING, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	was = rl.rlim_cur;
+	if (was >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	if (rl.rlim_cur > was) {
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_msg(LOG_WARNING,
+			        "cannot raise the open files limit to %llu: %s",
+			        (unsigned long long)rl.rlim_cur, strerror(errno));
+			rl.rlim_cur = was;
+		} else {
+			log_msg(LOG_INFO,
+			        "open files limit raised from %llu to %llu for "
+			        "max_sessions=%lld",
+			        (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+			        max_sessions);
+		}
+	}
+	if (rl.rlim_cur < want)
+		log_msg(LOG_WARNING,
+		        "open files limit %llu (hard %llu) is below max_sessions=%lld "
+		        "+ %d: past about %llu sessions new connections cannot be "
+		        "accepted (Postfix then applies milter_default_action); raise "
+		        "the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower "
+		        "max_sessions",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		        max_sessions, DAEMON_FD_MARGIN,
+		        (unsigned long long)(rl.rlim_cur > DAEMON_FD_MARGIN
+		                                     ? rl.rlim_cur - DAEMON_FD_MARGIN
+		                                     : 0));
 }
 
 void
@@ -127,6 +191,7 @@ daemon_reload(void)
 	daemon_conf_current = fresh;
 	pthread_mutex_unlock(&daemon_conf_lock);
 	warn_restart_only(old, fresh);
+	daemon_fit_fd_limit(admission_params(fresh)->max_sessions);
 	/* Sessions still holding the old snapshot keep it alive until they close. */
 	conf_unref(old);
 	log_msg(LOG_INFO, "reloaded configuration from %s",
@@ -267,56 +332,86 @@ daemon_remove_pidfile(void)
 			strerror(errno));
 }
 
-static bool
-lookup_ids(const char *spec, uid_t *uid, gid_t *gid, char **user)
+bool
+daemon_user_lookup(const char *spec, daemon_user *u)
 {
 	const char *colon = strchr(spec, ':');
-	char *name = colon ? ms_xstrndup(spec, (size_t)(colon - spec)) : ms_xstrdup(spec);
-	struct passwd *pw = getpwnam(name);
+	struct passwd *pw;
 
+	memset(u, 0, sizeof *u);
+	u->name = colon ? ms_xstrndup(spec, (size_t)(colon - spec)) : ms_xstrdup(spec);
+	pw = getpwnam(u->name);
 	if (pw == NULL) {
-		log_msg(LOG_ERR, "-u %s: no such user '%s'", spec, name);
-		free(name);
-		return false;
+		log_msg(LOG_ERR, "-u %s: no such user '%s'", spec, u->name);
+		goto fail;
 	}
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
 	if (colon != NULL) {
 		struct group *gr = getgrnam(colon + 1);
 
 		if (gr == NULL) {
 			log_msg(LOG_ERR, "-u %s: no such group '%s'", spec, colon + 1);
-			free(name);
-			return false;
+			goto fail;
 		}
-		*gid = gr->gr_gid;
+		u->gid = gr->gr_gid;
 	}
-	*user = name;
+	if (u->uid == 0) {
+		log_msg(LOG_ERR,
+		        "-u %s: refusing to run as root (uid 0): name an "
+		        "unprivileged user, see milter-stress(8)",
+		        spec);
+		goto fail;
+	}
+	if (u->gid == 0) {
+		log_msg(LOG_ERR,
+		        "-u %s: refusing to run with group root (gid 0): name "
+		        "an unprivileged group, see milter-stress(8)",
+		        spec);
+		goto fail;
+	}
+	u->spec = ms_xstrdup(spec);
+	return true;
+fail:
+	daemon_user_free(u);
+	return false;
+}
+
+void
+daemon_user_free(daemon_user *u)
+{
+	free(u->spec);
+	free(u->name);
+	memset(u, 0, sizeof *u);
+}
+
+bool
+daemon_drop_privileges(const daemon_user *u, const char *unix_socket_path)
+{
+	/* The socket was made as root; its owner must be able to remove it later. */
+	if (unix_socket_path != NULL && chown(unix_socket_path, u->uid, u->gid) < 0)
+		log_msg(LOG_WARNING, "chown %s: %s", unix_socket_path, strerror(errno));
+	if (daemon_pidfile != NULL && chown(daemon_pidfile, u->uid, u->gid) < 0)
+		log_msg(LOG_WARNING, "chown %s: %s", daemon_pidfile, strerror(errno));
+	if (initgroups(u->name, u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0) {
+		log_msg(LOG_ERR, "cannot become %s: %s", u->spec, strerror(errno));
+		return false;
+	}
+	if (setuid(0) == 0 || getuid() == 0 || geteuid() == 0) {
+		log_msg(LOG_ERR, "privileges were not dropped: setuid(0) succeeded");
+		return false;
+	}
 	return true;
 }
 
 bool
-daemon_drop_privileges(const char *spec, const char *unix_socket_path)
+daemon_socket_mode(const char *path, const char *mode)
 {
-	uid_t uid;
-	gid_t gid;
-	char *user;
+	mode_t m = (mode_t)strtol(mode, NULL, 8); /* checked at load: octal <= 0777 */
 
-	if (!lookup_ids(spec, &uid, &gid, &user))
-		return false;
-	/* The socket was made as root; its owner must be able to remove it later. */
-	if (unix_socket_path != NULL && chown(unix_socket_path, uid, gid) < 0)
-		log_msg(LOG_WARNING, "chown %s: %s", unix_socket_path, strerror(errno));
-	if (daemon_pidfile != NULL && chown(daemon_pidfile, uid, gid) < 0)
-		log_msg(LOG_WARNING, "chown %s: %s", daemon_pidfile, strerror(errno));
-	if (initgroups(user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-		log_msg(LOG_ERR, "cannot become %s: %s", spec, strerror(errno));
-		free(user);
-		return false;
-	}
-	free(user);
-	if (uid != 0 && setuid(0) == 0) {
-		log_msg(LOG_ERR, "privileges were not dropped: setuid(0) succeeded");
+	if (chmod(path, m) < 0) {
+		log_msg(LOG_ERR, "cannot set socket_mode %s on %s: %s", mode, path,
+		        strerror(errno));
 		return false;
 	}
 	return true;

@@ -20,7 +20,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
+#include "admission.h"
 #include "conf.h"
 
 /* Install the first snapshot and remember how to load the next ones. */
@@ -29,8 +31,18 @@ void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 conf *daemon_conf_acquire(void); /* caller must conf_unref() */
 void daemon_conf_release(void);  /* at exit: drop the current snapshot */
 
-/* One line of counters since start (messages, verdicts, skips). */
+/* The session count behind max_sessions (created by daemon_conf_init). */
+admission *daemon_admission(void);
+
+/* One line of counters since start (messages, verdicts, skips, sessions). */
 void daemon_log_counts(void);
+
+/*
+ * Raise the soft limit on open files (RLIMIT_NOFILE) toward the hard one so
+ * that max_sessions connections fit with a margin; warn when the hard limit
+ * is too low. At start and after each reload.
+ */
+void daemon_fit_fd_limit(long long max_sessions);
 
 /* Log each line of a multi-line message (config errors) with a prefix. */
 void daemon_log_lines(int prio, const char *prefix, const char *text);
@@ -61,7 +73,26 @@ void daemon_remove_pidfile(void);
  */
 int daemon_listen_inet(const char *spec, int backlog);
 
-/* "user" or "user:group". Returns false and logs on failure. */
-bool daemon_drop_privileges(const char *spec, const char *unix_socket_path);
+/*
+ * Privileges. The daemon evaluates what the network sends: it never does
+ * so as root. daemon_user_lookup() resolves -u "user" or "user:group"
+ * before anything starts and refuses uid 0 and gid 0; the socket is opened
+ * as root, its mode set (socket_mode, unix sockets only), and then
+ * daemon_drop_privileges() hands the socket and the pid file to the user
+ * and becomes it for good. Both return false after logging why.
+ */
+typedef struct daemon_user {
+	char *spec; /* as given to -u */
+	char *name;
+	uid_t uid;
+	gid_t gid;
+} daemon_user;
+
+bool daemon_user_lookup(const char *spec, daemon_user *u);
+void daemon_user_free(daemon_user *u);
+bool daemon_drop_privileges(const daemon_user *u, const char *unix_socket_path);
+
+/* chmod a unix socket to mode, octal text ("0660"); false after logging. */
+bool daemon_socket_mode(const char *path, const char *mode);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "admission.h"
 #include "callbacks.h"
 #include "conf.h"
 #include "daemon.h"
@@ -55,7 +56,8 @@ usage(FILE *fp)
 		"  -n             check the configuration, print the effective parameters\n"
 		"                 of the chosen personality, and exit (0: valid, 1: not)\n"
 		"  -P FILE        write the process id to FILE\n"
-		"  -u USER[:GROUP] drop privileges to USER after opening the socket\n"
+		"  -u USER[:GROUP] run as USER (and GROUP) once the socket is open;\n"
+		"                 required when started as root\n"
 		"  -V             print the version and exit\n"
 		"  -h             print this help and exit\n"
 		"Signals: SIGUSR1 reloads the configuration; SIGTERM, SIGINT (and, in\n"
@@ -197,6 +199,30 @@ unix_socket_path(const char *spec)
 	return NULL;
 }
 
+/*
+ * Never evaluate what the network sends as root: started as root, the
+ * daemon needs -u, and -u never names root.
+ */
+static bool
+check_user(const struct options *o, daemon_user *u)
+{
+	if (o->user != NULL)
+		return daemon_user_lookup(o->user, u);
+	if (geteuid() != 0)
+		return true;
+	log_msg(LOG_ERR, "refusing to run as root: give -u USER, see milter-stress(8)");
+	return false;
+}
+
+/* Reloads run as the -u user: say now if they cannot read the file. */
+static void
+check_config_readable(const struct options *o)
+{
+	if (o->user != NULL && o->config != NULL && access(o->config, R_OK) != 0)
+		log_msg(LOG_WARNING, "user %s cannot read %s (%s): reloads will fail",
+		        o->user, o->config, strerror(errno));
+}
+
 /* Everything libmilter needs before smfi_main(); false after logging why. */
 static bool
 setup_milter(const struct conf_values *p)
@@ -235,7 +261,10 @@ setup_milter(const struct conf_values *p)
 			p->socket);
 		return false;
 	}
-	return true;
+	/* Before privileges are dropped: the socket belongs to root until then. */
+	const char *path = unix_socket_path(p->socket);
+
+	return path == NULL || daemon_socket_mode(path, p->socket_mode);
 }
 
 int
@@ -257,19 +286,35 @@ main(int argc, char **argv)
 	}
 
 	const struct conf_values *p = conf_personality(c, false);
+	daemon_user user;
 
-	log_init(p->syslog_name, o.foreground);
+	memset(&user, 0, sizeof user);
+	/* What goes wrong before detaching is also said on stderr. */
+	log_init(p->syslog_name, true);
 	log_set_verbose(o.verbose);
-	if (!o.foreground && !daemon_detach())
-		return 1;
-	daemon_block_signals();
-	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
-	if (!setup_milter(p) || (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
-	    (o.user != NULL && !daemon_drop_privileges(o.user, unix_socket_path(p->socket))) ||
-	    !daemon_start_reload_thread()) {
-		daemon_ready(1);
+	if (!check_user(&o, &user)) {
+		conf_unref(c);
+		free_options(&o);
 		return 1;
 	}
+	if (!o.foreground) {
+		if (!daemon_detach())
+			return 1;
+		log_init(p->syslog_name, false);
+	}
+	daemon_block_signals();
+	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
+	daemon_fit_fd_limit(admission_params(c)->max_sessions);
+	if (!setup_milter(p) || (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
+	    (o.user != NULL &&
+	     !daemon_drop_privileges(&user, unix_socket_path(p->socket))) ||
+	    !daemon_start_reload_thread()) {
+		daemon_ready(1);
+		daemon_user_free(&user);
+		return 1;
+	}
+	daemon_user_free(&user);
+	check_config_readable(&o);
 	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
 		o.config ? o.config : "(defaults)");
 	daemon_ready(0);

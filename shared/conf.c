@@ -31,6 +31,9 @@ static bool valid_socket(const char *value, strbuf *why);
 static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
+static bool valid_mode(const char *value, strbuf *why);
+static bool valid_overload_action(const char *value, strbuf *why);
+static bool valid_overload_reply(const char *value, strbuf *why);
 
 typedef struct param_desc {
 	const char *name;
@@ -1350,14 +1353,54 @@ valid_socket(const char *value, strbuf *why)
 	return bad_socket(value, why);
 }
 
+/* An action that is a or b. */
+static bool
+valid_choice(const char *value, const char *a, const char *b, strbuf *why)
+{
+	if (strcmp(value, a) == 0 || strcmp(value, b) == 0)
+		return true;
+	strbuf_printf(why, "bad action '%s': expected %s or %s", value, a, b);
+	return false;
+}
+
 /* budget_action, dns_error_action: what a stage does when it cannot decide. */
 static bool
 valid_action(const char *value, strbuf *why)
 {
-	if (strcmp(value, "continue") == 0 || strcmp(value, "tempfail") == 0)
-		return true;
-	strbuf_printf(why, "bad action '%s': expected continue or tempfail", value);
-	return false;
+	return valid_choice(value, "continue", "tempfail", why);
+}
+
+/* socket_mode: octal permission bits. */
+static bool
+valid_mode(const char *value, strbuf *why)
+{
+	size_t n = strspn(value, "01234567");
+
+	if (n == 0 || n > 4 || value[n] != '\0' || strtol(value, NULL, 8) > 0777) {
+		strbuf_printf(why,
+		              "bad mode '%s': expected octal permissions such as 0660",
+		              value);
+		return false;
+	}
+	return true;
+}
+
+static bool
+valid_overload_action(const char *value, strbuf *why)
+{
+	return valid_choice(value, "tempfail", "accept", why);
+}
+
+/* Checked like a rule's tempfail reply: Postfix drops a malformed one. */
+static bool
+valid_overload_reply(const char *value, strbuf *why)
+{
+	char code[4], ecode[12];
+	strbuf text = STRBUF_INIT;
+	bool ok = rules_parse_reply(RULES_TEMPFAIL, value, code, ecode, &text, why);
+
+	strbuf_free(&text);
+	return ok;
 }
 
 static void

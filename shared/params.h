@@ -43,6 +43,8 @@ typedef enum conf_type {
 #define CONF_PARAMS(X) \
 	X(socket, CONF_STRING, "inet:8890@127.0.0.1", 0, 0, valid_socket, \
 	  "where the milter listens, in libmilter syntax (unix:/path, inet:port@host, inet6:port@[addr])") \
+	X(socket_mode, CONF_STRING, "0660", 0, 0, valid_mode, \
+	  "permissions of a unix socket, in octal; Postfix's smtpd (user postfix) needs write access (ignored for inet)") \
 	X(stress_macro, CONF_STRING, "{stress}", 0, 0, valid_nonempty, \
 	  "the macro whose value tells the session's stress state (Postfix: milter_macro_defaults)") \
 	X(stress_values, CONF_LIST, "yes", 0, 0, NULL, \
@@ -57,6 +59,12 @@ typedef enum conf_type {
 	  "listen queue of the milter socket (smfi_setbacklog)") \
 	X(thread_stack_size, CONF_SIZE, "256k", 128 * CONF_KIB, 64 * CONF_MIB, NULL, \
 	  "stack size of each libmilter worker thread") \
+	X(max_sessions, CONF_INT, "4000", 1, 1000000, NULL, \
+	  "sessions at once; past it new ones get overload_action at connect, without rules") \
+	X(overload_action, CONF_STRING, "tempfail", 0, 0, valid_overload_action, \
+	  "what a session past max_sessions gets at connect: tempfail (overload_reply) or accept (no filtering)") \
+	X(overload_reply, CONF_STRING, "421 4.7.0 Too many sessions, try again later", 0, 0, valid_overload_reply, \
+	  "reply code, enhanced code and text of overload_action = tempfail (421: Postfix hangs up)") \
 	X(error_limit, CONF_INT, "${stress?{1}:{20}}", 1, 1000000, NULL, \
 	  "after this many rejections in one session (452 not counted), answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
 	X(rcpt_limit, CONF_INT, "${stress?{100}:{1000}}", 1, 1000000, NULL, \

@@ -1653,43 +1653,63 @@ looks_like_ecode(const char *s)
 	return is_digit(s[0]) && s[1] == '.';
 }
 
+/* Whether s is a reply code for kind (tempfail: 4xx, reject: 5xx); why says not. */
 static bool
-valid_code(cctx *c, size_t col, enum rules_action_kind kind, const char *s)
+code_ok(enum rules_action_kind kind, const char *s, strbuf *why)
 {
 	char want = kind == RULES_TEMPFAIL ? '4' : '5';
 
 	if (looks_like_ecode(s)) {
-		problem_at(c, col,
-		           "'%s' is an enhanced status code: give the reply code first "
-		           "(%s %s)",
-		           s, kind == RULES_TEMPFAIL ? "451" : "550", s);
+		strbuf_printf(
+		        why,
+		        "'%s' is an enhanced status code: give the reply code first "
+		        "(%s %s)",
+		        s, kind == RULES_TEMPFAIL ? "451" : "550", s);
 		return false;
 	}
 	if (strlen(s) != 3 || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2])) {
-		problem_at(c, col,
-		           "bad reply code '%s': expected three digits such as %s", s,
-		           kind == RULES_TEMPFAIL ? "451" : "550");
+		strbuf_printf(why,
+		              "bad reply code '%s': expected three digits such as %s", s,
+		              kind == RULES_TEMPFAIL ? "451" : "550");
 		return false;
 	}
 	if (s[0] != want) {
 		if (kind == RULES_TEMPFAIL)
-			problem_at(c, col,
-			           "tempfail needs a 4xx reply code, not %s (reject "
-			           "sends 5xx)",
-			           s);
+			strbuf_printf(why,
+			              "tempfail needs a 4xx reply code, not %s (reject "
+			              "sends 5xx)",
+			              s);
 		else
-			problem_at(c, col,
-			           "reject needs a 5xx reply code, not %s (tempfail "
-			           "sends 4xx)",
-			           s);
+			strbuf_printf(why,
+			              "reject needs a 5xx reply code, not %s (tempfail "
+			              "sends 4xx)",
+			              s);
 		return false;
 	}
 	if (s[1] > '5') {
-		problem_at(c, col, "bad reply code '%s': the second digit must be 0-5",
-		           s);
+		strbuf_printf(why, "bad reply code '%s': the second digit must be 0-5",
+		              s);
 		return false;
 	}
 	return true;
+}
+
+/* A check's verdict at a column: the reason in why becomes the problem. */
+static bool
+reported(cctx *c, size_t col, bool ok, strbuf *why)
+{
+	if (!ok)
+		problem_at(c, col, "%s", strbuf_str(why));
+	strbuf_free(why);
+	return ok;
+}
+
+static bool
+valid_code(cctx *c, size_t col, enum rules_action_kind kind, const char *s)
+{
+	strbuf why = STRBUF_INIT;
+
+	return reported(c, col, code_ok(kind, s, &why), &why);
 }
 
 /* 1 to 3 digits, then the character end; *p moves past them. */
@@ -1716,26 +1736,84 @@ ecode_form(const char *s)
 	return scan_part(&p, '\0');
 }
 
+/* Whether s is an enhanced status code that fits the reply code. */
 static bool
-valid_ecode(cctx *c, size_t col, const char *code, const char *s)
+ecode_ok(const char *code, const char *s, strbuf *why)
 {
 	if (!ecode_form(s)) {
-		problem_at(c, col,
-		           "bad enhanced status code '%s': expected CLASS.SUBJECT.DETAIL "
-		           "such as %c.7.1",
-		           s, code[0]);
+		strbuf_printf(
+		        why,
+		        "bad enhanced status code '%s': expected CLASS.SUBJECT.DETAIL "
+		        "such as %c.7.1",
+		        s, code[0]);
 		return false;
 	}
 	if (s[0] != code[0]) {
-		problem_at(
-		        c, col,
-		        "enhanced status code %s does not match reply code %s: Postfix "
-		        "would drop the reply and disable the milter for the session; "
-		        "use %c%s",
-		        s, code, code[0], s + 1);
+		strbuf_printf(why,
+		              "enhanced status code %s does not match reply code %s: "
+		              "Postfix would drop the reply and disable the milter for "
+		              "the session; use %c%s",
+		              s, code, code[0], s + 1);
 		return false;
 	}
 	return true;
+}
+
+static bool
+valid_ecode(cctx *c, size_t col, const char *code, const char *s)
+{
+	strbuf why = STRBUF_INIT;
+
+	return reported(c, col, ecode_ok(code, s, &why), &why);
+}
+
+/* The next word of *p (up to a blank), copied to out; *p moves past it and blanks. */
+static void
+next_word(const char **p, strbuf *out)
+{
+	size_t n = strcspn(*p, " \t");
+
+	strbuf_reset(out);
+	strbuf_append(out, *p, n);
+	*p += n;
+	*p += strspn(*p, " \t");
+}
+
+bool
+rules_parse_reply(enum rules_action_kind kind, const char *spec, char code[4],
+                  char ecode[12], strbuf *text, strbuf *why)
+{
+	const char *p = spec + strspn(spec, " \t");
+	strbuf word = STRBUF_INIT;
+	bool ok = false;
+
+	next_word(&p, &word);
+	if (!code_ok(kind, strbuf_str(&word), why))
+		goto out;
+	snprintf(code, 4, "%s", word.s);
+	ecode[0] = '\0';
+	if (looks_like_ecode(p)) {
+		next_word(&p, &word);
+		if (!ecode_ok(code, strbuf_str(&word), why))
+			goto out;
+		snprintf(ecode, 12, "%s", word.s);
+	}
+	strbuf_reset(text);
+	strbuf_puts(text, *p != '\0' ? p : default_text[kind]);
+	if (strpbrk(strbuf_str(text), "\r\n") != NULL) {
+		strbuf_puts(why, "the text must not contain CR or LF");
+		goto out;
+	}
+	if (text->len > RULES_TEXT_MAX) {
+		strbuf_printf(why,
+		              "the text is %zu bytes long; a reply text takes at most %d",
+		              text->len, RULES_TEXT_MAX);
+		goto out;
+	}
+	ok = true;
+out:
+	strbuf_free(&word);
+	return ok;
 }
 
 /* CODE and ECODE of tempfail and reject, with the defaults. */

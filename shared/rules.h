@@ -359,6 +359,17 @@ extern const char *const rules_template_vars[];
 void rules_reply_text_for_milter(const char *text, strbuf *out);
 
 /*
+ * A reply written as one value outside a rule, "CODE [ECODE] [TEXT]"
+ * (overload_reply), checked as a rule's reply of kind (RULES_TEMPFAIL or
+ * RULES_REJECT) is: CODE 4xx or 5xx to match, ECODE of the code's class,
+ * TEXT without CR/LF and at most RULES_TEXT_MAX bytes (none: the kind's
+ * default text). Fills code, ecode ("" when none) and text; false with the
+ * reason in why.
+ */
+bool rules_parse_reply(enum rules_action_kind kind, const char *spec, char code[4],
+                       char ecode[12], strbuf *text, strbuf *why);
+
+/*
  * LOADING (used by conf.c)
  *	src = rules_source_create();
  *	rules_source_add(src, file, line, text, report, ctx);	per rule line

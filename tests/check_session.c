@@ -20,15 +20,6 @@
 
 static strbuf logged = STRBUF_INIT;
 
-static void
-capture(void *ctx, int prio, const char *line)
-{
-	(void)ctx;
-	(void)prio;
-	strbuf_puts(&logged, line);
-	strbuf_putc(&logged, '\n');
-}
-
 /* A config from text (written to a file, as the daemon reads it) and -o's. */
 static conf *
 load(const char *text, const char *o1, const char *o2)
@@ -646,7 +637,7 @@ main(void)
 {
 	int rc;
 
-	log_set_hook(capture, NULL);
+	unit_log_capture(&logged);
 	rc = unit_run_in_tmpdir(session_suite(), "check_session");
 	strbuf_free(&logged);
 	return rc;

@@ -12,24 +12,6 @@
 #include "strbuf.h"
 #include "stress.h"
 
-static conf *
-load(const char *o1, const char *o2)
-{
-	char *ov[2];
-	size_t n = 0;
-	strbuf err = STRBUF_INIT;
-	conf *c;
-
-	if (o1 != NULL)
-		ov[n++] = (char *)o1;
-	if (o2 != NULL)
-		ov[n++] = (char *)o2;
-	c = conf_load(NULL, ov, n, &err);
-	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
-	strbuf_free(&err);
-	return c;
-}
-
 static const struct decide_case {
 	const char *o1, *o2; /* -o overrides */
 	const char *macro;   /* NULL: the MTA sent none */
@@ -53,7 +35,7 @@ static const struct decide_case {
 START_TEST(test_decide)
 {
 	const struct decide_case *tc = &decide_cases[_i];
-	conf *c = load(tc->o1, tc->o2);
+	conf *c = unit_conf(tc->o1, tc->o2);
 	stress_state st = stress_decide(c, tc->macro);
 	strbuf log = STRBUF_INIT, hdr = STRBUF_INIT;
 
@@ -70,11 +52,11 @@ END_TEST
 
 START_TEST(test_macro_name)
 {
-	conf *c = load("stress_macro={busy}", NULL);
+	conf *c = unit_conf("stress_macro={busy}", NULL);
 
 	ck_assert_str_eq(stress_macro_name(c), "{busy}");
 	conf_unref(c);
-	c = load(NULL, NULL);
+	c = unit_conf(NULL, NULL);
 	ck_assert_str_eq(stress_macro_name(c), "{stress}");
 	conf_unref(c);
 }

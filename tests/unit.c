@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "unit.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,6 +32,38 @@ unit_run(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+conf *
+unit_conf(const char *o1, const char *o2)
+{
+	char *ov[2];
+	size_t n = 0;
+	strbuf err = STRBUF_INIT;
+	conf *c;
+
+	if (o1 != NULL)
+		ov[n++] = (char *)o1;
+	if (o2 != NULL)
+		ov[n++] = (char *)o2;
+	c = conf_load(NULL, ov, n, &err);
+	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
+	strbuf_free(&err);
+	return c;
+}
+
+static void
+capture(void *ctx, int prio, const char *line)
+{
+	(void)prio;
+	strbuf_puts(ctx, line);
+	strbuf_putc(ctx, '\n');
+}
+
+void
+unit_log_capture(strbuf *into)
+{
+	log_set_hook(into != NULL ? capture : NULL, into);
 }
 
 const char *

@@ -11,6 +11,9 @@
 #include <check.h>
 #include <sys/types.h>
 
+#include "conf.h"
+#include "strbuf.h"
+
 int unit_run(Suite *s);
 
 /*
@@ -20,6 +23,15 @@ int unit_run(Suite *s);
  */
 int unit_run_in_tmpdir(Suite *s, const char *prefix);
 const char *unit_tmpdir(void);
+
+/*
+ * The schema's defaults with up to two "name=value" overrides, as -o gives
+ * them (NULL: none); a configuration that does not load fails the test.
+ */
+conf *unit_conf(const char *o1, const char *o2);
+
+/* Append every log line to *into from now on, one per line; NULL: stop. */
+void unit_log_capture(strbuf *into);
 
 /*
  * A private DNS server for the tests that look things up: dnsmasq on

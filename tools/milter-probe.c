@@ -84,6 +84,7 @@ typedef struct {
 	double bench_secs;     /* --bench C,Ds: or as many as fit in D seconds */
 	int stage_delay_ms;    /* --stage-delay: the SMTP client's think time */
 	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
+	unsigned hold_s;       /* --hold: pause after connect, session open */
 } config;
 
 /* What a milter decided for the message. */
@@ -1212,6 +1213,17 @@ finish(session *s, bool helo_sent)
 	(void)flush_out(s);
 }
 
+/* --hold: the session stays open and idle, as a slow client's would. */
+static bool
+hold(const config *cf)
+{
+	struct timespec t = {(time_t)cf->hold_s, 0};
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
 /*
  * One transaction. *v and *stage receive the overall verdict (see the
  * "result:" line); returns EXIT_DONE or EXIT_FAIL.
@@ -1239,7 +1251,7 @@ transaction(const config *cf, verdict *vout, const char **stage_out)
 		fail(&s, "%s", strbuf_str(&s.err));
 	} else {
 		s.open = true;
-		if (negotiate(&s) == 0 && !do_connect(&s, &ev) && !s.failed &&
+		if (negotiate(&s) == 0 && !do_connect(&s, &ev) && !s.failed && hold(cf) &&
 		    !do_helo(&s, &ev) && !s.failed) {
 			if (do_envelope(&s, &ev) && !s.hangup)
 				do_message(&s, &ev);
@@ -1842,6 +1854,8 @@ usage(void)
 	       "  -v, --verbose           print every packet on stderr\n"
 	       "  -V, --version           print the version\n"
 	       "  -h, --help              this help\n"
+	       "      --hold SECONDS      after connect, keep the session open and idle\n"
+	       "                          for SECONDS before going on\n"
 	       "\n"
 	       "Exit status: 0 transaction completed, 1 protocol or I/O error,\n"
 	       "2 usage error. See milter-probe(1).\n",
@@ -1866,6 +1880,7 @@ enum {
 	OPT_STAGE_DELAY,
 	OPT_BENCH,
 	OPT_BENCH_VARY,
+	OPT_HOLD,
 };
 
 static const struct option long_opts[] = {
@@ -1891,6 +1906,7 @@ static const struct option long_opts[] = {
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"hold", required_argument, NULL, OPT_HOLD},
         {NULL, 0, NULL, 0},
 };
 
@@ -2022,6 +2038,9 @@ parse_args(config *cf, int argc, char **argv)
 		case 'h':
 			usage();
 			exit(EXIT_DONE);
+		case OPT_HOLD:
+			cf->hold_s = (unsigned)parse_number(optarg, "--hold", 86400);
+			break;
 		default:
 			fprintf(stderr, "Try '%s -h' for help.\n", PROG);
 			exit(EXIT_USAGE);
