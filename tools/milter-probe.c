@@ -805,6 +805,11 @@ send_event(session *s, const event_kind *k, const strbuf *ev, const char *label,
 		*why = flag_name(k->no_flag);
 		return EV_NOT_SENT;
 	}
+	if (ev->len == 0) { /* the encoder refused it */
+		fail(s, "the packet for %s would exceed %d bytes", label,
+		     MPROTO_MAX_PACKET);
+		return EV_ERROR;
+	}
 	strbuf_append(&s->out, ev->s, ev->len);
 	if (k->nr_flag & s->protocol)
 		return EV_NOREPLY;
