@@ -72,8 +72,10 @@ cut_pass() {
 	: >"$T_DIR/$name.out"
 	for off in $offsets; do
 		"$MILTER_PROBE" -p "unix:$sock" --timeout 10 --cut-after "$off" "$@" \
-			>>"$T_DIR/$name.out" 2>&1 ||
-			{ tail -n 20 "$T_DIR/$name.out"; fail "$name: cut after $off bytes: milter-probe exited $?"; }
+			>>"$T_DIR/$name.out" 2>&1
+		rc=$?
+		[ $rc -eq 0 ] ||
+			{ tail -n 20 "$T_DIR/$name.out"; fail "$name: cut after $off bytes: milter-probe exited $rc"; }
 		n=$((n + 1))
 		kill -0 $pid 2>/dev/null || { tail -n 40 "$log"; fail "$name: the daemon died after a cut at $off"; }
 	done

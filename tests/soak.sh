@@ -67,8 +67,10 @@ seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b 
 bench() {
 	b_name=$1
 	shift
-	"${PROBE[@]}" "$@" >"$T_DIR/$b_name.out" 2>&1 ||
-		{ cat "$T_DIR/$b_name.out"; tail -n 20 "$log"; fail "$b_name: milter-probe exited $?"; }
+	"${PROBE[@]}" "$@" >"$T_DIR/$b_name.out" 2>&1
+	b_rc=$?
+	[ $b_rc -eq 0 ] ||
+		{ cat "$T_DIR/$b_name.out"; tail -n 20 "$log"; fail "$b_name: milter-probe exited $b_rc"; }
 }
 
 printf '%8s %12s %10s %5s %8s %9s\n' sessions whole+reload "VmRSS KiB" fds threads "round s"
