@@ -184,6 +184,14 @@ n=$(grep -c '^rcpt <u[0-9]*@example\.net>: tempfail 452 4\.5\.3 Too many recipie
 [ "$n" -eq 9500 ] || fail "every: $n recipients got the rule's 452, expected 9500"
 pass "every: recipients 501 to 10000 get the rule's 452"
 
+# Above 1 MiB no packet can carry the header: milter-probe says so and
+# sends nothing of it.
+{ printf 'Subject: too big\nX-Huge: '; repeat z 1048576; printf '\n\nbody\n'; } >"$T_DIR/huge.eml"
+"$MILTER_PROBE" -p "unix:$every_sock" --client-addr 192.0.2.1 --message "$T_DIR/huge.eml" >"$T_DIR/huge.out" 2>&1 &&
+	fail "a 1 MiB header went out in one packet"
+expect_line "$T_DIR/huge.out" '^milter-probe: header: the packet for header X-Huge would exceed 1048576 bytes$' \
+	"milter-probe refuses a header above 1 MiB"
+
 for d in shipped every; do
 	pid=${d}_pid
 	expect_clean_log "$T_DIR/$d.log" "$d"
