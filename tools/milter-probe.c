@@ -481,7 +481,6 @@ line_start(session *s, const char *label)
 }
 
 /* Every stage line goes through here; --bench runs quiet. */
-
 static void
 out(const session *s, const char *fmt, ...)
 {
