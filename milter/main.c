@@ -27,6 +27,9 @@
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/milter-stress.conf"
 
+/* The largest packet we accept from the MTA: see setup_milter(). */
+#define MILTER_MAX_PACKET (1024 * 1024 - 1)
+
 struct options {
 	const char *config;
 	bool config_given;
@@ -239,6 +242,13 @@ setup_milter(const struct conf_values *p)
 		log_msg(LOG_ERR, "smfi_register failed");
 		return false;
 	}
+	/*
+	 * libmilter drops the connection on a packet above 64 KiB, and Postfix
+	 * sends a header of up to header_size_limit (100 KiB by default) in one
+	 * packet: such a message would get milter_default_action on every
+	 * retry. Accept packets of up to 1 MiB (body chunks stay at 64 KiB).
+	 */
+	smfi_setmaxdatasize(MILTER_MAX_PACKET);
 	int fd = daemon_listen_inet(p->socket, (int)p->listen_backlog);
 	strbuf conn = STRBUF_INIT;
 

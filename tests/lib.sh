@@ -270,3 +270,57 @@ run_fuzzer() {
 	fi
 	fuzz_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$T_DIR/fuzz.log")
 }
+
+# ms_fds PID, ms_threads PID, ms_rss PID: open descriptors, threads and
+# resident memory (KiB) of a process, from /proc.
+ms_fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+ms_threads() { sed -n 's/^Threads:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null; }
+ms_rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+
+# wait_for_baseline PID FDS THREADS WHAT: wait up to 10 s until the process
+# has FDS descriptors and at most THREADS threads again (libmilter closes a
+# session's socket and retires its worker after the callbacks returned).
+wait_for_baseline() {
+	i=0
+	while [ "$(ms_fds "$1")" -ne "$2" ] || [ "$(ms_threads "$1")" -gt "$3" ]; do
+		if [ $i -ge 100 ]; then
+			ls -l "/proc/$1/fd"
+			fail "$4: $(ms_fds "$1") descriptors and $(ms_threads "$1") threads, baseline $2 and $3"
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	pass "$4: descriptors ($2) and threads (<= $3) back to the baseline"
+}
+
+# expect_clean_log LOG WHAT: nothing in the daemon's log (its stderr, where
+# sanitizers write too) suggests a crash, a leak or an internal error.
+expect_clean_log() {
+	if grep -Ein 'error|warning|fatal|panic|assert|sanitizer|no session state|runtime error' "$1" |
+		grep -v ' action=' | head -n 20 | grep .; then
+		fail "$2: the log has error lines"
+	fi
+	pass "$2: no error, crash or sanitizer line in the log"
+}
+
+# stop_daemon PID LOG WHAT: SIGTERM, wait for the exit (libmilter takes up to
+# about 5 s), expect status 0 and a clean log: under ASan the leak check runs
+# at exit and writes its report to stderr (the log), and abort_on_error=1
+# turns it into an abnormal status.
+stop_daemon() {
+	kill -TERM "$1" || fail "$3: the daemon is gone before SIGTERM"
+	i=0
+	while kill -0 "$1" 2>/dev/null; do
+		[ $i -ge 150 ] && fail "$3: the daemon did not stop within 15 s of SIGTERM"
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$1"
+	sd_rc=$?
+	if [ $sd_rc -ne 0 ]; then
+		tail -n 40 "$2"
+		fail "$3: exit status $sd_rc after SIGTERM"
+	fi
+	expect_clean_log "$2" "$3: after stop"
+	pass "$3: stopped cleanly (status 0, no leak report)"
+}

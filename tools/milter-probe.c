@@ -85,6 +85,8 @@ typedef struct {
 	int stage_delay_ms;    /* --stage-delay: the SMTP client's think time */
 	bool bench_vary;       /* --bench-vary-client: a new IPv6 client each time */
 	unsigned hold_s;       /* --hold: pause after connect, session open */
+	bool cut;              /* --cut-after: close after cut_after bytes */
+	size_t cut_after;
 } config;
 
 /* What a milter decided for the message. */
@@ -95,11 +97,13 @@ typedef enum {
 	V_QUARANTINE,
 	V_REJECT,
 	V_TEMPFAIL,
+	V_CUT, /* --cut-after: we hung up before any verdict */
 	V_SHUTDOWN
 } verdict;
 
 static const char *const verdict_names[] = {
-        "continue", "accept", "discard", "quarantine", "reject", "tempfail", "shutdown",
+        "continue", "accept",   "discard", "quarantine",
+        "reject",   "tempfail", "cut",     "shutdown",
 };
 
 typedef struct {
@@ -125,7 +129,9 @@ typedef struct {
 	bool failed;
 	verdict result;
 	const char *result_stage;
-	bool hangup; /* a 421/521: Postfix drops the client */
+	bool hangup;    /* a 421/521: Postfix drops the client */
+	size_t written; /* bytes of the MTA-side stream sent so far */
+	bool cut;       /* --cut-after reached: the connection is closed */
 } session;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -373,6 +379,51 @@ dump(session *s, const char *dir, const unsigned char *p, size_t len, int from_m
 	fprintf(stderr, "%s: %s %s\n", PROG, dir, strbuf_str(&s->tmp));
 }
 
+/* Length of the whole queued packet at p, header included. */
+static size_t
+packet_len(const unsigned char *p)
+{
+	return ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) +
+	       MPROTO_HDR_LEN;
+}
+
+static void out(const session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/*
+ * --cut-after: write the queued packets up to the cut, mid-packet if it falls
+ * there, and close the connection, as an MTA process that dies would. Ends
+ * the transaction (s->failed stops every stage; s->cut says it was asked for).
+ */
+static int
+cut_stream(session *s)
+{
+	size_t keep = s->cf->cut_after - s->written, off = 0;
+	const unsigned char *p = (const unsigned char *)s->out.s;
+
+	while (off + MPROTO_HDR_LEN + 1 <= s->out.len &&
+	       off + packet_len(p + off) <= keep)
+		off += packet_len(p + off);
+	if (keep > 0 &&
+	    mproto_conn_write(s->conn, s->out.s, keep, &s->err) != MPROTO_OK) {
+		fail(s, "%s", strbuf_str(&s->err));
+		return -1;
+	}
+	s->written += keep;
+	mproto_conn_close(s->conn);
+	s->conn = NULL;
+	if (keep == off)
+		out(s, "cut: after %zu bytes, before packet %s\n", s->written,
+		    mproto_command_name(p[off + MPROTO_HDR_LEN]));
+	else
+		out(s, "cut: after %zu bytes, %zu of the %zu bytes of packet %s\n",
+		    s->written, keep - off, packet_len(p + off),
+		    mproto_command_name(p[off + MPROTO_HDR_LEN]));
+	s->cut = true;
+	s->failed = true;
+	return -1;
+}
+
 static int
 flush_out(session *s)
 {
@@ -383,19 +434,20 @@ flush_out(session *s)
 	/* Dump each queued packet, then write them all at once. */
 	while (s->cf->verbose && off + MPROTO_HDR_LEN <= s->out.len) {
 		const unsigned char *p = (const unsigned char *)s->out.s + off;
-		size_t n = ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
-		            p[3]) +
-		           MPROTO_HDR_LEN;
+		size_t n = packet_len(p);
 
 		dump(s, ">", p, n, 0);
 		off += n;
 	}
 	if (s->out.len == 0)
 		return 0;
+	if (s->cf->cut && s->written + s->out.len > s->cf->cut_after)
+		return cut_stream(s);
 	if (mproto_conn_write(s->conn, s->out.s, s->out.len, &s->err) != MPROTO_OK) {
 		fail(s, "%s", strbuf_str(&s->err));
 		return -1;
 	}
+	s->written += s->out.len;
 	strbuf_reset(&s->out);
 	return 0;
 }
@@ -757,6 +809,11 @@ send_event(session *s, const event_kind *k, const strbuf *ev, const char *label,
 	if (k->no_flag & s->protocol) {
 		*why = flag_name(k->no_flag);
 		return EV_NOT_SENT;
+	}
+	if (ev->len == 0) { /* the encoder refused it */
+		fail(s, "the packet for %s would exceed %d bytes", label,
+		     MPROTO_MAX_PACKET);
+		return EV_ERROR;
 	}
 	strbuf_append(&s->out, ev->s, ev->len);
 	if (k->nr_flag & s->protocol)
@@ -1258,7 +1315,12 @@ transaction(const config *cf, verdict *vout, const char **stage_out)
 			finish(&s, true);
 		}
 	}
-	if (s.failed) {
+	if (cf->verbose)
+		fprintf(stderr, "%s: %zu bytes written\n", PROG, s.written);
+	if (s.cut) {
+		*vout = V_CUT;
+		*stage_out = s.where != NULL ? s.where : "negotiate";
+	} else if (s.failed) {
 		status = EXIT_FAIL;
 	} else {
 		verdict v = s.result;
@@ -1365,6 +1427,8 @@ bench_worker(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		if (local.bench_vary)
 			vary_client(&local, k);
+		if (local.cut)
+			local.cut_after = k % (b->cf->cut_after + 1);
 		t0 = now_ms();
 		rc = transaction(&local, &v, &stage);
 		t0 = now_ms() - t0;
@@ -1851,11 +1915,15 @@ usage(void)
 	       "      --bench-vary-client with an IPv6 --client-addr: transaction k\n"
 	       "                          comes from that address with k as last 32 "
 	       "bits\n"
-	       "  -v, --verbose           print every packet on stderr\n"
+	       "  -v, --verbose           print every packet on stderr, and the\n"
+	       "                          number of bytes written at the end\n"
 	       "  -V, --version           print the version\n"
 	       "  -h, --help              this help\n"
 	       "      --hold SECONDS      after connect, keep the session open and idle\n"
 	       "                          for SECONDS before going on\n"
+	       "      --cut-after BYTES   hang up after writing BYTES bytes, mid-packet\n"
+	       "                          too; with --bench, transaction k is cut\n"
+	       "                          after k mod (BYTES+1) bytes\n"
 	       "\n"
 	       "Exit status: 0 transaction completed, 1 protocol or I/O error,\n"
 	       "2 usage error. See milter-probe(1).\n",
@@ -1881,6 +1949,7 @@ enum {
 	OPT_BENCH,
 	OPT_BENCH_VARY,
 	OPT_HOLD,
+	OPT_CUT_AFTER,
 };
 
 static const struct option long_opts[] = {
@@ -1907,6 +1976,7 @@ static const struct option long_opts[] = {
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {"hold", required_argument, NULL, OPT_HOLD},
+        {"cut-after", required_argument, NULL, OPT_CUT_AFTER},
         {NULL, 0, NULL, 0},
 };
 
@@ -2040,6 +2110,10 @@ parse_args(config *cf, int argc, char **argv)
 			exit(EXIT_DONE);
 		case OPT_HOLD:
 			cf->hold_s = (unsigned)parse_number(optarg, "--hold", 86400);
+			break;
+		case OPT_CUT_AFTER:
+			cf->cut = true;
+			cf->cut_after = parse_number(optarg, "--cut-after", 1UL << 40);
 			break;
 		default:
 			fprintf(stderr, "Try '%s -h' for help.\n", PROG);
