@@ -87,6 +87,7 @@ typedef struct {
 	unsigned hold_s;       /* --hold: pause after connect, session open */
 	bool cut;              /* --cut-after: close after cut_after bytes */
 	size_t cut_after;
+	FILE *bench_transcript; /* --bench-transcript: one line per transaction */
 } config;
 
 /* What a milter decided for the message. */
@@ -129,9 +130,10 @@ typedef struct {
 	bool failed;
 	verdict result;
 	const char *result_stage;
-	bool hangup;    /* a 421/521: Postfix drops the client */
-	size_t written; /* bytes of the MTA-side stream sent so far */
-	bool cut;       /* --cut-after reached: the connection is closed */
+	bool hangup;        /* a 421/521: Postfix drops the client */
+	size_t written;     /* bytes of the MTA-side stream sent so far */
+	bool cut;           /* --cut-after reached: the connection is closed */
+	strbuf *transcript; /* --bench-transcript: the stage lines, or NULL */
 } session;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -483,7 +485,10 @@ line_start(session *s, const char *label)
 	strbuf_puts(&s->line, ": ");
 }
 
-/* Every stage line goes through here; --bench runs quiet. */
+/*
+ * Every stage line goes through here; --bench runs quiet, or collects the
+ * lines for its transcript.
+ */
 static void out(const session *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
@@ -492,10 +497,11 @@ out(const session *s, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (s->cf->quiet)
-		return;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	if (s->transcript != NULL)
+		strbuf_vprintf(s->transcript, fmt, ap);
+	else if (!s->cf->quiet)
+		vprintf(fmt, ap);
 	va_end(ap);
 }
 
@@ -1283,10 +1289,11 @@ hold(const config *cf)
 
 /*
  * One transaction. *v and *stage receive the overall verdict (see the
- * "result:" line); returns EXIT_DONE or EXIT_FAIL.
+ * "result:" line); returns EXIT_DONE or EXIT_FAIL. With a transcript, the
+ * stage lines go there instead of stdout.
  */
 static int
-transaction(const config *cf, verdict *vout, const char **stage_out)
+transaction(const config *cf, verdict *vout, const char **stage_out, strbuf *transcript)
 {
 	session s;
 	strbuf ev = STRBUF_INIT;
@@ -1302,6 +1309,7 @@ transaction(const config *cf, verdict *vout, const char **stage_out)
 	mproto_reply_init(&s.r);
 	s.where = NULL;
 	s.result = V_NONE;
+	s.transcript = transcript;
 
 	s.conn = mproto_conn_open(cf->socket, cf->timeout_ms, &s.err);
 	if (s.conn == NULL) {
@@ -1346,19 +1354,29 @@ transaction(const config *cf, verdict *vout, const char **stage_out)
 	return status;
 }
 
+/* The "result:" line, without its newline. */
+static void
+put_result(strbuf *b, verdict v, const char *stage)
+{
+	if ((v == V_ACCEPT || v == V_QUARANTINE) && strcmp(stage, "eom") == 0)
+		strbuf_printf(b, "result: %s", verdict_names[v]);
+	else
+		strbuf_printf(b, "result: %s at %s", verdict_names[v], stage);
+}
+
 static int
 run(const config *cf)
 {
 	verdict v = V_ACCEPT;
 	const char *stage = "eom";
-	int status = transaction(cf, &v, &stage);
+	strbuf line = STRBUF_INIT;
+	int status = transaction(cf, &v, &stage, NULL);
 
-	if (status != EXIT_DONE)
-		return status;
-	if ((v == V_ACCEPT || v == V_QUARANTINE) && strcmp(stage, "eom") == 0)
-		printf("result: %s\n", verdict_names[v]);
-	else
-		printf("result: %s at %s\n", verdict_names[v], stage);
+	if (status == EXIT_DONE) {
+		put_result(&line, v, stage);
+		printf("%s\n", strbuf_str(&line));
+	}
+	strbuf_free(&line);
 	return status;
 }
 
@@ -1403,10 +1421,37 @@ vary_client(config *cf, unsigned long k)
 	inet_ntop(AF_INET6, a, cf->client_addr, sizeof cf->client_addr);
 }
 
+/*
+ * Turn the stage lines of transaction k into its --bench-transcript line:
+ * "k: line | line | ... | result: ..." (or "| error" when it failed).
+ */
+static void
+transcript_line(strbuf *lines, unsigned long k, bool done, verdict v, const char *stage)
+{
+	strbuf t = STRBUF_INIT;
+	const char *p = strbuf_str(lines);
+
+	strbuf_printf(&t, "%lu: ", k);
+	for (; *p != '\0'; p++)
+		if (*p != '\n')
+			strbuf_putc(&t, *p);
+		else
+			strbuf_puts(&t, " | ");
+	if (done)
+		put_result(&t, v, stage);
+	else
+		strbuf_puts(&t, "error");
+	strbuf_putc(&t, '\n');
+	strbuf_reset(lines);
+	strbuf_append(lines, t.s, t.len);
+	strbuf_free(&t);
+}
+
 static void *
 bench_worker(void *arg)
 {
 	bench *b = arg;
+	strbuf lines = STRBUF_INIT;
 
 	for (;;) {
 		verdict v = V_ACCEPT;
@@ -1421,6 +1466,7 @@ bench_worker(void *arg)
 		if (b->next >= b->cf->bench_n ||
 		    (b->deadline_ms > 0 && now_ms() >= b->deadline_ms)) {
 			pthread_mutex_unlock(&b->lock);
+			strbuf_free(&lines);
 			return NULL;
 		}
 		k = b->next++;
@@ -1430,8 +1476,11 @@ bench_worker(void *arg)
 		if (local.cut)
 			local.cut_after = k % (b->cf->cut_after + 1);
 		t0 = now_ms();
-		rc = transaction(&local, &v, &stage);
+		rc = transaction(&local, &v, &stage,
+		                 b->cf->bench_transcript ? &lines : NULL);
 		t0 = now_ms() - t0;
+		if (b->cf->bench_transcript != NULL)
+			transcript_line(&lines, k, rc == EXIT_DONE, v, stage);
 		pthread_mutex_lock(&b->lock);
 		if (b->done == b->cap) {
 			b->cap *= 2;
@@ -1443,7 +1492,10 @@ bench_worker(void *arg)
 			b->errors++;
 		else
 			b->verdicts[v]++;
+		if (b->cf->bench_transcript != NULL)
+			fputs(strbuf_str(&lines), b->cf->bench_transcript);
 		pthread_mutex_unlock(&b->lock);
+		strbuf_reset(&lines);
 	}
 }
 
@@ -1535,6 +1587,10 @@ run_bench(const config *cf)
 	free(b.latency_ms);
 	free(tids);
 	pthread_mutex_destroy(&b.lock);
+	if (cf->bench_transcript != NULL && fclose(cf->bench_transcript) != 0) {
+		fprintf(stderr, "%s: --bench-transcript: %s\n", PROG, strerror(errno));
+		return EXIT_FAIL;
+	}
 	return b.errors == 0 ? EXIT_DONE : EXIT_FAIL;
 }
 
@@ -1924,6 +1980,8 @@ usage(void)
 	       "      --cut-after BYTES   hang up after writing BYTES bytes, mid-packet\n"
 	       "                          too; with --bench, transaction k is cut\n"
 	       "                          after k mod (BYTES+1) bytes\n"
+	       "      --bench-transcript FILE  with --bench: one line per transaction\n"
+	       "                          in FILE, its stage lines joined by ' | '\n"
 	       "\n"
 	       "Exit status: 0 transaction completed, 1 protocol or I/O error,\n"
 	       "2 usage error. See milter-probe(1).\n",
@@ -1950,6 +2008,7 @@ enum {
 	OPT_BENCH_VARY,
 	OPT_HOLD,
 	OPT_CUT_AFTER,
+	OPT_BENCH_TRANSCRIPT,
 };
 
 static const struct option long_opts[] = {
@@ -1977,6 +2036,7 @@ static const struct option long_opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"cut-after", required_argument, NULL, OPT_CUT_AFTER},
+        {"bench-transcript", required_argument, NULL, OPT_BENCH_TRANSCRIPT},
         {NULL, 0, NULL, 0},
 };
 
@@ -2085,6 +2145,14 @@ parse_args(config *cf, int argc, char **argv)
 		case OPT_BENCH_VARY:
 			cf->bench_vary = true;
 			break;
+		case OPT_BENCH_TRANSCRIPT:
+			if (cf->bench_transcript != NULL)
+				fclose(cf->bench_transcript);
+			cf->bench_transcript = fopen(optarg, "w");
+			if (cf->bench_transcript == NULL)
+				usage_error("--bench-transcript: %s: %s", optarg,
+				            strerror(errno));
+			break;
 		case OPT_TIMEOUT: {
 			char *end;
 			double t = strtod(optarg, &end);
@@ -2124,6 +2192,8 @@ parse_args(config *cf, int argc, char **argv)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (cf->socket == NULL)
 		usage_error("-p SOCKET is required");
+	if (cf->bench_transcript != NULL && cf->bench_conc == 0)
+		usage_error("--bench-transcript needs --bench");
 	{
 		mproto_endpoint ep;
 		strbuf err = STRBUF_INIT;
