@@ -1408,8 +1408,10 @@ breaker_log(void *arg, const char *zone, bool suspended, unsigned timeouts)
 {
 	(void)arg;
 	if (suspended)
-		log_msg(LOG_WARNING, "dnsbl zone %s suspended after %u timeouts in a row", zone,
-			timeouts);
+		log_msg(LOG_WARNING,
+		        "dnsbl zone %s suspended after %u lookups in a row without an "
+		        "answer (timeouts, or no DNS server reachable)",
+		        zone, timeouts);
 	else
 		log_msg(LOG_INFO, "dnsbl zone %s resumed", zone);
 }

@@ -467,6 +467,7 @@ struct slot {
 	char *name;
 	size_t zoff; /* the zone in name: the breaker's key */
 	bool want_txt, txt_pending, sent, probe, cached;
+	bool unreachable; /* DNSBL_ERROR because no server could be reached */
 	unsigned naddr;
 	unsigned char addr[DNSBL_MAX_ADDR][4];
 	char *txt;
@@ -701,7 +702,12 @@ breaker_report(dnsbl_ctx *ctx, const char *zone, enum report what, bool probe)
 	switch (what) {
 	case REP_ANSWER:
 		b->timeouts = 0;
-		if (b->state != BR_CLOSED) {
+		/*
+		 * Only the probe resumes a suspended zone. Any other query
+		 * was sent before the zone was suspended, and its answer, told
+		 * late (when its call ends), says nothing of the server now.
+		 */
+		if (b->state != BR_CLOSED && probe) {
 			b->state = BR_CLOSED;
 			resumed = true;
 		}
@@ -823,6 +829,7 @@ slot_take_a(struct slot *s, const struct answer *a, unsigned nmatch,
 		break;
 	case OUT_ERROR:
 		s->status = DNSBL_ERROR;
+		s->unreachable = a->ares_status == ARES_ECONNREFUSED;
 		set_error(s, s->name, a->ares_status);
 		break;
 	}
@@ -1304,7 +1311,12 @@ account(dnsbl_ctx *ctx, const struct dnsbl_call *c)
 			r = REP_CANCEL;
 			break;
 		default:
-			r = REP_ERROR;
+			/*
+			 * A server that is down (its port closed: ECONNREFUSED
+			 * for every server) fails at once instead of timing
+			 * out, but it is as absent: the breaker counts it.
+			 */
+			r = s->unreachable ? REP_TIMEOUT : REP_ERROR;
 			break;
 		}
 		breaker_report(ctx, s->name + s->zoff, r, s->probe);

@@ -93,12 +93,16 @@
  *
  * CIRCUIT BREAKER (per zone)
  *	breaker_threshold consecutive timeouts (queries that were sent and had
- *	no answer by their deadline) suspend a zone for breaker_open_ms: its
+ *	no answer by their deadline, or that no server could be reached for:
+ *	a DNS server that is down fails at once with ECONNREFUSED, but it is
+ *	as absent as a silent one) suspend a zone for breaker_open_ms: its
  *	queries return DNSBL_SKIPPED at once and send nothing. After that one
  *	query is let through as a probe while the others are still skipped;
- *	an answer (listed or not) resumes the zone, a timeout or error
- *	suspends it for another breaker_open_ms (not reported again). Any
- *	answer resets the count; a cancelled query leaves it as it is. Note
+ *	its answer (listed or not) resumes the zone, a timeout or error
+ *	suspends it for another breaker_open_ms (not reported again). Only
+ *	the probe resumes: the late answer of a query sent before the zone was
+ *	suspended does not. Any answer resets the count; a cancelled query
+ *	leaves it as it is. Note
  *	that a deadline the caller made too short counts as a timeout too.
  *	The breakers hear of a call's queries when it ends (dnsbl_lookup()
  *	returns, dnsbl_finish()). on_breaker() is called once when a zone is
@@ -155,7 +159,8 @@ typedef struct dnsbl_filter dnsbl_filter;
 typedef struct dnsbl_call dnsbl_call;
 
 /* suspended: true when the zone was suspended, false when it resumed;
- * timeouts: the consecutive timeouts that suspended it. */
+ * timeouts: the consecutive timeouts (or unreachable servers) that
+ * suspended it. */
 typedef void (*dnsbl_breaker_fn)(void *arg, const char *zone, bool suspended,
                                  unsigned timeouts);
 
@@ -167,7 +172,8 @@ typedef struct dnsbl_config {
 	size_t cache_size;           /* entries; 0: no cache */
 	unsigned neg_ttl;            /* s, negative answers without SOA */
 	unsigned max_ttl;            /* s, cap on any TTL; 0: 3600 */
-	unsigned breaker_threshold;  /* consecutive timeouts; 0: no breaker */
+	unsigned breaker_threshold;  /* consecutive timeouts or unreachable
+	                                servers; 0: no breaker */
 	unsigned breaker_open_ms;    /* how long a zone stays suspended */
 	dnsbl_breaker_fn on_breaker; /* may be NULL */
 	void *breaker_arg;

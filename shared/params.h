@@ -94,7 +94,7 @@ typedef enum conf_type {
 	X(dns_cache_size, CONF_INT, "10000", 16, 10000000, NULL, \
 	  "DNSBL answers kept, positive and negative, each within its TTL") \
 	X(dnsbl_breaker_threshold, CONF_INT, "5", 1, 1000, NULL, \
-	  "timeouts in a row after which a DNSBL zone is suspended") \
+	  "lookups in a row that timed out or reached no DNS server (one that is down) after which a DNSBL zone is suspended") \
 	X(dnsbl_breaker_time, CONF_TIME, "60s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \
 	  "how long a suspended DNSBL zone costs nothing before it is tried again") \
 	X(body_scan_limit, CONF_SIZE, "${stress?{64k}:{1m}}", 1 * CONF_KIB, 1024 * CONF_MIB, NULL, \

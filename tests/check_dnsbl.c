@@ -745,6 +745,89 @@ START_TEST(test_breaker)
 END_TEST
 
 /*
+ * A call answered before the zone was suspended but finished after it (its
+ * answer reaches the breaker late) does not resume the zone: only the probe
+ * does. Threshold 1: one timeout suspends.
+ */
+START_TEST(test_breaker_late_answer)
+{
+	struct fake f;
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	char srv[64];
+	dnsbl_ctx *ctx;
+	dnsbl_query early, q;
+	dnsbl_call *call;
+
+	fake_start(&f, srv, sizeof srv);
+	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
+	atomic_store(&f.answer, true);
+	dnsbl_query_init(&early, DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	call = dnsbl_start(ctx, &early, 1, budget_deadline(budget_now_ms(), 2000), 0);
+	ck_assert(dnsbl_wait(call, 0));
+	ck_assert_int_eq(early.status, DNSBL_NOT_LISTED);
+	/* The server stops answering; a timeout suspends the zone. */
+	atomic_store(&f.answer, false);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.3", "bl.test", NULL, 100),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.suspended, 1);
+	/* The early call ends now: its answer is old news. */
+	dnsbl_finish(call);
+	dnsbl_query_free(&early);
+	ck_assert_int_eq(ev.resumed, 0);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.4", "bl.test", NULL, 100),
+	                 DNSBL_SKIPPED);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.suspended, 1);
+	dnsbl_free(ctx);
+	fake_stop(&f);
+}
+END_TEST
+
+/*
+ * A DNS server that is down (nothing on its port: every query is refused at
+ * once) fails fast, with an error, not a timeout; the breaker counts it all
+ * the same and suspends the zone.
+ */
+START_TEST(test_breaker_unreachable)
+{
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	char srv[64];
+	int port, fd = unit_udp_socket(&port);
+	dnsbl_ctx *ctx;
+	dnsbl_query q;
+	dnsbl_stats st;
+	long long t0, took;
+
+	close(fd); /* the port is closed now: the kernel refuses queries to it */
+	snprintf(srv, sizeof srv, "127.0.0.1:%d", port);
+	ctx = ctx_new(srv, 100, 3, 60000, on_breaker, &ev);
+	for (int i = 0; i < 3; i++) {
+		t0 = budget_now_ms();
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 3000),
+		        DNSBL_ERROR);
+		took = budget_now_ms() - t0;
+		ck_assert_msg(took < 1000, "a refused lookup took %lld ms", took);
+		ck_assert_msg(strstr(strbuf_str(&q.err), "2.0.0.127.bl.test") != NULL,
+		              "error '%s'", strbuf_str(&q.err));
+		dnsbl_query_free(&q);
+		ck_assert_int_eq(ev.suspended, i == 2 ? 1 : 0);
+	}
+	ck_assert_uint_eq(ev.timeouts, 3);
+	ck_assert_str_eq(ev.zone, "bl.test");
+	dnsbl_get_stats(ctx, &st);
+	unsigned long long sent = st.sent;
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.3", "bl.test", NULL, 3000),
+	                 DNSBL_SKIPPED);
+	dnsbl_query_free(&q);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, sent);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/*
  * dnsbl_start/wait/finish: waiting for the listed query does not wait for
  * the silent one; finishing early cancels it without charging the breaker
  * (threshold 1: a single timeout would suspend slow.test).
@@ -904,6 +987,8 @@ dnsbl_suite(void)
 	tcase_add_test(net, test_cache_ttl);
 	tcase_add_test(net, test_deadline);
 	tcase_add_test(net, test_breaker);
+	tcase_add_test(net, test_breaker_late_answer);
+	tcase_add_test(net, test_breaker_unreachable);
 	tcase_add_test(net, test_threads);
 	suite_add_tcase(s, net);
 	return s;
