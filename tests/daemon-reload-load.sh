@@ -55,7 +55,8 @@ conf=$T_DIR/ms.conf
 # use FILE: make FILE the configuration, atomically (a reload never reads
 # half a file).
 use() {
-	cp "$1" "$conf.new" && mv "$conf.new" "$conf" || fail "cannot write $conf"
+	cp "$1" "$conf.new" || fail "cannot write $conf.new"
+	mv "$conf.new" "$conf" || fail "cannot rename $conf.new"
 }
 use "$T_DIR/A.conf"
 sock=$T_DIR/ms.sock
@@ -91,8 +92,9 @@ finish() {
 	pass "$1: $2 transactions, no protocol error"
 	got=$(cut -d: -f1 "$T_DIR/$1.tr" | sort -n | uniq | wc -l)
 	lines=$(wc -l <"$T_DIR/$1.tr")
-	[ "$got" = "$2" ] && [ "$lines" = "$2" ] ||
+	if [ "$got" != "$2" ] || [ "$lines" != "$2" ]; then
 		fail "$1: $lines transcript lines for $got distinct transactions, expected $2"
+	fi
 	bad=$(grep -cv ' | result: accept$' "$T_DIR/$1.tr")
 	[ "$bad" = 0 ] || { grep -v ' | result: accept$' "$T_DIR/$1.tr" | head -n 3; fail "$1: $bad transactions not accepted"; }
 	pass "$1: every transaction appears once and reached its verdict (accept): none lost"
@@ -122,8 +124,12 @@ load alternate "$N1"
 sent=0
 v=A
 t0=$(date +%s%N)
+# On a 100 ms schedule: the time the loop itself takes is not added.
+next=$((${EPOCHREALTIME/./} + 100000))
 while kill -0 $load_pid 2>/dev/null; do
-	sleep 0.1
+	wait_us=$((next - ${EPOCHREALTIME/./}))
+	[ $wait_us -gt 0 ] && sleep "$(printf '0.%06d' $wait_us)"
+	next=$((next + 100000))
 	if [ $v = A ]; then v=B; else v=A; fi
 	use "$T_DIR/$v.conf"
 	kill -USR1 $ms_pid || fail "milter-stress is gone"
@@ -138,9 +144,11 @@ reloads=$(count 'reloaded configuration from')
 [ "$reloads" -ge 10 ] || fail "only $reloads reloads during the load ($sent signals in $ms ms)"
 pass "alternate: $reloads reloads done for $sent SIGUSR1 sent, one every $((ms / sent)) ms for $ms ms, all under load"
 split=$(versions alternate) || fail "alternate: sessions that mix A and B (above)"
-set -- $split
-[ "$1" -gt 0 ] && [ "$2" -gt 0 ] || fail "alternate: $1 sessions on A, $2 on B: the reloads did not take effect"
-pass "alternate: every session on one snapshot: $1 wholly on A, $2 wholly on B, none mixed"
+read -r na nb <<<"$split"
+if [ "$na" = 0 ] || [ "$nb" = 0 ]; then
+	fail "alternate: $na sessions on A, $nb on B: the reloads did not take effect"
+fi
+pass "alternate: every session on one snapshot: $na wholly on A, $nb wholly on B, none mixed"
 
 # 2. B, then a broken file reloaded during the load, every 100 ms.
 use "$T_DIR/B.conf"
@@ -167,9 +175,11 @@ failed=$(count 'reload failed; keeping the configuration loaded before')
 expect_line "$log" "reload: $conf:5:[0-9]+: missing '\"'" "broken: the log names the file and line (ms.conf:5)"
 pass "broken: $failed reloads of the broken file refused during the load ($bsent SIGUSR1 sent)"
 split=$(versions broken) || fail "broken: sessions that mix A and B (above)"
-set -- $split
-[ "$1" = 0 ] && [ "$2" = "$N2" ] || fail "broken: $1 sessions on A, $2 on B; expected all $N2 on B, the last good version"
-pass "broken: all $2 sessions ran on B, the last good configuration"
+read -r na nb <<<"$split"
+if [ "$na" != 0 ] || [ "$nb" != "$N2" ]; then
+	fail "broken: $na sessions on A, $nb on B; expected all $N2 on B, the last good version"
+fi
+pass "broken: all $nb sessions ran on B, the last good configuration"
 
 # 3. The daemon is sound: no warning but the expected ones, no sanitizer
 # report, and it stops cleanly on SIGTERM.
