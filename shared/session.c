@@ -57,7 +57,7 @@ struct session {
 	char *queue_id;
 	char *from;
 	char *first_rcpt;
-	char *rcpt; /* the current recipient, at rcpt */
+	char *rcpt;    /* the current recipient, at rcpt */
 	size_t n_rcpt; /* recipients accepted so far */
 	size_t n_forged;
 	const rules_header *header; /* the current header, at header */
@@ -69,18 +69,18 @@ struct session {
 	unsigned skipped;         /* ... and in this message */
 	bodyscan *scan;           /* this message's body scanner, when rules read it */
 	long long body_deadline;
-	bool body_done;           /* scanned all we will: skip the rest */
+	bool body_done;              /* scanned all we will: skip the rest */
 	const rules_eval_info *info; /* while a verdict's template expands: $rbl_* */
 	/* Time spent inside callbacks since the last message ended. */
 	long long busy_ns;
 	struct timespec entered;
-	bool inside; /* between session_enter() and session_leave() */
+	bool inside;             /* between session_enter() and session_leave() */
 	const char *accepted_by; /* the rule that accepted the session or message */
 };
 
 /* Counters over every session; relaxed atomics: they are statistics. */
 static unsigned long long session_n_messages, session_n_rejected, session_n_tempfailed,
-	session_n_discarded, session_n_skipped_dnsbl, session_n_skipped_body;
+        session_n_discarded, session_n_skipped_dnsbl, session_n_skipped_body;
 
 static void
 count(unsigned long long *c)
@@ -215,11 +215,15 @@ session_changes_free(session_changes *c)
 
 /* The NR_* flag of each stage; 0 where the protocol has none. */
 static const unsigned long stage_nr_flag[RULES_N_STAGES] = {
-	[RULES_CONNECT] = MPROTO_P_NR_CONN, [RULES_HELO] = MPROTO_P_NR_HELO,
-	[RULES_MAIL] = MPROTO_P_NR_MAIL,    [RULES_RCPT] = MPROTO_P_NR_RCPT,
-	[RULES_DATA] = MPROTO_P_NR_DATA,    [RULES_HEADER] = MPROTO_P_NR_HDR,
-	[RULES_EOH] = MPROTO_P_NR_EOH,      [RULES_BODY] = MPROTO_P_NR_BODY,
-	[RULES_EOM] = 0,
+        [RULES_CONNECT] = MPROTO_P_NR_CONN,
+        [RULES_HELO] = MPROTO_P_NR_HELO,
+        [RULES_MAIL] = MPROTO_P_NR_MAIL,
+        [RULES_RCPT] = MPROTO_P_NR_RCPT,
+        [RULES_DATA] = MPROTO_P_NR_DATA,
+        [RULES_HEADER] = MPROTO_P_NR_HDR,
+        [RULES_EOH] = MPROTO_P_NR_EOH,
+        [RULES_BODY] = MPROTO_P_NR_BODY,
+        [RULES_EOM] = 0,
 };
 
 /*
@@ -230,9 +234,9 @@ static const unsigned long stage_nr_flag[RULES_N_STAGES] = {
  * (measured through a private Postfix: delays= 0.05 s against 0.00 s).
  */
 static const unsigned long stage_off_flag[RULES_N_STAGES] = {
-	[RULES_HEADER] = MPROTO_P_NOHDRS,
-	[RULES_EOH] = MPROTO_P_NOEOH,
-	[RULES_BODY] = MPROTO_P_NOBODY,
+        [RULES_HEADER] = MPROTO_P_NOHDRS,
+        [RULES_EOH] = MPROTO_P_NOEOH,
+        [RULES_BODY] = MPROTO_P_NOBODY,
 };
 
 unsigned long
@@ -255,7 +259,9 @@ session_protocol(const conf *c)
 			reply[st] |= rules_stage_may_reply(t, (enum rules_stage)st);
 		}
 		want_headers |= rules_need_header_set(t) ||
-				conf_personality(c, stressed)->stress_header[0] != '\0';
+		                conf_personality(c, stressed)->stress_header[0] != '\0';
+		/* rcpt_limit can answer every recipient. */
+		reply[RULES_RCPT] |= conf_personality(c, stressed)->rcpt_limit > 0;
 		if (rules_body_set(t) != NULL) {
 			/* Body rules read chunks, and SKIP is a reply. */
 			used[RULES_BODY] = true;
@@ -264,8 +270,6 @@ session_protocol(const conf *c)
 		}
 	}
 	used[RULES_HEADER] |= want_headers;
-	/* rcpt_limit can answer every recipient; eom always answers. */
-	reply[RULES_RCPT] = true;
 	for (int st = 0; st < RULES_N_STAGES; st++) {
 		if (!used[st] && stage_off_flag[st] != 0)
 			flags |= stage_off_flag[st];
@@ -417,7 +421,7 @@ void
 session_format_client(const session *s, strbuf *out)
 {
 	strbuf_printf(out, "%s[%s]", s->client_name ? s->client_name : "unknown",
-		      s->client_addr ? s->client_addr : "unknown");
+	              s->client_addr ? s->client_addr : "unknown");
 }
 
 /* Postfix shows addresses in angle brackets; libmilter passes them as sent. */
@@ -477,9 +481,9 @@ static void
 describe_reply(const session_reply *r, strbuf *out)
 {
 	static const char *const names[] = {
-		[SESSION_CONTINUE] = "continue", [SESSION_ACCEPT] = "accept",
-		[SESSION_TEMPFAIL] = "tempfail", [SESSION_REJECT] = "reject",
-		[SESSION_DISCARD] = "discard", [SESSION_SKIP] = "skip",
+	        [SESSION_CONTINUE] = "continue", [SESSION_ACCEPT] = "accept",
+	        [SESSION_TEMPFAIL] = "tempfail", [SESSION_REJECT] = "reject",
+	        [SESSION_DISCARD] = "discard",   [SESSION_SKIP] = "skip",
 	};
 
 	strbuf_puts(out, names[r->answer]);
@@ -543,7 +547,7 @@ can_reply(const session *s, enum rules_stage stage)
 
 static void
 set_reply(session_reply *r, enum session_answer answer, const char *code,
-	  const char *ecode, const char *text)
+          const char *ecode, const char *text)
 {
 	r->answer = answer;
 	snprintf(r->code, sizeof r->code, "%s", code);
@@ -623,8 +627,8 @@ visit(void *ctx, const rule *r, bool matched)
 	session *s = ctx;
 
 	log_debug(2, "%s: trace: stage=%s rule=%s %s",
-		  s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(s->stage),
-		  rule_name(r), matched ? "matched" : "no match");
+	          s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(s->stage),
+	          rule_name(r), matched ? "matched" : "no match");
 	if (!matched)
 		return false;
 	switch (rule_action(r)->kind) {
@@ -665,10 +669,27 @@ fill_facts(const session *s, rules_facts *f)
 static enum session_answer
 accepted_answer(const session *s)
 {
-	bool eom_work = s->params->stress_header[0] != '\0' ||
-			s->session_tags.n > 0 || s->tags.n > 0 || s->quarantine != NULL;
+	bool eom_work = s->params->stress_header[0] != '\0' || s->session_tags.n > 0 ||
+	                s->tags.n > 0 || s->quarantine != NULL;
 
 	return eom_work ? SESSION_CONTINUE : SESSION_ACCEPT;
+}
+
+/*
+ * After connect or HELO with no verdict: can anything later still act? If
+ * not (no rule of this personality at a later stage, no recipient limit,
+ * nothing to do at end of message), accept now and the MTA stops calling
+ * us for the whole session.
+ */
+static bool
+nothing_left(const session *s)
+{
+	if (accepted_answer(s) != SESSION_ACCEPT || s->params->rcpt_limit > 0)
+		return false;
+	for (int st = (int)s->stage + 1; st < RULES_N_STAGES; st++)
+		if (rules_stage_used(s->rules, (enum rules_stage)st))
+			return false;
+	return true;
 }
 
 static void
@@ -694,7 +715,7 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
 
 		expand_for(s, hit, a->text, &text);
 		set_reply(r, a->kind == RULES_REJECT ? SESSION_REJECT : SESSION_TEMPFAIL,
-			  a->code, a->ecode, text.s);
+		          a->code, a->ecode, text.s);
 		strbuf_free(&text);
 		issued(s, rule_name(hit), r);
 		return;
@@ -747,8 +768,9 @@ expensive_for(session *s, enum rules_stage stage, rules_expensive *x)
 	if (rules_stage_expensive(s->rules, stage, s->stress.stressed))
 		x->dns = conf_dns(s->conf);
 	x->deadline_ms = stage == RULES_BODY && s->body_deadline != 0
-				 ? s->body_deadline
-				 : budget_deadline(budget_now_ms(), stage_budget(s->params, stage));
+	                         ? s->body_deadline
+	                         : budget_deadline(budget_now_ms(),
+	                                           stage_budget(s->params, stage));
 	x->body = s->scan;
 }
 
@@ -764,11 +786,11 @@ note_expensive(session *s, enum rules_stage stage, const rules_eval_info *info)
 		s->skipped |= lost;
 	if (info->timed_out)
 		log_msg(LOG_WARNING, "%s: stage=%s budget ran out: %s",
-			s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage),
-			strbuf_str(&info->timeout_what));
+		        s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage),
+		        strbuf_str(&info->timeout_what));
 	if (info->failed)
 		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed",
-			s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage));
+		        s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage));
 }
 
 /* No verdict, but a check could not finish: budget_action / dns_error_action. */
@@ -784,7 +806,7 @@ unsure(session *s, enum rules_stage stage, const rules_eval_info *info, session_
 	if (why == NULL || !can_reply(s, stage))
 		return;
 	set_reply(r, SESSION_TEMPFAIL, SESSION_UNSURE_CODE, SESSION_UNSURE_ECODE,
-		  SESSION_UNSURE_TEXT);
+	          SESSION_UNSURE_TEXT);
 	issued(s, why, r);
 }
 
@@ -800,9 +822,10 @@ run_stage(session *s, enum rules_stage stage, session_reply *r)
 	pick_up_queue_id(s);
 	if (s->hung_up)
 		return;
-	if (s->errors >= (unsigned long long)s->params->error_limit && can_reply(s, stage)) {
+	if (s->errors >= (unsigned long long)s->params->error_limit &&
+	    can_reply(s, stage)) {
 		set_reply(r, SESSION_TEMPFAIL, SESSION_ERROR_LIMIT_CODE,
-			  SESSION_ERROR_LIMIT_ECODE, SESSION_ERROR_LIMIT_TEXT);
+		          SESSION_ERROR_LIMIT_ECODE, SESSION_ERROR_LIMIT_TEXT);
 		issued(s, "error_limit", r);
 		return;
 	}
@@ -821,12 +844,19 @@ run_stage(session *s, enum rules_stage stage, session_reply *r)
 	} else if (!can_reply(s, stage)) {
 		/* Negotiation keeps NR off where a rule may reply: a bug if seen. */
 		log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
-			rule_name(hit), rules_stage_name(stage));
+		        rule_name(hit), rules_stage_name(stage));
 	} else {
 		apply_verdict(s, hit, r);
 	}
 	s->info = NULL;
 	rules_eval_info_free(&info);
+	if (r->answer == SESSION_CONTINUE &&
+	    (stage == RULES_CONNECT || stage == RULES_HELO) && can_reply(s, stage) &&
+	    nothing_left(s)) {
+		s->session_accepted = true;
+		r->answer = SESSION_ACCEPT;
+		log_line(s, rules_stage_name(stage), "nothing_left", "accept");
+	}
 	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
 	    stage != RULES_RCPT && s->in_message)
 		s->message_logged = true;
@@ -878,10 +908,11 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 	replace(&s->rcpt, rcpt);
 	s->stage = RULES_RCPT;
 	if (!s->hung_up && !s->session_accepted && !s->message_accepted &&
+	    s->params->rcpt_limit > 0 &&
 	    s->n_rcpt >= (unsigned long long)s->params->rcpt_limit) {
 		pick_up_queue_id(s);
 		set_reply(r, SESSION_TEMPFAIL, SESSION_RCPT_LIMIT_CODE,
-			  SESSION_RCPT_LIMIT_ECODE, SESSION_RCPT_LIMIT_TEXT);
+		          SESSION_RCPT_LIMIT_ECODE, SESSION_RCPT_LIMIT_TEXT);
 		issued(s, "rcpt_limit", r);
 	} else {
 		run_stage(s, RULES_RCPT, r);
@@ -927,7 +958,7 @@ body_wanted(const session *s)
 	return rules_body_set(s->rules) != NULL && !s->session_accepted &&
 	       !s->message_accepted &&
 	       (rules_stage_expensive(s->rules, RULES_BODY, s->stress.stressed) ||
-		rules_stage_expensive(s->rules, RULES_EOM, s->stress.stressed));
+	        rules_stage_expensive(s->rules, RULES_EOM, s->stress.stressed));
 }
 
 static void
@@ -935,9 +966,10 @@ body_feed(session *s, const unsigned char *chunk, size_t len)
 {
 	if (s->scan == NULL) {
 		s->scan = bodyscan_start(rules_body_set(s->rules),
-					 (size_t)s->params->body_scan_limit,
-					 SESSION_BODY_LINE_CAP, SESSION_BODY_OVERLAP);
-		s->body_deadline = budget_deadline(budget_now_ms(), s->params->body_budget);
+		                         (size_t)s->params->body_scan_limit,
+		                         SESSION_BODY_LINE_CAP, SESSION_BODY_OVERLAP);
+		s->body_deadline =
+		        budget_deadline(budget_now_ms(), s->params->body_budget);
 	}
 	if (bodyscan_feed(s->scan, chunk, len) != BODYSCAN_MORE) {
 		s->body_done = true;
@@ -945,9 +977,10 @@ body_feed(session *s, const unsigned char *chunk, size_t len)
 		bodyscan_stats st;
 
 		bodyscan_get_stats(s->scan, &st);
-		log_msg(LOG_WARNING, "%s: stage=body budget ran out after %lld ms, %zu bytes",
-			s->queue_id ? s->queue_id : "NOQUEUE", (long long)s->params->body_budget,
-			(size_t)st.bytes);
+		log_msg(LOG_WARNING,
+		        "%s: stage=body budget ran out after %lld ms, %zu bytes",
+		        s->queue_id ? s->queue_id : "NOQUEUE",
+		        (long long)s->params->body_budget, (size_t)st.bytes);
 		s->skipped |= RULES_COST_BODY;
 		s->body_done = true;
 	}
@@ -966,7 +999,8 @@ session_on_body(session *s, const unsigned char *chunk, size_t len, session_repl
 	/* Body rules run on the first chunk and whenever the scanner knows more. */
 	if (first || s->scan != NULL)
 		run_stage(s, RULES_BODY, r);
-	if (r->answer == SESSION_CONTINUE && s->body_done && rules_body_set(s->rules) != NULL)
+	if (r->answer == SESSION_CONTINUE && s->body_done &&
+	    rules_body_set(s->rules) != NULL)
 		r->answer = SESSION_SKIP;
 }
 
@@ -1017,7 +1051,7 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 		collect_changes(s, changes);
 		r->answer = SESSION_ACCEPT;
 		log_line(s, "eom", s->accepted_by,
-			 changes->quarantine ? "quarantine" : "accept");
+		         changes->quarantine ? "quarantine" : "accept");
 	}
 	count_message(s);
 	end_message(s);

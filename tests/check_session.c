@@ -130,22 +130,23 @@ static const struct verdict_case {
 	enum session_answer answer;
 	const char *code, *ecode, *text;
 } verdict_cases[] = {
-	{"connect client 192.0.2.0/24 reject 554 5.7.1 \"blocked $client_addr\"\n",
-	 AT_CONNECT, SESSION_REJECT, "554", "5.7.1", "blocked 192.0.2.1"},
-	{"helo helo ip_literal tempfail 421 4.7.0 \"Busy, try again later\"\n", AT_HELO,
-	 SESSION_TEMPFAIL, "421", "4.7.0", "Busy, try again later"},
-	{"mail sender <> reject\n", AT_MAIL, SESSION_REJECT, "550", "5.7.1", NULL},
-	{"rcpt recipient @bad.example reject 550 5.1.1 \"no such user $recipient\"\n",
-	 AT_RCPT, SESSION_REJECT, "550", "5.1.1", "no such user <user@bad.example>"},
-	{"data any tempfail 451 4.3.0 \"later\"\n", AT_DATA, SESSION_TEMPFAIL, "451",
-	 "4.3.0", "later"},
-	{"header header Subject /lottery/i reject 550 5.7.1 \"Content rejected\"\n",
-	 AT_HEADER, SESSION_REJECT, "550", "5.7.1", "Content rejected"},
-	{"eoh header X-Spam /^yes$/ discard\n", AT_EOH, SESSION_DISCARD, "", "", NULL},
-	{"eom any reject 554 5.7.1 \"at the end, rule $rule\"\n", AT_EOM, SESSION_REJECT,
-	 "554", "5.7.1", NULL},
-	{"rcpt any continue\nrcpt any reject\n", AT_RCPT, SESSION_CONTINUE, "", "", NULL},
-	{"rcpt !recipient @bad.example reject\n", AT_RCPT, SESSION_CONTINUE, "", "", NULL},
+        {"connect client 192.0.2.0/24 reject 554 5.7.1 \"blocked $client_addr\"\n",
+         AT_CONNECT, SESSION_REJECT, "554", "5.7.1", "blocked 192.0.2.1"},
+        {"helo helo ip_literal tempfail 421 4.7.0 \"Busy, try again later\"\n", AT_HELO,
+         SESSION_TEMPFAIL, "421", "4.7.0", "Busy, try again later"},
+        {"mail sender <> reject\n", AT_MAIL, SESSION_REJECT, "550", "5.7.1", NULL},
+        {"rcpt recipient @bad.example reject 550 5.1.1 \"no such user $recipient\"\n",
+         AT_RCPT, SESSION_REJECT, "550", "5.1.1", "no such user <user@bad.example>"},
+        {"data any tempfail 451 4.3.0 \"later\"\n", AT_DATA, SESSION_TEMPFAIL, "451",
+         "4.3.0", "later"},
+        {"header header Subject /lottery/i reject 550 5.7.1 \"Content rejected\"\n",
+         AT_HEADER, SESSION_REJECT, "550", "5.7.1", "Content rejected"},
+        {"eoh header X-Spam /^yes$/ discard\n", AT_EOH, SESSION_DISCARD, "", "", NULL},
+        {"eom any reject 554 5.7.1 \"at the end, rule $rule\"\n", AT_EOM, SESSION_REJECT,
+         "554", "5.7.1", NULL},
+        {"rcpt any continue\nrcpt any reject\n", AT_RCPT, SESSION_CONTINUE, "", "", NULL},
+        {"rcpt !recipient @bad.example reject\n", AT_RCPT, SESSION_CONTINUE, "", "",
+         NULL},
 };
 
 START_TEST(test_verdicts)
@@ -165,7 +166,7 @@ START_TEST(test_verdicts)
 		ck_assert_str_eq(strbuf_str(&r.text), tc->text);
 	if (tc->answer != SESSION_CONTINUE)
 		ck_assert_msg(strstr(strbuf_str(&logged), " rule=") != NULL,
-			      "verdict without rule in the log: %s", strbuf_str(&logged));
+		              "verdict without rule in the log: %s", strbuf_str(&logged));
 	session_reply_free(&r);
 	session_changes_free(&ch);
 	session_free(s);
@@ -175,8 +176,9 @@ END_TEST
 
 /* One rule set, two personalities: the seed scenario. */
 static const char *const two_personalities =
-	"connect normal client 192.0.2.0/24 reject 554 5.7.1 \"$client_addr listed\"\n"
-	"connect stress client 192.0.2.0/24 tempfail 421 4.7.1 \"$client_addr listed, busy\"\n";
+        "connect normal client 192.0.2.0/24 reject 554 5.7.1 \"$client_addr listed\"\n"
+        "connect stress client 192.0.2.0/24 tempfail 421 4.7.1 \"$client_addr listed, "
+        "busy\"\n";
 
 static const struct personality_case {
 	const char *macro;
@@ -184,11 +186,11 @@ static const struct personality_case {
 	enum session_answer answer;
 	const char *code;
 } personality_cases[] = {
-	{"no", NULL, SESSION_REJECT, "554"},
-	{"yes", NULL, SESSION_TEMPFAIL, "421"},
-	{NULL, NULL, SESSION_REJECT, "554"},
-	{"no", "stress=yes", SESSION_TEMPFAIL, "421"},
-	{"yes", "stress=", SESSION_REJECT, "554"},
+        {"no", NULL, SESSION_REJECT, "554"},
+        {"yes", NULL, SESSION_TEMPFAIL, "421"},
+        {NULL, NULL, SESSION_REJECT, "554"},
+        {"no", "stress=yes", SESSION_TEMPFAIL, "421"},
+        {"yes", "stress=", SESSION_REJECT, "554"},
 };
 
 START_TEST(test_personalities)
@@ -223,14 +225,14 @@ START_TEST(test_personality_params)
 	macros m = {"yes", NULL, NULL};
 	session_reply r;
 	session *s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL),
-			   &m, "192.0.2.1", &r);
+	                   &m, "192.0.2.1", &r);
 
 	ck_assert_int_eq(session_params(s)->milter_timeout, 10000);
 	session_reply_free(&r);
 	session_free(s);
 	m.stress = "no";
 	s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL), &m,
-		  "192.0.2.1", &r);
+	          "192.0.2.1", &r);
 	ck_assert_int_eq(session_params(s)->milter_timeout, 300000);
 	session_reply_free(&r);
 	session_free(s);
@@ -243,13 +245,13 @@ static const struct eom_case {
 	const char *macro;
 	const char *header; /* NULL = none added */
 } eom_cases[] = {
-	{NULL, "yes", "yes (source=macro)"},
-	{NULL, "no", "no"},
-	{NULL, NULL, "no (source=none)"},
-	{"stress=yes", "no", "yes (source=forced)"},
-	{"stress_header_always=no", "no", NULL},
-	{"stress_header_always=no", "yes", "yes (source=macro)"},
-	{"stress_header=", "yes", NULL},
+        {NULL, "yes", "yes (source=macro)"},
+        {NULL, "no", "no"},
+        {NULL, NULL, "no (source=none)"},
+        {"stress=yes", "no", "yes (source=forced)"},
+        {"stress_header_always=no", "no", NULL},
+        {"stress_header_always=no", "yes", "yes (source=macro)"},
+        {"stress_header=", "yes", NULL},
 };
 
 START_TEST(test_eom_header)
@@ -284,8 +286,8 @@ START_TEST(test_log_line_and_forged)
 	session_changes ch;
 	session *s = start(load("", NULL, NULL), &m, "2001:db8::1", &r);
 	const char *want = "4ABCDEF: stress=yes(macro) stage=eom action=accept "
-			   "client=mx.example[2001:db8::1] helo=<helo.example> "
-			   "from=<a@example.org> to=<b@example.net> nrcpt=2 ms=";
+	                   "client=mx.example[2001:db8::1] helo=<helo.example> "
+	                   "from=<a@example.org> to=<b@example.net> nrcpt=2 ms=";
 
 	session_changes_init(&ch);
 	session_on_helo(s, "helo.example", &r);
@@ -301,7 +303,7 @@ START_TEST(test_log_line_and_forged)
 	ck_assert_uint_eq(ch.n_forged, 2);
 	ck_assert_str_eq(ch.forged_name, "X-Stress");
 	ck_assert_msg(strncmp(strbuf_str(&logged), want, strlen(want)) == 0, "line: %s",
-		      strbuf_str(&logged));
+	              strbuf_str(&logged));
 	/* The next message starts clean; an abort before its end is logged. */
 	m.qid = NULL;
 	strbuf_reset(&logged);
@@ -310,10 +312,11 @@ START_TEST(test_log_line_and_forged)
 	session_on_mail(s, "<>", &r);
 	session_on_abort(s);
 	ck_assert_msg(strstr(strbuf_str(&logged),
-			     "NOQUEUE: stress=yes(macro) stage=mail action=aborted") != NULL,
-		      "line: %s", strbuf_str(&logged));
+	                     "NOQUEUE: stress=yes(macro) stage=mail action=aborted") !=
+	                      NULL,
+	              "line: %s", strbuf_str(&logged));
 	ck_assert_msg(strstr(strbuf_str(&logged), " from=<> ") != NULL, "line: %s",
-		      strbuf_str(&logged));
+	              strbuf_str(&logged));
 	session_reply_free(&r);
 	session_changes_free(&ch);
 	session_free(s);
@@ -341,15 +344,17 @@ START_TEST(test_dry_run)
 	macros m = {"no", NULL, "QDRY"};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("rcpt name=dry any log reject 550 5.7.1 \"x\"\n", NULL, NULL),
-			   &m, "192.0.2.1", &r);
+	session *s =
+	        start(load("rcpt name=dry any log reject 550 5.7.1 \"x\"\n", NULL, NULL),
+	              &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	play(s, AT_EOM, &r, &ch);
 	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
 	ck_assert_msg(strstr(strbuf_str(&logged),
-			     "stage=rcpt rule=dry action=log(would reject 550 5.7.1)") != NULL,
-		      "log: %s", strbuf_str(&logged));
+	                     "stage=rcpt rule=dry action=log(would reject 550 5.7.1)") !=
+	                      NULL,
+	              "log: %s", strbuf_str(&logged));
 	session_reply_free(&r);
 	session_changes_free(&ch);
 	session_free(s);
@@ -363,10 +368,10 @@ START_TEST(test_tag_and_quarantine)
 	session_reply r;
 	session_changes ch;
 	session *s = start(load("connect any tag X-Client \"$client_addr\"\n"
-				"mail any tag X-Tagged \"from $sender\"\n"
-				"rcpt any quarantine \"held for $recipient\"\n",
-				NULL, NULL),
-			   &m, "192.0.2.1", &r);
+	                        "mail any tag X-Tagged \"from $sender\"\n"
+	                        "rcpt any quarantine \"held for $recipient\"\n",
+	                        NULL, NULL),
+	                   &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	play(s, AT_EOM, &r, &ch);
@@ -391,9 +396,9 @@ START_TEST(test_accept)
 	session_reply r;
 	session_changes ch;
 	session *s = start(load("connect client 192.0.2.0/24 accept\n"
-				"mail any reject\n",
-				NULL, NULL),
-			   &m, "192.0.2.1", &r);
+	                        "mail any reject\n",
+	                        NULL, NULL),
+	                   &m, "192.0.2.1", &r);
 
 	ck_assert_int_eq(r.answer, SESSION_CONTINUE);
 	session_changes_init(&ch);
@@ -404,9 +409,53 @@ START_TEST(test_accept)
 	session_changes_free(&ch);
 	session_free(s);
 	/* With no header to add, accept tells the MTA to stop calling. */
-	s = start(load("connect client 192.0.2.0/24 accept\n", "stress_header=", NULL), &m,
-		  "192.0.2.1", &r);
+	s = start(load("connect client 192.0.2.0/24 accept\n", "stress_header=", NULL),
+	          &m, "192.0.2.1", &r);
 	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	session_reply_free(&r);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/*
+ * No verdict at connect, and nothing later can act: accept at connect, so
+ * the MTA stops calling for the session. Anything still to do keeps it.
+ */
+static const struct nothing_left_case {
+	const char *rules;
+	const char *o1, *o2;
+	const char *stress;
+	int answer;
+} nothing_left_cases[] = {
+        {"connect client 10.0.0.0/8 reject\n", "stress_header=", "rcpt_limit=0", "no",
+         SESSION_ACCEPT},
+        /* a rule at a later stage, in this personality */
+        {"connect client 10.0.0.0/8 reject\nmail any reject\n",
+         "stress_header=", "rcpt_limit=0", "no", SESSION_CONTINUE},
+        /* ... but not in this one */
+        {"connect client 10.0.0.0/8 reject\nmail normal any reject\n",
+         "stress_header=", "rcpt_limit=0", "yes", SESSION_ACCEPT},
+        /* the recipient limit still counts */
+        {"connect client 10.0.0.0/8 reject\n", "stress_header=", NULL, "no",
+         SESSION_CONTINUE},
+        /* the stress header (and removing forged copies) needs the end of message */
+        {"connect client 10.0.0.0/8 reject\n", "rcpt_limit=0", NULL, "no",
+         SESSION_CONTINUE},
+};
+
+START_TEST(test_nothing_left)
+{
+	const struct nothing_left_case *c = &nothing_left_cases[_i];
+	macros m = {c->stress, NULL, NULL};
+	session_reply r;
+	session *s = start(load(c->rules, c->o1, c->o2), &m, "192.0.2.1", &r);
+
+	ck_assert_int_eq(r.answer, c->answer);
+	if (c->answer == SESSION_ACCEPT)
+		ck_assert(strstr(logged.s,
+		                 " stage=connect rule=nothing_left action=accept ") !=
+		          NULL);
 	session_reply_free(&r);
 	session_free(s);
 	strbuf_reset(&logged);
@@ -419,9 +468,9 @@ static const struct limit_case {
 	const char *o1;
 	int rejects_before_421;
 } limit_cases[] = {
-	{"no", "error_limit=3", 3},
-	{"yes", NULL, 1}, /* the stress default, like Postfix's */
-	{"no", NULL, 20},
+        {"no", "error_limit=3", 3},
+        {"yes", NULL, 1}, /* the stress default, like Postfix's */
+        {"no", NULL, 20},
 };
 
 START_TEST(test_error_limit)
@@ -430,8 +479,8 @@ START_TEST(test_error_limit)
 	macros m = {tc->macro, NULL, NULL};
 	session_reply r;
 	session *s = start(load("rcpt recipient @bad.example reject 550 5.1.1 \"no\"\n",
-				tc->o1, NULL),
-			   &m, "192.0.2.1", &r);
+	                        tc->o1, NULL),
+	                   &m, "192.0.2.1", &r);
 
 	session_on_mail(s, "<a@example.org>", &r);
 	for (int i = 0; i < tc->rejects_before_421; i++) {
@@ -444,8 +493,9 @@ START_TEST(test_error_limit)
 	ck_assert_int_eq(r.answer, SESSION_TEMPFAIL);
 	ck_assert_str_eq(r.code, "421");
 	ck_assert_str_eq(r.ecode, "4.7.0");
-	ck_assert_msg(strstr(strbuf_str(&logged), "rule=error_limit action=tempfail 421 4.7.0"),
-		      "log: %s", strbuf_str(&logged));
+	ck_assert_msg(
+	        strstr(strbuf_str(&logged), "rule=error_limit action=tempfail 421 4.7.0"),
+	        "log: %s", strbuf_str(&logged));
 	session_reply_free(&r);
 	session_free(s);
 	strbuf_reset(&logged);
@@ -456,7 +506,8 @@ START_TEST(test_rcpt_limit)
 {
 	macros m = {"no", NULL, NULL};
 	session_reply r;
-	session *s = start(load("", "rcpt_limit=2", "error_limit=100"), &m, "192.0.2.1", &r);
+	session *s =
+	        start(load("", "rcpt_limit=2", "error_limit=100"), &m, "192.0.2.1", &r);
 
 	session_on_mail(s, "<a@example.org>", &r);
 	for (int i = 0; i < 2; i++) {
@@ -504,28 +555,29 @@ static const struct body_case {
 	enum session_answer at_eom;
 	const char *header;
 } body_cases[] = {
-	{"no", NULL, "hello\r\nYou won the lot", "tery!\r\n", SESSION_CONTINUE, SESSION_REJECT,
-	 NULL},
-	{"no", NULL, "hello\r\n", "nothing here\r\n", SESSION_CONTINUE, SESSION_ACCEPT, "no"},
-	{"yes", NULL, "You won the lottery\r\n", "more\r\n", SESSION_SKIP, SESSION_ACCEPT,
-	 "yes (source=macro); skipped=body"},
-	{"no", "body_scan_limit=1k",
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-	 "0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
-	 "lottery past the limit\r\n", SESSION_SKIP, SESSION_ACCEPT, "no"},
+        {"no", NULL, "hello\r\nYou won the lot", "tery!\r\n", SESSION_CONTINUE,
+         SESSION_REJECT, NULL},
+        {"no", NULL, "hello\r\n", "nothing here\r\n", SESSION_CONTINUE, SESSION_ACCEPT,
+         "no"},
+        {"yes", NULL, "You won the lottery\r\n", "more\r\n", SESSION_SKIP, SESSION_ACCEPT,
+         "yes (source=macro); skipped=body"},
+        {"no", "body_scan_limit=1k",
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
+         "lottery past the limit\r\n", SESSION_SKIP, SESSION_ACCEPT, "no"},
 };
 
 START_TEST(test_body)
@@ -534,9 +586,9 @@ START_TEST(test_body)
 	macros m = {tc->macro, NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("eom body /lottery/i reject 550 5.7.1 \"content\"\n", tc->o1,
-				NULL),
-			   &m, "192.0.2.1", &r);
+	session *s = start(
+	        load("eom body /lottery/i reject 550 5.7.1 \"content\"\n", tc->o1, NULL),
+	        &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	session_on_mail(s, "<a@example.org>", &r);
@@ -546,7 +598,8 @@ START_TEST(test_body)
 	ck_assert_int_eq(r.answer, tc->after_first);
 	if (r.answer == SESSION_CONTINUE) {
 		again(&r);
-		session_on_body(s, (const unsigned char *)tc->chunk2, strlen(tc->chunk2), &r);
+		session_on_body(s, (const unsigned char *)tc->chunk2, strlen(tc->chunk2),
+		                &r);
 	}
 	again(&r);
 	session_on_eom(s, &r, &ch);
@@ -558,7 +611,7 @@ START_TEST(test_body)
 		session_get_counts(&n);
 		ck_assert_uint_eq(n.messages, 1);
 		ck_assert_uint_eq(n.skipped_body, strstr(tc->header ? tc->header : "",
-							 "skipped=body") != NULL);
+		                                         "skipped=body") != NULL);
 		ck_assert_uint_eq(n.rejected, tc->at_eom == SESSION_REJECT);
 	}
 	if (tc->header != NULL) {
@@ -578,19 +631,22 @@ static const struct proto_case {
 	const char *o1;
 	unsigned long on, off;
 } proto_cases[] = {
-	{"", NULL,
-	 MPROTO_P_NR_DATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
-		 MPROTO_P_NR_CONN | MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_HDR,
-	 MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT | MPROTO_P_NODATA},
-	{"", "stress_header=", MPROTO_P_NOHDRS, 0},
-	{"header header Subject /x/ reject\n", NULL, 0, MPROTO_P_NR_HDR | MPROTO_P_NOHDRS},
-	{"header header Subject /x/ log reject\n", NULL, MPROTO_P_NR_HDR, MPROTO_P_NOHDRS},
-	{"data normal any tempfail\n", NULL, 0, MPROTO_P_NODATA | MPROTO_P_NR_DATA},
-	{"data normal any tempfail\n", "stress=yes", MPROTO_P_NR_DATA, MPROTO_P_NODATA},
-	{"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
-	 MPROTO_P_NR_CONN},
-	{"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
-	{"eom body /x/ reject\n", NULL, MPROTO_P_SKIP, MPROTO_P_NOBODY | MPROTO_P_NR_BODY},
+        {"", NULL,
+         MPROTO_P_NR_DATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
+                 MPROTO_P_NR_CONN | MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_HDR,
+         MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT | MPROTO_P_NODATA},
+        {"", "stress_header=", MPROTO_P_NOHDRS, 0},
+        {"header header Subject /x/ reject\n", NULL, 0,
+         MPROTO_P_NR_HDR | MPROTO_P_NOHDRS},
+        {"header header Subject /x/ log reject\n", NULL, MPROTO_P_NR_HDR,
+         MPROTO_P_NOHDRS},
+        {"data normal any tempfail\n", NULL, 0, MPROTO_P_NODATA | MPROTO_P_NR_DATA},
+        {"data normal any tempfail\n", "stress=yes", MPROTO_P_NR_DATA, MPROTO_P_NODATA},
+        {"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
+         MPROTO_P_NR_CONN},
+        {"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
+        {"eom body /x/ reject\n", NULL, MPROTO_P_SKIP,
+         MPROTO_P_NOBODY | MPROTO_P_NR_BODY},
 };
 
 START_TEST(test_protocol)
@@ -622,6 +678,8 @@ session_suite(void)
 	tcase_add_test(tc, test_dry_run);
 	tcase_add_test(tc, test_tag_and_quarantine);
 	tcase_add_test(tc, test_accept);
+	tcase_add_loop_test(tc, test_nothing_left, 0,
+	                    sizeof nothing_left_cases / sizeof nothing_left_cases[0]);
 	tcase_add_loop_test(tc, test_error_limit, 0, N(limit_cases));
 	tcase_add_test(tc, test_rcpt_limit);
 	tcase_add_test(tc, test_rcpt_limit_not_an_error);
