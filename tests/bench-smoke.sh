@@ -16,7 +16,7 @@ cat "$out"
 [ "$rc" -eq 0 ] || fail "bench.sh exited $rc"
 for want in '^== 1\. milter protocol' '^ +16 \| +[0-9]+ ' '^stress +milter CPU [0-9.]+ s per 1000 messages, peak RSS' \
 	'^== 2\. socket kinds' '^ +1 \| +[0-9]+ msg/s' '^== 3\. 2000 sessions at once' \
-	'^== 4\. through Postfix' '^stress +[0-9.]+ +[0-9.]+x' '^protocol errors seen by milter-probe: 0$'; do
+	'^== 4\. through Postfix' '^stress +[0-9.]+ +[0-9.]+x' '^flood +[0-9.]+ +[0-9.]+x' '^protocol errors seen by milter-probe: 0$'; do
 	expect_line "$out" "$want" "bench output: $want"
 done
 n=$(grep -c '^  target: zero errors, peak RSS under 128 MiB: met$' "$out")
