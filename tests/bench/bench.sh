@@ -17,7 +17,8 @@
 #    smtp-sink, one listener per milter setup (none, null milter,
 #    milter-stress normal, milter-stress with -o stress=yes, and the same with
 #    conf/example-flood.conf, which steps out of the session at HELO under
-#    stress), alternating.
+#    stress), alternating. smtp-source connects from 127.0.0.1, so the
+#    rule accepting local clients is narrowed to ::1 for this part.
 #
 # Every part is bounded by its counts; the whole run by a watchdog.
 # Settings (environment): BENCH_COUNT messages per protocol run (4000),
@@ -68,10 +69,17 @@ start_milter() {
 	"$@" 2>"$T_DIR/$m_name.log" &
 	track_pid $!
 	printf -v "pid_$m_name" %s $!
-	case $m_sock in
-	unix:*) wait_for_unix_socket "${m_sock#unix:}" ;;
-	inet:*) wait_for_tcp "${m_sock#inet:}" ;;
-	esac
+	m_pid=$!
+	for _ in $(seq 1 100); do
+		case $m_sock in
+		unix:*) [ -S "${m_sock#unix:}" ] && return 0 ;;
+		inet:*) (exec 3<>"/dev/tcp/127.0.0.1/${m_sock#inet:}") 2>/dev/null && return 0 ;;
+		esac
+		kill -0 "$m_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T_DIR/$m_name.log"
+	fail "$m_name: nothing listens on $m_sock"
 }
 
 # probe NAME SOCKET MACRO-ARGS... -- PROBE-ARGS...: one bench run; sets
@@ -223,8 +231,16 @@ if part 4; then
 	echo "== 4. through Postfix: smtp-source, $pf_count messages of 4 KiB per run in $pf_sessions sessions at once (one message each), $rounds rounds"
 	p_null=$(free_port) p_ms=$(free_port) p_flood=$(free_port)
 	start_milter pfnull "inet:$p_null" "$NULL_MILTER" -p "inet:$p_null@127.0.0.1"
-	start_milter pfms "inet:$p_ms" "$MILTER_STRESS" -f -c "$conf" -p "inet:$p_ms@127.0.0.1"
-	start_milter pfflood "inet:$p_flood" "$MILTER_STRESS" -f -c "$top_srcdir/conf/example-flood.conf" \
+	# smtp-source connects from 127.0.0.1, which the shipped rules accept as
+	# a local client at once: narrow that rule to ::1, so that every session
+	# takes the path of a remote client.
+	for c in milter-stress example-flood; do
+		sed 's|^connect client 127\.0\.0\.0/8 \[::1\]/128 accept$|connect client [::1]/128 accept|' \
+			"$top_srcdir/conf/$c.conf" >"$T_DIR/pf-$c.conf"
+		grep -q '^connect client \[::1\]/128 accept$' "$T_DIR/pf-$c.conf" || fail "$c.conf: no local-client rule to narrow"
+	done
+	start_milter pfms "inet:$p_ms" "$MILTER_STRESS" -f -c "$T_DIR/pf-milter-stress.conf" -p "inet:$p_ms@127.0.0.1"
+	start_milter pfflood "inet:$p_flood" "$MILTER_STRESS" -f -c "$T_DIR/pf-example-flood.conf" \
 		-p "inet:$p_flood@127.0.0.1"
 	# A sink that counts and throws away: the capture files of sink_start
 	# would cost more than the milters being compared.
