@@ -119,9 +119,15 @@ wait_for_tcp() {
 T_PORTS=${TMPDIR:-/tmp}/milter-stress-test-ports
 free_port() {
 	(
+		# Below the kernel's ephemeral range: a port that an outgoing
+		# connection (Postfix's smtp, a milter client) holds as its source
+		# port cannot be bound, and Postfix's master then dies at start with
+		# nothing in its log.
+		t_eph_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+		[ "${t_eph_low:-0}" -gt 12000 ] || t_eph_low=32768
 		flock 9
 		while :; do
-			p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
+			p=$((10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % (t_eph_low - 10000)))
 			grep -qx "$p" "$T_PORTS" 2>/dev/null && continue
 			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
 			echo "$p" >>"$T_PORTS"
