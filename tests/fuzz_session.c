@@ -169,11 +169,17 @@ die(const char *what, const session_reply *r)
 	abort();
 }
 
-/* The one warning that means negotiation and rules disagree. */
+/*
+ * The one warning that means negotiation and rules disagree. To see what a
+ * failing input did, run it with FUZZ_LOG set in the environment: every
+ * line is printed.
+ */
 static void
 watch_log(void *ctx, int prio, const char *line)
 {
 	(void)ctx;
+	if (getenv("FUZZ_LOG") != NULL)
+		fprintf(stderr, "log: %s\n", line);
 	if (prio == LOG_WARNING && strstr(line, "which cannot reply") != NULL)
 		die(line, NULL);
 }
@@ -490,19 +496,19 @@ header_line(fz *z, const char *text, const char *value, session_reply *r)
 static void
 body_event(fz *z, const unsigned char *chunk, size_t len, session_reply *r)
 {
-	size_t off = 0;
+	size_t off = 0, n;
 
-	/* The MTA sends at most 64 KiB - 1 a chunk; each gets its answer. */
-	do {
-		size_t n = len - off > MPROTO_CHUNK_SIZE ? MPROTO_CHUNK_SIZE : len - off;
-
-		session_reply_free(r);
-		session_reply_init(r);
+	/* The MTA sends at most 64 KiB - 1 a chunk, and stops at an answer. */
+	for (;;) {
+		n = len - off > MPROTO_CHUNK_SIZE ? MPROTO_CHUNK_SIZE : len - off;
 		session_on_body(z->s, chunk + off, n, r);
 		off += n;
-		if (off < len)
-			check_reply(z, RULES_BODY, r);
-	} while (off < len && r->answer == SESSION_CONTINUE);
+		if (off == len || r->answer != SESSION_CONTINUE)
+			return; /* the caller checks the last reply */
+		check_reply(z, RULES_BODY, r);
+		session_reply_free(r);
+		session_reply_init(r);
+	}
 }
 
 static void
