@@ -52,8 +52,9 @@ dump_params(const conf *c, bool stressed)
 	conf_dump(c, stressed, fp);
 	if (fclose(fp) != 0)
 		abort();
-	if ((rules = strstr(buf, "# rules\n")) != NULL)
-		*rules = '\0';
+	/* A line of its own (a value may hold the same text). */
+	if ((rules = strstr(buf, "\n# rules\n")) != NULL)
+		rules[1] = '\0';
 	return buf;
 }
 
