@@ -25,6 +25,7 @@ for t in "$@"; do
 		;;
 	esac
 	[ -f "$dict" ] || dict=""
+	echo "$t: ${FUZZ_SECONDS:-4} s from $(date -u +%H:%M:%S)"
 	# A subshell: fail() in run_fuzzer ends this target only.
 	if ! (run_fuzzer "$t" "$max" ${dict:+"-dict=$dict"} &&
 		pass "$t: $fuzz_regress regression inputs, ${fuzz_execs:-?} inputs in ${FUZZ_SECONDS:-4} s, no crash, leak or sanitizer report"); then
