@@ -32,6 +32,7 @@ typedef struct state {
 	size_t depth;
 	char *stack[EXPAND_MAX_DEPTH]; /* names whose values are being expanded */
 	size_t nest;                   /* conditional branches being expanded */
+	size_t work;                   /* bytes produced and names looked up */
 } state;
 
 static int expand_text(state *st, strbuf *out, const char *start, span t);
@@ -84,8 +85,10 @@ match_close(const char *p, const char *end, char open, char close)
 static void
 emit(state *st, strbuf *out, const char *p, size_t n)
 {
-	if (!st->dry)
+	if (!st->dry) {
 		strbuf_append(out, p, n);
+		st->work += n;
+	}
 }
 
 /* A problem at `where' in the text that starts at `start'. */
@@ -378,14 +381,27 @@ eval_cond(state *st, strbuf *out, const char *start, const ref *r, const char *n
 static int
 eval_ref(state *st, strbuf *out, const char *start, const ref *r)
 {
-	char *name = ms_xstrndup(r->name.p, (size_t)(r->name.end - r->name.p));
+	char *name;
 	int rc;
 
-	if (r->op == 0)
-		rc = eval_plain(st, out, start, r, name);
-	else
-		rc = eval_cond(st, out, start, r, name);
-	free(name);
+	/*
+	 * Values that name others several times grow exponentially with the
+	 * length of the chain (a = $b$b, b = $c$c, ...): a few hundred bytes of
+	 * config would take hours and all memory. The whole work is bounded.
+	 */
+	if ((st->ops->flags & EXPAND_RECURSE) && ++st->work > EXPAND_MAX_WORK) {
+		rc = fail_ref(st,
+		              "expansion too large (over %d bytes and names): values "
+		              "refer to others too many times",
+		              EXPAND_MAX_WORK);
+	} else {
+		name = ms_xstrndup(r->name.p, (size_t)(r->name.end - r->name.p));
+		if (r->op == 0)
+			rc = eval_plain(st, out, start, r, name);
+		else
+			rc = eval_cond(st, out, start, r, name);
+		free(name);
+	}
 	/* Errors found deeper are reported at the reference that led there. */
 	if (rc < 0 && st->depth == 0 && st->err->column == 0)
 		st->err->column = (size_t)(r->at - start) + 1;

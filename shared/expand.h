@@ -27,7 +27,10 @@
  *	With EXPAND_RECURSE a looked-up value is expanded in turn (main.cf
  *	semantics), and "set" is decided on the expanded value; a name that
  *	refers back to itself through any chain is reported as a loop, and
- *	chains deeper than EXPAND_MAX_DEPTH are refused. Unlike Postfix,
+ *	chains deeper than EXPAND_MAX_DEPTH are refused. So is an expansion
+ *	that produces more than EXPAND_MAX_WORK bytes and names looked up in
+ *	all: values that each name the next several times (a = $b$b, b =
+ *	$c$c, ...) would otherwise grow exponentially. Unlike Postfix,
  *	which tests the raw text, ${x?...} with x = ${stress?{yes}} follows
  *	the personality. Never set EXPAND_RECURSE when values come from the
  *	network (a HELO name, a sender): a client could then inject $names.
@@ -39,9 +42,9 @@
  *	sentence without position. A problem inside a looked-up value is
  *	reported at the column of the reference that led there, with msg
  *	"in the value of $b, column N: ..." and nested set, so a caller that
- *	also checks $b on its own can avoid reporting it twice. Loops and
- *	excessive depth are not nested: they belong to the reference. Nothing
- *	is printed.
+ *	also checks $b on its own can avoid reporting it twice. Loops,
+ *	excessive depth and excessive size are not nested: they belong to the
+ *	reference. Nothing is printed.
  *
  * CONCURRENCY
  *	All functions are re-entrant and keep no global state: any number of
@@ -59,6 +62,7 @@
 
 #define EXPAND_MAX_DEPTH 32 /* nested looked-up values, with EXPAND_RECURSE */
 #define EXPAND_MAX_NEST 64  /* conditionals inside conditionals */
+#define EXPAND_MAX_WORK (1 << 16) /* bytes + names, with EXPAND_RECURSE */
 
 enum {
 	EXPAND_RECURSE = 1 << 0,          /* expand looked-up values too */

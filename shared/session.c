@@ -842,9 +842,13 @@ run_stage(session *s, enum rules_stage stage, session_reply *r)
 	if (hit == NULL) {
 		unsure(s, stage, &info, r);
 	} else if (!can_reply(s, stage)) {
-		/* Negotiation keeps NR off where a rule may reply: a bug if seen. */
-		log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
-		        rule_name(hit), rules_stage_name(stage));
+		/*
+		 * Negotiation keeps NR off where a rule may reply: a bug if seen.
+		 * continue ends the stage without a reply, so it may match here.
+		 */
+		if (rule_action(hit)->kind != RULES_CONTINUE)
+			log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
+				rule_name(hit), rules_stage_name(stage));
 	} else {
 		apply_verdict(s, hit, r);
 	}

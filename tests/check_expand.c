@@ -285,6 +285,68 @@ START_TEST(test_deep_nesting)
 }
 END_TEST
 
+/*
+ * Values that each name the next one twice: fN = $fN+1$fN+1 doubles the
+ * output at each step, gN = ${gN+1?{x}}${gN+1?{x}} the work of deciding
+ * "set" (the output stays empty). 2^30 either way, unless bounded.
+ */
+#define FAN_LEN 30
+static char fan[2][FAN_LEN][40];
+
+static const char *
+fan_lookup(void *ctx, const char *name)
+{
+	int n;
+	char k;
+
+	(void)ctx;
+	if (sscanf(name, "%c%d", &k, &n) != 2 || (k != 'f' && k != 'g') || n < 0 ||
+	    n > FAN_LEN)
+		return NULL;
+	if (n == FAN_LEN)
+		return k == 'f' ? "ab" : "";
+	return fan[k == 'g'][n];
+}
+
+static const struct fan_case {
+	const char *in;
+	size_t want_len; /* 0: refused as too large */
+} fan_cases[] = {
+        {"$f0", 0},
+        {"x ${g0?{y}:{n}}", 0},
+        {"$f20", 2 << 10},
+        {"${g20?{y}:{n}}", 1},
+};
+
+START_TEST(test_fan_out)
+{
+	const struct fan_case *tc = &fan_cases[_i];
+	expand_ops ops = {fan_lookup, NULL, ALL};
+	expand_error err = EXPAND_ERROR_INIT;
+	strbuf out = STRBUF_INIT;
+	int i, rc;
+
+	for (i = 0; i < FAN_LEN; i++) {
+		snprintf(fan[0][i], sizeof fan[0][i], "$f%d$f%d", i + 1, i + 1);
+		snprintf(fan[1][i], sizeof fan[1][i], "${g%d?{x}}${g%d?{x}}", i + 1,
+		         i + 1);
+	}
+	rc = expand_str(&out, tc->in, &ops, NULL, &err);
+	if (tc->want_len > 0) {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(out.len, tc->want_len);
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_msg(strstr(strbuf_str(&err.msg), "expansion too large") != NULL,
+		              "message: %s", strbuf_str(&err.msg));
+		ck_assert_uint_eq(err.column, strchr(tc->in, '$') - tc->in + 1);
+		ck_assert(!err.nested);
+	}
+	strbuf_free(&out);
+	expand_error_free(&err);
+}
+END_TEST
+
 static void
 make_chain(void)
 {
@@ -311,6 +373,7 @@ expand_suite(void)
 	tcase_add_test(tc, test_unknown_hook);
 	tcase_add_test(tc, test_no_lookup);
 	tcase_add_loop_test(tc, test_deep_nesting, 0, 2);
+	tcase_add_loop_test(tc, test_fan_out, 0, sizeof fan_cases / sizeof fan_cases[0]);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -661,6 +661,40 @@ START_TEST(test_protocol)
 }
 END_TEST
 
+/*
+ * continue needs no reply: a stage with only continue rules is negotiated
+ * "no reply", and such a rule matching there is no cause for a warning.
+ */
+START_TEST(test_continue_at_no_reply_stage)
+{
+	macros m = {"no", NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	conf *c = load("helo any continue\neoh header Subject /./ continue\n", NULL, NULL);
+	unsigned long p = session_protocol(c);
+	session *s;
+
+	ck_assert_msg((p & (MPROTO_P_NR_HELO | MPROTO_P_NR_EOH)) ==
+			      (MPROTO_P_NR_HELO | MPROTO_P_NR_EOH),
+		      "flags 0x%lx", p);
+	s = session_create(c, "mx.example", "192.0.2.1");
+	conf_unref(c);
+	session_set_macros(s, macro_fn, &m);
+	session_set_protocol(s, p);
+	session_reply_init(&r);
+	session_on_connect(s, &r);
+	session_changes_init(&ch);
+	play(s, AT_EOM, &r, &ch);
+	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+	ck_assert_msg(strstr(strbuf_str(&logged), "cannot reply") == NULL, "log: %s",
+		      strbuf_str(&logged));
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
 static Suite *
 session_suite(void)
 {
@@ -685,6 +719,7 @@ session_suite(void)
 	tcase_add_test(tc, test_rcpt_limit_not_an_error);
 	tcase_add_loop_test(tc, test_protocol, 0, N(proto_cases));
 	tcase_add_loop_test(tc, test_body, 0, N(body_cases));
+	tcase_add_test(tc, test_continue_at_no_reply_stage);
 #undef N
 	suite_add_tcase(s, tc);
 	return s;
