@@ -16,17 +16,7 @@ watchdog 100
 [ -x "$MILTER_PROBE" ] || fail "$MILTER_PROBE is not built"
 
 # Rules at every stage that never match, so that every callback runs.
-cat >"$T_DIR/all.conf" <<'CONF'
-connect client 192.0.2.99 reject 554 5.7.1 "listed"
-helo helo never.example reject 550 5.7.1 "bad helo"
-mail sender <never@example.org> reject 550 5.7.1 "bad sender"
-rcpt recipient <never@example.org> reject 550 5.7.1 "bad recipient"
-data macro {case} data-tempfail tempfail 451 4.3.0 "data later"
-header header Subject /never-matches/ reject 550 5.7.1 "bad header"
-eoh header X-Never /x/ discard
-body macro {case} body-tempfail tempfail 451 4.3.0 "body later"
-eom macro {case} eom-reject reject 554 5.7.0 "rejected at end"
-CONF
+cp "$top_srcdir/tests/every-stage.conf" "$T_DIR/all.conf"
 CLIENT=(--client-addr 192.0.2.1 --rcpt '<a@example.net>' --rcpt '<b@example.net>')
 
 sock="$T_DIR/ms.sock"

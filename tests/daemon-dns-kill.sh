@@ -138,14 +138,7 @@ if grep -Eq 'Sanitizer|runtime error|(fatal|panic):' "$log"; then
 	cat "$log"
 	fail "the milter log has a sanitizer report or a fatal error"
 fi
-kill -TERM $ms_pid
-i=0
-while kill -0 $ms_pid 2>/dev/null; do
-	[ $i -ge 150 ] && fail "milter-stress did not stop within 15 s of SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
-wait $ms_pid || fail "milter-stress exited $? after SIGTERM"
+stop_daemon_status "$ms_pid" "$log" "milter-stress"
 expect_line "$log" 'statistics: messages=[0-9]+ .* skipped: dnsbl=[1-9]' "the skips are counted"
 grep 'statistics:' "$log" | tail -n 1
 exit 0

@@ -187,15 +187,6 @@ if grep -v 'reload: .*ms\.conf:5:\|reload failed' "$log" | grep -Eq '(warning|er
 	cat "$log"
 	fail "unexpected warnings or errors in the milter log"
 fi
-kill -TERM $ms_pid
-i=0
-while kill -0 $ms_pid 2>/dev/null; do
-	[ $i -ge 150 ] && fail "milter-stress did not stop within 15 s of SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
-wait $ms_pid
-rc=$?
-[ $rc = 0 ] || { tail -n 60 "$log"; fail "milter-stress exited $rc after SIGTERM"; }
+stop_daemon_status "$ms_pid" "$log" "milter-stress"
 pass "milter-stress stopped with status 0, no sanitizer report"
 exit 0

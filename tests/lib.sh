@@ -327,8 +327,15 @@ expect_clean_log() {
 # stop_daemon PID LOG WHAT: SIGTERM, wait for the exit (libmilter takes up to
 # about 5 s), expect status 0 and a clean log: under ASan the leak check runs
 # at exit and writes its report to stderr (the log), and abort_on_error=1
-# turns it into an abnormal status.
+# turns it into an abnormal status. stop_daemon_status does all but the log
+# check, for tests whose log has warnings on purpose.
 stop_daemon() {
+	stop_daemon_status "$@"
+	expect_clean_log "$2" "$3: after stop"
+	pass "$3: stopped cleanly (status 0, no leak report)"
+}
+
+stop_daemon_status() {
 	kill -TERM "$1" || fail "$3: the daemon is gone before SIGTERM"
 	i=0
 	while kill -0 "$1" 2>/dev/null; do
@@ -342,6 +349,4 @@ stop_daemon() {
 		tail -n 40 "$2"
 		fail "$3: exit status $sd_rc after SIGTERM"
 	fi
-	expect_clean_log "$2" "$3: after stop"
-	pass "$3: stopped cleanly (status 0, no leak report)"
 }

@@ -34,17 +34,7 @@ watchdog $((SESSIONS / 100 + 120))
 t0=$EPOCHREALTIME
 
 # Rules at every stage that never match, so that every callback runs.
-cat >"$T_DIR/ms.conf" <<'CONF'
-connect client 192.0.2.99 reject 554 5.7.1 "listed"
-helo helo never.example reject 550 5.7.1 "bad helo"
-mail sender <never@example.org> reject 550 5.7.1 "bad sender"
-rcpt recipient <never@example.org> reject 550 5.7.1 "bad recipient"
-data macro {case} data-tempfail tempfail 451 4.3.0 "data later"
-header header Subject /never-matches/ reject 550 5.7.1 "bad header"
-eoh header X-Never /x/ discard
-body macro {case} body-tempfail tempfail 451 4.3.0 "body later"
-eom macro {case} eom-reject reject 554 5.7.0 "rejected at end"
-CONF
+cp "$top_srcdir/tests/every-stage.conf" "$T_DIR/ms.conf"
 sock="$T_DIR/ms.sock"
 log="$T_DIR/ms.log"
 "$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$log" &
