@@ -74,16 +74,5 @@ pass "milter log: $qid_x client=...[192.0.2.7]"
 expect_header "$f_x" 'no' "XCLIENT message carries 'X-Stress: no'"
 
 # 5. Everything stops; nothing of the instance is left behind.
-pgid=$PF_MASTER_PID
-pf_stop
-pf_group_alive "$pgid" && fail "Postfix processes left after stop (process group $pgid)"
-pass "Postfix stopped, no process left"
-sink_stop
-kill "$milter_pid" 2>/dev/null
-# libmilter notices a stop request only when its listener's poll times out:
-# allow up to 10 s.
-i=0
-while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-kill -0 "$milter_pid" 2>/dev/null && fail "milter-stress did not exit on SIGTERM within 10 s"
-pass "milter-stress exited on SIGTERM"
+e2e_stop_all
 exit 0

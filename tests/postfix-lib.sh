@@ -466,6 +466,23 @@ $e2e_stress"
 	pass "Postfix: normal smtpd on $port_normal, stress smtpd on $port_stress, sink on $SINK_PORT"
 }
 
+# e2e_stop_all: stop Postfix, the sink and milter-stress, and check that
+# nothing of the instance is left behind and the milter exits on SIGTERM.
+e2e_stop_all() {
+	e2e_pgid=$PF_MASTER_PID
+	pf_stop
+	pf_group_alive "$e2e_pgid" && fail "Postfix processes left after stop (process group $e2e_pgid)"
+	pass "Postfix stopped, no process left"
+	sink_stop
+	kill "$milter_pid" 2>/dev/null
+	# libmilter notices a stop request only when its listener's poll times
+	# out: allow up to 10 s.
+	i=0
+	while kill -0 "$milter_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -0 "$milter_pid" 2>/dev/null && fail "milter-stress did not exit on SIGTERM within 10 s"
+	pass "milter-stress exited on SIGTERM"
+}
+
 # shellcheck disable=SC2317 # called by at_exit
 e2e_diagnostics() {
 	[ "$T_STATUS" = 0 ] && return 0
