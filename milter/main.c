@@ -13,6 +13,7 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <libmilter/mfapi.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@ struct options {
 	bool check_only;
 	const char *pidfile;
 	const char *user;
+	char *absolute[2]; /* config and pidfile, made absolute to detach */
 };
 
 static void
@@ -150,9 +152,34 @@ parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/*
+ * The daemon works in / once detached: a relative -c or -P named from the
+ * starting directory would name another file at the next reload or at exit.
+ * Returns path itself when it is absolute (or NULL), else a copy kept in slot.
+ */
+static const char *
+make_absolute(const char *path, char **slot)
+{
+	char cwd[PATH_MAX];
+	strbuf abs = STRBUF_INIT;
+
+	if (path == NULL || path[0] == '/')
+		return path;
+	if (getcwd(cwd, sizeof cwd) == NULL) {
+		log_msg(LOG_WARNING, "getcwd: %s: %s stays relative to /", strerror(errno),
+		        path);
+		return path;
+	}
+	strbuf_printf(&abs, "%s/%s", cwd, path);
+	*slot = strbuf_detach(&abs);
+	return *slot;
+}
+
 static void
 free_options(struct options *o)
 {
+	free(o->absolute[0]);
+	free(o->absolute[1]);
 	for (size_t i = 0; i < o->n_overrides; i++)
 		free(o->overrides[i]);
 	free(o->overrides);
@@ -308,6 +335,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (!o.foreground) {
+		o.config = make_absolute(o.config, &o.absolute[0]);
+		o.pidfile = make_absolute(o.pidfile, &o.absolute[1]);
 		if (!daemon_detach())
 			return 1;
 		log_init(p->syslog_name, false);

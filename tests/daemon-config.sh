@@ -61,6 +61,37 @@ track_pid "$pid"
 kill -0 "$pid" || fail "detached milter is not running"
 pass "detaches and writes the pid file"
 
+# Relative -c and -P still name the same files once detached (it works in /):
+# a reload reads the edited file, and the pid file goes at exit.
+mkdir "$T_DIR/rel"
+printf 'helo helo reload.example reject 550 5.7.1 "before reload"\n' >"$T_DIR/rel/r.conf"
+(cd "$T_DIR/rel" && "$MILTER_STRESS" -c r.conf -p "unix:$T_DIR/rel.sock" -P r.pid) ||
+	fail "detaching start with a relative -c and -P"
+rpid=$(cat "$T_DIR/rel/r.pid") || fail "no pid file where -P r.pid named it"
+track_pid "$rpid"
+rel_probe() {
+	"$MILTER_PROBE" -p "unix:$T_DIR/rel.sock" --helo reload.example >"$T_DIR/rel.out" 2>&1 ||
+		{ cat "$T_DIR/rel.out"; fail "probe of the relative-path milter"; }
+}
+rel_probe
+expect_line "$T_DIR/rel.out" '^helo reload\.example: reject 550 5\.7\.1 before reload$' \
+	"relative -c: the file is loaded"
+printf 'helo helo reload.example reject 550 5.7.1 "after reload"\n' >"$T_DIR/rel/r.conf"
+kill -USR1 "$rpid"
+i=0
+until rel_probe && grep -q 'after reload$' "$T_DIR/rel.out"; do
+	[ $i -lt 50 ] || { cat "$T_DIR/rel.out"; fail "relative -c: SIGUSR1 did not load the edited file"; }
+	sleep 0.1
+	i=$((i + 1))
+done
+pass "relative -c: SIGUSR1 reloads the same file after detaching"
+chmod 777 "$T_DIR/rel" # the daemon removes its pid file as the -u user
+kill "$rpid"
+i=0
+while [ -e "$T_DIR/rel/r.pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ ! -e "$T_DIR/rel/r.pid" ] || fail "relative -P: the pid file is still there after SIGTERM"
+pass "relative -P: the pid file is removed at exit"
+
 # A stale unix socket is removed at start.
 kill "$pid"
 i=0
