@@ -68,7 +68,7 @@ typedef enum conf_type {
 	X(error_limit, CONF_INT, "${stress?{1}:{20}}", 1, 1000000, NULL, \
 	  "after this many rejections in one session (452 not counted), answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
 	X(rcpt_limit, CONF_INT, "${stress?{100}:{1000}}", 0, 1000000, NULL, \
-	  "recipients per message; past it each gets 452 4.5.3, not counted as an error (Postfix: smtpd_recipient_limit); 0: no limit of ours") \
+	  "recipients per message; past it each gets 452 4.5.3, not counted as an error, logged once with a count (Postfix: smtpd_recipient_limit); 0: no limit of ours") \
 	X(connect_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
 	  "time for the connect stage's checks (inside Postfix's milter_command_timeout, 30s)") \
 	X(helo_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \

@@ -59,6 +59,7 @@ struct session {
 	char *first_rcpt;
 	char *rcpt;    /* the current recipient, at rcpt */
 	size_t n_rcpt; /* recipients accepted so far */
+	size_t n_over; /* recipients rcpt_limit answered in this message */
 	size_t n_forged;
 	const rules_header *header; /* the current header, at header */
 	rules_header *headers;
@@ -296,9 +297,33 @@ session_create(conf *c, const char *client_name, const char *client_addr)
 	return s;
 }
 
+static void log_line(const session *s, const char *stage, const char *rule_id,
+                     const char *action);
+
+/*
+ * rcpt_limit answers each recipient past it, and a bot may send a thousand:
+ * the first answer is logged as a verdict, the others in one line when the
+ * recipients end (at DATA or with the message).
+ */
+static void
+rcpt_limit_summary(session *s)
+{
+	strbuf action = STRBUF_INIT;
+
+	if (s->n_over > 1) {
+		strbuf_printf(&action, "tempfail %s %s (%zu more recipient%s)",
+		              SESSION_RCPT_LIMIT_CODE, SESSION_RCPT_LIMIT_ECODE,
+		              s->n_over - 1, s->n_over > 2 ? "s" : "");
+		log_line(s, "rcpt", "rcpt_limit", action.s);
+		strbuf_free(&action);
+	}
+	s->n_over = 0;
+}
+
 static void
 end_message(session *s)
 {
+	rcpt_limit_summary(s);
 	s->in_message = false;
 	if (s->message_accepted)
 		s->accepted_by = NULL;
@@ -917,7 +942,10 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 		pick_up_queue_id(s);
 		set_reply(r, SESSION_TEMPFAIL, SESSION_RCPT_LIMIT_CODE,
 		          SESSION_RCPT_LIMIT_ECODE, SESSION_RCPT_LIMIT_TEXT);
-		issued(s, "rcpt_limit", r);
+		if (s->n_over++ == 0)
+			issued(s, "rcpt_limit", r);
+		else
+			count(&session_n_tempfailed); /* logged by rcpt_limit_summary() */
 	} else {
 		run_stage(s, RULES_RCPT, r);
 	}
@@ -931,6 +959,7 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 void
 session_on_data(session *s, session_reply *r)
 {
+	rcpt_limit_summary(s);
 	run_stage(s, RULES_DATA, r);
 }
 
@@ -1064,6 +1093,7 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 void
 session_on_abort(session *s)
 {
+	rcpt_limit_summary(s);
 	if (s->in_message && !s->message_logged)
 		log_line(s, rules_stage_name(s->stage), NULL, "aborted");
 	count_message(s);

@@ -515,11 +515,40 @@ START_TEST(test_rcpt_limit)
 		session_on_rcpt(s, "<ok@example.net>", &r);
 		ck_assert_int_eq(r.answer, SESSION_CONTINUE);
 	}
+	strbuf_reset(&logged);
+	for (int i = 0; i < 4; i++) {
+		again(&r);
+		session_on_rcpt(s, i == 0 ? "<three@example.net>" : "<more@example.net>", &r);
+		ck_assert_int_eq(r.answer, SESSION_TEMPFAIL);
+		ck_assert_str_eq(r.code, "452");
+		ck_assert_str_eq(r.ecode, "4.5.3");
+	}
+	/* The first 452 is logged as a verdict, the others in one line at DATA. */
+	const char *first = "stage=rcpt rule=rcpt_limit action=tempfail 452 4.5.3 client=";
+	const char *line = strstr(strbuf_str(&logged), first);
+	ck_assert_msg(line != NULL && strstr(line, " to=<three@example.net> ") != NULL &&
+	                      strchr(line, '\n') == strbuf_str(&logged) + logged.len - 1,
+	              "log: %s", strbuf_str(&logged));
 	again(&r);
-	session_on_rcpt(s, "<three@example.net>", &r);
-	ck_assert_int_eq(r.answer, SESSION_TEMPFAIL);
-	ck_assert_str_eq(r.code, "452");
-	ck_assert_str_eq(r.ecode, "4.5.3");
+	session_on_data(s, &r);
+	ck_assert_int_eq(r.answer, SESSION_CONTINUE);
+	ck_assert_msg(strstr(strbuf_str(&logged), "stage=rcpt rule=rcpt_limit action=tempfail "
+	                                          "452 4.5.3 (3 more recipients) client=") !=
+	                      NULL,
+	              "log: %s", strbuf_str(&logged));
+	/* An abort says it for the recipients of a message that had no DATA. */
+	session_on_abort(s);
+	again(&r);
+	session_on_mail(s, "<b@example.org>", &r);
+	for (int i = 0; i < 4; i++) {
+		again(&r);
+		session_on_rcpt(s, "<x@example.net>", &r);
+	}
+	strbuf_reset(&logged);
+	session_on_abort(s);
+	line = strstr(strbuf_str(&logged), "(1 more recipient) client=");
+	ck_assert_msg(line != NULL && strstr(line, "action=aborted") != NULL, "log: %s",
+	              strbuf_str(&logged));
 	session_reply_free(&r);
 	session_free(s);
 	strbuf_reset(&logged);

@@ -10,7 +10,8 @@
 # leak). Recipients past rcpt_limit get its deliberate 452 4.5.3. The
 # 10000-recipient and 1 MiB-line cases are timed next to 5000 recipients
 # and a 100 KiB line, to show linear work (printed, not asserted; past
-# rcpt_limit each recipient costs more: its 452 is logged).
+# rcpt_limit each recipient costs more). Past rcpt_limit only the first 452
+# is logged as a verdict, the others in one line with their count.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 watchdog 100
@@ -178,8 +179,15 @@ for p in no yes; do
 	expect_line "$T_DIR/shipped-rcpt10k-$p.out" "^rcpt <u${limit}@example\.net>: continue$" \
 		"shipped stress=$p: recipient $limit is accepted"
 done
-expect_line "$T_DIR/shipped.log" "stage=rcpt rule=rcpt_limit action=tempfail 452 4\.5\.3 .*to=<u1001@example\.net>" \
-	"shipped: the 452 is logged as the rcpt_limit verdict"
+expect_line "$T_DIR/shipped.log" "stage=rcpt rule=rcpt_limit action=tempfail 452 4\.5\.3 client=.*to=<u1001@example\.net>" \
+	"shipped: the first 452 is logged as the rcpt_limit verdict"
+expect_line "$T_DIR/shipped.log" "stage=rcpt rule=rcpt_limit action=tempfail 452 4\.5\.3 \\(8999 more recipients\\) client=" \
+	"shipped stress=no: the other 8999 in one line"
+expect_line "$T_DIR/shipped.log" "stress=yes.* stage=rcpt rule=rcpt_limit action=tempfail 452 4\.5\.3 \\(9899 more recipients\\) client=" \
+	"shipped stress=yes: the other 9899 in one line"
+n=$(grep -c 'rule=rcpt_limit' "$T_DIR/shipped.log")
+[ "$n" -eq 8 ] || fail "shipped: $n rcpt_limit lines in the log for four messages of 5000 and 10000 recipients"
+pass "shipped: 8 rcpt_limit lines for four messages of 5000 and 10000 recipients"
 n=$(grep -c '^rcpt <u[0-9]*@example\.net>: tempfail 452 4\.5\.3 Too many recipients by rule$' "$T_DIR/every-rcpt10k-no.out")
 [ "$n" -eq 9500 ] || fail "every: $n recipients got the rule's 452, expected 9500"
 pass "every: recipients 501 to 10000 get the rule's 452"
