@@ -91,25 +91,27 @@ need() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || fail "required tool '$1' is not installed (.ci/run and install-deps.sh install it)"
 }
 
-# wait_for_unix_socket PATH [TENTHS]: wait until a unix socket exists.
-wait_for_unix_socket() {
-	i=0
-	while [ ! -S "$1" ]; do
-		[ $i -ge "${2:-100}" ] && fail "socket $1 did not appear"
+# wait_until WHAT TENTHS PID CMD...: run CMD every 0.1 s until it succeeds;
+# fail with WHAT after TENTHS tries, or at once when PID (if not empty), the
+# process that should make CMD succeed, is gone.
+wait_until() {
+	w_what=$1 w_tries=$2 w_pid=$3
+	shift 3
+	w_i=0
+	until "$@"; do
+		[ $w_i -ge "$w_tries" ] && fail "$w_what"
+		[ -z "$w_pid" ] || kill -0 "$w_pid" 2>/dev/null || fail "$w_what: process $w_pid exited"
 		sleep 0.1
-		i=$((i + 1))
+		w_i=$((w_i + 1))
 	done
 }
 
-# wait_for_tcp PORT [TENTHS]: wait until 127.0.0.1:PORT accepts connections.
-wait_for_tcp() {
-	i=0
-	while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-		[ $i -ge "${2:-100}" ] && fail "nothing listens on 127.0.0.1:$1"
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
+# wait_for_unix_socket PATH [TENTHS [PID]]: wait until a unix socket exists.
+wait_for_unix_socket() { wait_until "socket $1 did not appear" "${2:-100}" "${3:-}" test -S "$1"; }
+
+# wait_for_tcp PORT [TENTHS [PID]]: wait until 127.0.0.1:PORT accepts connections.
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for_tcp() { wait_until "nothing listens on 127.0.0.1:$1" "${2:-100}" "${3:-}" tcp_open "$1"; }
 
 # free_port: print a TCP port on 127.0.0.1 that nothing listens on now.
 # Tests run in parallel (make -j): a port that is free now may be picked by

@@ -70,16 +70,11 @@ start_milter() {
 	track_pid $!
 	printf -v "pid_$m_name" %s $!
 	m_pid=$!
-	for _ in $(seq 1 100); do
-		case $m_sock in
-		unix:*) [ -S "${m_sock#unix:}" ] && return 0 ;;
-		inet:*) (exec 3<>"/dev/tcp/127.0.0.1/${m_sock#inet:}") 2>/dev/null && return 0 ;;
-		esac
-		kill -0 "$m_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$T_DIR/$m_name.log"
-	fail "$m_name: nothing listens on $m_sock"
+	# A subshell: its fail() comes back here, to show the milter's log.
+	case $m_sock in
+	unix:*) (wait_for_unix_socket "${m_sock#unix:}" 100 "$m_pid") ;;
+	inet:*) (wait_for_tcp "${m_sock#inet:}" 100 "$m_pid") ;;
+	esac || { cat "$T_DIR/$m_name.log"; fail "$m_name: nothing listens on $m_sock"; }
 }
 
 # probe NAME SOCKET MACRO-ARGS... -- PROBE-ARGS...: one bench run; sets
