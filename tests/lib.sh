@@ -249,40 +249,47 @@ dns_silent_start() {
 	printf -v "$1" '%s' "$(head -n 1 "$dns_pf")" # written at once, at close
 }
 
-# run_fuzzer NAME MAX_LEN [LIBFUZZER-ARG...]: the libFuzzer target
-# tests/NAME. First every input in tests/fuzz/regress/NAME/ (each failed once;
-# each must pass now), then FUZZ_SECONDS (default 4) of fuzzing from a copy of
-# the seed corpus tests/fuzz/CORPUS (NAME without "fuzz_"), run in that copy
-# (includes in inputs look there). The copy is in T_DIR, or in
-# FUZZ_CORPUS/CORPUS when that is set, where it is kept and grows from run to
-# run. A crash, a leak, a sanitizer report, an input slower than 10 s or above
-# 2 GiB fails; the inputs are kept in the build tree's tests/fuzz-crashes/NAME/.
-# Sets fuzz_execs (inputs run) and fuzz_regress (regression inputs replayed).
+# run_fuzzer NAME MAX_LEN [LIBFUZZER-ARG...]: the libFuzzer target NAME,
+# the program tests/FUZZ_BIN (default NAME) with FUZZ_PRELOAD (if set) as
+# LD_PRELOAD. First every input in tests/fuzz/regress/NAME/ (each failed
+# once; each must pass now), then FUZZ_SECONDS (default 4) of fuzzing from a
+# copy of the seed corpus tests/fuzz/FUZZ_SEEDS (default NAME without
+# "fuzz_"), run in that copy (includes in inputs look there). The copy is in
+# T_DIR, or in FUZZ_CORPUS/(NAME without "fuzz_") when that is set, where it
+# is kept and grows from run to run. A crash, a leak, a sanitizer report, an
+# input slower than 10 s or above 2 GiB fails; the inputs are kept in the
+# build tree's tests/fuzz-crashes/NAME/. Sets fuzz_execs (inputs run) and
+# fuzz_regress (regression inputs replayed).
 run_fuzzer() {
 	f_name=$1
 	f_max=$2
 	shift 2
-	f_bin="$top_builddir/tests/$f_name"
+	f_bin="$top_builddir/tests/${FUZZ_BIN:-$f_name}"
+	f_seeds="$top_srcdir/tests/fuzz/${FUZZ_SEEDS:-${f_name#fuzz_}}"
 	f_regress="$top_srcdir/tests/fuzz/regress/$f_name"
 	f_keep="$top_builddir/tests/fuzz-crashes/$f_name"
 	f_dir="$T_DIR/$f_name"
 	f_corpus="${FUZZ_CORPUS:-$f_dir}/${f_name#fuzz_}"
-	[ -x "$f_bin" ] || fail "$f_bin is not built (make -C tests $f_name)"
+	f_env=()
+	[ -z "${FUZZ_PRELOAD:-}" ] || f_env=("LD_PRELOAD=$FUZZ_PRELOAD")
+	[ -x "$f_bin" ] || fail "$f_bin is not built (make -C tests ${f_bin##*/})"
+	[ -z "${FUZZ_PRELOAD:-}" ] || [ -f "$FUZZ_PRELOAD" ] || fail "$FUZZ_PRELOAD is not built"
 	mkdir -p "$f_dir/artifacts" "$f_corpus" || fail "mkdir"
-	cp "$top_srcdir/tests/fuzz/${f_name#fuzz_}"/* "$f_corpus/" || fail "copying the corpus"
+	cp "$f_seeds"/* "$f_corpus/" || fail "copying the corpus"
 	chmod -R u+w "$f_corpus"
 	f_inputs=()
 	[ -d "$f_regress" ] && f_inputs=("$f_regress"/*)
 	fuzz_regress=${#f_inputs[@]}
 	if [ "$fuzz_regress" -gt 0 ] && ! (cd "$f_corpus" &&
-		UBSAN_OPTIONS=print_stacktrace=1 "$f_bin" -rss_limit_mb=2048 -timeout=10 \
-			"$@" "${f_inputs[@]}" >"$f_dir/regress.log" 2>&1); then
+		env "${f_env[@]}" UBSAN_OPTIONS=print_stacktrace=1 "$f_bin" -rss_limit_mb=2048 \
+			-timeout=10 "$@" "${f_inputs[@]}" >"$f_dir/regress.log" 2>&1); then
 		tail -n 60 "$f_dir/regress.log"
 		fail "$f_name fails again on an input of $f_regress"
 	fi
 	(cd "$f_corpus" &&
-		UBSAN_OPTIONS=print_stacktrace=1 "$f_bin" -max_total_time="${FUZZ_SECONDS:-4}" \
-			-rss_limit_mb=2048 -timeout=10 -max_len="$f_max" -print_final_stats=1 "$@" \
+		env "${f_env[@]}" UBSAN_OPTIONS=print_stacktrace=1 "$f_bin" \
+			-max_total_time="${FUZZ_SECONDS:-4}" -rss_limit_mb=2048 -timeout=10 \
+			-max_len="$f_max" -print_final_stats=1 "$@" \
 			-artifact_prefix="$f_dir/artifacts/" . >"$f_dir/fuzz.log" 2>&1)
 	f_rc=$?
 	if [ $f_rc -ne 0 ] || ls "$f_dir"/artifacts/* >/dev/null 2>&1; then
