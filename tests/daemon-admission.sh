@@ -16,7 +16,7 @@ EOF
 "$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
 ms_pid=$!
 track_pid $ms_pid
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 "$ms_pid"
 
 # hold N SECONDS: N sessions that pass connect, then idle for SECONDS; their
 # pids in $held once every one has its answer to connect.

@@ -25,7 +25,7 @@ cp "$T_DIR/all.conf" "$T_DIR/ms.conf"
 "$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$log" &
 pid=$!
 track_pid $pid
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 "$pid"
 
 # cut_pass NAME EVERY|BOUNDARIES [PROBE-ARGS...]: measure the stream of one
 # full transaction, cut it at the chosen offsets, check the daemon.

@@ -57,7 +57,7 @@ log=$T_DIR/ms.log
 "$MILTER_STRESS" -f -c "$conf" -p "unix:$sock" 2>"$log" &
 ms_pid=$!
 track_pid $ms_pid
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 "$ms_pid"
 
 # phase NAME SIGNAL DNS-PID BASE: a load from clients BASE::k; SIGNAL to the
 # DNS server once the load is well under way.

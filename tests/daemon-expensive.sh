@@ -60,7 +60,7 @@ CONF
 "$MILTER_STRESS" -n -c "$T_DIR/ms.conf" >"$T_DIR/n.out" 2>&1 || { cat "$T_DIR/n.out"; fail "-n refuses the config"; }
 "$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
 track_pid $!
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 $!
 
 n=0
 case_sock=$sock
@@ -137,7 +137,7 @@ eom body /won the lottery/i reject 550 5.7.1 "Content rejected"
 CONF
 "$MILTER_STRESS" -f -vv -c "$T_DIR/msb.conf" -p "unix:$sockb" 2>"$T_DIR/msb.log" &
 track_pid $!
-wait_for_unix_socket "$sockb"
+wait_for_unix_socket "$sockb" 100 $!
 case_sock=$sockb
 case_log=$T_DIR/msb.log
 # milter-probe turns LF into CRLF and sends 65535-byte chunks: 819 lines
@@ -212,7 +212,7 @@ connect dnsbl dead2.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_dom
 CONF
 "$MILTER_STRESS" -f -vv -c "$T_DIR/ms2.conf" -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
 track_pid $!
-wait_for_unix_socket "$sock2"
+wait_for_unix_socket "$sock2" 100 $!
 
 # dead_probe ADDR: one transaction; sets out and ms.
 dead_probe() {
@@ -285,7 +285,7 @@ sock3="$T_DIR/ms3.sock"
 } >"$T_DIR/ms3.conf"
 "$MILTER_STRESS" -f -c "$T_DIR/ms3.conf" -p "unix:$sock3" 2>"$T_DIR/ms3.log" &
 track_pid $!
-wait_for_unix_socket "$sock3"
+wait_for_unix_socket "$sock3" 100 $!
 n=$((n + 1))
 "$MILTER_PROBE" --timeout 10 -p "unix:$sock3" --client-addr 192.0.2.44 >"$T_DIR/case$n.out" 2>&1 ||
 	{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }
@@ -302,7 +302,7 @@ for action in continue tempfail; do
 	"$MILTER_STRESS" -f -c "$T_DIR/ms4.conf" -o dns_error_action=$action -p "unix:$sock4" \
 		2>"$T_DIR/ms4-$action.log" &
 	track_pid $!
-	wait_for_unix_socket "$sock4"
+	wait_for_unix_socket "$sock4" 100 $!
 	n=$((n + 1))
 	"$MILTER_PROBE" --timeout 10 -p "unix:$sock4" --client-addr 192.0.2.46 >"$T_DIR/case$n.out" 2>&1 ||
 		{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }

@@ -47,7 +47,7 @@ start() {
 	printf -v "$1_pid" '%s' $!
 	printf -v "$1_sock" '%s' "$T_DIR/$1.sock"
 	track_pid $!
-	wait_for_unix_socket "$T_DIR/$1.sock"
+	wait_for_unix_socket "$T_DIR/$1.sock" 100 $!
 }
 start shipped "$top_srcdir/conf/milter-stress.conf"
 start every "$T_DIR/every.conf"

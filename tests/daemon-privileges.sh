@@ -49,7 +49,7 @@ start() {
 	"$MILTER_STRESS_BIN" -f -u "$user" -p "unix:$T_DIR/$name.sock" "$@" 2>"$T_DIR/$name.log" &
 	pid=$!
 	track_pid $pid
-	wait_for_unix_socket "$T_DIR/$name.sock"
+	wait_for_unix_socket "$T_DIR/$name.sock" 100 "$pid"
 	wait_for_line "$T_DIR/$name.log" 'starting: listening on'
 }
 

@@ -9,7 +9,7 @@ cp "$top_srcdir/conf/milter-stress.conf" "$T_DIR/ms.conf"
 "$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
 ms_pid=$!
 track_pid $ms_pid
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 "$ms_pid"
 # The socket exists before the privileges are dropped and the start is logged.
 wait_for_line "$T_DIR/ms.log" "starting: listening on unix:$sock"
 pass "start is logged"
@@ -73,7 +73,7 @@ expect_line "$T_DIR/after-broken.out" '^eom: add header X-Load: yes \(source=mac
 sock2="$T_DIR/ms2.sock"
 "$MILTER_STRESS" -f -c /dev/null -o stress=yes -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
 track_pid $!
-wait_for_unix_socket "$sock2"
+wait_for_unix_socket "$sock2" 100 $!
 "$MILTER_PROBE" -p "unix:$sock2" -m '{stress}=no' >"$T_DIR/forced.out" 2>&1 || fail "probe forced"
 expect_line "$T_DIR/forced.out" '^eom: add header X-Stress: yes \(source=forced\)$' "-o stress=yes forces"
 

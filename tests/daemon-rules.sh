@@ -28,7 +28,7 @@ eom macro {case} eom-reject reject 554 5.7.0 "rejected at end"
 CONF
 "$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
 track_pid $!
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 $!
 
 n=0
 # case EXPECTED-REGEX WHAT PROBE-ARGS...: one transaction, one expected line.
@@ -80,7 +80,7 @@ expect_line "$T_DIR/case1.out" '^negotiate: .*NOUNKNOWN' "negotiation drops unus
 sock2="$T_DIR/ms2.sock"
 "$MILTER_STRESS" -f -c /dev/null -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
 track_pid $!
-wait_for_unix_socket "$sock2"
+wait_for_unix_socket "$sock2" 100 $!
 "$MILTER_PROBE" -p "unix:$sock2" >"$T_DIR/norules.out" 2>&1 || fail "probe without rules"
 expect_line "$T_DIR/norules.out" '^negotiate: .*NOBODY.*NOEOH' "no rules: body and eoh not needed"
 expect_line "$T_DIR/norules.out" '^data: \(no reply\)$' "no rules: data needs no reply (NODATA would cost 40 ms over inet)"
@@ -93,7 +93,7 @@ case_ '^rcpt <ok@example\.net>: tempfail 421 4\.7\.0 Error: too many errors$' \
 sock3="$T_DIR/ms3.sock"
 "$MILTER_STRESS" -f -c /dev/null -o rcpt_limit=2 -p "unix:$sock3" 2>"$T_DIR/ms3.log" &
 track_pid $!
-wait_for_unix_socket "$sock3"
+wait_for_unix_socket "$sock3" 100 $!
 "$MILTER_PROBE" -p "unix:$sock3" --rcpt '<a@example.net>' --rcpt '<b@example.net>' \
 	--rcpt '<c@example.net>' >"$T_DIR/limit.out" 2>&1 || fail "probe rcpt_limit"
 expect_line "$T_DIR/limit.out" '^rcpt <c@example\.net>: tempfail 452 4\.5\.3 Error: too many recipients$' \

@@ -156,7 +156,7 @@ pass "first round: $N messages from $CLIENTS clients in $secs ms: $ok accepted, 
 "$MILTER_STRESS" -f -c "$T_DIR/milter-stress.conf" -p "inet:$milter_port@127.0.0.1" 2>>"$MLOG" &
 milter_pid=$!
 track_pid "$milter_pid"
-wait_for_tcp "$milter_port"
+wait_for_tcp "$milter_port" 100 "$milter_pid"
 mapfile -t retry < <(awk '$3 ~ /^4/ { print $1 }' "$T_DIR/first.res")
 run_clients retry "${retry[@]}"
 wait_clients

@@ -11,7 +11,7 @@ SOCK="$T_DIR/null.sock"
 "$NULL_MILTER" -p "unix:$SOCK" -H 'X-Stress: yes (source=macro)' -T 10 \
 	2>"$T_DIR/null.err" &
 track_pid $!
-wait_for_unix_socket "$SOCK"
+wait_for_unix_socket "$SOCK" 100 $!
 
 # 1. One transaction: header, two recipients, body file, a connect macro.
 printf 'line one\nline two\n' >"$T_DIR/body.txt"
@@ -58,7 +58,7 @@ expect_line "$T_DIR/err" '< a \[accept\]' "-v shows the packets received"
 SOCK2="$T_DIR/plain.sock"
 "$NULL_MILTER" -p "unix:$SOCK2" 2>>"$T_DIR/null.err" &
 track_pid $!
-wait_for_unix_socket "$SOCK2"
+wait_for_unix_socket "$SOCK2" 100 $!
 printf 'From: <a@example.com>\nSubject: folded\n  subject\n\nbody\n' >"$T_DIR/msg.txt"
 "$MILTER_PROBE" -p "unix:$SOCK2" --message "$T_DIR/msg.txt" --client-addr ::1 \
 	--from '<>' >"$T_DIR/out" 2>"$T_DIR/err" ||

@@ -40,7 +40,7 @@ log="$T_DIR/ms.log"
 "$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$log" &
 pid=$!
 track_pid $pid
-wait_for_unix_socket "$sock"
+wait_for_unix_socket "$sock" 100 "$pid"
 PROBE=("$MILTER_PROBE" -p "unix:$sock" --client-addr 192.0.2.1 --rcpt '<a@example.net>' --rcpt '<b@example.net>')
 
 # The length of the stream in each personality.
