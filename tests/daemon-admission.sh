@@ -13,10 +13,7 @@ cat >"$T_DIR/ms.conf" <<'EOF'
 max_sessions = 8
 connect client 192.0.2.9 reject 554 5.7.1 "listed"
 EOF
-"$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
-ms_pid=$!
-track_pid $ms_pid
-wait_for_unix_socket "$sock" 100 "$ms_pid"
+start_daemon "$T_DIR/ms.log" "unix:$sock" -vv -c "$T_DIR/ms.conf"
 
 # hold N SECONDS: N sessions that pass connect, then idle for SECONDS; their
 # pids in $held once every one has its answer to connect.

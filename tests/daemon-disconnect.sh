@@ -22,10 +22,8 @@ CLIENT=(--client-addr 192.0.2.1 --rcpt '<a@example.net>' --rcpt '<b@example.net>
 sock="$T_DIR/ms.sock"
 log="$T_DIR/ms.log"
 cp "$T_DIR/all.conf" "$T_DIR/ms.conf"
-"$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$log" &
-pid=$!
-track_pid $pid
-wait_for_unix_socket "$sock" 100 "$pid"
+start_daemon "$log" "unix:$sock" -c "$T_DIR/ms.conf"
+pid=$ms_pid
 
 # cut_pass NAME EVERY|BOUNDARIES [PROBE-ARGS...]: measure the stream of one
 # full transaction, cut it at the chosen offsets, check the daemon.

@@ -54,10 +54,7 @@ dns1=$dns_pid
 write_conf "$PORT1"
 sock=$T_DIR/ms.sock
 log=$T_DIR/ms.log
-"$MILTER_STRESS" -f -c "$conf" -p "unix:$sock" 2>"$log" &
-ms_pid=$!
-track_pid $ms_pid
-wait_for_unix_socket "$sock" 100 "$ms_pid"
+start_daemon "$log" "unix:$sock" -c "$conf"
 
 # phase NAME SIGNAL DNS-PID BASE: a load from clients BASE::k; SIGNAL to the
 # DNS server once the load is well under way.

@@ -58,9 +58,7 @@ helo rhsbl_helo dbl.test reject 550 5.7.1 "\$rbl_class \$rbl_what rejected: \$rb
 mail rhsbl_sender dbl.test reject 554 5.7.1 "\$rbl_class \$rbl_what listed by \$rbl_domain: \$rbl_reason"
 CONF
 "$MILTER_STRESS" -n -c "$T_DIR/ms.conf" >"$T_DIR/n.out" 2>&1 || { cat "$T_DIR/n.out"; fail "-n refuses the config"; }
-"$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
-track_pid $!
-wait_for_unix_socket "$sock" 100 $!
+start_daemon "$T_DIR/ms.log" "unix:$sock" -vv -c "$T_DIR/ms.conf"
 
 n=0
 case_sock=$sock
@@ -135,9 +133,7 @@ cat >"$T_DIR/msb.conf" <<'CONF'
 body_scan_limit = 100k
 eom body /won the lottery/i reject 550 5.7.1 "Content rejected"
 CONF
-"$MILTER_STRESS" -f -vv -c "$T_DIR/msb.conf" -p "unix:$sockb" 2>"$T_DIR/msb.log" &
-track_pid $!
-wait_for_unix_socket "$sockb" 100 $!
+start_daemon "$T_DIR/msb.log" "unix:$sockb" -vv -c "$T_DIR/msb.conf"
 case_sock=$sockb
 case_log=$T_DIR/msb.log
 # milter-probe turns LF into CRLF and sends 65535-byte chunks: 819 lines
@@ -210,9 +206,7 @@ dnsbl_breaker_time = 2s
 connect dnsbl dead.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_domain"
 connect dnsbl dead2.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_domain"
 CONF
-"$MILTER_STRESS" -f -vv -c "$T_DIR/ms2.conf" -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
-track_pid $!
-wait_for_unix_socket "$sock2" 100 $!
+start_daemon "$T_DIR/ms2.log" "unix:$sock2" -vv -c "$T_DIR/ms2.conf"
 
 # dead_probe ADDR: one transaction; sets out and ms.
 dead_probe() {
@@ -283,9 +277,7 @@ sock3="$T_DIR/ms3.sock"
 	sed '/^dnsbl_breaker/d' "$T_DIR/ms2.conf"
 	echo 'budget_action = tempfail'
 } >"$T_DIR/ms3.conf"
-"$MILTER_STRESS" -f -c "$T_DIR/ms3.conf" -p "unix:$sock3" 2>"$T_DIR/ms3.log" &
-track_pid $!
-wait_for_unix_socket "$sock3" 100 $!
+start_daemon "$T_DIR/ms3.log" "unix:$sock3" -c "$T_DIR/ms3.conf"
 n=$((n + 1))
 "$MILTER_PROBE" --timeout 10 -p "unix:$sock3" --client-addr 192.0.2.44 >"$T_DIR/case$n.out" 2>&1 ||
 	{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }
@@ -299,10 +291,8 @@ printf '%s\n' "dns_servers = 127.0.0.1:$DNS_PORT" \
 	'connect dnsbl err.test reject 554 5.7.1 "$client_addr blocked using $rbl_domain"' >"$T_DIR/ms4.conf"
 for action in continue tempfail; do
 	sock4="$T_DIR/ms4-$action.sock"
-	"$MILTER_STRESS" -f -c "$T_DIR/ms4.conf" -o dns_error_action=$action -p "unix:$sock4" \
-		2>"$T_DIR/ms4-$action.log" &
-	track_pid $!
-	wait_for_unix_socket "$sock4" 100 $!
+	start_daemon "$T_DIR/ms4-$action.log" "unix:$sock4" -c "$T_DIR/ms4.conf" \
+		-o dns_error_action=$action
 	n=$((n + 1))
 	"$MILTER_PROBE" --timeout 10 -p "unix:$sock4" --client-addr 192.0.2.46 >"$T_DIR/case$n.out" 2>&1 ||
 		{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }

@@ -43,11 +43,9 @@ CONF
 
 # start NAME CONF: a daemon on its own socket; sets NAME_pid and NAME_sock.
 start() {
-	"$MILTER_STRESS" -f -c "$2" -p "unix:$T_DIR/$1.sock" 2>"$T_DIR/$1.log" &
-	printf -v "$1_pid" '%s' $!
+	start_daemon "$T_DIR/$1.log" "unix:$T_DIR/$1.sock" -c "$2"
+	printf -v "$1_pid" '%s' "$ms_pid"
 	printf -v "$1_sock" '%s' "$T_DIR/$1.sock"
-	track_pid $!
-	wait_for_unix_socket "$T_DIR/$1.sock" 100 $!
 }
 start shipped "$top_srcdir/conf/milter-stress.conf"
 start every "$T_DIR/every.conf"

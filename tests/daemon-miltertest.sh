@@ -5,10 +5,7 @@
 need miltertest
 
 sock="$T_DIR/ms.sock"
-"$MILTER_STRESS" -f -c "$top_srcdir/conf/milter-stress.conf" -p "unix:$sock" \
-	2>"$T_DIR/ms.log" &
-track_pid $!
-wait_for_unix_socket "$sock" 100 $!
+start_daemon "$T_DIR/ms.log" "unix:$sock" -c "$top_srcdir/conf/milter-stress.conf"
 
 miltertest -D "sock=unix:$sock" -s "$top_srcdir/tests/daemon-miltertest.lua" \
 	>"$T_DIR/mt.out" 2>&1 || { cat "$T_DIR/mt.out" "$T_DIR/ms.log"; fail "miltertest"; }

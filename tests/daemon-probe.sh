@@ -6,10 +6,8 @@
 
 sock="$T_DIR/ms.sock"
 cp "$top_srcdir/conf/milter-stress.conf" "$T_DIR/ms.conf"
-"$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
-ms_pid=$!
-track_pid $ms_pid
-wait_for_unix_socket "$sock" 100 "$ms_pid"
+start_daemon "$T_DIR/ms.log" "unix:$sock" -c "$T_DIR/ms.conf"
+first_pid=$ms_pid
 # The socket exists before the privileges are dropped and the start is logged.
 wait_for_line "$T_DIR/ms.log" "starting: listening on unix:$sock"
 pass "start is logged"
@@ -55,14 +53,14 @@ expect_line "$T_DIR/ms.log" 'Q6MULTI: .* to=<a@example\.net> nrcpt=3 ms=' "recip
 # Reload: a changed header name applies to new sessions.
 sed 's/^stress_header = X-Stress$/stress_header = X-Load/' "$T_DIR/ms.conf" >"$T_DIR/ms.conf.new"
 mv "$T_DIR/ms.conf.new" "$T_DIR/ms.conf"
-kill -USR1 $ms_pid
+kill -USR1 $first_pid
 wait_for_line "$T_DIR/ms.log" 'reloaded configuration from'
 probe reloaded -m '{stress}=yes'
 expect_line "$T_DIR/reloaded.out" '^eom: add header X-Load: yes \(source=macro\)$' "reload applies"
 
 # A broken file changes nothing and says why, with file:line.
 printf 'stress_header = X-Broken\nstres_macro = {x}\n' >"$T_DIR/ms.conf"
-kill -USR1 $ms_pid
+kill -USR1 $first_pid
 wait_for_line "$T_DIR/ms.log" 'reload failed'
 expect_line "$T_DIR/ms.log" "$T_DIR/ms.conf:2: .*stres_macro.*stress_macro" "broken reload names file:line"
 probe after-broken -m '{stress}=yes'
@@ -71,23 +69,12 @@ expect_line "$T_DIR/after-broken.out" '^eom: add header X-Load: yes \(source=mac
 
 # -o stress=yes forces the stress personality whatever the macro says.
 sock2="$T_DIR/ms2.sock"
-"$MILTER_STRESS" -f -c /dev/null -o stress=yes -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
-track_pid $!
-wait_for_unix_socket "$sock2" 100 $!
+start_daemon "$T_DIR/ms2.log" "unix:$sock2" -c /dev/null -o stress=yes
 "$MILTER_PROBE" -p "unix:$sock2" -m '{stress}=no' >"$T_DIR/forced.out" 2>&1 || fail "probe forced"
 expect_line "$T_DIR/forced.out" '^eom: add header X-Stress: yes \(source=forced\)$' "-o stress=yes forces"
 
 # SIGTERM stops, cleanly.
-kill -TERM $ms_pid
-i=0
-while kill -0 $ms_pid 2>/dev/null; do
-	[ $i -ge 100 ] && fail "milter-stress did not stop on SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
-wait $ms_pid
-rc=$?
-[ $rc -eq 0 ] || fail "exit status after SIGTERM was $rc"
+stop_daemon_status "$first_pid" "$T_DIR/ms.log" "SIGTERM"
 expect_line "$T_DIR/ms.log" 'stopping' "stop is logged"
 expect_line "$T_DIR/ms.log" 'statistics: messages=[1-9][0-9]* rejected=0 tempfailed=0 discarded=0 skipped: dnsbl=0 body=0' \
 	"counters are logged at stop"

@@ -61,10 +61,7 @@ use() {
 use "$T_DIR/A.conf"
 sock=$T_DIR/ms.sock
 log=$T_DIR/ms.log
-"$MILTER_STRESS" -f -c "$conf" -p "unix:$sock" 2>"$log" &
-ms_pid=$!
-track_pid $ms_pid
-wait_for_unix_socket "$sock" 100 "$ms_pid"
+start_daemon "$log" "unix:$sock" -c "$conf"
 
 count() { grep -c -- "$1" "$log"; }
 

@@ -26,9 +26,7 @@ body macro {case} body-tempfail tempfail 451 4.3.0 "body later"
 eom sender @quarantine.example quarantine "held: $sender"
 eom macro {case} eom-reject reject 554 5.7.0 "rejected at end"
 CONF
-"$MILTER_STRESS" -f -vv -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$T_DIR/ms.log" &
-track_pid $!
-wait_for_unix_socket "$sock" 100 $!
+start_daemon "$T_DIR/ms.log" "unix:$sock" -vv -c "$T_DIR/ms.conf"
 
 n=0
 # case EXPECTED-REGEX WHAT PROBE-ARGS...: one transaction, one expected line.
@@ -78,9 +76,7 @@ expect_line "$T_DIR/case1.out" '^negotiate: .*NOUNKNOWN' "negotiation drops unus
 
 # A config with no rules negotiates away eoh and body, and asks no reply to data.
 sock2="$T_DIR/ms2.sock"
-"$MILTER_STRESS" -f -c /dev/null -p "unix:$sock2" 2>"$T_DIR/ms2.log" &
-track_pid $!
-wait_for_unix_socket "$sock2" 100 $!
+start_daemon "$T_DIR/ms2.log" "unix:$sock2" -c /dev/null
 "$MILTER_PROBE" -p "unix:$sock2" >"$T_DIR/norules.out" 2>&1 || fail "probe without rules"
 expect_line "$T_DIR/norules.out" '^negotiate: .*NOBODY.*NOEOH' "no rules: body and eoh not needed"
 expect_line "$T_DIR/norules.out" '^data: \(no reply\)$' "no rules: data needs no reply (NODATA would cost 40 ms over inet)"
@@ -91,9 +87,7 @@ case_ '^rcpt <ok@example\.net>: tempfail 421 4\.7\.0 Error: too many errors$' \
 	"stress: error_limit 1 hangs up after one rejection" -m '{stress}=yes' \
 	--rcpt '<u@bad.example>' --rcpt '<ok@example.net>'
 sock3="$T_DIR/ms3.sock"
-"$MILTER_STRESS" -f -c /dev/null -o rcpt_limit=2 -p "unix:$sock3" 2>"$T_DIR/ms3.log" &
-track_pid $!
-wait_for_unix_socket "$sock3" 100 $!
+start_daemon "$T_DIR/ms3.log" "unix:$sock3" -c /dev/null -o rcpt_limit=2
 "$MILTER_PROBE" -p "unix:$sock3" --rcpt '<a@example.net>' --rcpt '<b@example.net>' \
 	--rcpt '<c@example.net>' >"$T_DIR/limit.out" 2>&1 || fail "probe rcpt_limit"
 expect_line "$T_DIR/limit.out" '^rcpt <c@example\.net>: tempfail 452 4\.5\.3 Error: too many recipients$' \

@@ -125,12 +125,7 @@ done
 done_at_term=$(wc -l <"$T_DIR/first.res")
 kill -TERM "$milter_pid"
 t_term=$(date +%s%N)
-i=0
-while kill -0 "$milter_pid" 2>/dev/null; do
-	[ $i -ge 150 ] && fail "milter-stress did not stop within 15 s of SIGTERM"
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_until "milter-stress did not stop within 15 s of SIGTERM" 150 "" gone "$milter_pid"
 stop_ms=$((($(date +%s%N) - t_term) / 1000000))
 wait "$milter_pid"
 rc=$?
@@ -153,10 +148,8 @@ stages=$(awk '$3 ~ /^4/ { print $2 " " $3 }' "$T_DIR/first.res" | sort | uniq -c
 pass "first round: $N messages from $CLIENTS clients in $secs ms: $ok accepted, $tempfailed tempfailed ($stages), no 5xx, none without a reply"
 
 # 3. The milter again, on the same port; the tempfailed ones once more.
-"$MILTER_STRESS" -f -c "$T_DIR/milter-stress.conf" -p "inet:$milter_port@127.0.0.1" 2>>"$MLOG" &
-milter_pid=$!
-track_pid "$milter_pid"
-wait_for_tcp "$milter_port" 100 "$milter_pid"
+start_daemon "$MLOG" "inet:$milter_port@127.0.0.1" -c "$T_DIR/milter-stress.conf"
+milter_pid=$ms_pid
 mapfile -t retry < <(awk '$3 ~ /^4/ { print $1 }' "$T_DIR/first.res")
 run_clients retry "${retry[@]}"
 wait_clients

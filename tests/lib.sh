@@ -106,12 +106,43 @@ wait_until() {
 	done
 }
 
+# gone PID: the process has exited.
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # wait_for_unix_socket PATH [TENTHS [PID]]: wait until a unix socket exists.
 wait_for_unix_socket() { wait_until "socket $1 did not appear" "${2:-100}" "${3:-}" test -S "$1"; }
 
 # wait_for_tcp PORT [TENTHS [PID]]: wait until 127.0.0.1:PORT accepts connections.
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for_tcp() { wait_until "nothing listens on 127.0.0.1:$1" "${2:-100}" "${3:-}" tcp_open "$1"; }
+
+# start_listener LOG SOCKET CMD...: run CMD in the background, stderr
+# appended to LOG, and wait until SOCKET (unix:PATH, inet:PORT[@127.0.0.1])
+# listens; sets bg_pid. When CMD exits first or never listens, fails with
+# the end of LOG.
+start_listener() {
+	sl_log=$1 sl_sock=$2
+	shift 2
+	"$@" 2>>"$sl_log" &
+	bg_pid=$!
+	track_pid "$bg_pid"
+	sl_port=${sl_sock#inet:}
+	# A subshell: its fail() comes back here, to show the log.
+	case $sl_sock in
+	unix:*) (wait_for_unix_socket "${sl_sock#unix:}" 100 "$bg_pid") ;;
+	inet:*) (wait_for_tcp "${sl_port%@*}" 100 "$bg_pid") ;;
+	*) false ;;
+	esac || { tail -n 40 "$sl_log"; fail "${1##*/}: nothing listens on $sl_sock"; }
+}
+
+# start_daemon LOG SOCKET [OPTION...]: milter-stress -f OPTION... -p SOCKET
+# through start_listener; sets ms_pid.
+start_daemon() {
+	sd_log=$1 sd_sock=$2
+	shift 2
+	start_listener "$sd_log" "$sd_sock" "$MILTER_STRESS" -f "$@" -p "$sd_sock"
+	ms_pid=$bg_pid
+}
 
 # free_port: print a TCP port on 127.0.0.1 that nothing listens on now.
 # Tests run in parallel (make -j): a port that is free now may be picked by
@@ -346,12 +377,7 @@ stop_daemon() {
 
 stop_daemon_status() {
 	kill -TERM "$1" || fail "$3: the daemon is gone before SIGTERM"
-	i=0
-	while kill -0 "$1" 2>/dev/null; do
-		[ $i -ge 150 ] && fail "$3: the daemon did not stop within 15 s of SIGTERM"
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_until "$3: the daemon did not stop within 15 s of SIGTERM" 150 "" gone "$1"
 	wait "$1"
 	sd_rc=$?
 	if [ $sd_rc -ne 0 ]; then

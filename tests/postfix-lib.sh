@@ -450,11 +450,8 @@ e2e_start() {
 	MLOG=$T_DIR/milter.log
 	at_exit e2e_diagnostics # registered first: runs after Postfix has stopped
 	milter_port=$(free_port)
-	"$MILTER_STRESS" -f -c "$1" -p "inet:$milter_port@127.0.0.1" 2>"$MLOG" &
-	milter_pid=$!
-	track_pid "$milter_pid"
-	wait_for_tcp "$milter_port"
-	kill -0 "$milter_pid" 2>/dev/null || fail "milter-stress exited at start"
+	start_daemon "$MLOG" "inet:$milter_port@127.0.0.1" -c "$1"
+	milter_pid=$ms_pid
 	pass "milter-stress $2 listens on inet:$milter_port@127.0.0.1"
 	sink_start "$T_DIR/sink"
 	port_normal=$(free_port)

@@ -37,10 +37,8 @@ t0=$EPOCHREALTIME
 cp "$top_srcdir/tests/every-stage.conf" "$T_DIR/ms.conf"
 sock="$T_DIR/ms.sock"
 log="$T_DIR/ms.log"
-"$MILTER_STRESS" -f -c "$T_DIR/ms.conf" -p "unix:$sock" 2>"$log" &
-pid=$!
-track_pid $pid
-wait_for_unix_socket "$sock" 100 "$pid"
+start_daemon "$log" "unix:$sock" -c "$T_DIR/ms.conf"
+pid=$ms_pid
 PROBE=("$MILTER_PROBE" -p "unix:$sock" --client-addr 192.0.2.1 --rcpt '<a@example.net>' --rcpt '<b@example.net>')
 
 # The length of the stream in each personality.

@@ -64,17 +64,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 # start_milter NAME SOCKET CMD...: run a milter in the background; sets
 # pid_NAME.
 start_milter() {
-	m_name=$1 m_sock=$2
-	shift 2
-	"$@" 2>"$T_DIR/$m_name.log" &
-	track_pid $!
-	printf -v "pid_$m_name" %s $!
-	m_pid=$!
-	# A subshell: its fail() comes back here, to show the milter's log.
-	case $m_sock in
-	unix:*) (wait_for_unix_socket "${m_sock#unix:}" 100 "$m_pid") ;;
-	inet:*) (wait_for_tcp "${m_sock#inet:}" 100 "$m_pid") ;;
-	esac || { cat "$T_DIR/$m_name.log"; fail "$m_name: nothing listens on $m_sock"; }
+	start_listener "$T_DIR/$1.log" "$2" "${@:3}"
+	printf -v "pid_$1" %s "$bg_pid"
 }
 
 # probe NAME SOCKET MACRO-ARGS... -- PROBE-ARGS...: one bench run; sets
