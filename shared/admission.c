@@ -3,6 +3,7 @@
 
 #include "admission.h"
 #include "log.h"
+#include "strbuf.h"
 #include "mproto.h"
 
 #include <limits.h>
@@ -138,8 +139,7 @@ admission_leave(admission *a, admission_ticket *t)
 		return;
 	if (atomic_fetch_sub_explicit(&a->active, 1, memory_order_relaxed) == 0) {
 		/* Only a counted ticket leaves: a bug, not an input, got here. */
-		log_msg(LOG_ERR, "admission_leave: panic: session count below zero");
-		abort();
+		ms_panic("session count below zero");
 	}
 }
 

@@ -73,7 +73,7 @@ bodyscan_compile(const char *const *patterns, size_t n, strbuf *err)
 	set->n = n;
 	set->re = ms_xcalloc(n, sizeof *set->re);
 	if ((set->mctx = pcre2_match_context_create(NULL)) == NULL)
-		ms_panic(__func__, "out of memory");
+		ms_panic("out of memory");
 	pcre2_set_match_limit(set->mctx, BS_MATCH_LIMIT);
 	for (i = 0; i < n; i++) {
 		if (!compile_one(set, i, patterns[i], err)) {
@@ -112,7 +112,7 @@ bodyscan_start(const bodyscan_set *set, size_t limit, size_t line_cap, size_t ov
 	bodyscan *bs;
 
 	if (line_cap < BODYSCAN_MIN_LINE_CAP || overlap > line_cap / 2)
-		ms_panic(__func__, "line_cap too small or overlap more than half of it");
+		ms_panic("line_cap too small or overlap more than half of it");
 	bs = ms_xcalloc(1, sizeof *bs);
 	bs->set = set;
 	bs->limit = limit;
@@ -121,7 +121,7 @@ bodyscan_start(const bodyscan_set *set, size_t limit, size_t line_cap, size_t ov
 	bs->line_of = ms_xcalloc(set->n, sizeof *bs->line_of);
 	bs->ends = ms_xcalloc(set->n, sizeof *bs->ends);
 	if ((bs->md = pcre2_match_data_create(1, NULL)) == NULL)
-		ms_panic(__func__, "out of memory");
+		ms_panic("out of memory");
 	bs->state = set->n == 0 ? BODYSCAN_DECIDED : BODYSCAN_MORE;
 	return bs;
 }
@@ -130,7 +130,7 @@ void
 bodyscan_end_on(bodyscan *bs, size_t pattern)
 {
 	if (pattern >= bs->set->n)
-		ms_panic(__func__, "no such pattern");
+		ms_panic("no such pattern");
 	bs->ends[pattern] = true;
 }
 
@@ -334,7 +334,7 @@ size_t
 bodyscan_match_line(const bodyscan *bs, size_t pattern)
 {
 	if (pattern >= bs->set->n)
-		ms_panic(__func__, "no such pattern");
+		ms_panic("no such pattern");
 	return bs->line_of[pattern];
 }
 

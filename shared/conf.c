@@ -801,7 +801,7 @@ convert(const param_desc *p, const char *s, void *field, strbuf *msg)
 	case CONF_TIME:
 		return parse_number(p, s, field, msg);
 	}
-	ms_panic(__func__, "unknown parameter type");
+	ms_panic("unknown parameter type");
 	return false;
 }
 
@@ -1098,7 +1098,7 @@ void
 conf_ref(conf *c)
 {
 	if (atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed) == 0)
-		ms_panic(__func__, "reference to a freed snapshot");
+		ms_panic("reference to a freed snapshot");
 }
 
 void
@@ -1110,7 +1110,7 @@ conf_unref(conf *c)
 		return;
 	old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
 	if (old == 0)
-		ms_panic(__func__, "snapshot freed twice");
+		ms_panic("snapshot freed twice");
 	if (old == 1)
 		conf_free(c);
 }
@@ -1171,7 +1171,7 @@ format_value(strbuf *b, const param_desc *p, const void *f)
 		format_number(b, p->type, *(const long long *)f);
 		return;
 	}
-	ms_panic(__func__, "unknown parameter type");
+	ms_panic("unknown parameter type");
 }
 
 void

@@ -977,7 +977,7 @@ resolver_main(void *arg)
 		if (ctx->nsocks > 0)
 			memcpy(ctx->pfd + 1, ctx->socks, ctx->nsocks * sizeof *ctx->pfd);
 		if (poll(ctx->pfd, (nfds_t)n, poll_timeout(ctx)) < 0 && errno != EINTR)
-			ms_panic("resolver_main", strerror(errno));
+			ms_panic("poll: %s", strerror(errno));
 		if (ctx->pfd[0].revents) {
 			char drain[64];
 

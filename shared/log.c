@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -113,4 +114,26 @@ log_debug(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_v(LOG_DEBUG, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Not through log_v(): a panic may come from inside the log lock's holder
+ * (an allocation in log_v()), and it must reach stderr even when the
+ * daemon never asked for stderr (after detaching it is /dev/null, but in
+ * the foreground and under test it is what a person reads).
+ */
+void
+ms_panic_at(const char *func, const char *fmt, ...)
+{
+	char line[1024];
+	int n;
+	va_list ap;
+
+	n = snprintf(line, sizeof line, "panic: %s: ", func);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	va_end(ap);
+	syslog(LOG_CRIT, "%s", line);
+	fprintf(stderr, "%s[%ld]: %s\n", log_ident, (long)getpid(), line);
+	abort();
 }

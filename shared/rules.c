@@ -248,7 +248,7 @@ grow(void *v, size_t n, size_t size)
 	if (n > 0 && (n & (n - 1)) != 0)
 		return v;
 	if (n > SIZE_MAX / 2 / size)
-		ms_panic(__func__, "array too large");
+		ms_panic("array too large");
 	return ms_xrealloc(v, (n > 0 ? 2 * n : 1) * size);
 }
 
@@ -664,7 +664,7 @@ parse_action_args(lexer *lx, prule *r, paction *a)
 	case RULES_LOG:
 		break;
 	}
-	ms_panic(__func__, "unknown action");
+	ms_panic("unknown action");
 	return false;
 }
 
@@ -1373,7 +1373,7 @@ parse_value(cctx *c, enum check_kind kind, const char *word, const where *w, val
 		problem_in(c, w, 0, "header: '%s' is not a /regex/", word);
 		return false;
 	default:
-		ms_panic(__func__, "a check kind without values");
+		ms_panic("a check kind without values");
 	}
 	if (!ok && why.len == 0)
 		problem_in(c, w, 0, "%s: bad value '%s': expected %s", kinds[kind].name,
@@ -1608,7 +1608,7 @@ check_arg(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 		strbuf_printf(shown, " %s", s);
 		break;
 	default:
-		ms_panic(__func__, "a check kind without an argument");
+		ms_panic("a check kind without an argument");
 		ok = false;
 	}
 	strbuf_free(&x);
@@ -2088,7 +2088,7 @@ table_create(const rules_env *env)
 	t->param = env->param;
 	t->param_ctx = env->param_ctx;
 	if ((t->mctx = pcre2_match_context_create(NULL)) == NULL)
-		ms_panic(__func__, "out of memory");
+		ms_panic("out of memory");
 	pcre2_set_match_limit(t->mctx, RE_MATCH_LIMIT);
 	return t;
 }
@@ -2293,7 +2293,7 @@ re_match(const rules_table *t, const pcre2_code *re, const char *s, size_t n)
 	int rc;
 
 	if (md == NULL)
-		ms_panic(__func__, "out of memory");
+		ms_panic("out of memory");
 	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, t->mctx);
 	/* The JIT's stack is small and fixed; the interpreter's is on the heap. */
 	if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
@@ -2516,7 +2516,7 @@ dns_kind_index(enum check_kind kind)
 	for (i = 0; i < N_DNS_KINDS; i++)
 		if (dns_kinds[i].kind == kind)
 			return i;
-	ms_panic(__func__, "not a DNS check kind");
+	ms_panic("not a DNS check kind");
 	return 0;
 }
 
@@ -2792,7 +2792,7 @@ check_matches(const rules_table *t, const check *ck, enum rules_stage stage,
 	default:
 		break;
 	}
-	ms_panic(__func__, "unknown check kind");
+	ms_panic("unknown check kind");
 	return false;
 }
 

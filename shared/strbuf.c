@@ -7,18 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void
-ms_panic(const char *func, const char *what)
-{
-	fprintf(stderr, "milter-stress: panic: %s: %s\n", func, what);
-	abort();
-}
-
 static void
 nomem(size_t n)
 {
-	fprintf(stderr, "milter-stress: out of memory allocating %zu bytes\n", n);
-	abort();
+	ms_panic("out of memory allocating %zu bytes", n);
 }
 
 void *

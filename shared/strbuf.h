@@ -36,10 +36,14 @@ char *strbuf_detach(strbuf *b);          /* caller frees; b is reset to empty */
 const char *strbuf_str(const strbuf *b); /* "" for a never-used buffer */
 
 /*
- * An impossible state: report the function and what was wrong, then abort.
- * Invariants are loud; untrusted input never gets here (it is refused).
+ * An impossible state: "panic: FUNC: message" to syslog (LOG_CRIT, facility
+ * mail) and to stderr, then abort(). ms_panic("bad stage %d", s) names the
+ * calling function itself. Invariants are loud; untrusted input never gets
+ * here (it is refused). Defined in log.c: it logs like every other line.
  */
-void ms_panic(const char *func, const char *what) __attribute__((noreturn));
+#define ms_panic(...) ms_panic_at(__func__, __VA_ARGS__)
+void ms_panic_at(const char *func, const char *fmt, ...)
+        __attribute__((noreturn, format(printf, 2, 3)));
 
 /* Checked allocation helpers used across the project: abort on failure. */
 void *ms_xmalloc(size_t n);
