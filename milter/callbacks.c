@@ -6,7 +6,9 @@
 #include "budget.h"
 #include "daemon.h"
 #include "log.h"
+#include "protocol.h"
 #include "session.h"
+#include "stage.h"
 #include "strbuf.h"
 
 #include <arpa/inet.h>
@@ -14,6 +16,53 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/*
+ * The core speaks the protocol through protocol.h; libmilter has its own
+ * names for the same values. They must agree, or a stage the core thinks it
+ * turned off would still arrive.
+ */
+#define SAME(ours, theirs) _Static_assert((ours) == (theirs), #ours " != " #theirs)
+SAME(PROTO_P_NOCONNECT, SMFIP_NOCONNECT);
+SAME(PROTO_P_NOHELO, SMFIP_NOHELO);
+SAME(PROTO_P_NOMAIL, SMFIP_NOMAIL);
+SAME(PROTO_P_NORCPT, SMFIP_NORCPT);
+SAME(PROTO_P_NOBODY, SMFIP_NOBODY);
+SAME(PROTO_P_NOHDRS, SMFIP_NOHDRS);
+SAME(PROTO_P_NOEOH, SMFIP_NOEOH);
+SAME(PROTO_P_NR_HDR, SMFIP_NR_HDR);
+SAME(PROTO_P_NOUNKNOWN, SMFIP_NOUNKNOWN);
+SAME(PROTO_P_NODATA, SMFIP_NODATA);
+SAME(PROTO_P_SKIP, SMFIP_SKIP);
+SAME(PROTO_P_RCPT_REJ, SMFIP_RCPT_REJ);
+SAME(PROTO_P_NR_CONN, SMFIP_NR_CONN);
+SAME(PROTO_P_NR_HELO, SMFIP_NR_HELO);
+SAME(PROTO_P_NR_MAIL, SMFIP_NR_MAIL);
+SAME(PROTO_P_NR_RCPT, SMFIP_NR_RCPT);
+SAME(PROTO_P_NR_DATA, SMFIP_NR_DATA);
+SAME(PROTO_P_NR_UNKN, SMFIP_NR_UNKN);
+SAME(PROTO_P_NR_EOH, SMFIP_NR_EOH);
+SAME(PROTO_P_NR_BODY, SMFIP_NR_BODY);
+SAME(PROTO_P_HDR_LEADSPC, SMFIP_HDR_LEADSPC);
+SAME(PROTO_P_MDS_256K, SMFIP_MDS_256K);
+SAME(PROTO_P_MDS_1M, SMFIP_MDS_1M);
+SAME(PROTO_F_ADDHDRS, SMFIF_ADDHDRS);
+SAME(PROTO_F_CHGBODY, SMFIF_CHGBODY);
+SAME(PROTO_F_ADDRCPT, SMFIF_ADDRCPT);
+SAME(PROTO_F_DELRCPT, SMFIF_DELRCPT);
+SAME(PROTO_F_CHGHDRS, SMFIF_CHGHDRS);
+SAME(PROTO_F_QUARANTINE, SMFIF_QUARANTINE);
+SAME(PROTO_F_CHGFROM, SMFIF_CHGFROM);
+SAME(PROTO_F_ADDRCPT_PAR, SMFIF_ADDRCPT_PAR);
+SAME(PROTO_F_SETSYMLIST, SMFIF_SETSYMLIST);
+SAME(PROTO_M_CONNECT, SMFIM_CONNECT);
+SAME(PROTO_M_HELO, SMFIM_HELO);
+SAME(PROTO_M_MAIL, SMFIM_ENVFROM);
+SAME(PROTO_M_RCPT, SMFIM_ENVRCPT);
+SAME(PROTO_M_DATA, SMFIM_DATA);
+SAME(PROTO_M_EOM, SMFIM_EOM);
+SAME(PROTO_M_EOH, SMFIM_EOH);
+#undef SAME
 
 /*
  * One milter connection. Negotiation comes before connect: the config
@@ -111,11 +160,11 @@ format_addr(const struct sockaddr *sa, char *buf, size_t len)
  * SMFIS_NOREPLY whatever the session said.
  */
 static sfsistat
-answer(SMFICTX *ctx, const struct conn *c, session_reply *r, unsigned long nr_flag)
+answer(SMFICTX *ctx, const struct conn *c, session_reply *r, enum stage stage)
 {
 	sfsistat rc = SMFIS_CONTINUE;
 
-	if (c->proto & nr_flag) {
+	if (c->proto & stage_get(stage)->nr_flag) {
 		session_reply_free(r);
 		return SMFIS_NOREPLY;
 	}
@@ -163,7 +212,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	session_reply_init(&r);
 	if (c->over) {
 		admission_overload_reply(admission_params(c->cf), &r);
-		return answer(ctx, c, &r, 0);
+		return answer(ctx, c, &r, STAGE_CONNECT);
 	}
 	addr = format_addr(hostaddr, abuf, sizeof abuf);
 	if (addr == NULL)
@@ -175,7 +224,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	session_enter(c->s);
 	session_on_connect(c->s, &r);
 	session_leave(c->s);
-	return answer(ctx, c, &r, SMFIP_NR_CONN);
+	return answer(ctx, c, &r, STAGE_CONNECT);
 }
 
 /*
@@ -196,7 +245,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	} while (0)
 
 /* The common shape of a stage callback: time it, run it, answer. */
-#define CB_STAGE(ctx, nr_flag, call)                                               \
+#define CB_STAGE(ctx, stage, call)                                               \
 	do {                                                                        \
 		struct conn *c_;                                                    \
 		session_reply r_;                                                   \
@@ -205,49 +254,49 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 		session_enter(c_->s);                                               \
 		call;                                                               \
 		session_leave(c_->s);                                               \
-		return answer(ctx, c_, &r_, nr_flag);                               \
+		return answer(ctx, c_, &r_, stage);                               \
 	} while (0)
 
 static sfsistat
 cb_helo(SMFICTX *ctx, char *helo)
 {
-	CB_STAGE(ctx, SMFIP_NR_HELO, session_on_helo(c_->s, helo, &r_));
+	CB_STAGE(ctx, STAGE_HELO, session_on_helo(c_->s, helo, &r_));
 }
 
 static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
-	CB_STAGE(ctx, SMFIP_NR_MAIL, session_on_mail(c_->s, argv[0], &r_));
+	CB_STAGE(ctx, STAGE_MAIL, session_on_mail(c_->s, argv[0], &r_));
 }
 
 static sfsistat
 cb_envrcpt(SMFICTX *ctx, char **argv)
 {
-	CB_STAGE(ctx, SMFIP_NR_RCPT, session_on_rcpt(c_->s, argv[0], &r_));
+	CB_STAGE(ctx, STAGE_RCPT, session_on_rcpt(c_->s, argv[0], &r_));
 }
 
 static sfsistat
 cb_data(SMFICTX *ctx)
 {
-	CB_STAGE(ctx, SMFIP_NR_DATA, session_on_data(c_->s, &r_));
+	CB_STAGE(ctx, STAGE_DATA, session_on_data(c_->s, &r_));
 }
 
 static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
-	CB_STAGE(ctx, SMFIP_NR_HDR, session_on_header(c_->s, name, value, &r_));
+	CB_STAGE(ctx, STAGE_HEADER, session_on_header(c_->s, name, value, &r_));
 }
 
 static sfsistat
 cb_eoh(SMFICTX *ctx)
 {
-	CB_STAGE(ctx, SMFIP_NR_EOH, session_on_eoh(c_->s, &r_));
+	CB_STAGE(ctx, STAGE_EOH, session_on_eoh(c_->s, &r_));
 }
 
 static sfsistat
 cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
-	CB_STAGE(ctx, SMFIP_NR_BODY, session_on_body(c_->s, chunk, len, &r_));
+	CB_STAGE(ctx, STAGE_BODY, session_on_body(c_->s, chunk, len, &r_));
 }
 
 /* Remove the copies of our header the client sent, then add ours and the tags. */
@@ -279,7 +328,7 @@ cb_eom(SMFICTX *ctx)
 	apply_changes(ctx, &ch);
 	session_leave(c->s);
 	session_changes_free(&ch);
-	return answer(ctx, c, &r, 0);
+	return answer(ctx, c, &r, STAGE_EOM);
 }
 
 static sfsistat

@@ -4,7 +4,8 @@
 #include "admission.h"
 #include "log.h"
 #include "strbuf.h"
-#include "mproto.h"
+#include "protocol.h"
+#include "stage.h"
 
 #include <limits.h>
 #include <stdatomic.h>
@@ -147,10 +148,11 @@ unsigned long
 admission_overload_protocol(void)
 {
 	/* Only connect, where the answer goes; nothing else is even sent. */
-	return MPROTO_P_NOHELO | MPROTO_P_NOMAIL | MPROTO_P_NORCPT | MPROTO_P_NODATA |
-	       MPROTO_P_NOHDRS | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
-	       MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_RCPT | MPROTO_P_NR_DATA |
-	       MPROTO_P_NR_HDR | MPROTO_P_NR_EOH | MPROTO_P_NR_BODY | MPROTO_P_NR_UNKN;
+	unsigned long flags = PROTO_P_NOUNKNOWN | PROTO_P_NR_UNKN;
+
+	for (int st = STAGE_CONNECT + 1; st < STAGE_N; st++)
+		flags |= stage_get((enum stage)st)->skip_flag | stage_get((enum stage)st)->nr_flag;
+	return flags;
 }
 
 void

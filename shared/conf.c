@@ -489,14 +489,14 @@ file_line(void *arg, const char *text, unsigned line)
 	origin o = {FROM_FILE, line, NULL, rd->file, 0};
 	size_t n = strcspn(text, " \t=");
 	const char *rest = skip_blanks(text + n);
-	enum rules_stage stage;
+	enum stage stage;
 
 	if (is_blank(text[0])) {
 		report(ld, &o, "logical line must not start with whitespace");
 		return;
 	}
 	if (*rest != '=') {
-		if (rules_stage_parse(text, n, &stage)) {
+		if (stage_parse(text, n, &stage)) {
 			if (!rules_source_add(ld->rules,
 			                      rd->file != NULL ? rd->file : ld->path,
 			                      line, text, report_rule, ld))

@@ -58,7 +58,7 @@ static const code_name reply_names[] = {
         {0, NULL},
 };
 
-static const char *const stage_names[MPROTO_M_COUNT] = {
+static const char *const macro_stage_names[PROTO_M_COUNT] = {
         "connect", "helo", "mail", "rcpt", "data", "eom", "eoh",
 };
 
@@ -100,9 +100,9 @@ mproto_reply_name(int cmd)
 const char *
 mproto_stage_name(int stage)
 {
-	if (stage < 0 || stage >= MPROTO_M_COUNT)
+	if (stage < 0 || stage >= PROTO_M_COUNT)
 		return NULL;
-	return stage_names[stage];
+	return macro_stage_names[stage];
 }
 
 static void
@@ -528,7 +528,7 @@ decode_optneg(mproto_reply *r, cursor *c, strbuf *err)
 			       (unsigned long)stage);
 			return -1;
 		}
-		if (stage < MPROTO_M_COUNT)
+		if (stage < PROTO_M_COUNT)
 			r->macros[stage] = list; /* a repeat replaces, as in Postfix */
 		else
 			r->ignored_lists++;

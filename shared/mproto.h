@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol.h"
 #include "strbuf.h"
 
 #define MPROTO_VERSION 6 /* protocol version we speak */
@@ -85,61 +86,13 @@
 #define MPROTO_R_REPLYCODE 'y' /* "550 5.7.1 text" */
 #define MPROTO_R_OPTNEG 'O'    /* negotiation reply */
 
-/* Actions the MTA allows (negotiation, second word). */
-#define MPROTO_ACT_ADDHDRS 0x00000001u
-#define MPROTO_ACT_CHGBODY 0x00000002u
-#define MPROTO_ACT_ADDRCPT 0x00000004u
-#define MPROTO_ACT_DELRCPT 0x00000008u
-#define MPROTO_ACT_CHGHDRS 0x00000010u
-#define MPROTO_ACT_QUARANTINE 0x00000020u
-#define MPROTO_ACT_CHGFROM 0x00000040u
-#define MPROTO_ACT_ADDRCPT_PAR 0x00000080u
-#define MPROTO_ACT_SETSYMLIST 0x00000100u
-#define MPROTO_ACT_ALL 0x000001ffu
-
-/* Protocol flags (negotiation, third word). */
-#define MPROTO_P_NOCONNECT 0x00000001u /* don't send CONNECT */
-#define MPROTO_P_NOHELO 0x00000002u
-#define MPROTO_P_NOMAIL 0x00000004u
-#define MPROTO_P_NORCPT 0x00000008u
-#define MPROTO_P_NOBODY 0x00000010u
-#define MPROTO_P_NOHDRS 0x00000020u
-#define MPROTO_P_NOEOH 0x00000040u
-#define MPROTO_P_NR_HDR 0x00000080u /* no reply to HEADER */
-#define MPROTO_P_NOUNKNOWN 0x00000100u
-#define MPROTO_P_NODATA 0x00000200u
-#define MPROTO_P_SKIP 0x00000400u     /* MTA understands 's' */
-#define MPROTO_P_RCPT_REJ 0x00000800u /* also send rejected RCPTs */
-#define MPROTO_P_NR_CONN 0x00001000u
-#define MPROTO_P_NR_HELO 0x00002000u
-#define MPROTO_P_NR_MAIL 0x00004000u
-#define MPROTO_P_NR_RCPT 0x00008000u
-#define MPROTO_P_NR_DATA 0x00010000u
-#define MPROTO_P_NR_UNKN 0x00020000u
-#define MPROTO_P_NR_EOH 0x00040000u
-#define MPROTO_P_NR_BODY 0x00080000u
-#define MPROTO_P_HDR_LEADSPC 0x00100000u /* header values keep leading space */
-#define MPROTO_P_MDS_256K 0x10000000u    /* max data size 256 KiB - 1 */
-#define MPROTO_P_MDS_1M 0x20000000u      /* max data size 1 MiB - 1 */
-#define MPROTO_P_ALL 0x001fffffu         /* every v6 flag; what Postfix offers */
-
 /* Client address families in CONNECT. */
 #define MPROTO_FAM_UNKNOWN 'U' /* no port, no address follow */
 #define MPROTO_FAM_UNIX 'L'
 #define MPROTO_FAM_INET '4'
 #define MPROTO_FAM_INET6 '6'
 
-/* Macro stages, as numbered in a negotiation reply's macro lists. */
-enum {
-	MPROTO_M_CONNECT = 0,
-	MPROTO_M_HELO = 1,
-	MPROTO_M_MAIL = 2,
-	MPROTO_M_RCPT = 3,
-	MPROTO_M_DATA = 4,
-	MPROTO_M_EOM = 5, /* note: EOM before EOH, as on the wire */
-	MPROTO_M_EOH = 6,
-	MPROTO_M_COUNT = 7
-};
+
 
 /* Sizes. */
 #define MPROTO_CHUNK_SIZE 65535u    /* body chunk size MTAs use */
@@ -194,7 +147,7 @@ typedef struct mproto_reply {
 	uint32_t version; /* O: negotiation reply */
 	uint32_t actions;
 	uint32_t protocol;
-	const char *macros[MPROTO_M_COUNT]; /* O: per stage, NULL if not given */
+	const char *macros[PROTO_M_COUNT]; /* O: per stage, NULL if not given */
 	unsigned ignored_lists;             /* O: lists for unknown stages (skipped) */
 	strbuf store;                       /* private: owns the bytes above */
 } mproto_reply;
@@ -230,7 +183,7 @@ int mproto_reply_text_check(const char *text, strbuf *err);
 
 const char *mproto_command_name(int cmd); /* "connect", ...; NULL if unknown */
 const char *mproto_reply_name(int cmd);   /* "continue", ...; NULL if unknown */
-const char *mproto_stage_name(int stage); /* MPROTO_M_*: "connect", ... */
+const char *mproto_stage_name(int stage); /* PROTO_M_*: "connect", ... */
 /* Append flag names separated by spaces ("NOHELO NR_HDR"); unknown bits as hex. */
 void mproto_protocol_names(strbuf *out, uint32_t protocol);
 void mproto_action_names(strbuf *out, uint32_t actions);

@@ -28,10 +28,6 @@
 
 /* Names. */
 
-static const char *const stage_names[RULES_N_STAGES] = {
-        "connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body", "eom",
-};
-
 static const char *const action_names[] = {
         "accept", "continue", "tempfail", "reject", "discard", "quarantine", "tag", "log",
 };
@@ -66,30 +62,30 @@ enum check_kind {
 static const struct kind_desc {
 	const char *name;
 	bool values; /* takes VALUE... */
-	enum rules_stage first, last;
+	enum stage first, last;
 	const char *expects; /* for "expected ..." */
 } kinds[K_N_KINDS] = {
-        [K_CLIENT] = {"client", true, RULES_CONNECT, RULES_EOM,
+        [K_CLIENT] = {"client", true, STAGE_CONNECT, STAGE_EOM,
                       "an address or network (192.0.2.0/24, [2001:db8::]/32)"},
-        [K_CLIENT_NAME] = {"client_name", true, RULES_CONNECT, RULES_EOM,
+        [K_CLIENT_NAME] = {"client_name", true, STAGE_CONNECT, STAGE_EOM,
                            "a name, .domain, /regex/ or unknown"},
-        [K_HELO] = {"helo", true, RULES_HELO, RULES_EOM,
+        [K_HELO] = {"helo", true, STAGE_HELO, STAGE_EOM,
                     "a name, .domain, /regex/ or ip_literal"},
-        [K_SENDER] = {"sender", true, RULES_MAIL, RULES_EOM,
+        [K_SENDER] = {"sender", true, STAGE_MAIL, STAGE_EOM,
                       "user@domain, user@, @domain, .domain, /regex/ or <>"},
-        [K_RECIPIENT] = {"recipient", true, RULES_RCPT, RULES_RCPT,
+        [K_RECIPIENT] = {"recipient", true, STAGE_RCPT, STAGE_RCPT,
                          "user@domain, user@, @domain, .domain, /regex/ or <>"},
-        [K_AUTHENTICATED] = {"authenticated", false, RULES_CONNECT, RULES_EOM, NULL},
-        [K_MACRO] = {"macro", true, RULES_CONNECT, RULES_EOM, "a value or /regex/"},
-        [K_RCPT_COUNT] = {"rcpt_count", false, RULES_RCPT, RULES_EOM, NULL},
-        [K_HEADER] = {"header", true, RULES_HEADER, RULES_EOM, "a /regex/"},
-        [K_DNSBL] = {"dnsbl", true, RULES_CONNECT, RULES_EOM, ZONE_EXPECTS},
-        [K_RHSBL_HELO] = {"rhsbl_helo", true, RULES_HELO, RULES_EOM, ZONE_EXPECTS},
-        [K_RHSBL_SENDER] = {"rhsbl_sender", true, RULES_MAIL, RULES_EOM, ZONE_EXPECTS},
-        [K_RHSBL_CLIENT] = {"rhsbl_client", true, RULES_CONNECT, RULES_EOM, ZONE_EXPECTS},
-        [K_BODY] = {"body", true, RULES_BODY, RULES_EOM, "a /regex/"},
-        [K_STRESS] = {"stress", false, RULES_CONNECT, RULES_EOM, NULL},
-        [K_ANY] = {"any", false, RULES_CONNECT, RULES_EOM, NULL},
+        [K_AUTHENTICATED] = {"authenticated", false, STAGE_CONNECT, STAGE_EOM, NULL},
+        [K_MACRO] = {"macro", true, STAGE_CONNECT, STAGE_EOM, "a value or /regex/"},
+        [K_RCPT_COUNT] = {"rcpt_count", false, STAGE_RCPT, STAGE_EOM, NULL},
+        [K_HEADER] = {"header", true, STAGE_HEADER, STAGE_EOM, "a /regex/"},
+        [K_DNSBL] = {"dnsbl", true, STAGE_CONNECT, STAGE_EOM, ZONE_EXPECTS},
+        [K_RHSBL_HELO] = {"rhsbl_helo", true, STAGE_HELO, STAGE_EOM, ZONE_EXPECTS},
+        [K_RHSBL_SENDER] = {"rhsbl_sender", true, STAGE_MAIL, STAGE_EOM, ZONE_EXPECTS},
+        [K_RHSBL_CLIENT] = {"rhsbl_client", true, STAGE_CONNECT, STAGE_EOM, ZONE_EXPECTS},
+        [K_BODY] = {"body", true, STAGE_BODY, STAGE_EOM, "a /regex/"},
+        [K_STRESS] = {"stress", false, STAGE_CONNECT, STAGE_EOM, NULL},
+        [K_ANY] = {"any", false, STAGE_CONNECT, STAGE_EOM, NULL},
 };
 
 enum cmp_op { OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE };
@@ -143,7 +139,7 @@ typedef struct prule {
 	char *file;
 	unsigned line;
 	char *name;
-	enum rules_stage stage;
+	enum stage stage;
 	unsigned mode;
 	bool mode_given;
 	pcheck *checks;
@@ -198,7 +194,7 @@ typedef struct check {
 struct rule {
 	const rules_table *table;
 	char *name;
-	enum rules_stage stage;
+	enum stage stage;
 	unsigned mode;  /* MODE_*: a "stress" rule runs expensive checks under stress */
 	unsigned costs; /* RULES_COST_* of its checks */
 	check *checks;
@@ -212,11 +208,11 @@ struct rule {
 struct rules_table {
 	rule **v;
 	size_t n;
-	rule **stage_v[RULES_N_STAGES];
-	size_t stage_n[RULES_N_STAGES];
-	bool may_reply[RULES_N_STAGES];
-	const char **macros[RULES_N_STAGES]; /* NULL-terminated; names owned by rules */
-	size_t n_macros[RULES_N_STAGES];
+	rule **stage_v[STAGE_N];
+	size_t stage_n[STAGE_N];
+	bool may_reply[STAGE_N];
+	const char **macros[STAGE_N]; /* NULL-terminated; names owned by rules */
+	size_t n_macros[STAGE_N];
 	bool need_header_set;
 	bool stressed;
 	rules_var_fn param;
@@ -621,11 +617,11 @@ parse_action_args(lexer *lx, prule *r, paction *a)
 
 	switch (a->would) {
 	case RULES_DISCARD:
-		if (r->stage == RULES_CONNECT || r->stage == RULES_HELO) {
+		if (stage_get(r->stage)->session_wide) {
 			lex_error(lx, a->col,
 			          "discard is not possible at %s (Postfix refuses it "
 			          "before MAIL FROM); use reject or tempfail",
-			          stage_names[r->stage]);
+			          stage_name(r->stage));
 			return false;
 		}
 		/* FALLTHROUGH */
@@ -846,13 +842,13 @@ parse_check(lexer *lx, prule *r, rtoken *t)
 	if (r->stage < kinds[kind].first || r->stage > kinds[kind].last) {
 		if (kinds[kind].first == kinds[kind].last)
 			lex_error(lx, t->col, "%s cannot be seen at %s: only at %s",
-			          kinds[kind].name, stage_names[r->stage],
-			          stage_names[kinds[kind].first]);
+			          kinds[kind].name, stage_name(r->stage),
+			          stage_name(kinds[kind].first));
 		else
 			lex_error(lx, t->col,
 			          "%s cannot be seen at %s: it is known from %s on",
-			          kinds[kind].name, stage_names[r->stage],
-			          stage_names[kinds[kind].first]);
+			          kinds[kind].name, stage_name(r->stage),
+			          stage_name(kinds[kind].first));
 		return false;
 	}
 	r->checks = grow(r->checks, r->n_checks, sizeof *r->checks);
@@ -1010,7 +1006,7 @@ rules_source_add(rules_source *src, const char *file, unsigned line, const char 
 	r->line = line;
 	r->mode = MODE_BOTH;
 	if (lex_next(&lx, &t) <= 0 || t.quoted || t.regex ||
-	    !rules_stage_parse(t.text, strlen(t.text), &r->stage)) {
+	    !stage_parse(t.text, strlen(t.text), &r->stage)) {
 		lex_error(&lx, 1,
 		          "expected a stage (connect, helo, mail, rcpt, data, header, "
 		          "eoh, body or eom)");
@@ -2042,7 +2038,7 @@ compile_rule(cctx *c)
 	r->stage = pr->stage;
 	r->mode = pr->mode;
 	strbuf_printf(&name, "%s:%u", pr->file, pr->line);
-	strbuf_printf(&shown, "%s: %s %s", strbuf_str(&name), stage_names[pr->stage],
+	strbuf_printf(&shown, "%s: %s %s", strbuf_str(&name), stage_name(pr->stage),
 	              pr->mode == MODE_BOTH     ? "both"
 	              : pr->mode == MODE_STRESS ? "stress"
 	                                        : "normal");
@@ -2095,7 +2091,7 @@ table_create(const rules_env *env)
 
 /* A macro the rules of stage s ask for, once. */
 static void
-add_macro(rules_table *t, enum rules_stage s, const char *name)
+add_macro(rules_table *t, enum stage s, const char *name)
 {
 	size_t i;
 
@@ -2145,7 +2141,7 @@ table_body_set(rules_table *t, rules_report_fn report, void *ctx)
 static void
 table_add(rules_table *t, rule *r)
 {
-	enum rules_stage s = r->stage;
+	enum stage s = r->stage;
 	size_t i;
 
 	t->v = grow(t->v, t->n, sizeof *t->v);
@@ -2155,7 +2151,7 @@ table_add(rules_table *t, rule *r)
 	if (replies(r->action.kind))
 		t->may_reply[s] = true;
 	for (i = 0; i < r->n_checks; i++) {
-		if (r->checks[i].kind == K_HEADER && s >= RULES_EOH)
+		if (r->checks[i].kind == K_HEADER && s >= STAGE_EOH)
 			t->need_header_set = true;
 		if (r->checks[i].kind == K_MACRO)
 			add_macro(t, s, r->checks[i].name);
@@ -2175,7 +2171,7 @@ rules_table_free(rules_table *t)
 		return;
 	for (i = 0; i < t->n; i++)
 		rule_free(t->v[i]);
-	for (i = 0; i < RULES_N_STAGES; i++) {
+	for (i = 0; i < STAGE_N; i++) {
 		free(t->stage_v[i]);
 		free(t->macros[i]);
 	}
@@ -2456,14 +2452,14 @@ match_header(const rules_table *t, const check *ck, const rules_header *h, strbu
 }
 
 static bool
-any_header(const rules_table *t, const check *ck, enum rules_stage stage,
+any_header(const rules_table *t, const check *ck, enum stage stage,
            const rules_facts *f)
 {
 	strbuf tmp = STRBUF_INIT;
 	bool m = false;
 	size_t i;
 
-	if (stage == RULES_HEADER)
+	if (stage == STAGE_HEADER)
 		m = match_header(t, ck, f->header, &tmp);
 	else
 		for (i = 0; !m && f->headers != NULL && i < f->n_headers; i++)
@@ -2523,7 +2519,7 @@ dns_kind_index(enum check_kind kind)
 /* One evaluation of a stage. */
 typedef struct eval_ctx {
 	const rules_table *t;
-	enum rules_stage stage;
+	enum stage stage;
 	const rules_facts *f;
 	const rules_expensive *x;
 	rules_eval_info *info;
@@ -2760,7 +2756,7 @@ body_check(eval_ctx *e, const rule *r, const check *ck)
 }
 
 static bool
-check_matches(const rules_table *t, const check *ck, enum rules_stage stage,
+check_matches(const rules_table *t, const check *ck, enum stage stage,
               const rules_facts *f)
 {
 	const char *auth;
@@ -2908,7 +2904,7 @@ eval_rules(eval_ctx *e, rules_visit_fn visit, void *ctx)
 }
 
 const rule *
-rules_eval_ex(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+rules_eval_ex(const rules_table *t, enum stage stage, const rules_facts *f,
               const rules_expensive *x, rules_eval_info *info, rules_visit_fn visit,
               void *ctx)
 {
@@ -2922,7 +2918,7 @@ rules_eval_ex(const rules_table *t, enum rules_stage stage, const rules_facts *f
 		info = &mine;
 	}
 	info_reset(info);
-	if (t == NULL || f == NULL || (unsigned)stage >= RULES_N_STAGES) {
+	if (t == NULL || f == NULL || (unsigned)stage >= STAGE_N) {
 		if (info == &mine)
 			rules_eval_info_free(&mine);
 		return NULL;
@@ -2955,7 +2951,7 @@ rules_eval_ex(const rules_table *t, enum rules_stage stage, const rules_facts *f
 }
 
 const rule *
-rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
            rules_visit_fn visit, void *ctx)
 {
 	return rules_eval_ex(t, stage, f, NULL, NULL, visit, ctx);
@@ -2968,11 +2964,11 @@ rules_body_set(const rules_table *t)
 }
 
 bool
-rules_stage_expensive(const rules_table *t, enum rules_stage stage, bool stressed)
+rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed)
 {
 	size_t i;
 
-	if (t == NULL || (unsigned)stage >= RULES_N_STAGES)
+	if (t == NULL || (unsigned)stage >= STAGE_N)
 		return false;
 	for (i = 0; i < t->stage_n[stage]; i++)
 		if (t->stage_v[stage][i]->costs != 0 &&
@@ -2984,15 +2980,15 @@ rules_stage_expensive(const rules_table *t, enum rules_stage stage, bool stresse
 /* Questions about a table. */
 
 bool
-rules_stage_used(const rules_table *t, enum rules_stage stage)
+rules_stage_used(const rules_table *t, enum stage stage)
 {
-	return t != NULL && (unsigned)stage < RULES_N_STAGES && t->stage_n[stage] > 0;
+	return t != NULL && (unsigned)stage < STAGE_N && t->stage_n[stage] > 0;
 }
 
 bool
-rules_stage_may_reply(const rules_table *t, enum rules_stage stage)
+rules_stage_may_reply(const rules_table *t, enum stage stage)
 {
-	return t != NULL && (unsigned)stage < RULES_N_STAGES && t->may_reply[stage];
+	return t != NULL && (unsigned)stage < STAGE_N && t->may_reply[stage];
 }
 
 bool
@@ -3002,11 +2998,11 @@ rules_need_header_set(const rules_table *t)
 }
 
 const char *const *
-rules_stage_macros(const rules_table *t, enum rules_stage stage)
+rules_stage_macros(const rules_table *t, enum stage stage)
 {
 	static const char *const none[] = {NULL};
 
-	if (t == NULL || (unsigned)stage >= RULES_N_STAGES || t->macros[stage] == NULL)
+	if (t == NULL || (unsigned)stage >= STAGE_N || t->macros[stage] == NULL)
 		return none;
 	return t->macros[stage];
 }
@@ -3038,37 +3034,16 @@ rule_action(const rule *r)
 	return &r->action;
 }
 
-enum rules_stage
+enum stage
 rule_stage(const rule *r)
 {
 	return r->stage;
 }
 
 const char *
-rules_stage_name(enum rules_stage stage)
-{
-	return (unsigned)stage < RULES_N_STAGES ? stage_names[stage] : "?";
-}
-
-const char *
 rules_action_name(enum rules_action_kind kind)
 {
 	return (unsigned)kind < N_ACTIONS ? action_names[kind] : "?";
-}
-
-bool
-rules_stage_parse(const char *name, size_t len, enum rules_stage *stage)
-{
-	int i;
-
-	for (i = 0; i < RULES_N_STAGES; i++) {
-		if (strlen(stage_names[i]) == len &&
-		    strncmp(stage_names[i], name, len) == 0) {
-			*stage = (enum rules_stage)i;
-			return true;
-		}
-	}
-	return false;
 }
 
 /* Reply texts. */
@@ -3143,7 +3118,7 @@ rule_var(void *ctx, const char *name)
 	if (strcmp(name, "rule") == 0)
 		return rv->r->name;
 	if (strcmp(name, "stage") == 0)
-		return stage_names[rv->r->stage];
+		return stage_name(rv->r->stage);
 	if (strcmp(name, "stress") == 0)
 		return t->stressed ? "yes" : "";
 	return t->param != NULL ? t->param(t->param_ctx, name) : NULL;

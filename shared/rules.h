@@ -178,20 +178,9 @@
 #include "bodyscan.h"
 #include "dnsbl.h"
 #include "expand.h"
+#include "stage.h"
 #include "strbuf.h"
 
-enum rules_stage {
-	RULES_CONNECT,
-	RULES_HELO,
-	RULES_MAIL,
-	RULES_RCPT,
-	RULES_DATA,
-	RULES_HEADER,
-	RULES_EOH,
-	RULES_BODY,
-	RULES_EOM,
-	RULES_N_STAGES
-};
 
 enum rules_action_kind {
 	RULES_ACCEPT,
@@ -225,7 +214,7 @@ typedef struct rules_table rules_table; /* opaque; one per personality */
 /* "name" from name=NAME, else "FILE:LINE". */
 const char *rule_name(const rule *r);
 const rules_action *rule_action(const rule *r);
-enum rules_stage rule_stage(const rule *r);
+enum stage rule_stage(const rule *r);
 
 /* What a rule may look at. Strings are NULL when unknown. */
 typedef struct rules_header {
@@ -255,7 +244,7 @@ typedef bool (*rules_visit_fn)(void *ctx, const rule *r, bool matched);
 
 /* t NULL or a stage without rules: NULL at once. Expensive checks are
    skipped: rules_eval_ex() with x and info NULL. */
-const rule *rules_eval(const rules_table *t, enum rules_stage stage, const rules_facts *f,
+const rule *rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
                        rules_visit_fn visit, void *ctx);
 
 /* Cost classes, bits of rules_eval_info's masks. */
@@ -289,7 +278,7 @@ void rules_eval_info_free(rules_eval_info *info); /* and ready for reuse */
  * info (may be NULL) is reset first, so one info serves stage after stage.
  * Blocks for DNS at most until x->deadline_ms.
  */
-const rule *rules_eval_ex(const rules_table *t, enum rules_stage stage,
+const rule *rules_eval_ex(const rules_table *t, enum stage stage,
                           const rules_facts *f, const rules_expensive *x,
                           rules_eval_info *info, rules_visit_fn visit, void *ctx);
 
@@ -298,12 +287,12 @@ const bodyscan_set *rules_body_set(const rules_table *t);
 
 /* Would rules_eval_ex() run any expensive check at the stage (a DNS
    lookup, a look at the scanner) for a session stressed or not? */
-bool rules_stage_expensive(const rules_table *t, enum rules_stage stage, bool stressed);
+bool rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed);
 
 /* Does any rule of this table run at the stage? Could one reply there? */
-bool rules_stage_used(const rules_table *t, enum rules_stage stage);
+bool rules_stage_used(const rules_table *t, enum stage stage);
 /* (a verdict that answers the MTA: accept, tempfail, reject, discard) */
-bool rules_stage_may_reply(const rules_table *t, enum rules_stage stage);
+bool rules_stage_may_reply(const rules_table *t, enum stage stage);
 /* Does any rule look at the whole header set (so the session must keep it)? */
 bool rules_need_header_set(const rules_table *t);
 size_t rules_count(const rules_table *t); /* rules in the table */
@@ -313,7 +302,7 @@ size_t rules_count(const rules_table *t); /* rules in the table */
  * NULL-terminated, never NULL. For smfi_setsymlist(): a macro must be sent
  * at that stage or an earlier one.
  */
-const char *const *rules_stage_macros(const rules_table *t, enum rules_stage stage);
+const char *const *rules_stage_macros(const rules_table *t, enum stage stage);
 
 /*
  * -n: every rule of the table, one line each, "FILE:LINE: STAGE MODE
@@ -323,10 +312,7 @@ const char *const *rules_stage_macros(const rules_table *t, enum rules_stage sta
  */
 void rules_dump(const rules_table *t, FILE *fp);
 
-const char *rules_stage_name(enum rules_stage stage);
 const char *rules_action_name(enum rules_action_kind kind);
-/* The stage called name (len bytes, not NUL-terminated); false if none. */
-bool rules_stage_parse(const char *name, size_t len, enum rules_stage *stage);
 
 /*
  * Expand a TEXT template for a verdict: $client_addr $client_name

@@ -5,7 +5,7 @@
 #include "bodyscan.h"
 #include "budget.h"
 #include "log.h"
-#include "mproto.h"
+#include "protocol.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +52,7 @@ struct session {
 	bool message_accepted;
 	bool message_logged; /* a verdict already ended it in the log */
 	bool body_seen;
-	enum rules_stage stage;
+	enum stage stage;
 	const rule *current_rule; /* for $rule while a template expands */
 	char *queue_id;
 	char *from;
@@ -214,40 +214,14 @@ session_changes_free(session_changes *c)
 
 /* ---- negotiation ---- */
 
-/* The NR_* flag of each stage; 0 where the protocol has none. */
-static const unsigned long stage_nr_flag[RULES_N_STAGES] = {
-        [RULES_CONNECT] = MPROTO_P_NR_CONN,
-        [RULES_HELO] = MPROTO_P_NR_HELO,
-        [RULES_MAIL] = MPROTO_P_NR_MAIL,
-        [RULES_RCPT] = MPROTO_P_NR_RCPT,
-        [RULES_DATA] = MPROTO_P_NR_DATA,
-        [RULES_HEADER] = MPROTO_P_NR_HDR,
-        [RULES_EOH] = MPROTO_P_NR_EOH,
-        [RULES_BODY] = MPROTO_P_NR_BODY,
-        [RULES_EOM] = 0,
-};
-
-/*
- * The NO* flag of the stages that may be turned off entirely. Not DATA:
- * Postfix still sends the data stage's macro packet when the stage is off,
- * and that lone packet, which gets no answer, is held back by Nagle on
- * Postfix's side until our delayed ACK: 40 ms per message over inet
- * (measured through a private Postfix: delays= 0.05 s against 0.00 s).
- */
-static const unsigned long stage_off_flag[RULES_N_STAGES] = {
-        [RULES_HEADER] = MPROTO_P_NOHDRS,
-        [RULES_EOH] = MPROTO_P_NOEOH,
-        [RULES_BODY] = MPROTO_P_NOBODY,
-};
-
 unsigned long
 session_protocol(const conf *c)
 {
 	bool forced_value;
 	bool forced = conf_stress_forced(c, &forced_value);
-	bool used[RULES_N_STAGES] = {false}, reply[RULES_N_STAGES] = {false};
+	bool used[STAGE_N] = {false}, reply[STAGE_N] = {false};
 	bool want_headers = false;
-	unsigned long flags = MPROTO_P_NOUNKNOWN;
+	unsigned long flags = PROTO_P_NOUNKNOWN;
 
 	for (int p = 0; p < 2; p++) {
 		bool stressed = p == 1;
@@ -255,27 +229,29 @@ session_protocol(const conf *c)
 		if (forced && stressed != forced_value)
 			continue;
 		const rules_table *t = conf_rules(c, stressed);
-		for (int st = 0; st < RULES_N_STAGES; st++) {
-			used[st] |= rules_stage_used(t, (enum rules_stage)st);
-			reply[st] |= rules_stage_may_reply(t, (enum rules_stage)st);
+		for (int st = 0; st < STAGE_N; st++) {
+			used[st] |= rules_stage_used(t, (enum stage)st);
+			reply[st] |= rules_stage_may_reply(t, (enum stage)st);
 		}
 		want_headers |= rules_need_header_set(t) ||
 		                conf_personality(c, stressed)->stress_header[0] != '\0';
 		/* rcpt_limit can answer every recipient. */
-		reply[RULES_RCPT] |= conf_personality(c, stressed)->rcpt_limit > 0;
+		reply[STAGE_RCPT] |= conf_personality(c, stressed)->rcpt_limit > 0;
 		if (rules_body_set(t) != NULL) {
 			/* Body rules read chunks, and SKIP is a reply. */
-			used[RULES_BODY] = true;
-			reply[RULES_BODY] = true;
-			flags |= MPROTO_P_SKIP;
+			used[STAGE_BODY] = true;
+			reply[STAGE_BODY] = true;
+			flags |= PROTO_P_SKIP;
 		}
 	}
-	used[RULES_HEADER] |= want_headers;
-	for (int st = 0; st < RULES_N_STAGES; st++) {
-		if (!used[st] && stage_off_flag[st] != 0)
-			flags |= stage_off_flag[st];
+	used[STAGE_HEADER] |= want_headers;
+	for (int st = 0; st < STAGE_N; st++) {
+		const stage_desc *d = stage_get((enum stage)st);
+
+		if (!used[st] && d->skippable)
+			flags |= d->skip_flag;
 		else if (!reply[st])
-			flags |= stage_nr_flag[st];
+			flags |= d->nr_flag;
 	}
 	return flags;
 }
@@ -293,7 +269,7 @@ session_create(conf *c, const char *client_name, const char *client_addr)
 	s->rules = conf_rules(c, false);
 	s->client_name = dup_or_null(client_name);
 	s->client_addr = dup_or_null(client_addr);
-	s->stage = RULES_CONNECT;
+	s->stage = STAGE_CONNECT;
 	return s;
 }
 
@@ -540,7 +516,7 @@ template_var(void *ctx, const char *name)
 	if (strcmp(name, "rule") == 0)
 		return s->current_rule ? rule_name(s->current_rule) : NULL;
 	if (strcmp(name, "stage") == 0)
-		return rules_stage_name(s->stage);
+		return stage_name(s->stage);
 	if (strcmp(name, "stress") == 0)
 		return s->stress.stressed ? "yes" : "";
 	if (s->info != NULL && strncmp(name, "rbl_", 4) == 0) {
@@ -565,9 +541,9 @@ expand_for(session *s, const rule *r, const char *tmpl, strbuf *out)
 }
 
 static bool
-can_reply(const session *s, enum rules_stage stage)
+can_reply(const session *s, enum stage stage)
 {
-	return (s->proto & stage_nr_flag[stage]) == 0;
+	return (s->proto & stage_get(stage)->nr_flag) == 0;
 }
 
 static void
@@ -588,7 +564,7 @@ issued(session *s, const char *rule_id, const session_reply *r)
 	strbuf action = STRBUF_INIT;
 
 	describe_reply(r, &action);
-	log_line(s, rules_stage_name(s->stage), rule_id, action.s);
+	log_line(s, stage_name(s->stage), rule_id, action.s);
 	strbuf_free(&action);
 	/*
 	 * 452 asks the client to send the other recipients later; like Postfix
@@ -619,7 +595,7 @@ log_dry_run(session *s, const rule *r)
 	if (a->ecode[0] != '\0')
 		strbuf_printf(&action, " %s", a->ecode);
 	strbuf_putc(&action, ')');
-	log_line(s, rules_stage_name(s->stage), rule_name(r), action.s);
+	log_line(s, stage_name(s->stage), rule_name(r), action.s);
 	strbuf_free(&action);
 }
 
@@ -628,7 +604,7 @@ collect_tag(session *s, const rule *r)
 {
 	const rules_action *a = rule_action(r);
 	strbuf value = STRBUF_INIT;
-	bool session_wide = s->stage == RULES_CONNECT || s->stage == RULES_HELO;
+	bool session_wide = stage_get(s->stage)->session_wide;
 
 	expand_for(s, r, a->text, &value);
 	taglist_add(session_wide ? &s->session_tags : &s->tags, a->tag_name, value.s);
@@ -652,7 +628,7 @@ visit(void *ctx, const rule *r, bool matched)
 	session *s = ctx;
 
 	log_debug(2, "%s: trace: stage=%s rule=%s %s",
-	          s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(s->stage),
+	          s->queue_id ? s->queue_id : "NOQUEUE", stage_name(s->stage),
 	          rule_name(r), matched ? "matched" : "no match");
 	if (!matched)
 		return false;
@@ -711,8 +687,8 @@ nothing_left(const session *s)
 {
 	if (accepted_answer(s) != SESSION_ACCEPT || s->params->rcpt_limit > 0)
 		return false;
-	for (int st = (int)s->stage + 1; st < RULES_N_STAGES; st++)
-		if (rules_stage_used(s->rules, (enum rules_stage)st))
+	for (int st = (int)s->stage + 1; st < STAGE_N; st++)
+		if (rules_stage_used(s->rules, (enum stage)st))
 			return false;
 	return true;
 }
@@ -724,7 +700,7 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
 
 	switch (a->kind) {
 	case RULES_ACCEPT:
-		if (s->stage == RULES_CONNECT || s->stage == RULES_HELO)
+		if (stage_get(s->stage)->session_wide)
 			s->session_accepted = true;
 		else
 			s->message_accepted = true;
@@ -732,7 +708,7 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
 		r->answer = accepted_answer(s);
 		/* Logged with the message at eom, unless the MTA stops calling now. */
 		if (r->answer == SESSION_ACCEPT || log_verbose() >= 1)
-			log_line(s, rules_stage_name(s->stage), rule_name(hit), "accept");
+			log_line(s, stage_name(s->stage), rule_name(hit), "accept");
 		return;
 	case RULES_TEMPFAIL:
 	case RULES_REJECT: {
@@ -758,41 +734,15 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
  * One stage: the session limits first, then the rules. A stage that cannot
  * reply still runs its rules for tag, quarantine and log.
  */
-static long long
-stage_budget(const struct conf_values *p, enum rules_stage stage)
-{
-	switch (stage) {
-	case RULES_CONNECT:
-		return p->connect_budget;
-	case RULES_HELO:
-		return p->helo_budget;
-	case RULES_MAIL:
-		return p->mail_budget;
-	case RULES_RCPT:
-		return p->rcpt_budget;
-	case RULES_DATA:
-		return p->data_budget;
-	case RULES_HEADER:
-	case RULES_EOH:
-		return p->eoh_budget;
-	case RULES_BODY:
-		return p->body_budget;
-	case RULES_EOM:
-	case RULES_N_STAGES:
-		break;
-	}
-	return p->eom_budget;
-}
-
 /* What the stage's expensive checks may use: the resolver, the time, the body. */
 static void
-expensive_for(session *s, enum rules_stage stage, rules_expensive *x)
+expensive_for(session *s, enum stage stage, rules_expensive *x)
 {
 	memset(x, 0, sizeof *x);
 	/* The resolver starts a thread: only when some check will use it. */
 	if (rules_stage_expensive(s->rules, stage, s->stress.stressed))
 		x->dns = conf_dns(s->conf);
-	x->deadline_ms = stage == RULES_BODY && s->body_deadline != 0
+	x->deadline_ms = stage == STAGE_BODY && s->body_deadline != 0
 	                         ? s->body_deadline
 	                         : budget_deadline(budget_now_ms(),
 	                                           stage_budget(s->params, stage));
@@ -801,26 +751,26 @@ expensive_for(session *s, enum rules_stage stage, rules_expensive *x)
 
 /* Remember what was skipped, and say when time ran out or DNS failed. */
 static void
-note_expensive(session *s, enum rules_stage stage, const rules_eval_info *info)
+note_expensive(session *s, enum stage stage, const rules_eval_info *info)
 {
 	unsigned lost = info->skipped | info->timed_out | info->failed;
 
-	if (stage == RULES_CONNECT || stage == RULES_HELO)
+	if (stage_get(stage)->session_wide)
 		s->skipped_session |= lost;
 	else
 		s->skipped |= lost;
 	if (info->timed_out)
 		log_msg(LOG_WARNING, "%s: stage=%s budget ran out: %s",
-		        s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage),
+		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
 		        strbuf_str(&info->timeout_what));
 	if (info->failed)
 		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed",
-		        s->queue_id ? s->queue_id : "NOQUEUE", rules_stage_name(stage));
+		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage));
 }
 
 /* No verdict, but a check could not finish: budget_action / dns_error_action. */
 static void
-unsure(session *s, enum rules_stage stage, const rules_eval_info *info, session_reply *r)
+unsure(session *s, enum stage stage, const rules_eval_info *info, session_reply *r)
 {
 	const char *why = NULL;
 
@@ -836,7 +786,7 @@ unsure(session *s, enum rules_stage stage, const rules_eval_info *info, session_
 }
 
 static void
-run_stage(session *s, enum rules_stage stage, session_reply *r)
+run_stage(session *s, enum stage stage, session_reply *r)
 {
 	const rule *hit;
 	rules_facts f;
@@ -873,21 +823,21 @@ run_stage(session *s, enum rules_stage stage, session_reply *r)
 		 */
 		if (rule_action(hit)->kind != RULES_CONTINUE)
 			log_msg(LOG_WARNING, "rule %s matched at stage %s, which cannot reply",
-				rule_name(hit), rules_stage_name(stage));
+				rule_name(hit), stage_name(stage));
 	} else {
 		apply_verdict(s, hit, r);
 	}
 	s->info = NULL;
 	rules_eval_info_free(&info);
 	if (r->answer == SESSION_CONTINUE &&
-	    (stage == RULES_CONNECT || stage == RULES_HELO) && can_reply(s, stage) &&
+	    stage_get(stage)->session_wide && can_reply(s, stage) &&
 	    nothing_left(s)) {
 		s->session_accepted = true;
 		r->answer = SESSION_ACCEPT;
-		log_line(s, rules_stage_name(stage), "nothing_left", "accept");
+		log_line(s, stage_name(stage), "nothing_left", "accept");
 	}
 	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
-	    stage != RULES_RCPT && s->in_message)
+	    stage != STAGE_RCPT && s->in_message)
 		s->message_logged = true;
 }
 
@@ -909,14 +859,14 @@ session_on_connect(session *s, session_reply *r)
 		log_msg(LOG_INFO, "%s", line.s);
 		strbuf_free(&line);
 	}
-	run_stage(s, RULES_CONNECT, r);
+	run_stage(s, STAGE_CONNECT, r);
 }
 
 void
 session_on_helo(session *s, const char *helo, session_reply *r)
 {
 	replace(&s->helo, helo);
-	run_stage(s, RULES_HELO, r);
+	run_stage(s, STAGE_HELO, r);
 }
 
 void
@@ -928,14 +878,14 @@ session_on_mail(session *s, const char *from, session_reply *r)
 	s->busy_ns = busy; /* time spent before MAIL belongs to this message */
 	s->in_message = true;
 	replace(&s->from, from);
-	run_stage(s, RULES_MAIL, r);
+	run_stage(s, STAGE_MAIL, r);
 }
 
 void
 session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 {
 	replace(&s->rcpt, rcpt);
-	s->stage = RULES_RCPT;
+	s->stage = STAGE_RCPT;
 	if (!s->hung_up && !s->session_accepted && !s->message_accepted &&
 	    s->params->rcpt_limit > 0 &&
 	    s->n_rcpt >= (unsigned long long)s->params->rcpt_limit) {
@@ -947,7 +897,7 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 		else
 			count(&session_n_tempfailed); /* logged by rcpt_limit_summary() */
 	} else {
-		run_stage(s, RULES_RCPT, r);
+		run_stage(s, STAGE_RCPT, r);
 	}
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		if (s->n_rcpt++ == 0)
@@ -960,7 +910,7 @@ void
 session_on_data(session *s, session_reply *r)
 {
 	rcpt_limit_summary(s);
-	run_stage(s, RULES_DATA, r);
+	run_stage(s, STAGE_DATA, r);
 }
 
 void
@@ -974,14 +924,14 @@ session_on_header(session *s, const char *name, const char *value, session_reply
 	if (rules_need_header_set(s->rules))
 		headers_add(s, name, value);
 	s->header = &h;
-	run_stage(s, RULES_HEADER, r);
+	run_stage(s, STAGE_HEADER, r);
 	s->header = NULL;
 }
 
 void
 session_on_eoh(session *s, session_reply *r)
 {
-	run_stage(s, RULES_EOH, r);
+	run_stage(s, STAGE_EOH, r);
 }
 
 /* Does any rule of this personality still need body bytes? */
@@ -990,8 +940,8 @@ body_wanted(const session *s)
 {
 	return rules_body_set(s->rules) != NULL && !s->session_accepted &&
 	       !s->message_accepted &&
-	       (rules_stage_expensive(s->rules, RULES_BODY, s->stress.stressed) ||
-	        rules_stage_expensive(s->rules, RULES_EOM, s->stress.stressed));
+	       (rules_stage_expensive(s->rules, STAGE_BODY, s->stress.stressed) ||
+	        rules_stage_expensive(s->rules, STAGE_EOM, s->stress.stressed));
 }
 
 static void
@@ -1031,7 +981,7 @@ session_on_body(session *s, const unsigned char *chunk, size_t len, session_repl
 		s->body_done = true;
 	/* Body rules run on the first chunk and whenever the scanner knows more. */
 	if (first || s->scan != NULL)
-		run_stage(s, RULES_BODY, r);
+		run_stage(s, STAGE_BODY, r);
 	if (r->answer == SESSION_CONTINUE && s->body_done &&
 	    rules_body_set(s->rules) != NULL)
 		r->answer = SESSION_SKIP;
@@ -1079,7 +1029,7 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 {
 	if (s->scan != NULL && !s->body_done)
 		bodyscan_finish(s->scan);
-	run_stage(s, RULES_EOM, r);
+	run_stage(s, STAGE_EOM, r);
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		collect_changes(s, changes);
 		r->answer = SESSION_ACCEPT;
@@ -1095,7 +1045,7 @@ session_on_abort(session *s)
 {
 	rcpt_limit_summary(s);
 	if (s->in_message && !s->message_logged)
-		log_line(s, rules_stage_name(s->stage), NULL, "aborted");
+		log_line(s, stage_name(s->stage), NULL, "aborted");
 	count_message(s);
 	end_message(s);
 }

@@ -242,16 +242,16 @@ END_TEST
 START_TEST(test_protocol)
 {
 	unsigned long p = admission_overload_protocol();
-	const unsigned long off[] = {MPROTO_P_NOHELO, MPROTO_P_NOMAIL,   MPROTO_P_NORCPT,
-	                             MPROTO_P_NODATA, MPROTO_P_NOHDRS,   MPROTO_P_NOEOH,
-	                             MPROTO_P_NOBODY, MPROTO_P_NOUNKNOWN};
+	const unsigned long off[] = {PROTO_P_NOHELO, PROTO_P_NOMAIL,   PROTO_P_NORCPT,
+	                             PROTO_P_NODATA, PROTO_P_NOHDRS,   PROTO_P_NOEOH,
+	                             PROTO_P_NOBODY, PROTO_P_NOUNKNOWN};
 
-	ck_assert_uint_eq(p & MPROTO_P_NOCONNECT, 0);
-	ck_assert_uint_eq(p & MPROTO_P_NR_CONN, 0);
+	ck_assert_uint_eq(p & PROTO_P_NOCONNECT, 0);
+	ck_assert_uint_eq(p & PROTO_P_NR_CONN, 0);
 	for (size_t i = 0; i < N(off); i++)
 		ck_assert_msg(p & off[i], "flag 0x%lx missing", off[i]);
-	ck_assert_uint_eq(p & ~(unsigned long)MPROTO_P_ALL, 0);
-	ck_assert_uint_eq(p & MPROTO_P_SKIP, 0);
+	ck_assert_uint_eq(p & ~(unsigned long)PROTO_P_ALL, 0);
+	ck_assert_uint_eq(p & PROTO_P_SKIP, 0);
 }
 END_TEST
 

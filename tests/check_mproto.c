@@ -19,7 +19,7 @@
 static int
 enc_optneg(strbuf *b)
 {
-	return mproto_put_optneg(b, MPROTO_VERSION, MPROTO_ACT_ALL, MPROTO_P_ALL);
+	return mproto_put_optneg(b, MPROTO_VERSION, PROTO_F_ALL, PROTO_P_ALL);
 }
 
 static int
@@ -425,20 +425,20 @@ START_TEST(test_decode_optneg)
 	        0);
 	ck_assert_int_eq(r.cmd, MPROTO_R_OPTNEG);
 	ck_assert_uint_eq(r.version, 6);
-	ck_assert_uint_eq(r.actions, MPROTO_ACT_ADDHDRS);
-	ck_assert_uint_eq(r.protocol, MPROTO_P_NOHELO | MPROTO_P_NOEOH | MPROTO_P_NR_HDR);
-	for (int i = 0; i < MPROTO_M_COUNT; i++)
+	ck_assert_uint_eq(r.actions, PROTO_F_ADDHDRS);
+	ck_assert_uint_eq(r.protocol, PROTO_P_NOHELO | PROTO_P_NOEOH | PROTO_P_NR_HDR);
+	for (int i = 0; i < PROTO_M_COUNT; i++)
 		ck_assert_ptr_null(r.macros[i]);
 	ck_assert_uint_eq(r.ignored_lists, 0);
 
 	ck_assert_msg(mproto_decode_reply((const unsigned char *)lists, LEN(lists), &r,
 	                                  &err) == 0,
 	              "%s", strbuf_str(&err));
-	ck_assert_uint_eq(r.actions, MPROTO_ACT_ALL);
+	ck_assert_uint_eq(r.actions, PROTO_F_ALL);
 	ck_assert_uint_eq(r.protocol, 0);
-	ck_assert_str_eq(r.macros[MPROTO_M_CONNECT], "j {stress}");
-	ck_assert_str_eq(r.macros[MPROTO_M_EOM], "i"); /* a repeat replaces */
-	ck_assert_ptr_null(r.macros[MPROTO_M_HELO]);
+	ck_assert_str_eq(r.macros[PROTO_M_CONNECT], "j {stress}");
+	ck_assert_str_eq(r.macros[PROTO_M_EOM], "i"); /* a repeat replaces */
+	ck_assert_ptr_null(r.macros[PROTO_M_HELO]);
 	ck_assert_uint_eq(r.ignored_lists, 1);
 	mproto_reply_free(&r);
 	strbuf_free(&err);
@@ -579,13 +579,13 @@ START_TEST(test_names)
 	strbuf b = STRBUF_INIT;
 	static const unsigned char pkt[] = {0, 0, 0, 4, 'H', 'a', 0, 1};
 
-	mproto_protocol_names(&b, MPROTO_P_NOHELO | MPROTO_P_NR_HDR | MPROTO_P_NOEOH);
+	mproto_protocol_names(&b, PROTO_P_NOHELO | PROTO_P_NR_HDR | PROTO_P_NOEOH);
 	ck_assert_str_eq(strbuf_str(&b), "NOHELO NOEOH NR_HDR");
 	strbuf_reset(&b);
-	mproto_protocol_names(&b, MPROTO_P_MDS_1M | 0x40000000u | MPROTO_P_HDR_LEADSPC);
+	mproto_protocol_names(&b, PROTO_P_MDS_1M | 0x40000000u | PROTO_P_HDR_LEADSPC);
 	ck_assert_str_eq(strbuf_str(&b), "HDR_LEADSPC MDS_1M 0x40000000");
 	strbuf_reset(&b);
-	mproto_action_names(&b, MPROTO_ACT_ADDHDRS | MPROTO_ACT_SETSYMLIST);
+	mproto_action_names(&b, PROTO_F_ADDHDRS | PROTO_F_SETSYMLIST);
 	ck_assert_str_eq(strbuf_str(&b), "ADDHDRS SETSYMLIST");
 	strbuf_reset(&b);
 	mproto_dump(&b, pkt, sizeof pkt, 0, 100);
@@ -595,9 +595,9 @@ START_TEST(test_names)
 	ck_assert_str_eq(strbuf_str(&b), "H [helo] 3 bytes: a...");
 	ck_assert_str_eq(mproto_reply_name('y'), "reply code");
 	ck_assert_str_eq(mproto_command_name('L'), "header");
-	ck_assert_str_eq(mproto_stage_name(MPROTO_M_EOH), "eoh");
+	ck_assert_str_eq(mproto_stage_name(PROTO_M_EOH), "eoh");
 	ck_assert_ptr_null(mproto_reply_name('Z'));
-	ck_assert_ptr_null(mproto_stage_name(MPROTO_M_COUNT));
+	ck_assert_ptr_null(mproto_stage_name(PROTO_M_COUNT));
 	strbuf_free(&b);
 }
 END_TEST

@@ -197,12 +197,12 @@ free_facts(facts_buf *fb)
 }
 
 /* The stage a one-rule text is for: its first word. */
-static enum rules_stage
+static enum stage
 stage_of(const char *text)
 {
-	enum rules_stage st = RULES_CONNECT;
+	enum stage st = STAGE_CONNECT;
 
-	ck_assert(rules_stage_parse(text, strcspn(text, " "), &st));
+	ck_assert(stage_parse(text, strcspn(text, " "), &st));
 	return st;
 }
 
@@ -1010,7 +1010,7 @@ START_TEST(test_order)
 	const rule *r;
 
 	make_facts(&fb, &s);
-	r = rules_eval(conf_rules(c, false), RULES_RCPT, &fb.f, visit, &v);
+	r = rules_eval(conf_rules(c, false), STAGE_RCPT, &fb.f, visit, &v);
 	if (t->want == NULL)
 		ck_assert_ptr_null(r);
 	else
@@ -1076,7 +1076,7 @@ grab(void *ctx, const rule *r, bool matched)
 
 /* The first rule of a stage, matched or not. */
 static const rule *
-first_rule(const rules_table *tab, enum rules_stage stage)
+first_rule(const rules_table *tab, enum stage stage)
 {
 	fact_spec s = {0};
 	const rule *r = NULL;
@@ -1141,7 +1141,7 @@ START_TEST(test_mode)
 	const rule *r;
 
 	make_facts(&fb, &s);
-	r = rules_eval(tab, RULES_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(rule_name(r), t->want);
 	ck_assert_uint_eq(rules_count(tab), t->count);
@@ -1175,26 +1175,26 @@ END_TEST
 
 static const struct stage_case {
 	const char *text;
-	enum rules_stage stage;
+	enum stage stage;
 	bool used, may_reply, header_set;
 } stage_cases[] = {
-        {"connect any accept", RULES_CONNECT, true, true, false},
-        {"connect any accept", RULES_HELO, false, false, false},
-        {"connect any continue", RULES_CONNECT, true, false, false},
-        {"connect any tempfail", RULES_CONNECT, true, true, false},
-        {"mail any reject", RULES_MAIL, true, true, false},
-        {"mail any discard", RULES_MAIL, true, true, false},
-        {"mail any tag X-A b", RULES_MAIL, true, false, false},
-        {"mail any quarantine why", RULES_MAIL, true, false, false},
-        {"mail any log reject", RULES_MAIL, true, false, false},
-        {"rcpt any log tempfail\nrcpt recipient <> reject", RULES_RCPT, true, true,
+        {"connect any accept", STAGE_CONNECT, true, true, false},
+        {"connect any accept", STAGE_HELO, false, false, false},
+        {"connect any continue", STAGE_CONNECT, true, false, false},
+        {"connect any tempfail", STAGE_CONNECT, true, true, false},
+        {"mail any reject", STAGE_MAIL, true, true, false},
+        {"mail any discard", STAGE_MAIL, true, true, false},
+        {"mail any tag X-A b", STAGE_MAIL, true, false, false},
+        {"mail any quarantine why", STAGE_MAIL, true, false, false},
+        {"mail any log reject", STAGE_MAIL, true, false, false},
+        {"rcpt any log tempfail\nrcpt recipient <> reject", STAGE_RCPT, true, true,
          false},
-        {"header header Subject /x/ reject", RULES_HEADER, true, true, false},
-        {"eoh header Subject /x/ tag X-A b", RULES_EOH, true, false, true},
-        {"body header * /x/ log reject", RULES_BODY, true, false, true},
-        {"eom !header X-A /x/ reject", RULES_EOM, true, true, true},
-        {"eom any reject", RULES_EOM, true, true, false},
-        {"eom any reject", RULES_DATA, false, false, false},
+        {"header header Subject /x/ reject", STAGE_HEADER, true, true, false},
+        {"eoh header Subject /x/ tag X-A b", STAGE_EOH, true, false, true},
+        {"body header * /x/ log reject", STAGE_BODY, true, false, true},
+        {"eom !header X-A /x/ reject", STAGE_EOM, true, true, true},
+        {"eom any reject", STAGE_EOM, true, true, false},
+        {"eom any reject", STAGE_DATA, false, false, false},
 };
 
 START_TEST(test_stage_questions)
@@ -1227,18 +1227,18 @@ START_TEST(test_stage_macros)
 	const char *const *m;
 	strbuf all = STRBUF_INIT;
 
-	for (m = rules_stage_macros(t, RULES_CONNECT); *m != NULL; m++)
+	for (m = rules_stage_macros(t, STAGE_CONNECT); *m != NULL; m++)
 		strbuf_printf(&all, "%s ", *m);
 	strbuf_puts(&all, "| ");
-	for (m = rules_stage_macros(t, RULES_MAIL); *m != NULL; m++)
+	for (m = rules_stage_macros(t, STAGE_MAIL); *m != NULL; m++)
 		strbuf_printf(&all, "%s ", *m);
 	strbuf_puts(&all, "| ");
-	for (m = rules_stage_macros(t, RULES_RCPT); *m != NULL; m++)
+	for (m = rules_stage_macros(t, STAGE_RCPT); *m != NULL; m++)
 		strbuf_printf(&all, "%s ", *m);
 	ck_assert_str_eq(strbuf_str(&all),
 	                 "{daemon_name} | {auth_authen} i {auth_type} | ");
-	ck_assert_ptr_null(rules_stage_macros(NULL, RULES_CONNECT)[0]);
-	ck_assert_ptr_null(rules_stage_macros(t, RULES_N_STAGES)[0]);
+	ck_assert_ptr_null(rules_stage_macros(NULL, STAGE_CONNECT)[0]);
+	ck_assert_ptr_null(rules_stage_macros(t, STAGE_N)[0]);
 	strbuf_free(&all);
 	conf_unref(c);
 }
@@ -1255,15 +1255,15 @@ START_TEST(test_empty_table)
 	ck_assert_ptr_nonnull(tab);
 	ck_assert_uint_eq(rules_count(tab), 0);
 	make_facts(&fb, &s);
-	for (st = 0; st < RULES_N_STAGES; st++) {
+	for (st = 0; st < STAGE_N; st++) {
 		ck_assert(!rules_stage_used(tab, st));
 		ck_assert(!rules_stage_may_reply(tab, st));
 		ck_assert_ptr_null(rules_eval(tab, st, &fb.f, NULL, NULL));
 	}
-	ck_assert_ptr_null(rules_eval(tab, RULES_N_STAGES, &fb.f, NULL, NULL));
-	ck_assert_ptr_null(rules_eval(NULL, RULES_CONNECT, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(tab, STAGE_N, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(NULL, STAGE_CONNECT, &fb.f, NULL, NULL));
 	ck_assert(!rules_need_header_set(NULL));
-	ck_assert(!rules_stage_used(NULL, RULES_CONNECT));
+	ck_assert(!rules_stage_used(NULL, STAGE_CONNECT));
 	free_facts(&fb);
 	conf_unref(c);
 }
@@ -1537,13 +1537,13 @@ START_TEST(test_rule_text)
 	strbuf out = STRBUF_INIT;
 	const rule *r;
 
-	r = first_rule(conf_rules(c, false), RULES_CONNECT);
+	r = first_rule(conf_rules(c, false), STAGE_CONNECT);
 	rule_expand_text(r, var_fn, &v, &out);
 	ck_assert_str_eq(strbuf_str(&out), "192.0.2.1 r1 connect [] cold 256");
-	r = first_rule(conf_rules(c, true), RULES_CONNECT);
+	r = first_rule(conf_rules(c, true), STAGE_CONNECT);
 	rule_expand_text(r, NULL, NULL, &out);
 	ck_assert_str_eq(strbuf_str(&out), " r1 connect [yes] hot 256");
-	r = first_rule(conf_rules(c, true), RULES_MAIL);
+	r = first_rule(conf_rules(c, true), STAGE_MAIL);
 	rule_expand_text(r, var_fn, &v, &out);
 	ck_assert_str_eq(strbuf_str(&out), "");
 	ck_assert_str_eq(conf_param_text(c, true, "syslog_name"), "hot");
@@ -1581,10 +1581,10 @@ START_TEST(test_include)
 	            NULL);
 	ck_assert_str_eq(conf_personality(c, false)->syslog_name, "from-include");
 	make_facts(&fb, &s);
-	r = rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL);
 	ck_assert_str_eq(rule_name(r), "inc");
 	fb.f.client_addr = "203.0.113.1";
-	r = rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL);
 	ck_assert_str_eq(rule_name(r), "main");
 	free_facts(&fb);
 	out = dump_rules(conf_rules(c, false));
@@ -1723,8 +1723,8 @@ eval_worker(void *arg)
 
 	make_facts(&fb, &s);
 	for (i = 0; i < 2000; i++) {
-		hits += rules_eval(tab, RULES_CONNECT, &fb.f, NULL, NULL) != NULL;
-		hits += rules_eval(tab, RULES_HEADER, &fb.f, NULL, NULL) != NULL;
+		hits += rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL) != NULL;
+		hits += rules_eval(tab, STAGE_HEADER, &fb.f, NULL, NULL) != NULL;
 	}
 	free_facts(&fb);
 	return (void *)(intptr_t)hits;
@@ -1793,16 +1793,16 @@ END_TEST
 
 START_TEST(test_names)
 {
-	enum rules_stage st;
+	enum stage st;
 
-	ck_assert_str_eq(rules_stage_name(RULES_EOH), "eoh");
-	ck_assert_str_eq(rules_stage_name(RULES_N_STAGES), "?");
+	ck_assert_str_eq(stage_name(STAGE_EOH), "eoh");
+	ck_assert_str_eq(stage_name(STAGE_N), "?");
 	ck_assert_str_eq(rules_action_name(RULES_QUARANTINE), "quarantine");
 	ck_assert_str_eq(rules_action_name((enum rules_action_kind)99), "?");
-	ck_assert(rules_stage_parse("rcpt", 4, &st) && st == RULES_RCPT);
-	ck_assert(rules_stage_parse("rcpt_limit", 4, &st) && st == RULES_RCPT);
-	ck_assert(!rules_stage_parse("rcpt_limit", 10, &st));
-	ck_assert(!rules_stage_parse("", 0, &st));
+	ck_assert(stage_parse("rcpt", 4, &st) && st == STAGE_RCPT);
+	ck_assert(stage_parse("rcpt_limit", 4, &st) && st == STAGE_RCPT);
+	ck_assert(!stage_parse("rcpt_limit", 10, &st));
+	ck_assert(!stage_parse("", 0, &st));
 }
 END_TEST
 
@@ -1824,11 +1824,11 @@ START_TEST(test_long_subject)
 	h.value = value.s;
 	f.headers = &h;
 	f.n_headers = 1;
-	r = rules_eval(conf_rules(c, false), RULES_EOH, &f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(rule_action(r)->kind, RULES_ACCEPT);
 	value.s[value.len - 1] = 'x';
-	ck_assert_ptr_null(rules_eval(conf_rules(c, false), RULES_EOH, &f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL));
 	strbuf_free(&value);
 	conf_unref(c);
 }
@@ -1842,7 +1842,7 @@ START_TEST(test_backtracking)
 	rules_facts f = {0};
 
 	f.header = &h;
-	ck_assert_ptr_null(rules_eval(conf_rules(c, false), RULES_HEADER, &f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_HEADER, &f, NULL, NULL));
 	conf_unref(c);
 }
 END_TEST
@@ -2132,7 +2132,7 @@ START_TEST(test_dns_timeout)
 
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x, &info, NULL,
+	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
 	                  NULL);
 	took = budget_now_ms() - t0;
 	ck_assert_msg(took >= 290 && took <= 300 + MARGIN_MS, "took %lld ms", took);
@@ -2202,7 +2202,7 @@ START_TEST(test_dns_short_circuit)
 
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x, &info, NULL,
+	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
 	                  NULL);
 	took = budget_now_ms() - t0;
 	ck_assert_msg(r != NULL, "'%s': no verdict", t->text);
@@ -2248,17 +2248,17 @@ START_TEST(test_dns_no_ctx)
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
 	ck_assert_ptr_null(
-	        rules_eval(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL, NULL));
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, &x,
+	        rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
 	ck_assert_uint_eq(info.queries, 0);
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_CONNECT, &fb.f, NULL,
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
 	/* info is reset for each stage: nothing left from the one before. */
 	strbuf_puts(&info.rbl_domain, "stale");
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), RULES_HELO, &fb.f, NULL,
+	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_HELO, &fb.f, NULL,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, 0);
 	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "");
@@ -2274,7 +2274,7 @@ static const char body_rules[] = "body body /viagra/i reject \"body\"\n"
                                  "eom !body /viagra/i tag X-Clean yes\n";
 
 static const rule *
-eval_body(conf *c, bool stressed, enum rules_stage stage, const char *body, bool scanner,
+eval_body(conf *c, bool stressed, enum stage stage, const char *body, bool scanner,
           rules_eval_info *info)
 {
 	const rules_table *t = conf_rules(c, stressed);
@@ -2308,26 +2308,26 @@ START_TEST(test_body)
 	ck_assert_uint_eq(bodyscan_set_size(rules_body_set(conf_rules(c, false))), 3);
 	ck_assert_uint_eq(bodyscan_set_size(rules_body_set(conf_rules(c, true))), 3);
 
-	ck_assert_ptr_null(eval_body(c, false, RULES_BODY, won, true, &info));
+	ck_assert_ptr_null(eval_body(c, false, STAGE_BODY, won, true, &info));
 	ck_assert_uint_eq(info.skipped, 0);
-	r = eval_body(c, false, RULES_BODY, "buy VIAGRA\n", true, &info);
+	r = eval_body(c, false, STAGE_BODY, "buy VIAGRA\n", true, &info);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(rule_action(r)->text, "body");
-	r = eval_body(c, false, RULES_EOM, won, true, &info);
+	r = eval_body(c, false, STAGE_EOM, won, true, &info);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(rule_action(r)->text, "both");
-	ck_assert_ptr_null(eval_body(c, false, RULES_EOM, "hello\n", true, &info));
+	ck_assert_ptr_null(eval_body(c, false, STAGE_EOM, "hello\n", true, &info));
 
 	/* Under stress the "both" rule is skipped, the "stress" rule runs. */
-	r = eval_body(c, true, RULES_EOM, won, true, &info);
+	r = eval_body(c, true, STAGE_EOM, won, true, &info);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(rule_action(r)->text, "stress");
 	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
-	ck_assert_ptr_null(eval_body(c, true, RULES_BODY, "viagra\n", true, &info));
+	ck_assert_ptr_null(eval_body(c, true, STAGE_BODY, "viagra\n", true, &info));
 	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
 
 	/* No scanner: skipped, never a verdict from !body. */
-	ck_assert_ptr_null(eval_body(c, false, RULES_EOM, won, false, &info));
+	ck_assert_ptr_null(eval_body(c, false, STAGE_EOM, won, false, &info));
 	ck_assert_uint_eq(info.skipped, RULES_COST_BODY);
 	rules_eval_info_free(&info);
 	conf_unref(c);
@@ -2343,13 +2343,13 @@ START_TEST(test_stage_expensive)
 	                  NULL);
 	const rules_table *n = conf_rules(c, false), *s = conf_rules(c, true);
 
-	ck_assert(rules_stage_expensive(n, RULES_CONNECT, false));
-	ck_assert(!rules_stage_expensive(s, RULES_CONNECT, true));
-	ck_assert(!rules_stage_expensive(n, RULES_HELO, false));
-	ck_assert(rules_stage_expensive(s, RULES_HELO, true));
-	ck_assert(!rules_stage_expensive(n, RULES_MAIL, false));
-	ck_assert(!rules_stage_expensive(NULL, RULES_MAIL, false));
-	ck_assert(rules_stage_used(n, RULES_CONNECT));
+	ck_assert(rules_stage_expensive(n, STAGE_CONNECT, false));
+	ck_assert(!rules_stage_expensive(s, STAGE_CONNECT, true));
+	ck_assert(!rules_stage_expensive(n, STAGE_HELO, false));
+	ck_assert(rules_stage_expensive(s, STAGE_HELO, true));
+	ck_assert(!rules_stage_expensive(n, STAGE_MAIL, false));
+	ck_assert(!rules_stage_expensive(NULL, STAGE_MAIL, false));
+	ck_assert(rules_stage_used(n, STAGE_CONNECT));
 	ck_assert_ptr_null(rules_body_set(n));
 	conf_unref(c);
 }

@@ -661,21 +661,21 @@ static const struct proto_case {
 	unsigned long on, off;
 } proto_cases[] = {
         {"", NULL,
-         MPROTO_P_NR_DATA | MPROTO_P_NOEOH | MPROTO_P_NOBODY | MPROTO_P_NOUNKNOWN |
-                 MPROTO_P_NR_CONN | MPROTO_P_NR_HELO | MPROTO_P_NR_MAIL | MPROTO_P_NR_HDR,
-         MPROTO_P_NOHDRS | MPROTO_P_NR_RCPT | MPROTO_P_NOCONNECT | MPROTO_P_NODATA},
-        {"", "stress_header=", MPROTO_P_NOHDRS, 0},
+         PROTO_P_NR_DATA | PROTO_P_NOEOH | PROTO_P_NOBODY | PROTO_P_NOUNKNOWN |
+                 PROTO_P_NR_CONN | PROTO_P_NR_HELO | PROTO_P_NR_MAIL | PROTO_P_NR_HDR,
+         PROTO_P_NOHDRS | PROTO_P_NR_RCPT | PROTO_P_NOCONNECT | PROTO_P_NODATA},
+        {"", "stress_header=", PROTO_P_NOHDRS, 0},
         {"header header Subject /x/ reject\n", NULL, 0,
-         MPROTO_P_NR_HDR | MPROTO_P_NOHDRS},
-        {"header header Subject /x/ log reject\n", NULL, MPROTO_P_NR_HDR,
-         MPROTO_P_NOHDRS},
-        {"data normal any tempfail\n", NULL, 0, MPROTO_P_NODATA | MPROTO_P_NR_DATA},
-        {"data normal any tempfail\n", "stress=yes", MPROTO_P_NR_DATA, MPROTO_P_NODATA},
+         PROTO_P_NR_HDR | PROTO_P_NOHDRS},
+        {"header header Subject /x/ log reject\n", NULL, PROTO_P_NR_HDR,
+         PROTO_P_NOHDRS},
+        {"data normal any tempfail\n", NULL, 0, PROTO_P_NODATA | PROTO_P_NR_DATA},
+        {"data normal any tempfail\n", "stress=yes", PROTO_P_NR_DATA, PROTO_P_NODATA},
         {"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
-         MPROTO_P_NR_CONN},
-        {"eoh any tag X-A b\n", NULL, MPROTO_P_NR_EOH, MPROTO_P_NOEOH},
-        {"eom body /x/ reject\n", NULL, MPROTO_P_SKIP,
-         MPROTO_P_NOBODY | MPROTO_P_NR_BODY},
+         PROTO_P_NR_CONN},
+        {"eoh any tag X-A b\n", NULL, PROTO_P_NR_EOH, PROTO_P_NOEOH},
+        {"eom body /x/ reject\n", NULL, PROTO_P_SKIP,
+         PROTO_P_NOBODY | PROTO_P_NR_BODY},
 };
 
 START_TEST(test_protocol)
@@ -703,8 +703,8 @@ START_TEST(test_continue_at_no_reply_stage)
 	unsigned long p = session_protocol(c);
 	session *s;
 
-	ck_assert_msg((p & (MPROTO_P_NR_HELO | MPROTO_P_NR_EOH)) ==
-			      (MPROTO_P_NR_HELO | MPROTO_P_NR_EOH),
+	ck_assert_msg((p & (PROTO_P_NR_HELO | PROTO_P_NR_EOH)) ==
+			      (PROTO_P_NR_HELO | PROTO_P_NR_EOH),
 		      "flags 0x%lx", p);
 	s = session_create(c, "mx.example", "192.0.2.1");
 	conf_unref(c);

@@ -121,7 +121,7 @@ encode(const mproto_reply *r, strbuf *pkt)
 		put32(&d, r->version);
 		put32(&d, r->actions);
 		put32(&d, r->protocol);
-		for (i = 0; i < MPROTO_M_COUNT; i++) {
+		for (i = 0; i < PROTO_M_COUNT; i++) {
 			if (r->macros[i] != NULL) {
 				put32(&d, (uint32_t)i);
 				put_str(&d, r->macros[i]);
@@ -176,7 +176,7 @@ check_fields(const mproto_reply *r)
 			die("body outside the reply", r);
 		break;
 	case MPROTO_R_OPTNEG:
-		for (i = 0; i < MPROTO_M_COUNT; i++)
+		for (i = 0; i < PROTO_M_COUNT; i++)
 			if (r->macros[i] != NULL && !inside(r, r->macros[i]))
 				die("macro list outside the reply", r);
 		break;
@@ -200,7 +200,7 @@ check_same(const mproto_reply *a, const mproto_reply *b)
 	    a->version != b->version || a->actions != b->actions ||
 	    a->protocol != b->protocol)
 		die("decoding the reply encoded again gives another reply", a);
-	for (i = 0; i < MPROTO_M_COUNT; i++)
+	for (i = 0; i < PROTO_M_COUNT; i++)
 		if (!same_str(a->macros[i], b->macros[i]))
 			die("macro lists differ after encoding again", a);
 }

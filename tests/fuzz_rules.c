@@ -129,10 +129,10 @@ evaluate(const conf *c)
 			session_facts s = sessions[i];
 
 			s.f.macro_ctx = &s;
-			for (st = 0; st < RULES_N_STAGES; st++) {
-				(void)rules_eval(t, (enum rules_stage)st, &s.f, visit,
+			for (st = 0; st < STAGE_N; st++) {
+				(void)rules_eval(t, (enum stage)st, &s.f, visit,
 				                 &s);
-				(void)rules_eval_ex(t, (enum rules_stage)st, &s.f, &x,
+				(void)rules_eval_ex(t, (enum stage)st, &s.f, &x,
 				                    &info, visit, &s);
 			}
 		}

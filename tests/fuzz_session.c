@@ -250,16 +250,16 @@ set_macro(fz *z, const char *arg)
 
 /* ---- the invariants ---- */
 
-static const unsigned long nr_flag[RULES_N_STAGES] = {
-        [RULES_CONNECT] = MPROTO_P_NR_CONN,
-        [RULES_HELO] = MPROTO_P_NR_HELO,
-        [RULES_MAIL] = MPROTO_P_NR_MAIL,
-        [RULES_RCPT] = MPROTO_P_NR_RCPT,
-        [RULES_DATA] = MPROTO_P_NR_DATA,
-        [RULES_HEADER] = MPROTO_P_NR_HDR,
-        [RULES_EOH] = MPROTO_P_NR_EOH,
-        [RULES_BODY] = MPROTO_P_NR_BODY,
-        [RULES_EOM] = 0,
+static const unsigned long nr_flag[STAGE_N] = {
+        [STAGE_CONNECT] = PROTO_P_NR_CONN,
+        [STAGE_HELO] = PROTO_P_NR_HELO,
+        [STAGE_MAIL] = PROTO_P_NR_MAIL,
+        [STAGE_RCPT] = PROTO_P_NR_RCPT,
+        [STAGE_DATA] = PROTO_P_NR_DATA,
+        [STAGE_HEADER] = PROTO_P_NR_HDR,
+        [STAGE_EOH] = PROTO_P_NR_EOH,
+        [STAGE_BODY] = PROTO_P_NR_BODY,
+        [STAGE_EOM] = 0,
 };
 
 static bool
@@ -318,7 +318,7 @@ check_code(const session_reply *r)
 }
 
 static void
-check_reply(fz *z, enum rules_stage stage, const session_reply *r)
+check_reply(fz *z, enum stage stage, const session_reply *r)
 {
 	bool verdict = r->answer == SESSION_TEMPFAIL || r->answer == SESSION_REJECT ||
 	               r->answer == SESSION_DISCARD;
@@ -328,11 +328,11 @@ check_reply(fz *z, enum rules_stage stage, const session_reply *r)
 	case SESSION_ACCEPT:
 		break;
 	case SESSION_SKIP:
-		if (stage != RULES_BODY)
+		if (stage != STAGE_BODY)
 			die("skip outside the body", r);
 		break;
 	case SESSION_DISCARD:
-		if (stage == RULES_CONNECT || stage == RULES_HELO)
+		if (stage == STAGE_CONNECT || stage == STAGE_HELO)
 			die("discard at connect or helo", r);
 		break;
 	case SESSION_TEMPFAIL:
@@ -413,7 +413,7 @@ negotiate(fz *z, const char *arg)
 	                   ? (size_t)(arg[0] - '0')
 	                   : 0;
 	int o = arg[0] == '\0' ? 0 : arg[1] == 'y' ? 1 : arg[1] == 'n' ? 2 : 0;
-	unsigned long offer = MPROTO_P_ALL;
+	unsigned long offer = PROTO_P_ALL;
 	const char *hex = strchr(arg, ' ');
 
 	close_session(z);
@@ -444,7 +444,7 @@ connect_event(fz *z, const char *arg)
 	session_enter(z->s);
 	session_on_connect(z->s, &r);
 	session_leave(z->s);
-	check_reply(z, RULES_CONNECT, &r);
+	check_reply(z, STAGE_CONNECT, &r);
 	session_reply_free(&r);
 	free(addr_text);
 }
@@ -512,7 +512,7 @@ body_event(fz *z, const unsigned char *chunk, size_t len, session_reply *r)
 		off += n;
 		if (off == len || r->answer != SESSION_CONTINUE)
 			return; /* the caller checks the last reply */
-		check_reply(z, RULES_BODY, r);
+		check_reply(z, STAGE_BODY, r);
 		session_reply_free(r);
 		session_reply_init(r);
 	}
@@ -526,17 +526,17 @@ end_message(fz *z)
 
 /* The stage an event belongs to, and the flag that turns it off. */
 static bool
-stage_of(char op, enum rules_stage *stage, unsigned long *off)
+stage_of(char op, enum stage *stage, unsigned long *off)
 {
 	static const struct {
 		const char *ops;
-		enum rules_stage stage;
+		enum stage stage;
 		unsigned long off;
 	} map[] = {
-	        {"H", RULES_HELO, MPROTO_P_NOHELO},    {"M", RULES_MAIL, MPROTO_P_NOMAIL},
-	        {"R", RULES_RCPT, MPROTO_P_NORCPT},    {"T", RULES_DATA, MPROTO_P_NODATA},
-	        {"hx", RULES_HEADER, MPROTO_P_NOHDRS}, {"N", RULES_EOH, MPROTO_P_NOEOH},
-	        {"BLbz", RULES_BODY, MPROTO_P_NOBODY}, {"E", RULES_EOM, 0},
+	        {"H", STAGE_HELO, PROTO_P_NOHELO},    {"M", STAGE_MAIL, PROTO_P_NOMAIL},
+	        {"R", STAGE_RCPT, PROTO_P_NORCPT},    {"T", STAGE_DATA, PROTO_P_NODATA},
+	        {"hx", STAGE_HEADER, PROTO_P_NOHDRS}, {"N", STAGE_EOH, PROTO_P_NOEOH},
+	        {"BLbz", STAGE_BODY, PROTO_P_NOBODY}, {"E", STAGE_EOM, 0},
 	};
 	size_t i;
 
@@ -552,7 +552,7 @@ stage_of(char op, enum rules_stage *stage, unsigned long *off)
 
 /* One event of a stage that has a session: run it as a callback does. */
 static void
-stage_event(fz *z, char op, enum rules_stage stage, const char *arg, const char *raw,
+stage_event(fz *z, char op, enum stage stage, const char *arg, const char *raw,
             size_t raw_len)
 {
 	session_reply r;
@@ -622,7 +622,7 @@ event(fz *z, const char *line, size_t len)
 	const char *arg = line + 1; /* a C string: a NUL ends it */
 	const char *raw = line + 1;
 	size_t raw_len = len - 1;
-	enum rules_stage stage;
+	enum stage stage;
 	unsigned long off;
 
 	if (*arg == ' ') {
@@ -675,7 +675,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		load_configs();
 	memset(&z, 0, sizeof z);
 	z.cf = loaded[0][0];
-	z.proto = MPROTO_P_ALL & session_protocol(z.cf);
+	z.proto = PROTO_P_ALL & session_protocol(z.cf);
 	log_set_verbose(0);
 	/* A copy with a NUL after it, so that every line's text ends. */
 	copy = ms_xmalloc(size + 1);

@@ -34,16 +34,16 @@
 enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Postfix's default milter_*_macros (mail_params.h, Postfix 3.7). */
-static const char *const default_lists[MPROTO_M_COUNT] = {
-        [MPROTO_M_CONNECT] = "j {daemon_name} {daemon_addr} v _",
-        [MPROTO_M_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} "
+static const char *const default_lists[PROTO_M_COUNT] = {
+        [PROTO_M_CONNECT] = "j {daemon_name} {daemon_addr} v _",
+        [PROTO_M_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} "
                           "{cert_issuer}",
-        [MPROTO_M_MAIL] = "i {auth_type} {auth_authen} {auth_author} {mail_addr} "
+        [PROTO_M_MAIL] = "i {auth_type} {auth_authen} {auth_author} {mail_addr} "
                           "{mail_host} {mail_mailer}",
-        [MPROTO_M_RCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
-        [MPROTO_M_DATA] = "i",
-        [MPROTO_M_EOM] = "i",
-        [MPROTO_M_EOH] = "i",
+        [PROTO_M_RCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+        [PROTO_M_DATA] = "i",
+        [PROTO_M_EOM] = "i",
+        [PROTO_M_EOH] = "i",
 };
 
 #define DEFAULT_BODY "This is a test message from milter-probe.\n"
@@ -119,7 +119,7 @@ typedef struct {
 	mproto_reply r;
 	uint32_t version, actions, protocol;
 	uint32_t np_mask;            /* events the milter's protocol version lacks */
-	char *lists[MPROTO_M_COUNT]; /* the milter's macro lists */
+	char *lists[PROTO_M_COUNT]; /* the milter's macro lists */
 	int skip_cmd;                /* event type skipped after an 's' reply */
 	bool smtpd_held;             /* 'q' before DATA: smtpd stops sending events */
 	bool msg_held;               /* 'q' during the message: cleanup stops */
@@ -243,7 +243,7 @@ strip_brackets(strbuf *b, const char *addr)
 /*
  * The value Postfix would give a macro: a -m definition (this stage first),
  * else what smtpd knows at this stage (smtpd_milter_eval()), else none.
- * Stages after MAIL have larger MPROTO_M_* numbers.
+ * Stages after MAIL have larger PROTO_M_* numbers.
  */
 static const char *
 macro_value(session *s, int stage, const char *name, strbuf *scratch)
@@ -272,9 +272,9 @@ macro_value(session *s, int stage, const char *name, strbuf *scratch)
 		                      ? cf->client_addr
 		                      : "127.0.0.1");
 		v = strbuf_str(scratch);
-	} else if (strcmp(c, "{i}") == 0 && stage >= MPROTO_M_MAIL) {
+	} else if (strcmp(c, "{i}") == 0 && stage >= PROTO_M_MAIL) {
 		v = cf->queue_id;
-	} else if (strcmp(c, "{mail_addr}") == 0 && stage >= MPROTO_M_MAIL) {
+	} else if (strcmp(c, "{mail_addr}") == 0 && stage >= PROTO_M_MAIL) {
 		v = strip_brackets(scratch, cf->from[0]);
 	} else if (strcmp(c, "{rcpt_addr}") == 0 && s->rcpt_addr != NULL) {
 		v = strip_brackets(scratch, s->rcpt_addr);
@@ -590,7 +590,7 @@ static void
 print_edit(session *s, const char *label)
 {
 	const mproto_reply *r = &s->r;
-	const char *sep = (s->protocol & MPROTO_P_HDR_LEADSPC) ? ":" : ": ";
+	const char *sep = (s->protocol & PROTO_P_HDR_LEADSPC) ? ":" : ": ";
 
 	line_start(s, label);
 	switch (r->cmd) {
@@ -647,48 +647,48 @@ typedef struct {
 } event_kind;
 
 static const event_kind EV_CONNECT = {.cmd = MPROTO_C_CONNECT,
-                                      .stage = MPROTO_M_CONNECT,
-                                      .no_flag = MPROTO_P_NOCONNECT,
-                                      .nr_flag = MPROTO_P_NR_CONN,
+                                      .stage = PROTO_M_CONNECT,
+                                      .no_flag = PROTO_P_NOCONNECT,
+                                      .nr_flag = PROTO_P_NR_CONN,
                                       .smtpd = true,
                                       .conn_level = true};
 static const event_kind EV_HELO = {.cmd = MPROTO_C_HELO,
-                                   .stage = MPROTO_M_HELO,
-                                   .no_flag = MPROTO_P_NOHELO,
-                                   .nr_flag = MPROTO_P_NR_HELO,
+                                   .stage = PROTO_M_HELO,
+                                   .no_flag = PROTO_P_NOHELO,
+                                   .nr_flag = PROTO_P_NR_HELO,
                                    .smtpd = true,
                                    .conn_level = true};
 static const event_kind EV_MAIL = {.cmd = MPROTO_C_MAIL,
-                                   .stage = MPROTO_M_MAIL,
-                                   .no_flag = MPROTO_P_NOMAIL,
-                                   .nr_flag = MPROTO_P_NR_MAIL,
+                                   .stage = PROTO_M_MAIL,
+                                   .no_flag = PROTO_P_NOMAIL,
+                                   .nr_flag = PROTO_P_NR_MAIL,
                                    .smtpd = true};
 static const event_kind EV_RCPT = {.cmd = MPROTO_C_RCPT,
-                                   .stage = MPROTO_M_RCPT,
-                                   .no_flag = MPROTO_P_NORCPT,
-                                   .nr_flag = MPROTO_P_NR_RCPT,
+                                   .stage = PROTO_M_RCPT,
+                                   .no_flag = PROTO_P_NORCPT,
+                                   .nr_flag = PROTO_P_NR_RCPT,
                                    .smtpd = true};
 static const event_kind EV_DATA = {.cmd = MPROTO_C_DATA,
-                                   .stage = MPROTO_M_DATA,
-                                   .no_flag = MPROTO_P_NODATA,
-                                   .nr_flag = MPROTO_P_NR_DATA,
+                                   .stage = PROTO_M_DATA,
+                                   .no_flag = PROTO_P_NODATA,
+                                   .nr_flag = PROTO_P_NR_DATA,
                                    .smtpd = true};
 /* Postfix sends each header with the end-of-header macros... */
 static const event_kind EV_HEADER = {.cmd = MPROTO_C_HEADER,
-                                     .stage = MPROTO_M_EOH,
-                                     .no_flag = MPROTO_P_NOHDRS,
-                                     .nr_flag = MPROTO_P_NR_HDR};
+                                     .stage = PROTO_M_EOH,
+                                     .no_flag = PROTO_P_NOHDRS,
+                                     .nr_flag = PROTO_P_NR_HDR};
 static const event_kind EV_EOH = {.cmd = MPROTO_C_EOH,
-                                  .stage = MPROTO_M_EOH,
-                                  .no_flag = MPROTO_P_NOEOH,
-                                  .nr_flag = MPROTO_P_NR_EOH};
+                                  .stage = PROTO_M_EOH,
+                                  .no_flag = PROTO_P_NOEOH,
+                                  .nr_flag = PROTO_P_NR_EOH};
 /* ... and each body chunk with the end-of-message macros. */
 static const event_kind EV_BODY = {.cmd = MPROTO_C_BODY,
-                                   .stage = MPROTO_M_EOM,
-                                   .no_flag = MPROTO_P_NOBODY,
-                                   .nr_flag = MPROTO_P_NR_BODY};
+                                   .stage = PROTO_M_EOM,
+                                   .no_flag = PROTO_P_NOBODY,
+                                   .nr_flag = PROTO_P_NR_BODY};
 /* End of message can be neither disabled nor left without a reply. */
-static const event_kind EV_EOM = {.cmd = MPROTO_C_EOM, .stage = MPROTO_M_EOM};
+static const event_kind EV_EOM = {.cmd = MPROTO_C_EOM, .stage = PROTO_M_EOM};
 
 static const char *
 flag_name(uint32_t flag)
@@ -697,10 +697,10 @@ flag_name(uint32_t flag)
 		uint32_t flag;
 		const char *name;
 	} t[] = {
-	        {MPROTO_P_NOCONNECT, "NOCONNECT"}, {MPROTO_P_NOHELO, "NOHELO"},
-	        {MPROTO_P_NOMAIL, "NOMAIL"},       {MPROTO_P_NORCPT, "NORCPT"},
-	        {MPROTO_P_NOBODY, "NOBODY"},       {MPROTO_P_NOHDRS, "NOHDRS"},
-	        {MPROTO_P_NOEOH, "NOEOH"},         {MPROTO_P_NODATA, "NODATA"},
+	        {PROTO_P_NOCONNECT, "NOCONNECT"}, {PROTO_P_NOHELO, "NOHELO"},
+	        {PROTO_P_NOMAIL, "NOMAIL"},       {PROTO_P_NORCPT, "NORCPT"},
+	        {PROTO_P_NOBODY, "NOBODY"},       {PROTO_P_NOHDRS, "NOHDRS"},
+	        {PROTO_P_NOEOH, "NOEOH"},         {PROTO_P_NODATA, "NODATA"},
 	};
 
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -890,7 +890,7 @@ negotiate(session *s)
 	const mproto_reply *r = &s->r;
 
 	s->where = "negotiate";
-	mproto_put_optneg(&s->out, MPROTO_VERSION, MPROTO_ACT_ALL, MPROTO_P_ALL);
+	mproto_put_optneg(&s->out, MPROTO_VERSION, PROTO_F_ALL, PROTO_P_ALL);
 	if (read_reply(s) < 0)
 		return -1;
 	if (r->cmd != MPROTO_R_OPTNEG) {
@@ -903,9 +903,9 @@ negotiate(session *s)
 		     (unsigned long)r->version, MPROTO_VERSION);
 		return -1;
 	}
-	if ((r->actions & MPROTO_ACT_ALL) != r->actions) {
+	if ((r->actions & PROTO_F_ALL) != r->actions) {
 		fail(s, "milter asks for actions 0x%08lx beyond the offered 0x%08x",
-		     (unsigned long)r->actions, MPROTO_ACT_ALL);
+		     (unsigned long)r->actions, PROTO_F_ALL);
 		return -1;
 	}
 	s->version = r->version;
@@ -917,9 +917,9 @@ negotiate(session *s)
 		        "%s: negotiate: warning: unexpected protocol version %lu\n", PROG,
 		        (unsigned long)s->version);
 	else if (s->version < 3)
-		s->np_mask = MPROTO_P_NOUNKNOWN | MPROTO_P_NODATA;
+		s->np_mask = PROTO_P_NOUNKNOWN | PROTO_P_NODATA;
 	else if (s->version < 4)
-		s->np_mask = MPROTO_P_NODATA;
+		s->np_mask = PROTO_P_NODATA;
 
 	line_start(s, "negotiate");
 	strbuf_printf(&s->line, "version %lu actions 0x%08lx protocol 0x%08lx ",
@@ -931,7 +931,7 @@ negotiate(session *s)
 		mproto_protocol_names(&s->line, r->protocol);
 	line_end(s);
 
-	for (int i = 0; i < MPROTO_M_COUNT; i++) {
+	for (int i = 0; i < PROTO_M_COUNT; i++) {
 		if (r->macros[i] == NULL)
 			continue;
 		s->lists[i] = ms_xstrdup(r->macros[i]);
@@ -1137,7 +1137,7 @@ do_envelope(session *s, strbuf *ev)
 static const char *
 header_value(const session *s, const header *h)
 {
-	if (!(s->protocol & MPROTO_P_HDR_LEADSPC) && h->value[0] == ' ')
+	if (!(s->protocol & PROTO_P_HDR_LEADSPC) && h->value[0] == ' ')
 		return h->value + 1;
 	return h->value;
 }
@@ -1150,7 +1150,7 @@ do_headers(session *s, strbuf *ev)
 	int rc;
 
 	s->where = "header";
-	if (s->protocol & MPROTO_P_NOHDRS) {
+	if (s->protocol & PROTO_P_NOHDRS) {
 		/* Postfix does not even send the macros. */
 		out(s, "header: not sent (NOHDRS)\n");
 	} else {
@@ -1177,7 +1177,7 @@ do_headers(session *s, strbuf *ev)
 		return true;
 
 	s->where = "eoh";
-	if (s->protocol & MPROTO_P_NOEOH) {
+	if (s->protocol & PROTO_P_NOEOH) {
 		out(s, "eoh: not sent (NOEOH)\n");
 		return true;
 	}
@@ -1195,7 +1195,7 @@ do_body(session *s, strbuf *ev)
 	size_t off = 0;
 
 	s->where = "body";
-	if (s->protocol & MPROTO_P_NOBODY) {
+	if (s->protocol & PROTO_P_NOBODY) {
 		out(s, "body: not sent (NOBODY)\n");
 		return true;
 	}
@@ -1341,7 +1341,7 @@ transaction(const config *cf, verdict *vout, const char **stage_out, strbuf *tra
 		*stage_out = s.result_stage != NULL ? s.result_stage : "eom";
 	}
 	mproto_conn_close(s.conn);
-	for (int i = 0; i < MPROTO_M_COUNT; i++)
+	for (int i = 0; i < PROTO_M_COUNT; i++)
 		free(s.lists[i]);
 	free(s.held_reason);
 	mproto_reply_free(&s.r);
@@ -1866,7 +1866,7 @@ add_macro(config *cf, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 	const char *colon = strchr(arg, ':');
-	int stage_idx = MPROTO_M_CONNECT;
+	int stage_idx = PROTO_M_CONNECT;
 	macro_def *m;
 
 	if (eq == NULL || eq == arg)
@@ -1875,7 +1875,7 @@ add_macro(config *cf, const char *arg)
 		size_t n = (size_t)(colon - arg);
 
 		stage_idx = -1;
-		for (int i = 0; i < MPROTO_M_COUNT; i++)
+		for (int i = 0; i < PROTO_M_COUNT; i++)
 			if (strlen(mproto_stage_name(i)) == n &&
 			    strncmp(arg, mproto_stage_name(i), n) == 0)
 				stage_idx = i;
