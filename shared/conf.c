@@ -4,6 +4,7 @@
 #include "conf.h"
 #include "dnsbl.h"
 #include "log.h"
+#include "names.h"
 #include "expand.h"
 #include "rules.h"
 #include "textfile.h"
@@ -1244,20 +1245,12 @@ valid_nonempty(const char *value, strbuf *why)
 static bool
 valid_header_name(const char *value, strbuf *why)
 {
-	const char *p;
-
-	for (p = value; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c < 33 || c > 126 || c == ':') {
-			strbuf_printf(why,
-			              "bad header name '%s': expected printable "
-			              "ASCII without spaces or ':'",
-			              value);
-			return false;
-		}
-	}
-	return true;
+	/* Empty turns the header off. */
+	if (*value == '\0' || names_header(value))
+		return true;
+	strbuf_printf(why, "bad header name '%s': expected printable ASCII without spaces or ':'",
+	              value);
+	return false;
 }
 
 static bool

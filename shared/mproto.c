@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "mproto.h"
+#include "names.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -175,22 +176,6 @@ mproto_dump(strbuf *out, const unsigned char *pkt, size_t len, int from_milter,
 
 /* ---- Encoding ---------------------------------------------------------- */
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-	       (uint32_t)p[3];
-}
-
 /*
  * A packet is built as: begin (placeholder length + command), then pieces,
  * then end, which patches the length, or rolls everything back when the
@@ -238,7 +223,7 @@ end(packet *p)
 		p->out->s[p->start] = '\0';
 		return -1;
 	}
-	put32((unsigned char *)p->out->s + p->start,
+	names_put32((unsigned char *)p->out->s + p->start,
 	      (uint32_t)(p->out->len - p->start - MPROTO_HDR_LEN));
 	return 0;
 }
@@ -263,9 +248,9 @@ mproto_put_optneg(strbuf *out, uint32_t version, uint32_t actions, uint32_t prot
 {
 	unsigned char d[12];
 
-	put32(d, version);
-	put32(d + 4, actions);
-	put32(d + 8, protocol);
+	names_put32(d, version);
+	names_put32(d + 4, actions);
+	names_put32(d + 8, protocol);
 	return mproto_put_packet(out, MPROTO_C_OPTNEG, d, sizeof d);
 }
 
@@ -401,7 +386,7 @@ mproto_frame(const unsigned char *buf, size_t len, uint32_t max_len, size_t *pkt
 
 	if (len < MPROTO_HDR_LEN)
 		return 0;
-	n = get32(buf);
+	n = names_get32(buf);
 	if (n == 0) {
 		seterr(err, "bad packet length 0");
 		return MPROTO_ERR_PROTO;
@@ -443,7 +428,7 @@ take32(cursor *c, uint32_t *v)
 {
 	if (c->left < 4)
 		return -1;
-	*v = get32((const unsigned char *)c->p);
+	*v = names_get32((const unsigned char *)c->p);
 	c->p += 4;
 	c->left -= 4;
 	return 0;
@@ -560,7 +545,7 @@ mproto_decode_reply(const unsigned char *buf, size_t len, mproto_reply *out, str
 		return -1;
 	if (rc == 0) {
 		seterr(err, "truncated packet: length field says %lu, have %zu bytes",
-		       (unsigned long)get32(buf), len - MPROTO_HDR_LEN);
+		       (unsigned long)names_get32(buf), len - MPROTO_HDR_LEN);
 		return -1;
 	}
 	if (pkt_len != len) {

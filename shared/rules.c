@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "budget.h"
+#include "names.h"
 #include "textfile.h"
 
 /*
@@ -1234,35 +1235,6 @@ address_value(value *v, const char *word)
 	return true;
 }
 
-/*
- * A domain name as DNS takes it: labels of letters, digits, '-' and '_' of
- * 1 to 63 bytes, at most 253 bytes, no final dot.
- */
-static bool
-valid_domain(const char *s, size_t n)
-{
-	size_t label = 0, i;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (i = 0; i < n; i++) {
-		char ch = s[i];
-
-		if (ch == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		           is_digit(ch) || ch == '-' || ch == '_') {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return label > 0;
-}
-
 /* ZONE[=FILTER]: the zone in lower case, as DNS compares it. */
 static void
 lower_zone(char *s)
@@ -1280,7 +1252,7 @@ zone_value(cctx *c, enum check_kind kind, const char *word, const where *w, valu
 	size_t n = eq != NULL ? (size_t)(eq - word) : strlen(word);
 	strbuf why = STRBUF_INIT;
 
-	if (!valid_domain(word, n)) {
+	if (!names_domain(word, n)) {
 		problem_in(c, w, 0,
 		           "%s: bad zone '%.*s': expected a domain name such as "
 		           "zen.example.org",
@@ -1510,19 +1482,6 @@ token_values(cctx *c, check *ck, const rtoken *t, strbuf *shown)
 }
 
 static bool
-valid_header_name(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (*p == '\0')
-		return false;
-	for (; *p; p++)
-		if (*p < 33 || *p > 126 || *p == ':')
-			return false;
-	return true;
-}
-
-static bool
 parse_count_value(const char *s, unsigned long long *out)
 {
 	unsigned long long v = 0;
@@ -1592,7 +1551,7 @@ check_arg(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 		strbuf_printf(shown, " %s", ok ? ck->name : s);
 		break;
 	case K_HEADER:
-		ok = strcmp(s, "*") == 0 || valid_header_name(s);
+		ok = strcmp(s, "*") == 0 || names_header(s);
 		if (!ok)
 			problem_at(
 			        c, pc->arg.col,
@@ -1971,7 +1930,7 @@ compile_action(cctx *c, const paction *pa, rule *r, strbuf *shown)
 	if (pa->would == RULES_TAG) {
 		if (!expand_token(c, &pa->tag, &x))
 			return false;
-		if (!valid_header_name(strbuf_str(&x))) {
+		if (!names_header(strbuf_str(&x))) {
 			problem_at(c, pa->tag.col,
 			           "tag: bad header name '%s': expected printable ASCII "
 			           "without "
@@ -2543,7 +2502,7 @@ domain_subject(strbuf *buf, const char *s, size_t n)
 {
 	if (n > 0 && s[n - 1] == '.')
 		n--;
-	if (!valid_domain(s, n))
+	if (!names_domain(s, n))
 		return NULL;
 	strbuf_reset(buf);
 	strbuf_append(buf, s, n);
