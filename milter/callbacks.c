@@ -73,6 +73,7 @@ SAME(PROTO_M_EOH, SMFIM_EOH);
 struct conn {
 	unsigned long proto; /* SMFIP_* flags agreed with the MTA */
 	conf *cf;
+	runtime *rt; /* the daemon's, taken with cf */
 	session *s;
 	admission_ticket ticket;
 	bool over; /* past max_sessions: overload_action at connect, nothing else */
@@ -93,8 +94,10 @@ conn_get_or_create(SMFICTX *ctx)
 		c = ms_xcalloc(1, sizeof *c);
 		smfi_setpriv(ctx, c);
 	}
-	if (c->cf == NULL)
+	if (c->cf == NULL) {
 		c->cf = daemon_conf_acquire();
+		c->rt = daemon_runtime_acquire();
+	}
 	/* At negotiation; at connect for an MTA that did not negotiate. */
 	if (c->ticket.state == ADMISSION_NEW)
 		c->over = !admission_enter(daemon_admission(), &c->ticket,
@@ -218,7 +221,7 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	if (addr == NULL)
 		addr = smfi_getsymval(ctx, "{client_addr}");
 	session_free(c->s);
-	c->s = session_create(c->cf, hostname, addr);
+	c->s = session_create(c->cf, c->rt, hostname, addr);
 	session_set_macros(c->s, macro_of, ctx);
 	session_set_protocol(c->s, c->proto);
 	session_enter(c->s);
@@ -353,6 +356,7 @@ cb_close(SMFICTX *ctx)
 	admission_leave(daemon_admission(), &c->ticket);
 	session_free(c->s);
 	conf_unref(c->cf);
+	runtime_unref(c->rt);
 	free(c);
 	return SMFIS_CONTINUE;
 }

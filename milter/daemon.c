@@ -3,6 +3,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "runtime.h"
 #include "session.h"
 #include "strbuf.h"
 
@@ -34,13 +35,22 @@ static size_t daemon_n_overrides;
 static char *daemon_pidfile;
 static int daemon_ready_fd = -1;
 static admission *daemon_adm;
+static runtime *daemon_rt;
 
 void
 daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		 size_t n_overrides)
 {
+	strbuf err = STRBUF_INIT;
+
 	if (daemon_adm == NULL)
 		daemon_adm = admission_create();
+	if (daemon_rt == NULL)
+		daemon_rt = runtime_create();
+	if (!runtime_configure(daemon_rt, c, &err))
+		log_msg(LOG_ERR, "DNSBL resolver: %s; DNS checks are skipped",
+			strbuf_str(&err));
+	strbuf_free(&err);
 	daemon_conf_current = c;
 	daemon_conf_path = path;
 	daemon_overrides = overrides;
@@ -65,6 +75,9 @@ daemon_conf_release(void)
 	pthread_mutex_lock(&daemon_conf_lock);
 	conf_unref(daemon_conf_current);
 	daemon_conf_current = NULL;
+	/* Connections a stop cut short keep theirs: never freed under them. */
+	runtime_unref(daemon_rt);
+	daemon_rt = NULL;
 	pthread_mutex_unlock(&daemon_conf_lock);
 }
 
@@ -97,21 +110,37 @@ daemon_admission(void)
 	return daemon_adm;
 }
 
+runtime *
+daemon_runtime_acquire(void)
+{
+	runtime *rt;
+
+	pthread_mutex_lock(&daemon_conf_lock);
+	rt = daemon_rt;
+	runtime_ref(rt);
+	pthread_mutex_unlock(&daemon_conf_lock);
+	return rt;
+}
+
 void
 daemon_log_counts(void)
 {
 	session_counts n;
 	admission_counts a = {0, 0, 0};
+	dnsbl_stats d;
 
 	session_get_counts(&n);
 	if (daemon_adm != NULL)
 		admission_get_counts(daemon_adm, &a);
+	runtime_dns_stats(daemon_rt, &d);
 	log_msg(LOG_INFO,
 	        "statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
 	        "skipped: dnsbl=%llu body=%llu sessions: now=%llu peak=%llu "
-	        "overloaded=%llu",
+	        "overloaded=%llu dns: lookups=%llu cache_hits=%llu sent=%llu "
+	        "timeouts=%llu suspended_zones=%u",
 	        n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
-	        n.skipped_body, a.active, a.peak, a.overloaded);
+	        n.skipped_body, a.active, a.peak, a.overloaded, d.lookups,
+	        d.cache_hits, d.sent, d.timeouts, d.suspended);
 }
 
 void
@@ -179,10 +208,12 @@ daemon_reload(void)
 				daemon_n_overrides, &err);
 	conf *old;
 
-	if (fresh == NULL) {
+	/* The runtime first: a snapshot it cannot take is not published. */
+	if (fresh == NULL || !runtime_configure(daemon_rt, fresh, &err)) {
 		daemon_log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
 		log_msg(LOG_ERR, "reload failed; keeping the configuration loaded before");
 		strbuf_free(&err);
+		conf_unref(fresh);
 		return false;
 	}
 	strbuf_free(&err);

@@ -8,6 +8,12 @@
  * if it is valid, swaps the pointer. Sessions in progress keep the snapshot
  * they started with; a broken file is logged and changes nothing.
  *
+ * The runtime state (runtime.h: the DNSBL resolver with its cache and
+ * breakers) is the daemon's, not a snapshot's: created by daemon_conf_init(),
+ * reconfigured in place with each snapshot a reload loads (before the swap:
+ * one it cannot take fails the reload), let go by daemon_conf_release(). A
+ * reload keeps its cache and its suspended zones.
+ *
  * Order matters (DESIGN 2.2): daemon_detach() forks, so it runs before any
  * thread exists; daemon_block_signals() runs before any thread is created so
  * every thread inherits the mask and only the reload thread sees SIGUSR1.
@@ -24,17 +30,23 @@
 
 #include "admission.h"
 #include "conf.h"
+#include "runtime.h"
 
 /* Install the first snapshot and remember how to load the next ones. */
 void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		      size_t n_overrides);
 conf *daemon_conf_acquire(void); /* caller must conf_unref() */
-void daemon_conf_release(void);  /* at exit: drop the current snapshot */
+void daemon_conf_release(void);  /* at exit: drop the snapshot and the runtime */
 
 /* The session count behind max_sessions (created by daemon_conf_init). */
 admission *daemon_admission(void);
 
-/* One line of counters since start (messages, verdicts, skips, sessions). */
+/* The runtime state sessions use (created by daemon_conf_init); NULL after
+   daemon_conf_release(). The caller must runtime_unref(). */
+runtime *daemon_runtime_acquire(void);
+
+/* One line of counters since start (messages, verdicts, skips, sessions,
+   the resolver's lookups, cache hits, timeouts and suspended zones). */
 void daemon_log_counts(void);
 
 /*

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include "conf.h"
-#include "dnsbl.h"
 #include "log.h"
 #include "names.h"
 #include "expand.h"
@@ -14,7 +13,6 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,13 +65,6 @@ struct conf {
 	struct conf_values pers[2]; /* [0] normal, [1] stress */
 	pers_text text[2];
 	rules_table *rules[2];
-	/*
-	 * The DNSBL resolver of this snapshot, started by the first session that
-	 * needs it (it runs a thread: never in -n, never before the daemon forks).
-	 */
-	pthread_mutex_t dns_lock;
-	dnsbl_ctx *dns;
-	bool dns_failed;
 };
 
 /* Where a raw value came from, for the prefix of its error messages. */
@@ -1007,8 +998,6 @@ conf_free(conf *c)
 	}
 	free_values(&c->pers[0]);
 	free_values(&c->pers[1]);
-	dnsbl_free(c->dns);
-	pthread_mutex_destroy(&c->dns_lock);
 	free(c->path);
 	free(c);
 }
@@ -1043,7 +1032,6 @@ load(const char *name, const char *text, size_t len, const char *read_error,
 		assign_text(&ld, &o, overrides[i], "name=value");
 	}
 	c = ms_xcalloc(1, sizeof *c);
-	pthread_mutex_init(&c->dns_lock, NULL);
 	evaluate(&ld, c);
 	compile_rules(&ld, c);
 	for (i = 0; i < N_PARAMS; i++)
@@ -1394,48 +1382,4 @@ valid_overload_reply(const char *value, strbuf *why)
 
 	strbuf_free(&text);
 	return ok;
-}
-
-static void
-breaker_log(void *arg, const char *zone, bool suspended, unsigned timeouts)
-{
-	(void)arg;
-	if (suspended)
-		log_msg(LOG_WARNING,
-		        "dnsbl zone %s suspended after %u lookups in a row without an "
-		        "answer (timeouts, or no DNS server reachable)",
-		        zone, timeouts);
-	else
-		log_msg(LOG_INFO, "dnsbl zone %s resumed", zone);
-}
-
-dnsbl_ctx *
-conf_dns(const conf *cc)
-{
-	conf *c = (conf *)cc; /* the resolver is state, not configuration */
-	const struct conf_values *v = &c->pers[0];
-	dnsbl_config cfg;
-	strbuf err = STRBUF_INIT;
-	dnsbl_ctx *dns;
-
-	pthread_mutex_lock(&c->dns_lock);
-	if (c->dns == NULL && !c->dns_failed) {
-		memset(&cfg, 0, sizeof cfg);
-		cfg.servers = v->dns_servers;
-		cfg.cache_size = (size_t)v->dns_cache_size;
-		cfg.neg_ttl = 600;
-		cfg.breaker_threshold = (unsigned)v->dnsbl_breaker_threshold;
-		cfg.breaker_open_ms = (unsigned)v->dnsbl_breaker_time;
-		cfg.on_breaker = breaker_log;
-		c->dns = dnsbl_create(&cfg, &err);
-		if (c->dns == NULL) {
-			/* Logged once; DNS checks are then skipped and say so. */
-			c->dns_failed = true;
-			log_msg(LOG_ERR, "DNSBL resolver: %s", strbuf_str(&err));
-		}
-	}
-	dns = c->dns;
-	pthread_mutex_unlock(&c->dns_lock);
-	strbuf_free(&err);
-	return dns;
 }

@@ -124,14 +124,6 @@ const rules_table *conf_rules(const conf *c, bool stressed);
 /* A parameter's expanded text in a personality ("600s"); NULL: no such one. */
 const char *conf_param_text(const conf *c, bool stressed, const char *name);
 
-/*
- * The DNSBL resolver of this snapshot (dns_servers, dns_cache_size, breaker
- * parameters of the normal personality), started on first use; NULL when
- * it cannot start (logged once). Thread-safe; lives as long as the snapshot.
- */
-typedef struct dnsbl_ctx dnsbl_ctx;
-dnsbl_ctx *conf_dns(const conf *c);
-
 /* True when -o stress=... was given; *stressed (if not NULL) = value != "". */
 bool conf_stress_forced(const conf *c, bool *stressed);
 

@@ -12,11 +12,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,152 +22,11 @@
 #include <ares.h>
 
 #include "budget.h"
-
-#define T_A 1
-#define T_SOA 6
-#define T_TXT 16
-#define C_IN 1
-
-#define NAME_MAX_LEN 253 /* a DNS name in text, without the final dot */
-
-/*
- * Filters: one 256-bit set per octet. Matching is four bit tests, and the
- * parsed form needs no allocation beyond the struct.
- */
-struct dnsbl_filter {
-	unsigned char set[4][32];
-};
-
-static void
-set_range(unsigned char *set, unsigned lo, unsigned hi)
-{
-	for (unsigned v = lo; v <= hi; v++)
-		set[v / 8] |= (unsigned char)(1u << (v % 8));
-}
-
-/* A decimal 0..255 at *p; false when there is none or it is too big. */
-static bool
-parse_octet(const char **p, unsigned *out)
-{
-	const char *s = *p;
-	unsigned v = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return false;
-	for (; isdigit((unsigned char)*s); s++) {
-		v = v * 10 + (unsigned)(*s - '0');
-		if (v > 255)
-			return false;
-	}
-	*p = s;
-	*out = v;
-	return true;
-}
-
-static bool
-filter_fail(strbuf *err, const char *text, const char *at, const char *expected)
-{
-	strbuf_printf(err, "bad DNSBL filter \"%s\" at column %d: expected %s", text,
-	              (int)(at - text) + 1, expected);
-	return false;
-}
-
-/* One field: a number or [n;n..m;...]. */
-static bool
-parse_field(const char *text, const char **p, unsigned char *set, strbuf *err)
-{
-	unsigned lo, hi;
-
-	if (**p != '[') {
-		if (!parse_octet(p, &lo))
-			return filter_fail(err, text, *p, "a number 0..255 or \"[\"");
-		set_range(set, lo, lo);
-		return true;
-	}
-	(*p)++;
-	for (;;) {
-		if (!parse_octet(p, &lo))
-			return filter_fail(err, text, *p, "a number 0..255");
-		hi = lo;
-		if ((*p)[0] == '.' && (*p)[1] == '.') {
-			*p += 2;
-			if (!parse_octet(p, &hi))
-				return filter_fail(err, text, *p,
-				                   "a number 0..255 after \"..\"");
-			if (hi < lo)
-				return filter_fail(err, text, *p,
-				                   "a range that does not run backwards");
-		}
-		set_range(set, lo, hi);
-		if (**p == ']') {
-			(*p)++;
-			return true;
-		}
-		if (**p != ';')
-			return filter_fail(err, text, *p, "\";\" or \"]\"");
-		(*p)++;
-	}
-}
-
-dnsbl_filter *
-dnsbl_filter_parse(const char *text, strbuf *err)
-{
-	dnsbl_filter *f = ms_xcalloc(1, sizeof *f);
-	const char *p = text;
-	size_t len = strlen(text);
-	char *inner = NULL;
-
-	/* Postfix also takes the whole pattern inside one pair of []. */
-	if (len > 2 && text[0] == '[' && text[len - 1] == ']' &&
-	    strchr(text + 1, '[') == NULL && strchr(text, ']') == text + len - 1 &&
-	    strchr(text, '.') != NULL) {
-		inner = ms_xstrndup(text + 1, len - 2);
-		p = inner;
-	}
-	const char *base = inner ? inner : text;
-	if (*p == '\0') {
-		strbuf_printf(err, "empty DNSBL filter: expected d.d.d.d");
-		goto fail;
-	}
-	for (int i = 0; i < 4; i++) {
-		if (i > 0) {
-			if (*p != '.') {
-				filter_fail(err, base, p, "\".\" and another field");
-				goto fail;
-			}
-			p++;
-		}
-		if (!parse_field(base, &p, f->set[i], err))
-			goto fail;
-	}
-	if (*p != '\0') {
-		filter_fail(err, base, p, "the end after four fields");
-		goto fail;
-	}
-	free(inner);
-	return f;
-fail:
-	free(inner);
-	free(f);
-	return NULL;
-}
-
-bool
-dnsbl_filter_match(const dnsbl_filter *f, const unsigned char addr[4])
-{
-	if (f == NULL)
-		return true;
-	for (int i = 0; i < 4; i++)
-		if (!(f->set[i][addr[i] / 8] & (1u << (addr[i] % 8))))
-			return false;
-	return true;
-}
-
-void
-dnsbl_filter_free(dnsbl_filter *f)
-{
-	free(f);
-}
+#include "dns-answer.h"
+#include "dns-breaker.h"
+#include "dns-cache.h"
+#include "names.h"
+#include "provider.h"
 
 /* Query names. */
 
@@ -202,35 +59,24 @@ dnsbl_reverse_ip(const char *addr, strbuf *out)
 }
 
 /*
- * Appends a host-name-like domain to out in lower case, without a final
- * dot. Letters, digits, '-' and '_' (found in real DNSBL zones), labels of
- * 1..63. A HELO is anything the client typed: nothing else goes on the wire.
+ * Appends a domain to out in lower case, without its final dot, if it is
+ * one (names_domain()). A HELO is anything the client typed: nothing else
+ * goes on the wire.
  */
 static bool
 append_domain(strbuf *out, const char *what, const char *name, strbuf *err)
 {
-	size_t len = strlen(name), label = 0;
+	size_t len = strlen(name);
 
 	if (len > 0 && name[len - 1] == '.')
 		len--;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '.' && label > 0)
-			label = 0;
-		else if ((isalnum(c) || c == '-' || c == '_') && label < 63)
-			label++;
-		else
-			goto bad;
+	if (!names_domain(name, len)) {
+		strbuf_printf(err, "%s \"%.100s\" is not a domain name", what, name);
+		return false;
 	}
-	if (label == 0)
-		goto bad;
 	for (size_t i = 0; i < len; i++)
 		strbuf_putc(out, (char)tolower((unsigned char)name[i]));
 	return true;
-bad:
-	strbuf_printf(err, "%s \"%.100s\" is not a domain name", what, name);
-	return false;
 }
 
 static bool
@@ -254,219 +100,70 @@ build_name(dnsbl_query *q, size_t *zoff, strbuf *err)
 	*zoff = q->name.len;
 	if (!append_domain(&q->name, "zone", q->zone ? q->zone : "", err))
 		return false;
-	if (q->name.len > NAME_MAX_LEN) {
-		strbuf_printf(err, "query name longer than %d bytes", NAME_MAX_LEN);
+	if (q->name.len > NAMES_DOMAIN_MAX) {
+		strbuf_printf(err, "query name longer than %d bytes", NAMES_DOMAIN_MAX);
 		return false;
 	}
-	return true;
-}
-
-/* DNS answers, parsed from the wire: the few things we need. */
-
-enum outcome { OUT_POSITIVE, OUT_NEGATIVE, OUT_ERROR, OUT_TIMEOUT };
-
-struct answer {
-	enum outcome outcome;
-	unsigned ttl; /* seconds, for POSITIVE and NEGATIVE */
-	unsigned naddr;
-	unsigned char addr[DNSBL_MAX_ADDR][4];
-	strbuf txt;
-	int ares_status; /* for ERROR */
-};
-
-static unsigned
-get16(const unsigned char *p)
-{
-	return (unsigned)p[0] << 8 | p[1];
-}
-
-static unsigned long
-get32(const unsigned char *p)
-{
-	return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 |
-	       (unsigned long)p[2] << 8 | p[3];
-}
-
-/* RFC 2181 8: a TTL with the top bit set is 0. */
-static unsigned
-ttl_value(unsigned long t)
-{
-	return t > 0x7fffffffUL ? 0 : (unsigned)t;
-}
-
-static bool
-skip_name(const unsigned char *b, size_t len, size_t *off)
-{
-	while (*off < len) {
-		unsigned c = b[*off];
-
-		if (c == 0) {
-			*off += 1;
-			return true;
-		}
-		if ((c & 0xc0) == 0xc0) {
-			*off += 2;
-			return *off <= len;
-		}
-		if (c & 0xc0)
-			return false;
-		*off += 1 + c;
-	}
-	return false;
-}
-
-static void
-append_txt_rdata(strbuf *txt, const unsigned char *p, size_t n)
-{
-	if (txt->len > 0 && txt->len < DNSBL_TXT_MAX)
-		strbuf_puts(txt, "; ");
-	for (size_t i = 0; i < n;) {
-		size_t sl = p[i++];
-
-		for (size_t j = 0; j < sl && i < n; j++, i++) {
-			unsigned char c = p[i];
-
-			if (txt->len >= DNSBL_TXT_MAX)
-				return;
-			strbuf_putc(txt, c >= 0x20 && c < 0x7f ? (char)c : '?');
-		}
-	}
-}
-
-/*
- * Walks the answer section for records of the asked type and the authority
- * section for an SOA (the negative TTL). False on a malformed message.
- */
-static bool
-parse_reply(const unsigned char *b, size_t len, int type, struct answer *a,
-            bool *have_soa, unsigned *soa_ttl)
-{
-	size_t off = 12;
-	unsigned qd, an, ns;
-	bool have_ttl = false;
-
-	*have_soa = false;
-	if (len < 12)
-		return false;
-	qd = get16(b + 4);
-	an = get16(b + 6);
-	ns = get16(b + 8);
-	for (unsigned i = 0; i < qd; i++) {
-		if (!skip_name(b, len, &off) || off + 4 > len)
-			return false;
-		off += 4;
-	}
-	for (unsigned i = 0; i < an + ns; i++) {
-		unsigned rtype, rclass, rdlen, ttl;
-
-		if (!skip_name(b, len, &off) || off + 10 > len)
-			return false;
-		rtype = get16(b + off);
-		rclass = get16(b + off + 2);
-		ttl = ttl_value(get32(b + off + 4));
-		rdlen = get16(b + off + 8);
-		off += 10;
-		if (off + rdlen > len)
-			return false;
-		if (rclass != C_IN) {
-			off += rdlen;
-			continue;
-		}
-		if (i < an && (int)rtype == type) {
-			if (type == T_A && rdlen == 4 && a->naddr < DNSBL_MAX_ADDR)
-				memcpy(a->addr[a->naddr++], b + off, 4);
-			else if (type == T_TXT)
-				append_txt_rdata(&a->txt, b + off, rdlen);
-			if (!have_ttl || ttl < a->ttl)
-				a->ttl = ttl;
-			have_ttl = true;
-		} else if (i >= an && rtype == T_SOA) {
-			size_t r = off, end = off + rdlen;
-
-			if (skip_name(b, end, &r) && skip_name(b, end, &r) &&
-			    r + 20 <= end) {
-				unsigned minimum = ttl_value(get32(b + r + 16));
-
-				*soa_ttl = minimum < ttl ? minimum : ttl;
-				*have_soa = true;
-			}
-		}
-		off += rdlen;
-	}
-	if (type == T_A && a->naddr == 0)
-		return true; /* e.g. only a CNAME: the caller makes it negative */
-	if (type == T_TXT && !have_ttl)
-		return true;
-	a->outcome = OUT_POSITIVE;
 	return true;
 }
 
 /* Context. */
 
-struct centry {
-	struct centry *hnext;       /* hash chain */
-	struct centry *prev, *next; /* LRU list, most recent first */
-	unsigned hash;
-	int type;
-	long long expires;
-	bool negative;
-	unsigned naddr;
-	unsigned char addr[DNSBL_MAX_ADDR][4];
-	char *txt;
-	char name[]; /* flexible */
-};
-
-enum br_state { BR_CLOSED, BR_OPEN, BR_HALF };
-
-struct breaker {
-	struct breaker *next;
-	enum br_state state;
-	unsigned timeouts; /* consecutive */
-	long long until;   /* OPEN: when a probe may go */
-	char zone[];
-};
-
 struct job;
 
-struct dnsbl_ctx {
-	dnsbl_config cfg; /* servers not kept: used at create only */
-
-	/* Resolver thread only (after create). */
+/*
+ * A c-ares channel and the sockets it asked us to poll. The current one
+ * takes new queries; one whose servers a reconfiguration replaced drains:
+ * it is polled until its last query ended, then destroyed.
+ */
+struct chan {
+	struct chan *next; /* the draining list */
+	dnsbl_ctx *ctx;
 	ares_channel ch;
 	struct pollfd *socks;
 	size_t nsocks, capsocks;
-	struct pollfd *pfd;
+	unsigned outstanding; /* queries sent on it and not ended */
+};
+
+struct dnsbl_ctx {
+	dnsbl_config cfg; /* servers not kept: see servers */
+	dns_provider provider;
+
+	/* dnsbl_reconfigure()'s caller only: the list cur (or next) uses. */
+	char *servers;
+
+	/* Resolver thread only (after create). */
+	struct chan *cur;
+	struct chan *draining;
+	struct pollfd *pfd; /* [0] the wake pipe, then the channels' sockets */
+	struct chan **pfd_chan;
 	size_t cappfd;
 
 	pthread_t thread;
 	int wake[2];
 
-	pthread_mutex_t qmu; /* queue and stopping */
+	pthread_mutex_t qmu; /* the queue, next and stopping */
 	struct job *qhead, *qtail;
+	struct chan *next; /* from dnsbl_reconfigure(), for the resolver to take */
 	bool stopping;
 
-	pthread_mutex_t cmu; /* the cache */
-	struct centry **bucket;
-	size_t nbuckets, count;
-	struct centry *lru; /* sentinel of the LRU list */
+	dns_cache *cache;     /* its own lock */
+	dns_breaker *breaker; /* its own lock */
 
-	pthread_mutex_t bmu; /* the breakers */
-	struct breaker *breakers;
-
-	atomic_ullong sent, cache_hits, skipped, timeouts;
+	atomic_ullong lookups, sent, cache_hits, skipped, timeouts;
 };
 
 /*
  * A call (dnsbl_start() to dnsbl_finish()): shared by its caller and the
  * resolver thread until both let go (refs). Everything in it is under mu,
- * but ctx, q, n, deadline and flags, which only the caller reads.
+ * but ctx, q, n and deadline, which only the caller reads.
  */
 struct slot {
 	enum dnsbl_status status;
 	const dnsbl_filter *filter; /* parsed filters are immutable */
 	char *name;
 	size_t zoff; /* the zone in name: the breaker's key */
-	bool want_txt, txt_pending, sent, probe, cached;
+	bool txt_pending, sent, probe, cached;
 	bool unreachable; /* DNSBL_ERROR because no server could be reached */
 	unsigned naddr;
 	unsigned char addr[DNSBL_MAX_ADDR][4];
@@ -480,8 +177,7 @@ struct dnsbl_call {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned refs;
-	unsigned pending;     /* slots whose A or TXT answer is still out */
-	unsigned listed_done; /* listed slots with their TXT settled */
+	unsigned pending; /* slots whose A or TXT answer is still out */
 	bool abandoned;
 	long long start;
 	size_t n;
@@ -490,13 +186,12 @@ struct dnsbl_call {
 	dnsbl_ctx *ctx;
 	dnsbl_query *q;
 	long long deadline;
-	unsigned flags;
-	bool sent_any; /* jobs went to the resolver */
 };
 
 struct job {
 	struct job *next;
 	dnsbl_ctx *ctx;
+	struct chan *chan; /* the channel it went out on */
 	struct dnsbl_call *call;
 	size_t i;
 	int type;
@@ -523,227 +218,6 @@ call_unref(struct dnsbl_call *c)
 	free(c);
 }
 
-/* The cache. */
-
-static unsigned
-name_hash(int type, const char *name)
-{
-	unsigned h = 2166136261u ^ (unsigned)type;
-
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h;
-}
-
-static void
-lru_unlink(struct centry *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static void
-lru_push_front(dnsbl_ctx *ctx, struct centry *e)
-{
-	e->next = ctx->lru->next;
-	e->prev = ctx->lru;
-	ctx->lru->next->prev = e;
-	ctx->lru->next = e;
-}
-
-/* Unlinks e from its chain and the LRU list and frees it; under cmu. */
-static void
-cache_drop(dnsbl_ctx *ctx, struct centry *e)
-{
-	struct centry **pp = &ctx->bucket[e->hash & (ctx->nbuckets - 1)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	lru_unlink(e);
-	ctx->count--;
-	free(e->txt);
-	free(e);
-}
-
-static struct centry *
-cache_find(dnsbl_ctx *ctx, int type, const char *name, unsigned h)
-{
-	for (struct centry *e = ctx->bucket[h & (ctx->nbuckets - 1)]; e; e = e->hnext)
-		if (e->hash == h && e->type == type && strcmp(e->name, name) == 0)
-			return e;
-	return NULL;
-}
-
-/* Copies a live entry into a (its txt appended). */
-static bool
-cache_get(dnsbl_ctx *ctx, int type, const char *name, struct answer *a)
-{
-	unsigned h = name_hash(type, name);
-	struct centry *e;
-	bool hit = false;
-
-	if (ctx->cfg.cache_size == 0)
-		return false;
-	long long now = budget_now_ms();
-	pthread_mutex_lock(&ctx->cmu);
-	e = cache_find(ctx, type, name, h);
-	if (e != NULL && e->expires <= now) {
-		cache_drop(ctx, e);
-		e = NULL;
-	}
-	if (e != NULL) {
-		lru_unlink(e);
-		lru_push_front(ctx, e);
-		a->outcome = e->negative ? OUT_NEGATIVE : OUT_POSITIVE;
-		a->naddr = e->naddr;
-		memcpy(a->addr, e->addr, sizeof a->addr);
-		if (e->txt)
-			strbuf_puts(&a->txt, e->txt);
-		hit = true;
-	}
-	pthread_mutex_unlock(&ctx->cmu);
-	if (hit)
-		atomic_fetch_add(&ctx->cache_hits, 1);
-	return hit;
-}
-
-static void
-cache_put(dnsbl_ctx *ctx, int type, const char *name, const struct answer *a)
-{
-	unsigned h = name_hash(type, name);
-	unsigned ttl = a->ttl < ctx->cfg.max_ttl ? a->ttl : ctx->cfg.max_ttl;
-	size_t nlen = strlen(name);
-	struct centry *e, *old;
-
-	if (ctx->cfg.cache_size == 0 || ttl == 0)
-		return;
-	/* Built outside the lock: the lock covers the map operation only. */
-	e = ms_xcalloc(1, sizeof *e + nlen + 1);
-	memcpy(e->name, name, nlen + 1);
-	e->hash = h;
-	e->type = type;
-	e->expires = budget_deadline(budget_now_ms(), (long long)ttl * 1000);
-	e->negative = a->outcome == OUT_NEGATIVE;
-	e->naddr = a->naddr;
-	memcpy(e->addr, a->addr, sizeof e->addr);
-	if (type == T_TXT && !e->negative)
-		e->txt = ms_xstrdup(strbuf_str(&a->txt));
-
-	pthread_mutex_lock(&ctx->cmu);
-	if ((old = cache_find(ctx, type, name, h)) != NULL)
-		cache_drop(ctx, old);
-	e->hnext = ctx->bucket[h & (ctx->nbuckets - 1)];
-	ctx->bucket[h & (ctx->nbuckets - 1)] = e;
-	lru_push_front(ctx, e);
-	if (++ctx->count > ctx->cfg.cache_size)
-		cache_drop(ctx, ctx->lru->prev);
-	pthread_mutex_unlock(&ctx->cmu);
-}
-
-/* The breakers. */
-
-enum admit { ADMIT_PASS, ADMIT_PROBE, ADMIT_SKIP };
-enum report { REP_ANSWER, REP_TIMEOUT, REP_ERROR, REP_CANCEL };
-
-/* Under bmu. Zones come from the config: a short list. */
-static struct breaker *
-breaker_get(dnsbl_ctx *ctx, const char *zone)
-{
-	struct breaker *b;
-	size_t len = strlen(zone);
-
-	for (b = ctx->breakers; b; b = b->next)
-		if (strcmp(b->zone, zone) == 0)
-			return b;
-	b = ms_xcalloc(1, sizeof *b + len + 1);
-	memcpy(b->zone, zone, len + 1);
-	b->next = ctx->breakers;
-	ctx->breakers = b;
-	return b;
-}
-
-static enum admit
-breaker_admit(dnsbl_ctx *ctx, const char *zone)
-{
-	enum admit r = ADMIT_PASS;
-
-	if (ctx->cfg.breaker_threshold == 0)
-		return ADMIT_PASS;
-	pthread_mutex_lock(&ctx->bmu);
-	struct breaker *b = breaker_get(ctx, zone);
-	if (b->state == BR_HALF) {
-		r = ADMIT_SKIP; /* its one probe is out */
-	} else if (b->state == BR_OPEN) {
-		if (budget_now_ms() < b->until) {
-			r = ADMIT_SKIP;
-		} else {
-			b->state = BR_HALF;
-			r = ADMIT_PROBE;
-		}
-	}
-	pthread_mutex_unlock(&ctx->bmu);
-	if (r == ADMIT_SKIP)
-		atomic_fetch_add(&ctx->skipped, 1);
-	return r;
-}
-
-static void
-breaker_report(dnsbl_ctx *ctx, const char *zone, enum report what, bool probe)
-{
-	bool suspended = false, resumed = false;
-	unsigned count = 0;
-
-	if (ctx->cfg.breaker_threshold == 0)
-		return;
-	pthread_mutex_lock(&ctx->bmu);
-	struct breaker *b = breaker_get(ctx, zone);
-	long long now = budget_now_ms();
-	switch (what) {
-	case REP_ANSWER:
-		b->timeouts = 0;
-		/*
-		 * Only the probe resumes a suspended zone. Any other query
-		 * was sent before the zone was suspended, and its answer, told
-		 * late (when its call ends), says nothing of the server now.
-		 */
-		if (b->state != BR_CLOSED && probe) {
-			b->state = BR_CLOSED;
-			resumed = true;
-		}
-		break;
-	case REP_TIMEOUT:
-		b->timeouts++;
-		if (probe) {
-			b->state = BR_OPEN;
-			b->until = budget_deadline(now, ctx->cfg.breaker_open_ms);
-		} else if (b->state == BR_CLOSED &&
-		           b->timeouts >= ctx->cfg.breaker_threshold) {
-			b->state = BR_OPEN;
-			b->until = budget_deadline(now, ctx->cfg.breaker_open_ms);
-			suspended = true;
-			count = b->timeouts;
-		}
-		break;
-	case REP_ERROR:
-		if (probe) {
-			b->state = BR_OPEN;
-			b->until = budget_deadline(now, ctx->cfg.breaker_open_ms);
-		}
-		break;
-	case REP_CANCEL:
-		/* The probe was not needed after all: the next query probes. */
-		if (probe && b->state == BR_HALF) {
-			b->state = BR_OPEN;
-			b->until = now;
-		}
-		break;
-	}
-	pthread_mutex_unlock(&ctx->bmu);
-	if ((suspended || resumed) && ctx->cfg.on_breaker)
-		ctx->cfg.on_breaker(ctx->cfg.breaker_arg, zone, suspended, count);
-}
-
 /* The resolver thread. */
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
@@ -751,47 +225,17 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 static void
 send_job(dnsbl_ctx *ctx, struct job *j)
 {
+	j->chan = ctx->cur;
+	/* Counted first: c-ares may call on_answer() before it returns. */
+	j->chan->outstanding++;
 	atomic_fetch_add(&ctx->sent, 1);
-	ares_query(ctx->ch, j->call->slot[j->i].name, C_IN, j->type, on_answer, j);
-}
-
-static void
-classify(dnsbl_ctx *ctx, int status, const unsigned char *abuf, int alen, int type,
-         struct answer *a)
-{
-	bool have_soa = false;
-	unsigned soa_ttl = 0;
-
-	a->ares_status = status;
-	switch (status) {
-	case ARES_SUCCESS:
-	case ARES_ENODATA:
-	case ARES_ENOTFOUND:
-		a->outcome = OUT_NEGATIVE;
-		if (abuf == NULL || alen < 0 ||
-		    !parse_reply(abuf, (size_t)alen, type, a, &have_soa, &soa_ttl)) {
-			a->outcome = OUT_ERROR;
-			a->ares_status = ARES_EBADRESP;
-			return;
-		}
-		if (a->outcome == OUT_NEGATIVE) {
-			a->naddr = 0;
-			strbuf_reset(&a->txt);
-			a->ttl = have_soa ? soa_ttl : ctx->cfg.neg_ttl;
-		}
-		return;
-	case ARES_ETIMEOUT:
-		a->outcome = OUT_TIMEOUT;
-		return;
-	default:
-		a->outcome = OUT_ERROR;
-		return;
-	}
+	ares_query(j->chan->ch, j->call->slot[j->i].name, DNS_C_IN, j->type, on_answer,
+	           j);
 }
 
 /* The A records of a that pass f. */
 static unsigned
-filter_addrs(const dnsbl_filter *f, const struct answer *a,
+filter_addrs(const dnsbl_filter *f, const dns_answer *a,
              unsigned char out[DNSBL_MAX_ADDR][4])
 {
 	unsigned n = 0;
@@ -814,25 +258,34 @@ set_error(struct slot *s, const char *name, int ares_status)
 
 /* Final status of a slot from its A answer; TXT is settled by the caller. */
 static void
-slot_take_a(struct slot *s, const struct answer *a, unsigned nmatch,
+slot_take_a(struct slot *s, const dns_answer *a, unsigned nmatch,
             unsigned char match[DNSBL_MAX_ADDR][4])
 {
 	switch (a->outcome) {
-	case OUT_POSITIVE:
-	case OUT_NEGATIVE:
+	case DNS_POSITIVE:
+	case DNS_NEGATIVE:
 		s->status = nmatch > 0 ? DNSBL_LISTED : DNSBL_NOT_LISTED;
 		s->naddr = nmatch;
 		memcpy(s->addr, match, sizeof s->addr);
 		break;
-	case OUT_TIMEOUT:
+	case DNS_TIMEOUT:
 		s->status = DNSBL_TIMEOUT;
 		break;
-	case OUT_ERROR:
+	case DNS_ERROR:
 		s->status = DNSBL_ERROR;
 		s->unreachable = a->ares_status == ARES_ECONNREFUSED;
 		set_error(s, s->name, a->ares_status);
 		break;
 	}
+}
+
+static bool
+cache_get(dnsbl_ctx *ctx, int type, const char *name, dns_answer *a)
+{
+	if (!dns_cache_get(ctx->cache, type, name, a))
+		return false;
+	atomic_fetch_add(&ctx->cache_hits, 1);
+	return true;
 }
 
 static void
@@ -842,23 +295,23 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	dnsbl_ctx *ctx = j->ctx;
 	struct dnsbl_call *c = j->call;
 	struct slot *s = &c->slot[j->i];
-	struct answer a = {.outcome = OUT_ERROR};
+	dns_answer a, cached_txt;
 	unsigned char match[DNSBL_MAX_ADDR][4];
 	unsigned nmatch = 0;
 	bool need_txt = false, have_txt = false;
-	struct answer cached_txt = {.outcome = OUT_ERROR};
 
 	(void)timeouts;
-	strbuf_init(&a.txt);
-	strbuf_init(&cached_txt.txt);
-	/* s->name, s->filter and s->want_txt do not change once sent. */
-	classify(ctx, status, abuf, alen, j->type, &a);
-	if (a.outcome == OUT_POSITIVE || a.outcome == OUT_NEGATIVE)
-		cache_put(ctx, j->type, s->name, &a);
-	if (j->type == T_A && a.outcome == OUT_POSITIVE) {
+	j->chan->outstanding--;
+	dns_answer_init(&a);
+	dns_answer_init(&cached_txt);
+	/* s->name and s->filter do not change once sent. */
+	dns_answer_classify(status, abuf, alen, j->type, ctx->cfg.neg_ttl, &a);
+	if (a.outcome == DNS_POSITIVE || a.outcome == DNS_NEGATIVE)
+		dns_cache_put(ctx->cache, j->type, s->name, &a);
+	if (j->type == DNS_T_A && a.outcome == DNS_POSITIVE) {
 		nmatch = filter_addrs(s->filter, &a, match);
-		if (nmatch > 0 && s->want_txt)
-			have_txt = cache_get(ctx, T_TXT, s->name, &cached_txt);
+		if (nmatch > 0)
+			have_txt = cache_get(ctx, DNS_T_TXT, s->name, &cached_txt);
 	}
 
 	pthread_mutex_lock(&c->mu);
@@ -868,39 +321,36 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		if (c->pending == 0)
 			pthread_cond_broadcast(&c->cv);
 	} else if (!c->abandoned) {
-		if (j->type == T_A) {
+		if (j->type == DNS_T_A) {
 			slot_take_a(s, &a, nmatch, match);
-			if (s->status == DNSBL_LISTED && s->want_txt && !have_txt) {
+			if (s->status == DNSBL_LISTED && !have_txt) {
 				need_txt = true;
 				s->txt_pending = true;
 				c->refs++;
 			} else {
-				if (have_txt && cached_txt.outcome == OUT_POSITIVE)
+				if (have_txt && cached_txt.outcome == DNS_POSITIVE)
 					s->txt = ms_xstrdup(strbuf_str(&cached_txt.txt));
 				c->pending--;
-				if (s->status == DNSBL_LISTED)
-					c->listed_done++;
 			}
 			s->ms = budget_now_ms() - c->start;
 		} else {
-			if (a.outcome == OUT_POSITIVE)
+			if (a.outcome == DNS_POSITIVE)
 				s->txt = ms_xstrdup(strbuf_str(&a.txt));
 			s->txt_pending = false;
 			s->ms = budget_now_ms() - c->start;
 			c->pending--;
-			c->listed_done++;
 		}
 		/* Each answer may settle the one slot dnsbl_wait() waits for. */
 		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
 
-	strbuf_free(&a.txt);
-	strbuf_free(&cached_txt.txt);
+	dns_answer_free(&a);
+	dns_answer_free(&cached_txt);
 	if (need_txt) {
 		/* Safe from inside a c-ares callback, on the channel's own thread. */
 		struct job *t = ms_xcalloc(1, sizeof *t);
-		*t = (struct job){.ctx = ctx, .call = c, .i = j->i, .type = T_TXT};
+		*t = (struct job){.ctx = ctx, .call = c, .i = j->i, .type = DNS_T_TXT};
 		send_job(ctx, t);
 	}
 	call_unref(c);
@@ -910,39 +360,205 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 static void
 sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	dnsbl_ctx *ctx = data;
+	struct chan *ch = data;
 	size_t i;
 
-	for (i = 0; i < ctx->nsocks; i++)
-		if (ctx->socks[i].fd == fd)
+	for (i = 0; i < ch->nsocks; i++)
+		if (ch->socks[i].fd == fd)
 			break;
 	if (!readable && !writable) {
-		if (i < ctx->nsocks)
-			ctx->socks[i] = ctx->socks[--ctx->nsocks];
+		if (i < ch->nsocks)
+			ch->socks[i] = ch->socks[--ch->nsocks];
 		return;
 	}
-	if (i == ctx->nsocks) {
-		if (ctx->nsocks == ctx->capsocks) {
-			ctx->capsocks = ctx->capsocks ? 2 * ctx->capsocks : 8;
-			ctx->socks = ms_xrealloc(ctx->socks,
-			                         ctx->capsocks * sizeof *ctx->socks);
+	if (i == ch->nsocks) {
+		if (ch->nsocks == ch->capsocks) {
+			ch->capsocks = ch->capsocks ? 2 * ch->capsocks : 8;
+			ch->socks =
+			        ms_xrealloc(ch->socks, ch->capsocks * sizeof *ch->socks);
 		}
-		ctx->nsocks++;
+		ch->nsocks++;
 	}
-	ctx->socks[i].fd = fd;
-	ctx->socks[i].events =
-	        (short)((readable ? POLLIN : 0) | (writable ? POLLOUT : 0));
-	ctx->socks[i].revents = 0;
+	ch->socks[i].fd = fd;
+	ch->socks[i].events = (short)((readable ? POLLIN : 0) | (writable ? POLLOUT : 0));
+	ch->socks[i].revents = 0;
 }
 
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_status;
+
+static void
+lib_init(void)
+{
+	lib_status = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+/*
+ * A channel for servers ("" or NULL: resolv.conf's), with the context's
+ * timeouts; any thread, as nobody else sees it yet. ctx NULL: only to
+ * check the list.
+ */
+static struct chan *
+chan_open(dnsbl_ctx *ctx, const dnsbl_config *cfg, const char *servers, strbuf *err)
+{
+	struct chan *ch;
+	struct ares_options opt;
+	int rc, mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+
+	pthread_once(&lib_once, lib_init);
+	if (lib_status != ARES_SUCCESS) {
+		strbuf_printf(err, "c-ares: %s", ares_strerror(lib_status));
+		return NULL;
+	}
+	ch = ms_xcalloc(1, sizeof *ch);
+	ch->ctx = ctx;
+	memset(&opt, 0, sizeof opt);
+	opt.timeout = (int)cfg->try_timeout_ms;
+	opt.tries = (int)cfg->tries;
+	opt.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	if (ctx != NULL) {
+		opt.sock_state_cb = sock_state;
+		opt.sock_state_cb_data = ch;
+		mask |= ARES_OPT_SOCK_STATE_CB;
+	}
+	rc = ares_init_options(&ch->ch, &opt, mask);
+	if (rc != ARES_SUCCESS) {
+		strbuf_printf(err, "c-ares: %s", ares_strerror(rc));
+		free(ch);
+		return NULL;
+	}
+	if (servers && *servers &&
+	    (rc = ares_set_servers_ports_csv(ch->ch, servers)) != ARES_SUCCESS) {
+		strbuf_printf(err,
+		              "bad DNS server list \"%s\": %s (expected ADDR[:PORT] or "
+		              "[IPV6]:PORT, comma-separated)",
+		              servers, ares_strerror(rc));
+		ares_destroy(ch->ch);
+		free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+static void
+chan_close(struct chan *ch)
+{
+	ares_destroy(ch->ch);
+	free(ch->socks);
+	free(ch);
+}
+
+bool
+dnsbl_check_servers(const char *servers, strbuf *err)
+{
+	dnsbl_config cfg = {.try_timeout_ms = 750, .tries = 1};
+	struct chan *ch = chan_open(NULL, &cfg, servers, err);
+
+	if (ch == NULL)
+		return false;
+	chan_close(ch);
+	return true;
+}
+
+/* A reconfiguration's channel becomes current; the old one drains. */
+static void
+take_chan(dnsbl_ctx *ctx, struct chan *fresh)
+{
+	ctx->cur->next = ctx->draining;
+	ctx->draining = ctx->cur;
+	ctx->cur = fresh;
+}
+
+/* Destroys the draining channels that have nothing out any more. */
+static void
+reap_drained(dnsbl_ctx *ctx)
+{
+	for (struct chan **pp = &ctx->draining; *pp;) {
+		struct chan *ch = *pp;
+
+		if (ch->outstanding > 0) {
+			pp = &ch->next;
+			continue;
+		}
+		*pp = ch->next;
+		chan_close(ch);
+	}
+}
+
+/* Walks the current channel, then the draining ones. */
+static struct chan *
+chan_after(const dnsbl_ctx *ctx, const struct chan *ch)
+{
+	return ch == ctx->cur ? ctx->draining : ch->next;
+}
+
+/* Fills pfd with the wake pipe and every channel's sockets; returns how many. */
+static size_t
+gather_fds(dnsbl_ctx *ctx)
+{
+	size_t n = 1;
+
+	for (struct chan *ch = ctx->cur; ch; ch = chan_after(ctx, ch))
+		n += ch->nsocks;
+	if (n > ctx->cappfd) {
+		ctx->cappfd = 2 * n;
+		ctx->pfd = ms_xrealloc(ctx->pfd, ctx->cappfd * sizeof *ctx->pfd);
+		ctx->pfd_chan =
+		        ms_xrealloc(ctx->pfd_chan, ctx->cappfd * sizeof *ctx->pfd_chan);
+	}
+	ctx->pfd[0] = (struct pollfd){.fd = ctx->wake[0], .events = POLLIN};
+	n = 1;
+	for (struct chan *ch = ctx->cur; ch; ch = chan_after(ctx, ch)) {
+		memcpy(ctx->pfd + n, ch->socks, ch->nsocks * sizeof *ctx->pfd);
+		for (size_t i = 0; i < ch->nsocks; i++)
+			ctx->pfd_chan[n + i] = ch;
+		n += ch->nsocks;
+	}
+	return n;
+}
+
+/* The earliest c-ares timeout of all channels, in ms; -1: none. */
 static int
 poll_timeout(dnsbl_ctx *ctx)
 {
-	struct timeval buf, *tv = ares_timeout(ctx->ch, NULL, &buf);
+	int ms = -1;
 
-	if (tv == NULL)
-		return -1;
-	return (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+	for (struct chan *ch = ctx->cur; ch; ch = chan_after(ctx, ch)) {
+		struct timeval buf, *tv = ares_timeout(ch->ch, NULL, &buf);
+		int t;
+
+		if (tv == NULL)
+			continue;
+		t = (int)(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000);
+		if (ms < 0 || t < ms)
+			ms = t;
+	}
+	return ms;
+}
+
+/* Hands every ready socket to its channel, then lets the others time out. */
+static void
+process_fds(dnsbl_ctx *ctx, size_t n)
+{
+	struct chan *idle[2] = {ctx->cur, ctx->draining};
+
+	for (size_t i = 1; i < n; i++) {
+		short ev = ctx->pfd[i].revents;
+
+		if (ev == 0)
+			continue;
+		ares_process_fd(ctx->pfd_chan[i]->ch,
+		                ev & (POLLIN | POLLERR | POLLHUP) ? ctx->pfd[i].fd
+		                                                  : ARES_SOCKET_BAD,
+		                ev & POLLOUT ? ctx->pfd[i].fd : ARES_SOCKET_BAD);
+		if (ctx->pfd_chan[i] == ctx->cur)
+			idle[0] = NULL;
+	}
+	/* ares_process_fd() also handles the timeouts of its channel. */
+	if (idle[0] != NULL)
+		ares_process_fd(idle[0]->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	for (struct chan *ch = idle[1]; ch; ch = ch->next)
+		ares_process_fd(ch->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 }
 
 static void *
@@ -952,13 +568,19 @@ resolver_main(void *arg)
 
 	for (;;) {
 		struct job *jobs;
+		struct chan *fresh;
 		bool stop;
 
 		pthread_mutex_lock(&ctx->qmu);
 		jobs = ctx->qhead;
 		ctx->qhead = ctx->qtail = NULL;
+		fresh = ctx->next;
+		ctx->next = NULL;
 		stop = ctx->stopping;
 		pthread_mutex_unlock(&ctx->qmu);
+		/* The new servers first: what was queued with them goes to them. */
+		if (fresh != NULL)
+			take_chan(ctx, fresh);
 		while (jobs) {
 			struct job *next = jobs->next;
 
@@ -968,14 +590,7 @@ resolver_main(void *arg)
 		if (stop)
 			break;
 
-		size_t n = ctx->nsocks + 1;
-		if (n > ctx->cappfd) {
-			ctx->cappfd = 2 * n;
-			ctx->pfd = ms_xrealloc(ctx->pfd, ctx->cappfd * sizeof *ctx->pfd);
-		}
-		ctx->pfd[0] = (struct pollfd){.fd = ctx->wake[0], .events = POLLIN};
-		if (ctx->nsocks > 0)
-			memcpy(ctx->pfd + 1, ctx->socks, ctx->nsocks * sizeof *ctx->pfd);
+		size_t n = gather_fds(ctx);
 		if (poll(ctx->pfd, (nfds_t)n, poll_timeout(ctx)) < 0 && errno != EINTR)
 			ms_panic("poll: %s", strerror(errno));
 		if (ctx->pfd[0].revents) {
@@ -984,24 +599,13 @@ resolver_main(void *arg)
 			while (read(ctx->wake[0], drain, sizeof drain) > 0)
 				continue;
 		}
-		bool processed = false;
-		for (size_t i = 1; i < n; i++) {
-			short ev = ctx->pfd[i].revents;
-
-			if (ev == 0)
-				continue;
-			ares_process_fd(ctx->ch,
-			                ev & (POLLIN | POLLERR | POLLHUP)
-			                        ? ctx->pfd[i].fd
-			                        : ARES_SOCKET_BAD,
-			                ev & POLLOUT ? ctx->pfd[i].fd : ARES_SOCKET_BAD);
-			processed = true;
-		}
-		if (!processed)
-			ares_process_fd(ctx->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+		process_fds(ctx, n);
+		reap_drained(ctx);
 	}
 	/* Callers are gone (contract): end what is left so its memory goes. */
-	ares_cancel(ctx->ch);
+	ares_cancel(ctx->cur->ch);
+	for (struct chan *ch = ctx->draining; ch; ch = ch->next)
+		ares_cancel(ch->ch);
 	return NULL;
 }
 
@@ -1015,27 +619,63 @@ wake_resolver(dnsbl_ctx *ctx)
 		continue;
 }
 
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static int lib_status;
+/* The provider table (provider.h): dnsbl_start/wait/finish themselves. */
+
+static provider_call *
+provider_start(void *self, dnsbl_query *q, size_t n, long long deadline_ms)
+{
+	return (provider_call *)dnsbl_start(self, q, n, deadline_ms);
+}
+
+static bool
+provider_wait(provider_call *call, size_t i)
+{
+	return dnsbl_wait((dnsbl_call *)call, i);
+}
 
 static void
-lib_init(void)
+provider_finish(provider_call *call)
 {
-	lib_status = ares_library_init(ARES_LIB_INIT_ALL);
+	dnsbl_finish((dnsbl_call *)call);
+}
+
+const dns_provider *
+dnsbl_provider(dnsbl_ctx *ctx)
+{
+	return &ctx->provider;
+}
+
+static void
+free_ctx(dnsbl_ctx *ctx)
+{
+	for (int i = 0; i < 2; i++)
+		if (ctx->wake[i] >= 0)
+			close(ctx->wake[i]);
+	if (ctx->cur)
+		chan_close(ctx->cur);
+	while (ctx->draining) {
+		struct chan *ch = ctx->draining;
+
+		ctx->draining = ch->next;
+		chan_close(ch);
+	}
+	if (ctx->next)
+		chan_close(ctx->next);
+	dns_cache_free(ctx->cache);
+	dns_breaker_free(ctx->breaker);
+	pthread_mutex_destroy(&ctx->qmu);
+	free(ctx->pfd);
+	free(ctx->pfd_chan);
+	free(ctx->servers);
+	free(ctx);
 }
 
 dnsbl_ctx *
 dnsbl_create(const dnsbl_config *cfg, strbuf *err)
 {
 	dnsbl_ctx *ctx;
-	struct ares_options opt;
 	int rc;
 
-	pthread_once(&lib_once, lib_init);
-	if (lib_status != ARES_SUCCESS) {
-		strbuf_printf(err, "c-ares: %s", ares_strerror(lib_status));
-		return NULL;
-	}
 	ctx = ms_xcalloc(1, sizeof *ctx);
 	ctx->cfg = *cfg;
 	ctx->cfg.servers = NULL;
@@ -1047,38 +687,17 @@ dnsbl_create(const dnsbl_config *cfg, strbuf *err)
 		ctx->cfg.max_ttl = 3600;
 	if (ctx->cfg.neg_ttl > ctx->cfg.max_ttl)
 		ctx->cfg.neg_ttl = ctx->cfg.max_ttl;
+	ctx->provider = (dns_provider){"dns", ctx, provider_start, provider_wait,
+	                               provider_finish};
+	ctx->servers = ms_xstrdup(cfg->servers ? cfg->servers : "");
 	ctx->wake[0] = ctx->wake[1] = -1;
-	ctx->lru = ms_xcalloc(1, sizeof *ctx->lru + 1);
-	ctx->lru->next = ctx->lru->prev = ctx->lru;
-	for (ctx->nbuckets = 16; ctx->nbuckets < cfg->cache_size; ctx->nbuckets *= 2)
-		continue;
-	ctx->bucket = ms_xcalloc(ctx->nbuckets, sizeof *ctx->bucket);
+	ctx->cache = dns_cache_create(cfg->cache_size, ctx->cfg.max_ttl);
+	ctx->breaker = dns_breaker_create(cfg->breaker_threshold, cfg->breaker_open_ms,
+	                                  cfg->on_breaker, cfg->breaker_arg);
 	pthread_mutex_init(&ctx->qmu, NULL);
-	pthread_mutex_init(&ctx->cmu, NULL);
-	pthread_mutex_init(&ctx->bmu, NULL);
 
-	memset(&opt, 0, sizeof opt);
-	opt.timeout = (int)ctx->cfg.try_timeout_ms;
-	opt.tries = (int)ctx->cfg.tries;
-	opt.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	opt.sock_state_cb = sock_state;
-	opt.sock_state_cb_data = ctx;
-	rc = ares_init_options(&ctx->ch, &opt,
-	                       ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
-	                               ARES_OPT_SOCK_STATE_CB);
-	if (rc != ARES_SUCCESS) {
-		strbuf_printf(err, "c-ares: %s", ares_strerror(rc));
-		ctx->ch = NULL;
+	if ((ctx->cur = chan_open(ctx, &ctx->cfg, ctx->servers, err)) == NULL)
 		goto fail;
-	}
-	if (cfg->servers && *cfg->servers &&
-	    (rc = ares_set_servers_ports_csv(ctx->ch, cfg->servers)) != ARES_SUCCESS) {
-		strbuf_printf(err,
-		              "bad DNS server list \"%s\": %s (expected ADDR[:PORT] or "
-		              "[IPV6]:PORT, comma-separated)",
-		              cfg->servers, ares_strerror(rc));
-		goto fail;
-	}
 	if (pipe(ctx->wake) < 0) {
 		strbuf_printf(err, "pipe: %s", strerror(errno));
 		goto fail;
@@ -1101,18 +720,35 @@ dnsbl_create(const dnsbl_config *cfg, strbuf *err)
 	}
 	return ctx;
 fail:
-	for (int i = 0; i < 2; i++)
-		if (ctx->wake[i] >= 0)
-			close(ctx->wake[i]);
-	if (ctx->ch)
-		ares_destroy(ctx->ch);
-	pthread_mutex_destroy(&ctx->qmu);
-	pthread_mutex_destroy(&ctx->cmu);
-	pthread_mutex_destroy(&ctx->bmu);
-	free(ctx->bucket);
-	free(ctx->lru);
-	free(ctx);
+	free_ctx(ctx);
 	return NULL;
+}
+
+bool
+dnsbl_reconfigure(dnsbl_ctx *ctx, const dnsbl_config *cfg, strbuf *err)
+{
+	const char *servers = cfg->servers ? cfg->servers : "";
+
+	if (strcmp(servers, ctx->servers) != 0) {
+		struct chan *fresh = chan_open(ctx, &ctx->cfg, servers, err), *unused;
+
+		if (fresh == NULL)
+			return false;
+		pthread_mutex_lock(&ctx->qmu);
+		unused = ctx->next; /* a reconfiguration the resolver did not see */
+		ctx->next = fresh;
+		pthread_mutex_unlock(&ctx->qmu);
+		if (unused != NULL)
+			chan_close(unused);
+		wake_resolver(ctx);
+		free(ctx->servers);
+		ctx->servers = ms_xstrdup(servers);
+		/* What opened the breakers was the old servers' silence. */
+		dns_breaker_reset(ctx->breaker);
+	}
+	dns_cache_resize(ctx->cache, cfg->cache_size);
+	dns_breaker_configure(ctx->breaker, cfg->breaker_threshold, cfg->breaker_open_ms);
+	return true;
 }
 
 void
@@ -1125,25 +761,7 @@ dnsbl_free(dnsbl_ctx *ctx)
 	pthread_mutex_unlock(&ctx->qmu);
 	wake_resolver(ctx);
 	pthread_join(ctx->thread, NULL);
-	ares_destroy(ctx->ch);
-	close(ctx->wake[0]);
-	close(ctx->wake[1]);
-	while (ctx->lru->next != ctx->lru)
-		cache_drop(ctx, ctx->lru->next);
-	free(ctx->lru);
-	free(ctx->bucket);
-	while (ctx->breakers) {
-		struct breaker *b = ctx->breakers;
-
-		ctx->breakers = b->next;
-		free(b);
-	}
-	free(ctx->socks);
-	free(ctx->pfd);
-	pthread_mutex_destroy(&ctx->qmu);
-	pthread_mutex_destroy(&ctx->cmu);
-	pthread_mutex_destroy(&ctx->bmu);
-	free(ctx);
+	free_ctx(ctx);
 }
 
 /* Lookups. */
@@ -1189,27 +807,27 @@ reset_result(dnsbl_query *q)
 static bool
 from_cache(dnsbl_ctx *ctx, struct slot *s, bool *txt_only)
 {
-	struct answer a = {.outcome = OUT_ERROR};
+	dns_answer a;
 	unsigned char match[DNSBL_MAX_ADDR][4];
 	bool done = true;
 
 	*txt_only = false;
-	strbuf_init(&a.txt);
-	if (!cache_get(ctx, T_A, s->name, &a)) {
-		strbuf_free(&a.txt);
+	dns_answer_init(&a);
+	if (!cache_get(ctx, DNS_T_A, s->name, &a)) {
+		dns_answer_free(&a);
 		return false;
 	}
 	s->cached = true;
 	slot_take_a(s, &a, filter_addrs(s->filter, &a, match), match);
-	if (s->status == DNSBL_LISTED && s->want_txt) {
+	if (s->status == DNSBL_LISTED) {
 		strbuf_reset(&a.txt);
-		if (!cache_get(ctx, T_TXT, s->name, &a)) {
+		if (!cache_get(ctx, DNS_T_TXT, s->name, &a)) {
 			done = false;
 			*txt_only = true;
-		} else if (a.outcome == OUT_POSITIVE)
+		} else if (a.outcome == DNS_POSITIVE)
 			s->txt = ms_xstrdup(strbuf_str(&a.txt));
 	}
-	strbuf_free(&a.txt);
+	dns_answer_free(&a);
 	return done;
 }
 
@@ -1237,20 +855,6 @@ deadline_ts(long long deadline)
 {
 	return (struct timespec){.tv_sec = (time_t)(deadline / 1000),
 	                         .tv_nsec = (long)(deadline % 1000) * 1000000L};
-}
-
-/* Waits for the whole call (dnsbl_lookup()); under c->mu. */
-static void
-wait_all(struct dnsbl_call *c)
-{
-	struct timespec ts = deadline_ts(c->deadline);
-
-	while (c->pending > 0 && !((c->flags & DNSBL_FIRST) && c->listed_done > 0)) {
-		if (budget_expired(c->deadline))
-			break;
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
-			break;
-	}
 }
 
 static bool
@@ -1294,21 +898,21 @@ account(dnsbl_ctx *ctx, const struct dnsbl_call *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		const struct slot *s = &c->slot[i];
-		enum report r;
+		enum dns_report r;
 
 		if (!s->sent)
 			continue;
 		switch (s->status) {
 		case DNSBL_LISTED:
 		case DNSBL_NOT_LISTED:
-			r = REP_ANSWER;
+			r = DNS_REP_ANSWER;
 			break;
 		case DNSBL_TIMEOUT:
-			r = REP_TIMEOUT;
+			r = DNS_REP_TIMEOUT;
 			atomic_fetch_add(&ctx->timeouts, 1);
 			break;
 		case DNSBL_CANCELLED:
-			r = REP_CANCEL;
+			r = DNS_REP_CANCEL;
 			break;
 		default:
 			/*
@@ -1316,16 +920,16 @@ account(dnsbl_ctx *ctx, const struct dnsbl_call *c)
 			 * for every server) fails at once instead of timing
 			 * out, but it is as absent: the breaker counts it.
 			 */
-			r = s->unreachable ? REP_TIMEOUT : REP_ERROR;
+			r = s->unreachable ? DNS_REP_TIMEOUT : DNS_REP_ERROR;
 			break;
 		}
-		breaker_report(ctx, s->name + s->zoff, r, s->probe);
+		dns_breaker_report(ctx->breaker, s->name + s->zoff, r, s->probe);
 	}
 }
 
 /* Pass 1: names and the cache; nothing shared is held yet. */
 static void
-prepare(dnsbl_ctx *ctx, struct dnsbl_call *c, dnsbl_query *q, unsigned flags)
+prepare(dnsbl_ctx *ctx, struct dnsbl_call *c, dnsbl_query *q)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		struct slot *s = &c->slot[i];
@@ -1333,25 +937,21 @@ prepare(dnsbl_ctx *ctx, struct dnsbl_call *c, dnsbl_query *q, unsigned flags)
 
 		reset_result(&q[i]);
 		s->filter = q[i].filter;
-		s->want_txt = !(flags & DNSBL_NO_TXT);
 		if (!build_name(&q[i], &s->zoff, &q[i].err)) {
 			s->status = DNSBL_ERROR;
 			continue;
 		}
 		s->name = ms_xstrdup(strbuf_str(&q[i].name));
-		if (from_cache(ctx, s, &txt_only)) {
-			if (s->status == DNSBL_LISTED)
-				c->listed_done++;
+		if (from_cache(ctx, s, &txt_only))
 			s->ms = budget_now_ms() - c->start;
-		} else if (txt_only) {
+		else if (txt_only)
 			s->txt_pending = true;
-		}
 	}
 }
 
 /* Pass 2: the jobs for what must go out (NULL: nothing must). */
 static struct job *
-make_jobs(dnsbl_ctx *ctx, struct dnsbl_call *c, long long deadline, unsigned flags)
+make_jobs(dnsbl_ctx *ctx, struct dnsbl_call *c, long long deadline)
 {
 	struct job *head = NULL, **tail = &head;
 	bool expired = budget_expired(deadline);
@@ -1359,10 +959,8 @@ make_jobs(dnsbl_ctx *ctx, struct dnsbl_call *c, long long deadline, unsigned fla
 	for (size_t i = 0; i < c->n; i++) {
 		struct slot *s = &c->slot[i];
 
-		if (s->status != DNSBL_PENDING && !s->txt_pending)
+		if (slot_final(s))
 			continue;
-		if ((flags & DNSBL_FIRST) && c->listed_done > 0)
-			break; /* end_call() cancels the rest */
 		if (expired) {
 			if (s->status == DNSBL_PENDING)
 				s->status = DNSBL_TIMEOUT;
@@ -1371,20 +969,22 @@ make_jobs(dnsbl_ctx *ctx, struct dnsbl_call *c, long long deadline, unsigned fla
 			continue;
 		}
 		if (!s->txt_pending) {
-			enum admit ad = breaker_admit(ctx, s->name + s->zoff);
+			enum dns_admit ad =
+			        dns_breaker_admit(ctx->breaker, s->name + s->zoff);
 
-			if (ad == ADMIT_SKIP) {
+			if (ad == DNS_ADMIT_SKIP) {
+				atomic_fetch_add(&ctx->skipped, 1);
 				s->status = DNSBL_SKIPPED;
 				continue;
 			}
-			s->probe = ad == ADMIT_PROBE;
+			s->probe = ad == DNS_ADMIT_PROBE;
 			s->sent = true;
 		}
 		struct job *j = ms_xcalloc(1, sizeof *j);
 		*j = (struct job){.ctx = ctx,
 		                  .call = c,
 		                  .i = i,
-		                  .type = s->txt_pending ? T_TXT : T_A};
+		                  .type = s->txt_pending ? DNS_T_TXT : DNS_T_A};
 		*tail = j;
 		tail = &j->next;
 		c->refs++;
@@ -1415,26 +1015,23 @@ submit(dnsbl_ctx *ctx, struct job *head)
 }
 
 dnsbl_call *
-dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
-            unsigned flags)
+dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms)
 {
 	struct dnsbl_call *c;
 	struct job *jobs;
 
 	if (n == 0)
 		return NULL;
+	atomic_fetch_add(&ctx->lookups, n);
 	c = call_new(n);
 	c->ctx = ctx;
 	c->q = q;
 	c->deadline = deadline_ms;
-	c->flags = flags;
-	prepare(ctx, c, q, flags);
+	prepare(ctx, c, q);
 	/* The resolver cannot see c before submit(): no lock needed so far. */
-	jobs = make_jobs(ctx, c, deadline_ms, flags);
-	if (jobs) {
-		c->sent_any = true;
+	jobs = make_jobs(ctx, c, deadline_ms);
+	if (jobs)
 		submit(ctx, jobs);
-	}
 	return c;
 }
 
@@ -1455,10 +1052,16 @@ dnsbl_wait(dnsbl_call *c, size_t i)
 	return ok;
 }
 
-/* Settles and copies out what is left, reports to the breakers, lets go. */
-static void
-end_call(struct dnsbl_call *c, enum dnsbl_status pending)
+void
+dnsbl_finish(dnsbl_call *c)
 {
+	if (c == NULL)
+		return;
+	/* Past the deadline what is still out timed out; before it, it was
+	   not needed. */
+	enum dnsbl_status pending =
+	        budget_expired(c->deadline) ? DNSBL_TIMEOUT : DNSBL_CANCELLED;
+
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < c->n; i++)
 		close_slot(c, i, pending);
@@ -1467,37 +1070,6 @@ end_call(struct dnsbl_call *c, enum dnsbl_status pending)
 	/* Only this thread writes a slot once abandoned is set. */
 	account(c->ctx, c);
 	call_unref(c);
-}
-
-void
-dnsbl_finish(dnsbl_call *c)
-{
-	if (c == NULL)
-		return;
-	/* Past the deadline what is still out timed out; before it, it was
-	   not needed. */
-	end_call(c, budget_expired(c->deadline) ? DNSBL_TIMEOUT : DNSBL_CANCELLED);
-}
-
-int
-dnsbl_lookup(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms,
-             unsigned flags)
-{
-	struct dnsbl_call *c = dnsbl_start(ctx, q, n, deadline_ms, flags);
-	bool cancel;
-
-	if (c == NULL)
-		return -1;
-	pthread_mutex_lock(&c->mu);
-	if (c->sent_any)
-		wait_all(c);
-	cancel = (flags & DNSBL_FIRST) && c->listed_done > 0;
-	pthread_mutex_unlock(&c->mu);
-	end_call(c, cancel ? DNSBL_CANCELLED : DNSBL_TIMEOUT);
-	for (size_t i = 0; i < n; i++)
-		if (q[i].status == DNSBL_LISTED)
-			return (int)i;
-	return -1;
 }
 
 const char *
@@ -1525,8 +1097,10 @@ dnsbl_status_name(enum dnsbl_status s)
 void
 dnsbl_get_stats(dnsbl_ctx *ctx, dnsbl_stats *out)
 {
+	out->lookups = atomic_load(&ctx->lookups);
 	out->sent = atomic_load(&ctx->sent);
 	out->cache_hits = atomic_load(&ctx->cache_hits);
 	out->skipped = atomic_load(&ctx->skipped);
 	out->timeouts = atomic_load(&ctx->timeouts);
+	out->suspended = dns_breaker_suspended(ctx->breaker);
 }

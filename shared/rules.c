@@ -2487,7 +2487,7 @@ typedef struct eval_ctx {
 	strbuf subject_buf[N_DNS_KINDS];
 	dnsbl_query *q;
 	size_t n_q;
-	dnsbl_call *call; /* q[]'s lookups, from dnsbl_start() */
+	provider_call *call; /* q[]'s lookups, from x->dns->start() */
 	bool *waited;     /* q[i] is in: dnsbl_wait() returned for it */
 	/* The current rule's first listing, for $rbl_*. */
 	const dnsbl_query *hit;
@@ -2607,7 +2607,7 @@ start_queries(eval_ctx *e)
 	if (e->n_q == 0)
 		return;
 	e->waited = ms_xcalloc(e->n_q, sizeof *e->waited);
-	e->call = dnsbl_start(e->x->dns, e->q, e->n_q, e->x->deadline_ms, 0);
+	e->call = e->x->dns->start(e->x->dns->self, e->q, e->n_q, e->x->deadline_ms);
 	e->info->queries += (unsigned)e->n_q;
 }
 
@@ -2622,7 +2622,7 @@ need_query(eval_ctx *e, const dnsbl_query *q)
 	if (e->waited[i])
 		return;
 	t0 = budget_now_ms();
-	dnsbl_wait(e->call, i);
+	e->x->dns->wait(e->call, i);
 	info->dns_ms += budget_now_ms() - t0;
 	e->waited[i] = true;
 	switch (q->status) {
@@ -2897,7 +2897,8 @@ rules_eval_ex(const rules_table *t, enum stage stage, const rules_facts *f,
 	}
 	r = eval_rules(&e, visit, ctx);
 	/* The rules are decided: what no rule waited for is abandoned. */
-	dnsbl_finish(e.call);
+	if (e.call != NULL)
+		x->dns->finish(e.call);
 	free(e.waited);
 	for (i = 0; i < e.n_q; i++)
 		dnsbl_query_free(&e.q[i]);

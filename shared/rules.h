@@ -118,7 +118,7 @@
  * COST
  *	dnsbl and rhsbl_* are RULES_COST_DNSBL, body is RULES_COST_BODY; the
  *	others are cheap. rules_eval_ex() runs expensive checks with what x
- *	gives it: a DNS context and the stage's deadline, the message's body
+ *	gives it: a DNS provider (provider.h) and the stage's deadline, the message's body
  *	scanner. Under stress (facts->stressed) the expensive checks of a
  *	rule whose MODE is "both" are skipped: an administrator asks for them
  *	under stress with a rule in MODE "stress". Without a DNS context or a
@@ -138,7 +138,7 @@
  *	one stage costs at most its slowest lookup, not their sum. Once the
  *	stage is decided (a rule with a verdict matches, visit() stops it,
  *	the rules run out), the lookups still out are abandoned
- *	(dnsbl_finish(): cancelled, their late answers still cached): a
+ *	(the provider's finish(): cancelled, their late answers still cached): a
  *	listed client need not wait for a slower zone of a later rule. The
  *	result is the one waiting for all of them would give, only sooner;
  *	a rule never runs on a cancelled lookup. A lookup whose rule an
@@ -178,6 +178,7 @@
 #include "bodyscan.h"
 #include "dnsbl.h"
 #include "expand.h"
+#include "provider.h"
 #include "stage.h"
 #include "strbuf.h"
 
@@ -252,7 +253,7 @@ enum { RULES_COST_DNSBL = 1u << 0, RULES_COST_BODY = 1u << 1 };
 
 /* What the expensive checks may use; see COST. */
 typedef struct rules_expensive {
-	dnsbl_ctx *dns;        /* NULL: DNS checks are skipped */
+	const dns_provider *dns; /* NULL: DNS checks are skipped */
 	long long deadline_ms; /* absolute, budget_now_ms() clock: the stage's budget */
 	const bodyscan *body;  /* the message's scanner at body/eom; NULL: body
 	                          checks skipped */

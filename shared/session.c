@@ -34,6 +34,7 @@ typedef struct taglist {
 
 struct session {
 	conf *conf;
+	runtime *rt; /* the daemon's: the DNS provider; may be NULL */
 	const struct conf_values *params;
 	const rules_table *rules;
 	stress_state stress;
@@ -259,12 +260,14 @@ session_protocol(const conf *c)
 /* ---- life cycle ---- */
 
 session *
-session_create(conf *c, const char *client_name, const char *client_addr)
+session_create(conf *c, runtime *rt, const char *client_name, const char *client_addr)
 {
 	session *s = ms_xcalloc(1, sizeof *s);
 
 	conf_ref(c);
 	s->conf = c;
+	runtime_ref(rt);
+	s->rt = rt;
 	s->params = conf_personality(c, false);
 	s->rules = conf_rules(c, false);
 	s->client_name = dup_or_null(client_name);
@@ -334,6 +337,7 @@ session_free(session *s)
 	free(s->client_addr);
 	free(s->helo);
 	conf_unref(s->conf);
+	runtime_unref(s->rt);
 	free(s);
 }
 
@@ -734,14 +738,14 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
  * One stage: the session limits first, then the rules. A stage that cannot
  * reply still runs its rules for tag, quarantine and log.
  */
-/* What the stage's expensive checks may use: the resolver, the time, the body. */
+/* What the stage's expensive checks may use: DNS, the time, the body. */
 static void
 expensive_for(session *s, enum stage stage, rules_expensive *x)
 {
 	memset(x, 0, sizeof *x);
 	/* The resolver starts a thread: only when some check will use it. */
 	if (rules_stage_expensive(s->rules, stage, s->stress.stressed))
-		x->dns = conf_dns(s->conf);
+		x->dns = runtime_dns(s->rt);
 	x->deadline_ms = stage == STAGE_BODY && s->body_deadline != 0
 	                         ? s->body_deadline
 	                         : budget_deadline(budget_now_ms(),

@@ -6,9 +6,12 @@
  * smfi_setreply(); everything that decides is here and in rules, testable
  * without a socket. Life cycle:
  *
- *   session_create(conf, name, addr)  at connect; takes a conf reference, so
- *                                     the session keeps the snapshot it
- *                                     started on across reloads
+ *   session_create(conf, rt, name, addr)  at connect; takes a conf
+ *                                     reference, so the session keeps the
+ *                                     snapshot it started on across reloads,
+ *                                     and one of the daemon's runtime (the
+ *                                     DNS provider, runtime.h; NULL: DNS
+ *                                     checks are skipped)
  *   session_set_macros(s, fn, ctx)    how to read the MTA's macros
  *   session_on_connect(s, reply)      picks the personality (stress macro or
  *                                     -o stress=...), runs the connect rules
@@ -43,7 +46,8 @@
  *
  * Concurrency: a session is used by one callback at a time (libmilter
  * serialises a connection's callbacks, though on varying threads). Sessions
- * share only the read-only conf snapshot.
+ * share the read-only conf snapshot and the runtime, whose DNS provider any
+ * number of them call at once.
  */
 #ifndef MS_SESSION_H
 #define MS_SESSION_H
@@ -53,6 +57,7 @@
 
 #include "conf.h"
 #include "rules.h"
+#include "runtime.h"
 #include "strbuf.h"
 #include "stress.h"
 
@@ -102,8 +107,9 @@ void session_changes_free(session_changes *c);
  */
 unsigned long session_protocol(const conf *c);
 
-/* name/addr may be NULL (unknown); they are copied. */
-session *session_create(conf *c, const char *client_name, const char *client_addr);
+/* rt, name and addr may be NULL (no DNS; unknown); name and addr are copied. */
+session *session_create(conf *c, runtime *rt, const char *client_name,
+                        const char *client_addr);
 void session_free(session *s); /* NULL-safe */
 
 /* The MTA's macros, by name ("{stress}", "i"); NULL when not sent. */

@@ -2,7 +2,9 @@
  * Unit tests for dnsbl: names and filters alone, then lookups against a real
  * DNS server (dnsmasq, started here on 127.0.0.1 and a free port with its
  * zones on the command line) and against a fake server of the test's own
- * that drops or answers on demand. A missing dnsmasq fails the suite.
+ * that drops or answers on demand; reconfiguration in place (the cache and
+ * the breakers kept, a cache resized, new servers) and the provider table.
+ * A missing dnsmasq fails the suite.
  */
 #include "config.h"
 
@@ -26,6 +28,7 @@
 
 #include "budget.h"
 #include "dnsbl.h"
+#include "provider.h"
 
 /* Deadlines are the contract: allow this much for a slow, shared machine. */
 #define MARGIN_MS 200
@@ -116,13 +119,24 @@ ctx_new(const char *srv, size_t cache, unsigned threshold, unsigned open_ms,
 	return ctx;
 }
 
+/* Every query of q[] to its end or the deadline: start, wait for each, finish. */
+static void
+lookup_all(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline)
+{
+	dnsbl_call *call = dnsbl_start(ctx, q, n, deadline);
+
+	for (size_t i = 0; i < n; i++)
+		dnsbl_wait(call, i);
+	dnsbl_finish(call);
+}
+
 /* One query, returns its status; q is left for the caller to inspect. */
 static enum dnsbl_status
 lookup1(dnsbl_ctx *ctx, dnsbl_query *q, enum dnsbl_kind kind, const char *subject,
         const char *zone, const dnsbl_filter *f, long long budget_ms)
 {
 	dnsbl_query_init(q, kind, subject, zone, f);
-	dnsbl_lookup(ctx, q, 1, budget_deadline(budget_now_ms(), budget_ms), 0);
+	lookup_all(ctx, q, 1, budget_deadline(budget_now_ms(), budget_ms));
 	return q->status;
 }
 
@@ -264,6 +278,12 @@ START_TEST(test_bad_servers)
 	ck_assert_ptr_null(dnsbl_create(&cfg, &err));
 	ck_assert_msg(strstr(strbuf_str(&err), "bad DNS server list") != NULL, "%s",
 	              strbuf_str(&err));
+	strbuf_reset(&err);
+	ck_assert(!dnsbl_check_servers("not-an-address:53", &err));
+	ck_assert_msg(strstr(strbuf_str(&err), "bad DNS server list") != NULL, "%s",
+	              strbuf_str(&err));
+	ck_assert(dnsbl_check_servers("127.0.0.1:53,[::1]:5353", &err));
+	ck_assert(dnsbl_check_servers("", &err));
 	strbuf_free(&err);
 }
 END_TEST
@@ -355,19 +375,20 @@ START_TEST(test_lookups)
 }
 END_TEST
 
-START_TEST(test_name_and_no_txt)
+/* The query name; a listed name is asked for its TXT as well. */
+START_TEST(test_name)
 {
 	dnsbl_ctx *ctx = ctx_new(servers, 0, 0, 0, NULL, NULL);
 	dnsbl_query q;
 	dnsbl_stats st;
 
-	dnsbl_query_init(&q, DNSBL_IP, "127.0.0.2", "bl.test", NULL);
-	dnsbl_lookup(ctx, &q, 1, budget_deadline(budget_now_ms(), 5000), DNSBL_NO_TXT);
-	ck_assert_int_eq(q.status, DNSBL_LISTED);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
 	ck_assert_str_eq(strbuf_str(&q.name), "2.0.0.127.bl.test");
-	ck_assert_str_eq(strbuf_str(&q.txt), "");
+	ck_assert_str_eq(strbuf_str(&q.txt), "Listed: test entry");
 	dnsbl_get_stats(ctx, &st);
-	ck_assert_uint_eq(st.sent, 1); /* A only */
+	ck_assert_uint_eq(st.sent, 2); /* A, then TXT */
+	ck_assert_uint_eq(st.lookups, 1);
 	dnsbl_query_free(&q);
 
 	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, v6_listed, "bl.test", NULL, 5000),
@@ -381,19 +402,17 @@ START_TEST(test_name_and_no_txt)
 END_TEST
 
 /*
- * slow.test is forwarded to a server that never answers: without
- * DNSBL_FIRST the call waits for it until the deadline; with it, the listed
- * answer ends the call long before.
+ * slow.test is forwarded to a server that never answers. Waiting for the
+ * listed query alone and finishing ends the call long before the deadline,
+ * the others cancelled; waiting for all of them waits until the deadline.
  */
-START_TEST(test_parallel_first)
+START_TEST(test_parallel)
 {
 	dnsbl_ctx *ctx = ctx_new(servers, 0, 0, 0, NULL, NULL);
 	dnsbl_query q[4];
 	long long t0, took;
-	int first;
 
 	for (int round = 0; round < 2; round++) {
-		unsigned flags = round == 0 ? DNSBL_FIRST : 0;
 		long long budget = round == 0 ? 5000 : 400;
 
 		dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.3", "bl.test", NULL);
@@ -401,14 +420,20 @@ START_TEST(test_parallel_first)
 		dnsbl_query_init(&q[2], DNSBL_IP, "192.0.2.99", "bl.test", NULL);
 		dnsbl_query_init(&q[3], DNSBL_NAME, "spam.example", "slow.test", NULL);
 		t0 = budget_now_ms();
-		first = dnsbl_lookup(ctx, q, 4, budget_deadline(t0, budget), flags);
+		if (round == 0) {
+			dnsbl_call *call = dnsbl_start(ctx, q, 4, budget_deadline(t0, budget));
+
+			ck_assert(dnsbl_wait(call, 2));
+			dnsbl_finish(call);
+		} else {
+			lookup_all(ctx, q, 4, budget_deadline(t0, budget));
+		}
 		took = budget_now_ms() - t0;
-		ck_assert_int_eq(first, 2);
 		ck_assert_int_eq(q[2].status, DNSBL_LISTED);
 		ck_assert_str_eq(strbuf_str(&q[2].txt),
 		                 "spam from 192.0.2.99;see bl.test");
 		if (round == 0) {
-			ck_assert_msg(took < 2000, "DNSBL_FIRST still waited %lld ms",
+			ck_assert_msg(took < 2000, "the listed one alone waited %lld ms",
 			              took);
 			ck_assert_int_eq(q[1].status, DNSBL_CANCELLED);
 			ck_assert_int_eq(q[3].status, DNSBL_CANCELLED);
@@ -711,7 +736,7 @@ START_TEST(test_breaker)
 	atomic_store(&f.answer, true);
 	dnsbl_query_init(&two[0], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
 	dnsbl_query_init(&two[1], DNSBL_IP, "127.0.0.4", "bl.test", NULL);
-	dnsbl_lookup(ctx, two, 2, budget_deadline(budget_now_ms(), 2000), 0);
+	lookup_all(ctx, two, 2, budget_deadline(budget_now_ms(), 2000));
 	ck_assert_int_eq(two[0].status, DNSBL_NOT_LISTED);
 	ck_assert_int_eq(two[1].status, DNSBL_SKIPPED);
 	dnsbl_query_free(&two[0]);
@@ -762,7 +787,7 @@ START_TEST(test_breaker_late_answer)
 	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
 	atomic_store(&f.answer, true);
 	dnsbl_query_init(&early, DNSBL_IP, "127.0.0.2", "bl.test", NULL);
-	call = dnsbl_start(ctx, &early, 1, budget_deadline(budget_now_ms(), 2000), 0);
+	call = dnsbl_start(ctx, &early, 1, budget_deadline(budget_now_ms(), 2000));
 	ck_assert(dnsbl_wait(call, 0));
 	ck_assert_int_eq(early.status, DNSBL_NOT_LISTED);
 	/* The server stops answering; a timeout suspends the zone. */
@@ -841,13 +866,13 @@ START_TEST(test_start_wait_finish)
 	dnsbl_stats st;
 	long long t0, took;
 
-	ck_assert_ptr_null(dnsbl_start(ctx, q, 0, budget_now_ms() + 1000, 0));
+	ck_assert_ptr_null(dnsbl_start(ctx, q, 0, budget_now_ms() + 1000));
 	dnsbl_finish(NULL);
 
 	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
 	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
 	t0 = budget_now_ms();
-	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 3000), 0);
+	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 3000));
 	ck_assert_ptr_nonnull(call);
 	ck_assert(dnsbl_wait(call, 1));
 	took = budget_now_ms() - t0;
@@ -872,7 +897,7 @@ START_TEST(test_start_wait_finish)
 	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
 	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.3", "bl.test", NULL);
 	t0 = budget_now_ms();
-	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 300), 0);
+	call = dnsbl_start(ctx, q, 2, budget_deadline(t0, 300));
 	ck_assert(!dnsbl_wait(call, 0));
 	took = budget_now_ms() - t0;
 	ck_assert_msg(took >= 295 && took < 300 + MARGIN_MS, "took %lld ms", took);
@@ -887,6 +912,211 @@ START_TEST(test_start_wait_finish)
 	dnsbl_query_free(&q[0]);
 	dnsbl_query_free(&q[1]);
 
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/* Reconfigured with the same servers and new parameters: the cache stays. */
+START_TEST(test_reconfigure_keeps_cache)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
+	dnsbl_config cfg = {.servers = servers, .cache_size = 200,
+	                    .breaker_threshold = 3, .breaker_open_ms = 1000};
+	strbuf err = STRBUF_INIT;
+	dnsbl_query q;
+	dnsbl_stats st;
+
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
+	ck_assert(!q.cached);
+	dnsbl_query_free(&q);
+	ck_assert_msg(dnsbl_reconfigure(ctx, &cfg, &err), "%s", strbuf_str(&err));
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
+	ck_assert(q.cached);
+	ck_assert_str_eq(strbuf_str(&q.txt), "Listed: test entry");
+	dnsbl_query_free(&q);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, 2);
+	ck_assert_uint_eq(st.cache_hits, 2); /* A and TXT */
+	strbuf_free(&err);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/* A smaller cache keeps the most recently used names, a larger one all. */
+START_TEST(test_reconfigure_cache_size)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 4, 0, 0, NULL, NULL);
+	dnsbl_config cfg = {.servers = servers, .cache_size = 2};
+	static const char *order[] = {"10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4"};
+	static const struct {
+		const char *subject;
+		bool cached;
+	} after[] = {{"10.0.1.4", true}, {"10.0.1.3", true}, {"10.0.1.1", false}};
+	strbuf err = STRBUF_INIT;
+	dnsbl_query q;
+
+	for (size_t i = 0; i < 4; i++) {
+		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
+		dnsbl_query_free(&q);
+	}
+	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, after[i].subject, "bl.test",
+		                         NULL, 5000),
+		                 DNSBL_NOT_LISTED);
+		ck_assert_msg(q.cached == after[i].cached, "%s", after[i].subject);
+		dnsbl_query_free(&q);
+	}
+	/* 10.0.1.1 evicted 10.0.1.4 just now; growing keeps what is there. */
+	cfg.cache_size = 1000;
+	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
+	for (size_t i = 0; i < 2; i++) {
+		lookup1(ctx, &q, DNSBL_IP, i == 0 ? "10.0.1.1" : "10.0.1.3", "bl.test",
+		        NULL, 5000);
+		ck_assert(q.cached);
+		dnsbl_query_free(&q);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
+		dnsbl_query_free(&q);
+		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
+		ck_assert_msg(q.cached, "%s after growing", order[i]);
+		dnsbl_query_free(&q);
+	}
+	strbuf_free(&err);
+	dnsbl_free(ctx);
+}
+END_TEST
+
+/*
+ * A suspended zone stays suspended across a reconfiguration with the same
+ * servers, nothing reported; a new open time applies to it at once.
+ */
+START_TEST(test_reconfigure_breaker)
+{
+	struct fake f;
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	char srv[64];
+	dnsbl_ctx *ctx;
+	dnsbl_config cfg;
+	strbuf err = STRBUF_INIT;
+	dnsbl_query q;
+	dnsbl_stats st;
+
+	fake_start(&f, srv, sizeof srv);
+	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.suspended, 1);
+	cfg = (dnsbl_config){.servers = srv, .cache_size = 50,
+	                     .breaker_threshold = 2, .breaker_open_ms = 60000};
+	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.3", "bl.test", NULL, 100),
+	                 DNSBL_SKIPPED);
+	dnsbl_query_free(&q);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.suspended, 1);
+	ck_assert_int_eq(ev.resumed, 0);
+
+	/* Open 100 ms from when it was suspended: over now, the probe goes. */
+	cfg.breaker_open_ms = 100;
+	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
+	usleep(150 * 1000);
+	atomic_store(&f.answer, true);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.4", "bl.test", NULL, 2000),
+	                 DNSBL_NOT_LISTED);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.resumed, 1);
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.suspended, 0);
+
+	/* The new threshold: two timeouts now, not one. */
+	atomic_store(&f.answer, false);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.5", "bl.test", NULL,
+		                         100),
+		                 DNSBL_TIMEOUT);
+		dnsbl_query_free(&q);
+		ck_assert_int_eq(ev.suspended, 1 + i);
+	}
+	strbuf_free(&err);
+	dnsbl_free(ctx);
+	fake_stop(&f);
+}
+END_TEST
+
+/*
+ * New servers take the next lookup; the breakers their predecessor's
+ * silence opened are closed (and said so). A list c-ares refuses changes
+ * nothing.
+ */
+START_TEST(test_reconfigure_servers)
+{
+	struct fake f;
+	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	char srv[64];
+	dnsbl_ctx *ctx;
+	dnsbl_config cfg = {.cache_size = 100, .breaker_threshold = 1,
+	                    .breaker_open_ms = 60000};
+	strbuf err = STRBUF_INIT;
+	dnsbl_query q;
+	unsigned received;
+
+	fake_start(&f, srv, sizeof srv);
+	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev.suspended, 1);
+
+	cfg.servers = "not-an-address:53";
+	ck_assert(!dnsbl_reconfigure(ctx, &cfg, &err));
+	ck_assert_msg(strstr(strbuf_str(&err), "bad DNS server list") != NULL, "%s",
+	              strbuf_str(&err));
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
+	                 DNSBL_SKIPPED);
+	dnsbl_query_free(&q);
+
+	cfg.servers = servers;
+	received = atomic_load(&f.received);
+	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
+	ck_assert_int_eq(ev.resumed, 1);
+	ck_assert_str_eq(ev.zone, "bl.test");
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
+	ck_assert_str_eq(strbuf_str(&q.txt), "Listed: test entry");
+	dnsbl_query_free(&q);
+	usleep(50 * 1000);
+	ck_assert_uint_eq(atomic_load(&f.received), received);
+	strbuf_free(&err);
+	dnsbl_free(ctx);
+	fake_stop(&f);
+}
+END_TEST
+
+/* The provider table is dnsbl_start/wait/finish on its context. */
+START_TEST(test_provider)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
+	const dns_provider *p = dnsbl_provider(ctx);
+	dnsbl_query q[2];
+	provider_call *call;
+
+	ck_assert_str_eq(p->name, "dns");
+	ck_assert_ptr_null(p->start(p->self, q, 0, budget_now_ms() + 1000));
+	p->finish(NULL);
+	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.2", "slow.test", NULL);
+	call = p->start(p->self, q, 2, budget_deadline(budget_now_ms(), 3000));
+	ck_assert(p->wait(call, 0));
+	ck_assert_int_eq(q[0].status, DNSBL_LISTED);
+	p->finish(call);
+	ck_assert_int_eq(q[1].status, DNSBL_CANCELLED);
+	dnsbl_query_free(&q[0]);
+	dnsbl_query_free(&q[1]);
 	dnsbl_free(ctx);
 }
 END_TEST
@@ -918,7 +1148,7 @@ worker_main(void *arg)
 		dnsbl_query_init(&q[1], DNSBL_NAME,
 		                 i % 2 ? "spam.example" : "good.example", "dbl.test",
 		                 NULL);
-		dnsbl_lookup(w->ctx, q, 2, budget_deadline(budget_now_ms(), 10000), 0);
+		lookup_all(w->ctx, q, 2, budget_deadline(budget_now_ms(), 10000));
 		if (q[0].status != (listed ? DNSBL_LISTED : DNSBL_NOT_LISTED) ||
 		    q[1].status != (i % 2 ? DNSBL_LISTED : DNSBL_NOT_LISTED) ||
 		    (listed &&
@@ -979,8 +1209,8 @@ dnsbl_suite(void)
 	tcase_add_unchecked_fixture(net, dns_start, dns_stop);
 	tcase_set_timeout(net, 60);
 	tcase_add_test(net, test_lookups);
-	tcase_add_test(net, test_name_and_no_txt);
-	tcase_add_test(net, test_parallel_first);
+	tcase_add_test(net, test_name);
+	tcase_add_test(net, test_parallel);
 	tcase_add_test(net, test_start_wait_finish);
 	tcase_add_test(net, test_cache);
 	tcase_add_test(net, test_cache_evicts);
@@ -989,6 +1219,11 @@ dnsbl_suite(void)
 	tcase_add_test(net, test_breaker);
 	tcase_add_test(net, test_breaker_late_answer);
 	tcase_add_test(net, test_breaker_unreachable);
+	tcase_add_test(net, test_reconfigure_keeps_cache);
+	tcase_add_test(net, test_reconfigure_cache_size);
+	tcase_add_test(net, test_reconfigure_breaker);
+	tcase_add_test(net, test_reconfigure_servers);
+	tcase_add_test(net, test_provider);
 	tcase_add_test(net, test_threads);
 	suite_add_tcase(s, net);
 	return s;

@@ -4,8 +4,9 @@
  * alternatives and "and", first-match order, MODE and -o stress=...,
  * expansion inside rules, reply validation, templates, include and file:
  * lists, the questions a session asks of a table, and the -n dump; the
- * expensive kinds (dnsbl and rhsbl_* against a private dnsmasq, body over a
- * scanner) with their skips under stress, deadlines and $rbl_* variables.
+ * expensive kinds (dnsbl and rhsbl_* through an in-process fake provider,
+ * fake-dns.h, so no DNS server is needed; body over a scanner) with their
+ * skips under stress, deadlines, parallel lookups and $rbl_* variables.
  */
 #include "config.h"
 
@@ -24,6 +25,7 @@
 #include "budget.h"
 #include "conf.h"
 #include "dnsbl.h"
+#include "fake-dns.h"
 #include "rules.h"
 #include "strbuf.h"
 
@@ -1847,71 +1849,34 @@ START_TEST(test_backtracking)
 }
 END_TEST
 
-/* Expensive checks: DNS against a private dnsmasq, body over a scanner. */
+/* Expensive checks: DNS through a fake provider, body over a scanner. */
 
 /* Deadlines are the contract: allow this much for a slow, shared machine. */
 #define MARGIN_MS 300
 
-static pid_t dns_pid = -1;
-static int dead_upstream = -1; /* dnsmasq forwards slow.test here: no answer */
-static char dns_servers[64];
+/*
+ * The zones the tests look things up in, as a DNS server would answer:
+ * zen.test and dbl.test list these names and no others; slow.test never
+ * answers; bl.invalid is refused (a server that does not serve it).
+ */
+static const fake_dns_answer dns_table[] = {
+        {DNSBL_IP, "127.0.0.2", "zen.test", FAKE_LISTED, "127.0.0.2", "listed here", 0},
+        {DNSBL_IP, "127.0.0.3", "zen.test", FAKE_LISTED, "127.0.0.99", NULL, 0},
+        {DNSBL_IP, "2001:db8::1", "zen.test", FAKE_LISTED, "127.0.0.4", NULL, 0},
+        {DNSBL_NAME, "spam.example", "dbl.test", FAKE_LISTED, "127.0.1.2", "bad domain",
+         0},
+        {DNSBL_IP, NULL, "slow.test", FAKE_TIMEOUT, NULL, NULL, 0},
+        {DNSBL_NAME, NULL, "slow.test", FAKE_TIMEOUT, NULL, NULL, 0},
+        {DNSBL_IP, NULL, "bl.invalid", FAKE_ERROR, NULL, NULL, 0},
+        /* Two slow zones, for a stage that waits for both at once. */
+        {DNSBL_IP, NULL, "late1.test", FAKE_NOT_LISTED, NULL, NULL, 300},
+        {DNSBL_IP, NULL, "late2.test", FAKE_LISTED, "127.0.0.2", NULL, 300},
+};
 
-static void
-dns_start(void)
+static fake_dns *
+dns_fake(void)
 {
-	char slow[64];
-	int port, dead_port;
-	const char *const args[] = {
-	        "--local=/zen.test/",
-	        "--local=/dbl.test/",
-	        "--host-record=2.0.0.127.zen.test,127.0.0.2",
-	        "--txt-record=2.0.0.127.zen.test,listed here",
-	        "--host-record=3.0.0.127.zen.test,127.0.0.99",
-	        "--host-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1."
-	        "0.0."
-	        "2.zen.test,127.0.0.4",
-	        "--host-record=spam.example.dbl.test,127.0.1.2",
-	        "--txt-record=spam.example.dbl.test,bad domain",
-	        slow,
-	        NULL,
-	};
-
-	dead_upstream = unit_udp_socket(&dead_port);
-	snprintf(slow, sizeof slow, "--server=/slow.test/127.0.0.1#%d", dead_port);
-	dns_pid = unit_dnsmasq_start(args, &port);
-	snprintf(dns_servers, sizeof dns_servers, "127.0.0.1:%d", port);
-}
-
-static void
-dns_stop(void)
-{
-	unit_dnsmasq_stop(dns_pid);
-	dns_pid = -1;
-	if (dead_upstream >= 0)
-		close(dead_upstream);
-	dead_upstream = -1;
-}
-
-/* No cache: every lookup is sent, so dnsbl's counters tell what was asked. */
-static dnsbl_ctx *
-dns_ctx(void)
-{
-	dnsbl_config cfg = {.servers = dns_servers, .try_timeout_ms = 5000, .tries = 1};
-	strbuf err = STRBUF_INIT;
-	dnsbl_ctx *ctx = dnsbl_create(&cfg, &err);
-
-	ck_assert_msg(ctx != NULL, "dnsbl_create: %s", strbuf_str(&err));
-	strbuf_free(&err);
-	return ctx;
-}
-
-static unsigned long long
-dns_sent(dnsbl_ctx *ctx)
-{
-	dnsbl_stats st;
-
-	dnsbl_get_stats(ctx, &st);
-	return st.sent;
+	return fake_dns_create(dns_table, N(dns_table));
 }
 
 /* What the session's var() does: the facts and the $rbl_* of info. */
@@ -1942,7 +1907,7 @@ static const struct dns_case {
 	const char *text;
 	fact_spec facts;
 	const char *want; /* the verdict's text expanded; NULL: no verdict */
-	unsigned queries; /* lookups asked of dnsbl */
+	unsigned queries; /* lookups asked of the provider */
 	unsigned skipped, failed;
 } dns_cases[] = {
         /* a listed client, the verdict's text with the TXT record */
@@ -2079,8 +2044,9 @@ START_TEST(test_dns)
 {
 	const struct dns_case *t = &dns_cases[_i];
 	conf *c = load_ok(t->text, NULL);
-	dnsbl_ctx *dns = dns_ctx();
-	rules_expensive x = {dns, budget_deadline(budget_now_ms(), 5000), NULL};
+	fake_dns *dns = dns_fake();
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(budget_now_ms(), 5000),
+	                     NULL};
 	rules_eval_info info;
 	strbuf text = STRBUF_INIT;
 	facts_buf fb;
@@ -2101,16 +2067,15 @@ START_TEST(test_dns)
 		ck_assert_str_eq(strbuf_str(&text), t->want);
 	}
 	ck_assert_uint_eq(info.queries, t->queries);
-	/* A listed name is asked for its TXT as well. */
-	ck_assert_uint_ge(dns_sent(dns), t->queries);
-	ck_assert_uint_le(dns_sent(dns), 2 * t->queries);
+	ck_assert_uint_eq(fake_dns_asked(dns), t->queries);
+	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
 	ck_assert_uint_eq(info.skipped, t->skipped);
 	ck_assert_uint_eq(info.failed, t->failed);
 	ck_assert_uint_eq(info.timed_out, 0);
 	strbuf_free(&text);
 	free_facts(&fb);
 	rules_eval_info_free(&info);
-	dnsbl_free(dns);
+	fake_dns_free(dns);
 	conf_unref(c);
 }
 END_TEST
@@ -2122,9 +2087,9 @@ START_TEST(test_dns_timeout)
 	                  "connect !dnsbl slow.test reject\n"
 	                  "connect dnsbl zen.test reject \"$rbl_domain\"",
 	                  NULL);
-	dnsbl_ctx *dns = dns_ctx();
+	fake_dns *dns = dns_fake();
 	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {dns, budget_deadline(t0, 300), NULL};
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, 300), NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	rules_eval_info info;
 	facts_buf fb;
@@ -2145,9 +2110,10 @@ START_TEST(test_dns_timeout)
 	              "timeout_what '%s'", strbuf_str(&info.timeout_what));
 	ck_assert_int_ge(info.dns_ms, 290);
 	ck_assert_uint_eq(info.queries, 2);
+	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
 	free_facts(&fb);
 	rules_eval_info_free(&info);
-	dnsbl_free(dns);
+	fake_dns_free(dns);
 	conf_unref(c);
 }
 END_TEST
@@ -2190,9 +2156,9 @@ START_TEST(test_dns_short_circuit)
 	const struct sc_case *t = &sc_cases[_i];
 	const long long budget = 1500;
 	conf *c = load_ok(t->text, NULL);
-	dnsbl_ctx *dns = dns_ctx();
+	fake_dns *dns = dns_fake();
 	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {dns, budget_deadline(t0, budget), NULL};
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	verdict_vars vv;
 	rules_eval_info info;
@@ -2211,7 +2177,8 @@ START_TEST(test_dns_short_circuit)
 	ck_assert_str_eq(strbuf_str(&text), t->want);
 	ck_assert_uint_eq(info.queries, t->queries);
 	/* Every lookup was sent at the start, needed in the end or not. */
-	ck_assert_uint_ge(dns_sent(dns), t->queries);
+	ck_assert_uint_eq(fake_dns_asked(dns), t->queries);
+	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
 	if (t->waits) {
 		ck_assert_msg(took >= budget - 10 && took <= budget + MARGIN_MS,
 		              "'%s': took %lld ms", t->text, took);
@@ -2230,7 +2197,43 @@ START_TEST(test_dns_short_circuit)
 	strbuf_free(&text);
 	free_facts(&fb);
 	rules_eval_info_free(&info);
-	dnsbl_free(dns);
+	fake_dns_free(dns);
+	conf_unref(c);
+}
+END_TEST
+
+/*
+ * The lookups of a stage run at once: two zones that each answer after
+ * 300 ms cost the stage about 300 ms, not 600, and the listing of the
+ * second is found.
+ */
+START_TEST(test_dns_parallel)
+{
+	conf *c = load_ok("connect dnsbl late1.test reject \"late1\"\n"
+	                  "connect dnsbl late2.test reject \"$rbl_domain\"",
+	                  NULL);
+	fake_dns *dns = dns_fake();
+	long long t0 = budget_now_ms(), took;
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, 2000), NULL};
+	fact_spec spec = {.addr = "192.0.2.1"};
+	rules_eval_info info;
+	facts_buf fb;
+	const rule *r;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &spec);
+	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
+	                  NULL);
+	took = budget_now_ms() - t0;
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "late2.test");
+	ck_assert_msg(took >= 295 && took < 300 + MARGIN_MS, "took %lld ms", took);
+	ck_assert_uint_eq(info.queries, 2);
+	ck_assert_uint_eq(fake_dns_waits(dns), 2);
+	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	fake_dns_free(dns);
 	conf_unref(c);
 }
 END_TEST
@@ -2362,7 +2365,7 @@ rules_suite(void)
 {
 	Suite *s = suite_create("rules");
 	TCase *tc = tcase_create("core");
-	TCase *net = tcase_create("net");
+	TCase *dns = tcase_create("dns");
 
 	tcase_add_loop_test(tc, test_match, 0, N(match_cases));
 	tcase_add_loop_test(tc, test_errors, 0, N(err_cases));
@@ -2395,13 +2398,13 @@ rules_suite(void)
 	tcase_add_test(tc, test_stage_expensive);
 	suite_add_tcase(s, tc);
 
-	/* One dnsmasq for the whole case, started in the parent of the forks. */
-	tcase_add_unchecked_fixture(net, dns_start, dns_stop);
-	tcase_set_timeout(net, 60);
-	tcase_add_loop_test(net, test_dns, 0, N(dns_cases));
-	tcase_add_test(net, test_dns_timeout);
-	tcase_add_loop_test(net, test_dns_short_circuit, 0, N(sc_cases));
-	suite_add_tcase(s, net);
+	/* DNS through the fake provider: no server, only the clock. */
+	tcase_set_timeout(dns, 60);
+	tcase_add_loop_test(dns, test_dns, 0, N(dns_cases));
+	tcase_add_test(dns, test_dns_timeout);
+	tcase_add_loop_test(dns, test_dns_short_circuit, 0, N(sc_cases));
+	tcase_add_test(dns, test_dns_parallel);
+	suite_add_tcase(s, dns);
 	return s;
 }
 

@@ -70,7 +70,7 @@ macro_fn(void *ctx, const char *name)
 static session *
 start(conf *c, macros *m, const char *addr, session_reply *r)
 {
-	session *s = session_create(c, "mx.example", addr);
+	session *s = session_create(c, NULL, "mx.example", addr);
 
 	conf_unref(c); /* the session holds its own reference */
 	session_set_macros(s, macro_fn, m);
@@ -327,7 +327,7 @@ END_TEST
 START_TEST(test_unknown_client)
 {
 	conf *c = load("", NULL, NULL);
-	session *s = session_create(c, NULL, NULL);
+	session *s = session_create(c, NULL, NULL, NULL);
 	strbuf out = STRBUF_INIT;
 
 	conf_unref(c);
@@ -706,7 +706,7 @@ START_TEST(test_continue_at_no_reply_stage)
 	ck_assert_msg((p & (PROTO_P_NR_HELO | PROTO_P_NR_EOH)) ==
 			      (PROTO_P_NR_HELO | PROTO_P_NR_EOH),
 		      "flags 0x%lx", p);
-	s = session_create(c, "mx.example", "192.0.2.1");
+	s = session_create(c, NULL, "mx.example", "192.0.2.1");
 	conf_unref(c);
 	session_set_macros(s, macro_fn, &m);
 	session_set_protocol(s, p);

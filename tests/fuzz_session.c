@@ -435,7 +435,7 @@ connect_event(fz *z, const char *arg)
 	session_reply r;
 
 	close_session(z);
-	z->s = session_create(z->cf, sp != NULL ? sp + 1 : "", addr);
+	z->s = session_create(z->cf, NULL, sp != NULL ? sp + 1 : "", addr);
 	session_set_macros(z->s, macro_of, z);
 	session_set_protocol(z->s, z->proto);
 	z->hung_up = false;

@@ -1,0 +1,139 @@
+/* runtime - the state the daemon owns across reloads; see runtime.h. */
+#include "config.h"
+
+#include "runtime.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct runtime {
+	atomic_uint refs;
+	pthread_mutex_t mu; /* everything below; dns written under it */
+	bool configured;    /* cfg holds a snapshot's parameters */
+	dnsbl_config cfg;   /* for the resolver's start */
+	char *servers;      /* cfg.servers, our copy */
+	bool dns_failed;    /* could not start with cfg: logged */
+	_Atomic(dnsbl_ctx *) dns;
+};
+
+static void
+breaker_log(void *arg, const char *zone, bool suspended, unsigned timeouts)
+{
+	(void)arg;
+	if (suspended)
+		log_msg(LOG_WARNING,
+		        "dnsbl zone %s suspended after %u lookups in a row without an "
+		        "answer (timeouts, or no DNS server reachable)",
+		        zone, timeouts);
+	else
+		log_msg(LOG_INFO, "dnsbl zone %s resumed", zone);
+}
+
+runtime *
+runtime_create(void)
+{
+	runtime *rt = ms_xcalloc(1, sizeof *rt);
+
+	atomic_init(&rt->refs, 1);
+	pthread_mutex_init(&rt->mu, NULL);
+	atomic_init(&rt->dns, NULL);
+	return rt;
+}
+
+void
+runtime_ref(runtime *rt)
+{
+	if (rt != NULL)
+		atomic_fetch_add(&rt->refs, 1);
+}
+
+void
+runtime_unref(runtime *rt)
+{
+	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
+		return;
+	dnsbl_free(atomic_load(&rt->dns));
+	free(rt->servers);
+	pthread_mutex_destroy(&rt->mu);
+	free(rt);
+}
+
+/* The resolver's parameters in a snapshot; servers points into it. */
+static dnsbl_config
+dns_config(const conf *c)
+{
+	const struct conf_values *v = conf_personality(c, false);
+
+	return (dnsbl_config){
+	        .servers = v->dns_servers,
+	        .cache_size = (size_t)v->dns_cache_size,
+	        .neg_ttl = 600,
+	        .breaker_threshold = (unsigned)v->dnsbl_breaker_threshold,
+	        .breaker_open_ms = (unsigned)v->dnsbl_breaker_time,
+	        .on_breaker = breaker_log,
+	};
+}
+
+bool
+runtime_configure(runtime *rt, const conf *c, strbuf *err)
+{
+	dnsbl_config cfg = dns_config(c);
+	dnsbl_ctx *dns;
+	bool ok;
+
+	pthread_mutex_lock(&rt->mu);
+	dns = atomic_load(&rt->dns);
+	ok = dns != NULL ? dnsbl_reconfigure(dns, &cfg, err)
+	                 : dnsbl_check_servers(cfg.servers, err);
+	if (ok) {
+		free(rt->servers);
+		rt->servers = ms_xstrdup(cfg.servers);
+		rt->cfg = cfg;
+		rt->cfg.servers = rt->servers;
+		rt->configured = true;
+		rt->dns_failed = false;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return ok;
+}
+
+const dns_provider *
+runtime_dns(runtime *rt)
+{
+	dnsbl_ctx *dns;
+
+	if (rt == NULL)
+		return NULL;
+	if ((dns = atomic_load(&rt->dns)) != NULL)
+		return dnsbl_provider(dns);
+	pthread_mutex_lock(&rt->mu);
+	dns = atomic_load(&rt->dns);
+	if (dns == NULL && rt->configured && !rt->dns_failed) {
+		strbuf err = STRBUF_INIT;
+
+		dns = dnsbl_create(&rt->cfg, &err);
+		if (dns == NULL) {
+			/* Logged once; DNS checks are then skipped and say so. */
+			rt->dns_failed = true;
+			log_msg(LOG_ERR, "DNSBL resolver: %s", strbuf_str(&err));
+		}
+		atomic_store(&rt->dns, dns);
+		strbuf_free(&err);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return dns != NULL ? dnsbl_provider(dns) : NULL;
+}
+
+void
+runtime_dns_stats(runtime *rt, dnsbl_stats *out)
+{
+	dnsbl_ctx *dns = rt != NULL ? atomic_load(&rt->dns) : NULL;
+
+	memset(out, 0, sizeof *out);
+	if (dns != NULL)
+		dnsbl_get_stats(dns, out);
+}

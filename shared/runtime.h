@@ -1,0 +1,76 @@
+/*
+ * runtime - the state the daemon owns across reloads
+ *
+ * SYNOPSIS
+ *	rt = runtime_create();			at start, once
+ *	runtime_configure(rt, c, &err);		with the first snapshot, and
+ *						with each one a reload loads
+ *	s = session_create(c, rt, name, addr);	a session holds a reference
+ *	p = runtime_dns(rt);			NULL: DNS checks are skipped
+ *	runtime_dns_stats(rt, &st);		for the statistics line
+ *	runtime_unref(rt);			at stop
+ *
+ * DESCRIPTION
+ *	Configuration is immutable: a reload makes a new snapshot (conf.h).
+ *	What the daemon learns while it runs is not configuration, and a
+ *	reload must not throw it away: today the DNSBL resolver (dnsbl.h)
+ *	with its cache and its per-zone breakers; next the content scanners'
+ *	connections and a store of client history. The runtime owns it and
+ *	reconfigures it in place: runtime_configure() hands it the parameters
+ *	of a new snapshot (dns_servers, dns_cache_size,
+ *	dnsbl_breaker_threshold and dnsbl_breaker_time of the normal
+ *	personality). A cached answer stays cached and a suspended zone stays
+ *	suspended across a reload; new dns_servers take the next lookup (and
+ *	close the breakers, see dnsbl.h RECONFIGURATION); a smaller
+ *	dns_cache_size evicts the least recently used answers.
+ *
+ *	runtime_configure() changes nothing and returns false with the reason
+ *	in err when the parameters cannot be applied (c-ares refuses the
+ *	server list): the daemon then keeps the snapshot it had. Before the
+ *	first success runtime_dns() is NULL.
+ *
+ *	The resolver runs a thread: runtime_dns() starts it on first use
+ *	only (a session asks only when one of its checks will use it), so
+ *	-n and a daemon without DNS rules never start it, and never before
+ *	the daemon forks. When it cannot start, that is logged once, the DNS
+ *	checks are skipped (and say so), and the next runtime_configure()
+ *	allows another try. The provider returned lives as long as the
+ *	runtime: every reconfiguration is in place.
+ *
+ *	The breakers' suspended/resumed lines are logged from here.
+ *
+ * CONCURRENCY
+ *	runtime_dns() and runtime_dns_stats() run on any thread, any number at
+ *	once; runtime_configure() on one thread at a time (the reload
+ *	thread), concurrently with them. A mutex covers starting and
+ *	reconfiguring the resolver; once it runs, runtime_dns() takes no lock
+ *	(an atomic pointer). References are atomic: each session holds one
+ *	(runtime_ref() in session_create()), so the daemon's runtime_unref()
+ *	at stop never frees what a callback still uses; the last one frees.
+ */
+#ifndef MS_RUNTIME_H
+#define MS_RUNTIME_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "dnsbl.h"
+#include "provider.h"
+#include "strbuf.h"
+
+typedef struct runtime runtime;
+
+runtime *runtime_create(void);   /* one reference: the caller's */
+void runtime_ref(runtime *rt);   /* NULL-safe */
+void runtime_unref(runtime *rt); /* frees at zero; NULL-safe */
+
+bool runtime_configure(runtime *rt, const conf *c, strbuf *err);
+
+/* The DNS provider, the resolver started on first use; NULL when rt is
+   NULL, not configured, or the resolver cannot start. */
+const dns_provider *runtime_dns(runtime *rt);
+
+/* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
+void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
+
+#endif
