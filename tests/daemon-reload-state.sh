@@ -33,11 +33,12 @@ probe() {
 # reload PID LOG: SIGUSR1, and wait until the LOG says the reload is done
 # (the how-manyth "reloaded" line, so that a reload is not taken for the
 # one before it).
+reloads() { grep -c 'reloaded configuration from' "$1"; }
+reloaded() { [ "$(reloads "$1")" -ge "$2" ]; } # LOG N: N reloads logged
 reload() {
-	r_want=$(($(grep -c 'reloaded configuration from' "$2") + 1))
+	r_want=$(($(reloads "$2") + 1))
 	kill -USR1 "$1" || fail "the daemon is gone"
-	wait_until "no reload logged in $2" 100 "$1" \
-		test "$(grep -c 'reloaded configuration from' "$2")" -ge "$r_want"
+	wait_until "no reload logged in $2" 100 "$1" reloaded "$2" "$r_want"
 }
 
 # stat_field LOG NAME: NAME's value on the last statistics line of LOG.
