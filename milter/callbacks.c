@@ -94,10 +94,8 @@ conn_get_or_create(SMFICTX *ctx)
 		c = ms_xcalloc(1, sizeof *c);
 		smfi_setpriv(ctx, c);
 	}
-	if (c->cf == NULL) {
-		c->cf = daemon_conf_acquire();
-		c->rt = daemon_runtime_acquire();
-	}
+	if (c->cf == NULL)
+		daemon_acquire(&c->cf, &c->rt);
 	/* At negotiation; at connect for an MTA that did not negotiate. */
 	if (c->ticket.state == ADMISSION_NEW)
 		c->over = !admission_enter(daemon_admission(), &c->ticket,

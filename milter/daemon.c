@@ -49,7 +49,7 @@ daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		daemon_rt = runtime_create();
 	if (!runtime_configure(daemon_rt, c, &err))
 		log_msg(LOG_ERR, "DNSBL resolver: %s; DNS checks are skipped",
-			strbuf_str(&err));
+		        strbuf_str(&err));
 	strbuf_free(&err);
 	daemon_conf_current = c;
 	daemon_conf_path = path;
@@ -57,16 +57,15 @@ daemon_conf_init(conf *c, const char *path, char *const *overrides,
 	daemon_n_overrides = n_overrides;
 }
 
-conf *
-daemon_conf_acquire(void)
+void
+daemon_acquire(conf **c, runtime **rt)
 {
-	conf *c;
-
 	pthread_mutex_lock(&daemon_conf_lock);
-	c = daemon_conf_current;
-	conf_ref(c);
+	*c = daemon_conf_current;
+	conf_ref(*c);
+	*rt = daemon_rt;
+	runtime_ref(*rt);
 	pthread_mutex_unlock(&daemon_conf_lock);
-	return c;
 }
 
 void
@@ -110,18 +109,6 @@ daemon_admission(void)
 	return daemon_adm;
 }
 
-runtime *
-daemon_runtime_acquire(void)
-{
-	runtime *rt;
-
-	pthread_mutex_lock(&daemon_conf_lock);
-	rt = daemon_rt;
-	runtime_ref(rt);
-	pthread_mutex_unlock(&daemon_conf_lock);
-	return rt;
-}
-
 void
 daemon_log_counts(void)
 {
@@ -139,8 +126,8 @@ daemon_log_counts(void)
 	        "overloaded=%llu dns: lookups=%llu cache_hits=%llu sent=%llu "
 	        "timeouts=%llu suspended_zones=%u",
 	        n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
-	        n.skipped_body, a.active, a.peak, a.overloaded, d.lookups,
-	        d.cache_hits, d.sent, d.timeouts, d.suspended);
+	        n.skipped_body, a.active, a.peak, a.overloaded, d.lookups, d.cache_hits,
+	        d.sent, d.timeouts, d.suspended);
 }
 
 void

@@ -3,7 +3,7 @@
  * pid file, privileges
  *
  * The current configuration is an immutable, reference-counted snapshot.
- * daemon_conf_acquire() hands a session its own reference; a reload (SIGUSR1,
+ * daemon_acquire() hands a session its own reference; a reload (SIGUSR1,
  * handled by a thread of ours that sigwaits it) loads the file again and, only
  * if it is valid, swaps the pointer. Sessions in progress keep the snapshot
  * they started with; a broken file is logged and changes nothing.
@@ -18,8 +18,8 @@
  * thread exists; daemon_block_signals() runs before any thread is created so
  * every thread inherits the mask and only the reload thread sees SIGUSR1.
  *
- * Concurrency: daemon_conf_acquire() is called from libmilter's worker
- * threads; a mutex guards only the pointer swap and the reference taken.
+ * Concurrency: daemon_acquire() is called from libmilter's worker threads; a
+ * mutex guards only the pointer swap and the references taken.
  */
 #ifndef MS_DAEMON_H
 #define MS_DAEMON_H
@@ -35,15 +35,16 @@
 /* Install the first snapshot and remember how to load the next ones. */
 void daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		      size_t n_overrides);
-conf *daemon_conf_acquire(void); /* caller must conf_unref() */
-void daemon_conf_release(void);  /* at exit: drop the snapshot and the runtime */
+/*
+ * What a new connection runs on: a reference to the current snapshot and one
+ * to the runtime state (runtime.h; NULL after daemon_conf_release()). The
+ * caller must conf_unref() and runtime_unref() them.
+ */
+void daemon_acquire(conf **c, runtime **rt);
+void daemon_conf_release(void); /* at exit: drop the snapshot and the runtime */
 
 /* The session count behind max_sessions (created by daemon_conf_init). */
 admission *daemon_admission(void);
-
-/* The runtime state sessions use (created by daemon_conf_init); NULL after
-   daemon_conf_release(). The caller must runtime_unref(). */
-runtime *daemon_runtime_acquire(void);
 
 /* One line of counters since start (messages, verdicts, skips, sessions,
    the resolver's lookups, cache hits, timeouts and suspended zones). */

@@ -421,7 +421,8 @@ START_TEST(test_parallel)
 		dnsbl_query_init(&q[3], DNSBL_NAME, "spam.example", "slow.test", NULL);
 		t0 = budget_now_ms();
 		if (round == 0) {
-			dnsbl_call *call = dnsbl_start(ctx, q, 4, budget_deadline(t0, budget));
+			dnsbl_call *call =
+			        dnsbl_start(ctx, q, 4, budget_deadline(t0, budget));
 
 			ck_assert(dnsbl_wait(call, 2));
 			dnsbl_finish(call);
@@ -920,8 +921,10 @@ END_TEST
 START_TEST(test_reconfigure_keeps_cache)
 {
 	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
-	dnsbl_config cfg = {.servers = servers, .cache_size = 200,
-	                    .breaker_threshold = 3, .breaker_open_ms = 1000};
+	dnsbl_config cfg = {.servers = servers,
+	                    .cache_size = 200,
+	                    .breaker_threshold = 3,
+	                    .breaker_open_ms = 1000};
 	strbuf err = STRBUF_INIT;
 	dnsbl_query q;
 	dnsbl_stats st;
@@ -991,6 +994,25 @@ START_TEST(test_reconfigure_cache_size)
 END_TEST
 
 /*
+ * A context on a fake server that does not answer (yet), threshold 1: one
+ * timeout has suspended bl.test for a minute.
+ */
+static dnsbl_ctx *
+suspended_ctx(struct fake *f, char *srv, size_t len, struct events *ev)
+{
+	dnsbl_ctx *ctx;
+	dnsbl_query q;
+
+	fake_start(f, srv, len);
+	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, ev);
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
+	                 DNSBL_TIMEOUT);
+	dnsbl_query_free(&q);
+	ck_assert_int_eq(ev->suspended, 1);
+	return ctx;
+}
+
+/*
  * A suspended zone stays suspended across a reconfiguration with the same
  * servers, nothing reported; a new open time applies to it at once.
  */
@@ -1005,14 +1027,11 @@ START_TEST(test_reconfigure_breaker)
 	dnsbl_query q;
 	dnsbl_stats st;
 
-	fake_start(&f, srv, sizeof srv);
-	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
-	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
-	                 DNSBL_TIMEOUT);
-	dnsbl_query_free(&q);
-	ck_assert_int_eq(ev.suspended, 1);
-	cfg = (dnsbl_config){.servers = srv, .cache_size = 50,
-	                     .breaker_threshold = 2, .breaker_open_ms = 60000};
+	ctx = suspended_ctx(&f, srv, sizeof srv, &ev);
+	cfg = (dnsbl_config){.servers = srv,
+	                     .cache_size = 50,
+	                     .breaker_threshold = 2,
+	                     .breaker_open_ms = 60000};
 	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
 	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.3", "bl.test", NULL, 100),
 	                 DNSBL_SKIPPED);
@@ -1036,9 +1055,9 @@ START_TEST(test_reconfigure_breaker)
 	/* The new threshold: two timeouts now, not one. */
 	atomic_store(&f.answer, false);
 	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.5", "bl.test", NULL,
-		                         100),
-		                 DNSBL_TIMEOUT);
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, "127.0.0.5", "bl.test", NULL, 100),
+		        DNSBL_TIMEOUT);
 		dnsbl_query_free(&q);
 		ck_assert_int_eq(ev.suspended, 1 + i);
 	}
@@ -1059,19 +1078,13 @@ START_TEST(test_reconfigure_servers)
 	struct events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
 	char srv[64];
 	dnsbl_ctx *ctx;
-	dnsbl_config cfg = {.cache_size = 100, .breaker_threshold = 1,
-	                    .breaker_open_ms = 60000};
+	dnsbl_config cfg = {
+	        .cache_size = 100, .breaker_threshold = 1, .breaker_open_ms = 60000};
 	strbuf err = STRBUF_INIT;
 	dnsbl_query q;
 	unsigned received;
 
-	fake_start(&f, srv, sizeof srv);
-	ctx = ctx_new(srv, 100, 1, 60000, on_breaker, &ev);
-	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 100),
-	                 DNSBL_TIMEOUT);
-	dnsbl_query_free(&q);
-	ck_assert_int_eq(ev.suspended, 1);
-
+	ctx = suspended_ctx(&f, srv, sizeof srv, &ev);
 	cfg.servers = "not-an-address:53";
 	ck_assert(!dnsbl_reconfigure(ctx, &cfg, &err));
 	ck_assert_msg(strstr(strbuf_str(&err), "bad DNS server list") != NULL, "%s",

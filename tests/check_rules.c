@@ -2045,8 +2045,8 @@ START_TEST(test_dns)
 	const struct dns_case *t = &dns_cases[_i];
 	conf *c = load_ok(t->text, NULL);
 	fake_dns *dns = dns_fake();
-	rules_expensive x = {fake_dns_provider(dns), budget_deadline(budget_now_ms(), 5000),
-	                     NULL};
+	rules_expensive x = {fake_dns_provider(dns),
+	                     budget_deadline(budget_now_ms(), 5000), NULL};
 	rules_eval_info info;
 	strbuf text = STRBUF_INIT;
 	facts_buf fb;
@@ -2080,6 +2080,28 @@ START_TEST(test_dns)
 }
 END_TEST
 
+/*
+ * The connect stage of c for a client at addr, DNS through dns within
+ * budget ms: the verdict, info filled in, *took how long it took.
+ */
+static const rule *
+dns_connect(conf *c, fake_dns *dns, const char *addr, long long budget,
+            rules_eval_info *info, long long *took)
+{
+	long long t0 = budget_now_ms();
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL};
+	fact_spec spec = {.addr = addr};
+	facts_buf fb;
+	const rule *r;
+
+	make_facts(&fb, &spec);
+	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, info, NULL,
+	                  NULL);
+	*took = budget_now_ms() - t0;
+	free_facts(&fb);
+	return r;
+}
+
 /* A zone whose server never answers: back by the deadline, no verdict. */
 START_TEST(test_dns_timeout)
 {
@@ -2088,18 +2110,12 @@ START_TEST(test_dns_timeout)
 	                  "connect dnsbl zen.test reject \"$rbl_domain\"",
 	                  NULL);
 	fake_dns *dns = dns_fake();
-	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, 300), NULL};
-	fact_spec spec = {.addr = "127.0.0.2"};
+	long long took;
 	rules_eval_info info;
-	facts_buf fb;
 	const rule *r;
 
 	rules_eval_info_init(&info);
-	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
-	                  NULL);
-	took = budget_now_ms() - t0;
+	r = dns_connect(c, dns, "127.0.0.2", 300, &info, &took);
 	ck_assert_msg(took >= 290 && took <= 300 + MARGIN_MS, "took %lld ms", took);
 	/* The listed zone answered in parallel: its rule still decides. */
 	ck_assert_ptr_nonnull(r);
@@ -2111,7 +2127,6 @@ START_TEST(test_dns_timeout)
 	ck_assert_int_ge(info.dns_ms, 290);
 	ck_assert_uint_eq(info.queries, 2);
 	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
-	free_facts(&fb);
 	rules_eval_info_free(&info);
 	fake_dns_free(dns);
 	conf_unref(c);
@@ -2213,25 +2228,18 @@ START_TEST(test_dns_parallel)
 	                  "connect dnsbl late2.test reject \"$rbl_domain\"",
 	                  NULL);
 	fake_dns *dns = dns_fake();
-	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, 2000), NULL};
-	fact_spec spec = {.addr = "192.0.2.1"};
+	long long took;
 	rules_eval_info info;
-	facts_buf fb;
 	const rule *r;
 
 	rules_eval_info_init(&info);
-	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
-	                  NULL);
-	took = budget_now_ms() - t0;
+	r = dns_connect(c, dns, "192.0.2.1", 2000, &info, &took);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "late2.test");
 	ck_assert_msg(took >= 295 && took < 300 + MARGIN_MS, "took %lld ms", took);
 	ck_assert_uint_eq(info.queries, 2);
 	ck_assert_uint_eq(fake_dns_waits(dns), 2);
 	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
-	free_facts(&fb);
 	rules_eval_info_free(&info);
 	fake_dns_free(dns);
 	conf_unref(c);

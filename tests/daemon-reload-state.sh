@@ -92,12 +92,19 @@ stats "$a_pid" "$T_DIR/a.log"
 	{ grep statistics: "$T_DIR/a.log"; fail "a: the statistics line does not say suspended_zones=1"; }
 pass "a: the statistics line says suspended_zones=1"
 
+# bl_server VAR OCTET TXT: a dnsmasq that logs its queries and lists
+# 192.0.2.OCTET in bl.test with the reason TXT, nothing else; sets VAR to
+# its port and VAR_LOG to its log.
+bl_server() {
+	dns_start "$1" --log-queries --local-ttl=300 --local=/bl.test/ \
+		"--host-record=$2.2.0.192.bl.test,127.0.0.2" "--txt-record=$2.2.0.192.bl.test,$3"
+	printf -v "$1_LOG" '%s' "$T_DIR/dnsmasq-${!1}.log"
+}
+
 # ---- b. a cached answer stays cached ----
 DNS1=""
-dns_start DNS1 --log-queries --local-ttl=300 --local=/bl.test/ \
-	--host-record=10.2.0.192.bl.test,127.0.0.2 \
-	'--txt-record=10.2.0.192.bl.test,first server'
-DNS1_LOG=$T_DIR/dnsmasq-$DNS1.log
+DNS1_LOG=""
+bl_server DNS1 10 'first server'
 cat >"$T_DIR/b.conf" <<CONF
 dns_servers = 127.0.0.1:$DNS1
 connect dnsbl bl.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_domain: \$rbl_reason"
@@ -127,10 +134,8 @@ pass "b: the server was asked once, before the reload"
 
 # ---- c. new dns_servers take the next lookup ----
 DNS2=""
-dns_start DNS2 --log-queries --local-ttl=300 --local=/bl.test/ \
-	--host-record=20.2.0.192.bl.test,127.0.0.2 \
-	'--txt-record=20.2.0.192.bl.test,second server'
-DNS2_LOG=$T_DIR/dnsmasq-$DNS2.log
+DNS2_LOG=""
+bl_server DNS2 20 'second server'
 
 # A list c-ares refuses: the reload fails, the old servers stay.
 sed "s/^dns_servers = .*/dns_servers = not-an-address:53/" "$T_DIR/b.conf" >"$T_DIR/b.conf.new"
