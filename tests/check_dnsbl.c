@@ -506,28 +506,49 @@ START_TEST(test_cache)
 }
 END_TEST
 
+/* Looks up each of the n unlisted subjects in bl.test, in order. */
+static void
+look_up(dnsbl_ctx *ctx, const char *const *subject, size_t n)
+{
+	dnsbl_query q;
+
+	for (size_t i = 0; i < n; i++) {
+		lookup1(ctx, &q, DNSBL_IP, subject[i], "bl.test", NULL, 5000);
+		dnsbl_query_free(&q);
+	}
+}
+
+/* Then which of them came from the cache, in this order. */
+struct cached_case {
+	const char *subject;
+	bool cached;
+};
+
+static void
+expect_cached(dnsbl_ctx *ctx, const struct cached_case *c, size_t n)
+{
+	dnsbl_query q;
+
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(
+		        lookup1(ctx, &q, DNSBL_IP, c[i].subject, "bl.test", NULL, 5000),
+		        DNSBL_NOT_LISTED);
+		ck_assert_msg(q.cached == c[i].cached, "%s", c[i].subject);
+		dnsbl_query_free(&q);
+	}
+}
+
 /* An LRU cache of 2 keeps the two most recently used names. */
 START_TEST(test_cache_evicts)
 {
 	dnsbl_ctx *ctx = ctx_new(servers, 2, 0, 0, NULL, NULL);
-	dnsbl_query q;
-	static const char *order[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3"};
-	static const struct {
-		const char *subject;
-		bool cached;
-	} after[] = {{"10.0.0.1", true}, {"10.0.0.3", true}, {"10.0.0.2", false}};
+	static const char *const order[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1",
+	                                    "10.0.0.3"};
+	static const struct cached_case after[] = {
+	        {"10.0.0.1", true}, {"10.0.0.3", true}, {"10.0.0.2", false}};
 
-	for (size_t i = 0; i < 4; i++) {
-		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
-		dnsbl_query_free(&q);
-	}
-	for (size_t i = 0; i < 3; i++) {
-		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, after[i].subject, "bl.test",
-		                         NULL, 5000),
-		                 DNSBL_NOT_LISTED);
-		ck_assert_msg(q.cached == after[i].cached, "%s", after[i].subject);
-		dnsbl_query_free(&q);
-	}
+	look_up(ctx, order, 4);
+	expect_cached(ctx, after, 3);
 	dnsbl_free(ctx);
 }
 END_TEST
@@ -952,42 +973,27 @@ START_TEST(test_reconfigure_cache_size)
 {
 	dnsbl_ctx *ctx = ctx_new(servers, 4, 0, 0, NULL, NULL);
 	dnsbl_config cfg = {.servers = servers, .cache_size = 2};
-	static const char *order[] = {"10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4"};
-	static const struct {
-		const char *subject;
-		bool cached;
-	} after[] = {{"10.0.1.4", true}, {"10.0.1.3", true}, {"10.0.1.1", false}};
+	static const char *const order[] = {"10.0.1.1", "10.0.1.2", "10.0.1.3",
+	                                    "10.0.1.4"};
+	/* 10.0.1.1, looked up again, evicts 10.0.1.4 then. */
+	static const struct cached_case after[] = {
+	        {"10.0.1.4", true}, {"10.0.1.3", true}, {"10.0.1.1", false}};
+	static const struct cached_case kept[] = {{"10.0.1.1", true}, {"10.0.1.3", true}};
+	static const struct cached_case all[] = {{"10.0.1.1", true},
+	                                         {"10.0.1.2", true},
+	                                         {"10.0.1.3", true},
+	                                         {"10.0.1.4", true}};
 	strbuf err = STRBUF_INIT;
-	dnsbl_query q;
 
-	for (size_t i = 0; i < 4; i++) {
-		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
-		dnsbl_query_free(&q);
-	}
+	look_up(ctx, order, 4);
 	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
-	for (size_t i = 0; i < 3; i++) {
-		ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, after[i].subject, "bl.test",
-		                         NULL, 5000),
-		                 DNSBL_NOT_LISTED);
-		ck_assert_msg(q.cached == after[i].cached, "%s", after[i].subject);
-		dnsbl_query_free(&q);
-	}
-	/* 10.0.1.1 evicted 10.0.1.4 just now; growing keeps what is there. */
+	expect_cached(ctx, after, 3);
+	/* Growing keeps what is there, and then keeps more. */
 	cfg.cache_size = 1000;
 	ck_assert(dnsbl_reconfigure(ctx, &cfg, &err));
-	for (size_t i = 0; i < 2; i++) {
-		lookup1(ctx, &q, DNSBL_IP, i == 0 ? "10.0.1.1" : "10.0.1.3", "bl.test",
-		        NULL, 5000);
-		ck_assert(q.cached);
-		dnsbl_query_free(&q);
-	}
-	for (size_t i = 0; i < 4; i++) {
-		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
-		dnsbl_query_free(&q);
-		lookup1(ctx, &q, DNSBL_IP, order[i], "bl.test", NULL, 5000);
-		ck_assert_msg(q.cached, "%s after growing", order[i]);
-		dnsbl_query_free(&q);
-	}
+	expect_cached(ctx, kept, 2);
+	look_up(ctx, order, 4);
+	expect_cached(ctx, all, 4);
 	strbuf_free(&err);
 	dnsbl_free(ctx);
 }
