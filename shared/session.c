@@ -42,6 +42,8 @@ struct session {
 	unsigned long proto;
 	char *client_name;
 	char *client_addr;
+	char *daemon_name; /* Postfix's {daemon_name}, read at connect */
+	dns_provider dns;
 	char *helo;
 	unsigned errors;       /* rejections issued in this session */
 	bool hung_up;          /* a 421 went out: Postfix has hung up */
@@ -256,6 +258,12 @@ session_protocol(const conf *c)
 	return flags;
 }
 
+unsigned long
+session_actions(void)
+{
+	return PROTO_F_ADDHDRS | PROTO_F_CHGHDRS | rules_milter_flags();
+}
+
 /* ---- life cycle ---- */
 
 session *
@@ -332,6 +340,7 @@ session_free(session *s)
 	taglist_clear(&s->session_tags);
 	free(s->client_name);
 	free(s->client_addr);
+	free(s->daemon_name);
 	free(s->helo);
 	conf_unref(s->conf);
 	free(s);
@@ -655,6 +664,7 @@ fill_facts(const session *s, rules_facts *f)
 	f->stressed = s->stress.stressed;
 	f->client_addr = s->client_addr;
 	f->client_name = s->client_name;
+	f->daemon_name = s->daemon_name;
 	f->helo = s->helo;
 	f->sender = s->from;
 	f->recipient = s->rcpt;
@@ -734,14 +744,35 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
  * One stage: the session limits first, then the rules. A stage that cannot
  * reply still runs its rules for tag, quarantine and log.
  */
+static provider_call *
+dns_start(void *self, dnsbl_query *q, size_t n, long long deadline_ms)
+{
+	return (provider_call *)dnsbl_start(self, q, n, deadline_ms, 0);
+}
+
+static bool
+dns_wait(provider_call *call, size_t i)
+{
+	return dnsbl_wait((dnsbl_call *)call, i);
+}
+
+static void
+dns_finish(provider_call *call)
+{
+	dnsbl_finish((dnsbl_call *)call);
+}
+
 /* What the stage's expensive checks may use: the resolver, the time, the body. */
 static void
 expensive_for(session *s, enum stage stage, rules_expensive *x)
 {
 	memset(x, 0, sizeof *x);
 	/* The resolver starts a thread: only when some check will use it. */
-	if (rules_stage_expensive(s->rules, stage, s->stress.stressed))
-		x->dns = conf_dns(s->conf);
+	if (rules_stage_expensive(s->rules, stage, s->stress.stressed) &&
+	    (s->dns.self = conf_dns(s->conf)) != NULL) {
+		s->dns = (dns_provider){"dns", s->dns.self, dns_start, dns_wait, dns_finish};
+		x->dns = &s->dns;
+	}
 	x->deadline_ms = stage == STAGE_BODY && s->body_deadline != 0
 	                         ? s->body_deadline
 	                         : budget_deadline(budget_now_ms(),
@@ -812,7 +843,7 @@ run_stage(session *s, enum stage stage, session_reply *r)
 	rules_eval_info_init(&info);
 	expensive_for(s, stage, &x);
 	s->info = &info; /* $rbl_* for tags in visit() and for the verdict */
-	hit = rules_eval_ex(s->rules, stage, &f, &x, &info, visit, s);
+	hit = rules_eval(s->rules, stage, &f, &x, &info, visit, s);
 	note_expensive(s, stage, &info);
 	if (hit == NULL) {
 		unsure(s, stage, &info, r);
@@ -847,6 +878,7 @@ void
 session_on_connect(session *s, session_reply *r)
 {
 	s->stress = stress_decide(s->conf, macro(s, session_stress_macro(s)));
+	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);
 	if (log_verbose() >= 1) {

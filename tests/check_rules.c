@@ -214,7 +214,7 @@ eval_text(conf *c, const char *text, const fact_spec *s)
 	const rule *r;
 
 	make_facts(&fb, s);
-	r = rules_eval(conf_rules(c, s->stressed), stage_of(text), &fb.f, NULL, NULL);
+	r = rules_eval(conf_rules(c, s->stressed), stage_of(text), &fb.f, NULL, NULL, NULL, NULL);
 	free_facts(&fb);
 	return r;
 }
@@ -468,7 +468,7 @@ static const struct err_case {
          NULL},
         {"connect bogus 1 reject",
          NULL,
-         {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, helo, "
+         {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, daemon_name, helo, "
           "sender, recipient, authenticated, macro, rcpt_count, header, dnsbl, "
           "rhsbl_helo, rhsbl_sender, rhsbl_client, body, stress or any"},
          NULL},
@@ -1010,7 +1010,7 @@ START_TEST(test_order)
 	const rule *r;
 
 	make_facts(&fb, &s);
-	r = rules_eval(conf_rules(c, false), STAGE_RCPT, &fb.f, visit, &v);
+	r = rules_eval(conf_rules(c, false), STAGE_RCPT, &fb.f, NULL, NULL, visit, &v);
 	if (t->want == NULL)
 		ck_assert_ptr_null(r);
 	else
@@ -1083,7 +1083,7 @@ first_rule(const rules_table *tab, enum stage stage)
 	facts_buf fb;
 
 	make_facts(&fb, &s);
-	rules_eval(tab, stage, &fb.f, grab, &r);
+	rules_eval(tab, stage, &fb.f, NULL, NULL, grab, &r);
 	free_facts(&fb);
 	ck_assert_ptr_nonnull(r);
 	return r;
@@ -1108,7 +1108,8 @@ START_TEST(test_action)
 		ck_assert_ptr_null(a->tag_name);
 	else
 		ck_assert_str_eq(a->tag_name, t->tag);
-	ck_assert_int_eq(rule_stage(r), stage_of(t->text));
+	ck_assert(rules_stage_used(conf_rules(c, false), stage_of(t->text)) ||
+	          rules_stage_used(conf_rules(c, true), stage_of(t->text)));
 	conf_unref(c);
 }
 END_TEST
@@ -1141,7 +1142,7 @@ START_TEST(test_mode)
 	const rule *r;
 
 	make_facts(&fb, &s);
-	r = rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(rule_name(r), t->want);
 	ck_assert_uint_eq(rules_count(tab), t->count);
@@ -1214,36 +1215,6 @@ START_TEST(test_stage_questions)
 }
 END_TEST
 
-/* The macros a stage's rules read, for the daemon's macro lists. */
-START_TEST(test_stage_macros)
-{
-	conf *c = load_ok("connect macro daemon_name x accept\n"
-	                  "connect macro {daemon_name} y accept\n"
-	                  "mail authenticated and macro i accept\n"
-	                  "mail !macro {auth_type} /x/ and authenticated accept\n"
-	                  "rcpt any accept\n",
-	                  NULL);
-	const rules_table *t = conf_rules(c, false);
-	const char *const *m;
-	strbuf all = STRBUF_INIT;
-
-	for (m = rules_stage_macros(t, STAGE_CONNECT); *m != NULL; m++)
-		strbuf_printf(&all, "%s ", *m);
-	strbuf_puts(&all, "| ");
-	for (m = rules_stage_macros(t, STAGE_MAIL); *m != NULL; m++)
-		strbuf_printf(&all, "%s ", *m);
-	strbuf_puts(&all, "| ");
-	for (m = rules_stage_macros(t, STAGE_RCPT); *m != NULL; m++)
-		strbuf_printf(&all, "%s ", *m);
-	ck_assert_str_eq(strbuf_str(&all),
-	                 "{daemon_name} | {auth_authen} i {auth_type} | ");
-	ck_assert_ptr_null(rules_stage_macros(NULL, STAGE_CONNECT)[0]);
-	ck_assert_ptr_null(rules_stage_macros(t, STAGE_N)[0]);
-	strbuf_free(&all);
-	conf_unref(c);
-}
-END_TEST
-
 START_TEST(test_empty_table)
 {
 	conf *c = load_ok("syslog_name = x", NULL);
@@ -1258,10 +1229,10 @@ START_TEST(test_empty_table)
 	for (st = 0; st < STAGE_N; st++) {
 		ck_assert(!rules_stage_used(tab, st));
 		ck_assert(!rules_stage_may_reply(tab, st));
-		ck_assert_ptr_null(rules_eval(tab, st, &fb.f, NULL, NULL));
+		ck_assert_ptr_null(rules_eval(tab, st, &fb.f, NULL, NULL, NULL, NULL));
 	}
-	ck_assert_ptr_null(rules_eval(tab, STAGE_N, &fb.f, NULL, NULL));
-	ck_assert_ptr_null(rules_eval(NULL, STAGE_CONNECT, &fb.f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(tab, STAGE_N, &fb.f, NULL, NULL, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(NULL, STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL));
 	ck_assert(!rules_need_header_set(NULL));
 	ck_assert(!rules_stage_used(NULL, STAGE_CONNECT));
 	free_facts(&fb);
@@ -1524,33 +1495,18 @@ START_TEST(test_milter_text_cut)
 }
 END_TEST
 
-/* rule_expand_text(): the session's variables, then the rule's own and the parameters. */
+/* The parameters a template may name, per personality. */
 START_TEST(test_rule_text)
 {
-	conf *c = load_ok(
-	        "syslog_name = ${stress?{hot}:{cold}}\n"
-	        "connect name=r1 any reject 554 5.7.1 \"$client_addr $rule $stage "
-	        "[$stress] $syslog_name $listen_backlog\"\n"
-	        "mail any accept",
-	        NULL);
-	var_set v = {{"client_addr", "rule"}, {"192.0.2.1", NULL}};
-	strbuf out = STRBUF_INIT;
-	const rule *r;
+	conf *c = load_ok("syslog_name = ${stress?{hot}:{cold}}\n"
+	                  "connect name=r1 any reject 554 5.7.1 \"$client_addr $syslog_name\"\n",
+	                  NULL);
 
-	r = first_rule(conf_rules(c, false), STAGE_CONNECT);
-	rule_expand_text(r, var_fn, &v, &out);
-	ck_assert_str_eq(strbuf_str(&out), "192.0.2.1 r1 connect [] cold 256");
-	r = first_rule(conf_rules(c, true), STAGE_CONNECT);
-	rule_expand_text(r, NULL, NULL, &out);
-	ck_assert_str_eq(strbuf_str(&out), " r1 connect [yes] hot 256");
-	r = first_rule(conf_rules(c, true), STAGE_MAIL);
-	rule_expand_text(r, var_fn, &v, &out);
-	ck_assert_str_eq(strbuf_str(&out), "");
 	ck_assert_str_eq(conf_param_text(c, true, "syslog_name"), "hot");
+	ck_assert_str_eq(conf_param_text(c, false, "syslog_name"), "cold");
 	ck_assert_str_eq(conf_param_text(c, false, "milter_timeout"), "600s");
 	ck_assert_ptr_null(conf_param_text(c, false, "client_addr"));
 	ck_assert_ptr_null(conf_param_text(c, false, "stress"));
-	strbuf_free(&out);
 	conf_unref(c);
 }
 END_TEST
@@ -1581,10 +1537,10 @@ START_TEST(test_include)
 	            NULL);
 	ck_assert_str_eq(conf_personality(c, false)->syslog_name, "from-include");
 	make_facts(&fb, &s);
-	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL);
 	ck_assert_str_eq(rule_name(r), "inc");
 	fb.f.client_addr = "203.0.113.1";
-	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL);
 	ck_assert_str_eq(rule_name(r), "main");
 	free_facts(&fb);
 	out = dump_rules(conf_rules(c, false));
@@ -1723,8 +1679,8 @@ eval_worker(void *arg)
 
 	make_facts(&fb, &s);
 	for (i = 0; i < 2000; i++) {
-		hits += rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL) != NULL;
-		hits += rules_eval(tab, STAGE_HEADER, &fb.f, NULL, NULL) != NULL;
+		hits += rules_eval(tab, STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL) != NULL;
+		hits += rules_eval(tab, STAGE_HEADER, &fb.f, NULL, NULL, NULL, NULL) != NULL;
 	}
 	free_facts(&fb);
 	return (void *)(intptr_t)hits;
@@ -1824,11 +1780,11 @@ START_TEST(test_long_subject)
 	h.value = value.s;
 	f.headers = &h;
 	f.n_headers = 1;
-	r = rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL);
+	r = rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL, NULL, NULL);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(rule_action(r)->kind, RULES_ACCEPT);
 	value.s[value.len - 1] = 'x';
-	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_EOH, &f, NULL, NULL, NULL, NULL));
 	strbuf_free(&value);
 	conf_unref(c);
 }
@@ -1842,7 +1798,7 @@ START_TEST(test_backtracking)
 	rules_facts f = {0};
 
 	f.header = &h;
-	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_HEADER, &f, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_HEADER, &f, NULL, NULL, NULL, NULL));
 	conf_unref(c);
 }
 END_TEST
@@ -1893,6 +1849,34 @@ dns_stop(void)
 }
 
 /* No cache: every lookup is sent, so dnsbl's counters tell what was asked. */
+static provider_call *
+p_start(void *self, dnsbl_query *q, size_t n, long long deadline_ms)
+{
+	return (provider_call *)dnsbl_start(self, q, n, deadline_ms, 0);
+}
+
+static bool
+p_wait(provider_call *call, size_t i)
+{
+	return dnsbl_wait((dnsbl_call *)call, i);
+}
+
+static void
+p_finish(provider_call *call)
+{
+	dnsbl_finish((dnsbl_call *)call);
+}
+
+/* The resolver as the rules' DNS provider; one test at a time uses it. */
+static const dns_provider *
+dns_of(dnsbl_ctx *dns)
+{
+	static dns_provider p;
+
+	p = (dns_provider){"dns", dns, p_start, p_wait, p_finish};
+	return &p;
+}
+
 static dnsbl_ctx *
 dns_ctx(void)
 {
@@ -2080,7 +2064,7 @@ START_TEST(test_dns)
 	const struct dns_case *t = &dns_cases[_i];
 	conf *c = load_ok(t->text, NULL);
 	dnsbl_ctx *dns = dns_ctx();
-	rules_expensive x = {dns, budget_deadline(budget_now_ms(), 5000), NULL};
+	rules_expensive x = {dns_of(dns), budget_deadline(budget_now_ms(), 5000), NULL};
 	rules_eval_info info;
 	strbuf text = STRBUF_INIT;
 	facts_buf fb;
@@ -2088,7 +2072,7 @@ START_TEST(test_dns)
 
 	rules_eval_info_init(&info);
 	make_facts(&fb, &t->facts);
-	r = rules_eval_ex(conf_rules(c, t->facts.stressed), stage_of(t->text), &fb.f, &x,
+	r = rules_eval(conf_rules(c, t->facts.stressed), stage_of(t->text), &fb.f, &x,
 	                  &info, NULL, NULL);
 	if (t->want == NULL) {
 		ck_assert_msg(r == NULL, "'%s': verdict %s", t->text,
@@ -2097,7 +2081,7 @@ START_TEST(test_dns)
 		verdict_vars vv = {&fb.f, &info};
 
 		ck_assert_msg(r != NULL, "'%s': no verdict", t->text);
-		rule_expand_text(r, verdict_var, &vv, &text);
+		rules_expand_text(rule_action(r)->text, verdict_var, &vv, &text);
 		ck_assert_str_eq(strbuf_str(&text), t->want);
 	}
 	ck_assert_uint_eq(info.queries, t->queries);
@@ -2124,7 +2108,7 @@ START_TEST(test_dns_timeout)
 	                  NULL);
 	dnsbl_ctx *dns = dns_ctx();
 	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {dns, budget_deadline(t0, 300), NULL};
+	rules_expensive x = {dns_of(dns), budget_deadline(t0, 300), NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	rules_eval_info info;
 	facts_buf fb;
@@ -2132,7 +2116,7 @@ START_TEST(test_dns_timeout)
 
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
 	                  NULL);
 	took = budget_now_ms() - t0;
 	ck_assert_msg(took >= 290 && took <= 300 + MARGIN_MS, "took %lld ms", took);
@@ -2192,7 +2176,7 @@ START_TEST(test_dns_short_circuit)
 	conf *c = load_ok(t->text, NULL);
 	dnsbl_ctx *dns = dns_ctx();
 	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {dns, budget_deadline(t0, budget), NULL};
+	rules_expensive x = {dns_of(dns), budget_deadline(t0, budget), NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	verdict_vars vv;
 	rules_eval_info info;
@@ -2202,12 +2186,12 @@ START_TEST(test_dns_short_circuit)
 
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
-	r = rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
+	r = rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x, &info, NULL,
 	                  NULL);
 	took = budget_now_ms() - t0;
 	ck_assert_msg(r != NULL, "'%s': no verdict", t->text);
 	vv = (verdict_vars){&fb.f, &info};
-	rule_expand_text(r, verdict_var, &vv, &text);
+	rules_expand_text(rule_action(r)->text, verdict_var, &vv, &text);
 	ck_assert_str_eq(strbuf_str(&text), t->want);
 	ck_assert_uint_eq(info.queries, t->queries);
 	/* Every lookup was sent at the start, needed in the end or not. */
@@ -2248,17 +2232,17 @@ START_TEST(test_dns_no_ctx)
 	rules_eval_info_init(&info);
 	make_facts(&fb, &spec);
 	ck_assert_ptr_null(
-	        rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL));
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x,
+	        rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL, NULL, NULL, NULL));
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, &x,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
 	ck_assert_uint_eq(info.queries, 0);
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL,
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_CONNECT, &fb.f, NULL,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, RULES_COST_DNSBL);
 	/* info is reset for each stage: nothing left from the one before. */
 	strbuf_puts(&info.rbl_domain, "stale");
-	ck_assert_ptr_null(rules_eval_ex(conf_rules(c, false), STAGE_HELO, &fb.f, NULL,
+	ck_assert_ptr_null(rules_eval(conf_rules(c, false), STAGE_HELO, &fb.f, NULL,
 	                                 &info, NULL, NULL));
 	ck_assert_uint_eq(info.skipped, 0);
 	ck_assert_str_eq(strbuf_str(&info.rbl_domain), "");
@@ -2289,7 +2273,7 @@ eval_body(conf *c, bool stressed, enum stage stage, const char *body, bool scann
 	bodyscan_feed(bs, body, strlen(body) / 2);
 	bodyscan_feed(bs, body + strlen(body) / 2, strlen(body) - strlen(body) / 2);
 	make_facts(&fb, &spec);
-	r = rules_eval_ex(t, stage, &fb.f, &x, info, NULL, NULL);
+	r = rules_eval(t, stage, &fb.f, &x, info, NULL, NULL);
 	free_facts(&fb);
 	bodyscan_free(bs);
 	return r;
@@ -2377,7 +2361,6 @@ rules_suite(void)
 	tcase_add_loop_test(tc, test_mode, 0, N(mode_cases));
 	tcase_add_test(tc, test_mode_errors);
 	tcase_add_loop_test(tc, test_stage_questions, 0, N(stage_cases));
-	tcase_add_test(tc, test_stage_macros);
 	tcase_add_test(tc, test_empty_table);
 	tcase_add_loop_test(tc, test_dump, 0, N(dump_cases));
 	tcase_add_test(tc, test_conf_dump);
