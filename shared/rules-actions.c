@@ -29,6 +29,8 @@ const action_desc rules_actions[] = {
 };
 
 const unsigned rules_n_actions = sizeof rules_actions / sizeof rules_actions[0];
+_Static_assert(sizeof rules_actions / sizeof rules_actions[0] == RULES_N_ACTIONS,
+               "a row of the action table per enum rules_action_kind");
 
 int
 rules_action_of(const rtoken *t)

@@ -600,7 +600,7 @@ const check_desc rules_checks[] = {
               "the client's verified host name"),
         CHEAP("daemon_name", CS_VALUES, STAGE_CONNECT, "a service name or /regex/",
               FACT(daemon_name), parse_string, m_string,
-              "the master.cf service the client connected to ({daemon_name})"),
+              "Postfix's {daemon_name}: milter_macro_daemon_name of the service"),
         CHEAP("helo", CS_VALUES, STAGE_HELO, "a name, .domain, /regex/ or ip_literal",
               FACT(helo), parse_helo, m_name, "the HELO/EHLO name"),
         CHEAP("sender", CS_VALUES, STAGE_MAIL, ADDRESS_EXPECTS, FACT(sender),

@@ -51,9 +51,9 @@
  *	client_name	exact name, .domain (its subdomains only), /re/,
  *			unknown (no name, "unknown", or "[addr]": Postfix's
  *			form for a client whose name did not verify)
- *	daemon_name	the master.cf service the client connected to
- *			(Postfix's {daemon_name}, sent at connect by default):
- *			a name exactly (with case) or /re/
+ *	daemon_name	Postfix's {daemon_name} (sent at connect by default):
+ *			milter_macro_daemon_name, $myhostname unless master.cf
+ *			sets it per service; a name exactly (with case) or /re/
  *	helo		exact, .domain, /re/, ip_literal ([192.0.2.1],
  *			[IPv6:2001:db8::1], [2001:db8::1] or a bare address)
  *	sender, recipient  user@domain, user@ (any domain), @domain (that
@@ -198,6 +198,7 @@ enum rules_action_kind {
 	RULES_QUARANTINE,
 	RULES_TAG,
 	RULES_LOG,
+	RULES_N_ACTIONS
 };
 
 /* The longest reply text libmilter's smfi_setreply() takes. */
@@ -233,7 +234,7 @@ typedef struct rules_facts {
 	const char *client_addr; /* "192.0.2.1", "2001:db8::1" */
 	const char *client_name; /* as the MTA gave it; "unknown" or "[addr]" when
 	                            it has no verified name */
-	const char *daemon_name; /* the master.cf service: Postfix's {daemon_name} */
+	const char *daemon_name; /* {daemon_name}: milter_macro_daemon_name */
 	const char *helo;
 	const char *sender;    /* as the MTA gave it, with or without <>; "<>" null */
 	const char *recipient; /* the current one, at rcpt */

@@ -119,6 +119,7 @@ dump_rules(const rules_table *t)
 typedef struct fact_spec {
 	bool stressed;
 	const char *addr, *name, *helo, *sender, *rcpt;
+	const char *daemon; /* {daemon_name} */
 	size_t count;
 	const char *headers; /* "Name: value" lines; at header the first is current */
 	const char *macros;  /* "name=value" separated by '|' */
@@ -162,6 +163,7 @@ make_facts(facts_buf *fb, const fact_spec *s)
 	fb->f.stressed = s->stressed;
 	fb->f.client_addr = s->addr;
 	fb->f.client_name = s->name;
+	fb->f.daemon_name = s->daemon;
 	fb->f.helo = s->helo;
 	fb->f.sender = s->sender;
 	fb->f.recipient = s->rcpt;
@@ -279,6 +281,17 @@ static const struct match_case {
         {"connect client_name unknown accept", {.name = "mx.example.com"}, false},
         {"connect !client_name unknown accept", {.name = "mx.example.com"}, true},
         {"connect client_name UNKNOWN accept", {.name = NULL}, true},
+        /* daemon_name: exactly, with case, or a regex; not sent: no value */
+        {"connect daemon_name submission accept", {.daemon = "submission"}, true},
+        {"connect daemon_name submission accept", {.daemon = "smtp"}, false},
+        {"connect daemon_name submission accept", {.daemon = "Submission"}, false},
+        {"connect daemon_name submission accept", {.daemon = "submissions"}, false},
+        {"connect daemon_name submission accept", {.daemon = NULL}, false},
+        {"connect !daemon_name submission accept", {.daemon = NULL}, true},
+        {"connect daemon_name smtp submission accept", {.daemon = "submission"}, true},
+        {"connect daemon_name /^smtps?$/ accept", {.daemon = "smtps"}, true},
+        {"connect daemon_name /^smtps?$/ accept", {.daemon = "submission"}, false},
+        {"rcpt daemon_name 127.0.0.1:2525 accept", {.daemon = "127.0.0.1:2525"}, true},
         /* helo */
         {"helo helo mx.example.com accept", {.helo = "MX.example.com"}, true},
         {"helo helo mx.example.com accept", {.helo = NULL}, false},
@@ -1327,6 +1340,104 @@ START_TEST(test_dump)
 }
 END_TEST
 
+/*
+ * The whole check table: every kind has a sample here; the sample parses at
+ * the kind's first stage, -n dumps it, and the dump parses back to the same
+ * rule (its dump is the same line).
+ */
+static const struct {
+	const char *kind, *sample;
+} table_samples[] = {
+        {"client", "client 192.0.2.0/24 [2001:db8::]/32 ::1"},
+        {"client_name", "client_name mx.example.com .example.org /^mail/i unknown"},
+        {"daemon_name", "daemon_name submission /^smtp/"},
+        {"helo", "!helo ip_literal .example.com \"a b\""},
+        {"sender", "sender <> user@ @example.com .example.net /x/"},
+        {"recipient", "recipient a@example.com /b@/"},
+        {"authenticated", "authenticated"},
+        {"macro", "macro auth_type PLAIN /x/ \"\" \"reject\""},
+        {"rcpt_count", "rcpt_count >= 5"},
+        {"header", "header Subject /lottery/i /a b/"},
+        {"dnsbl", "dnsbl zen.example.org=127.0.0.[2..11] b.example"},
+        {"rhsbl_helo", "rhsbl_helo dbl.example.org"},
+        {"rhsbl_sender", "rhsbl_sender dbl.example.org=127.0.1.[2;4..6]"},
+        {"rhsbl_client", "rhsbl_client dbl.example.org"},
+        {"body", "body /viagra/i"},
+        {"stress", "stress"},
+        {"any", "not any"},
+};
+
+typedef struct table_row {
+	const char *name;
+	enum stage first;
+	int n;
+} table_row;
+
+static void
+collect_row(void *ctx, const char *name, const char *syntax, enum stage first,
+            enum stage last, unsigned cost, const char *doc)
+{
+	table_row *rows = ctx;
+
+	(void)syntax, (void)last, (void)cost;
+	ck_assert_msg(doc != NULL && *doc != '\0', "%s: no doc", name);
+	ck_assert_int_lt(rows[0].n, 64);
+	rows[rows[0].n].name = name;
+	rows[rows[0].n++].first = first;
+}
+
+/* The dumped line without its "FILE:LINE: " and its MODE "both". */
+static char *
+rule_of_dump(const char *dump)
+{
+	const char *p = strstr(dump, ": ");
+	strbuf b = STRBUF_INIT;
+	size_t n;
+
+	ck_assert_ptr_nonnull(p);
+	p += 2;
+	n = strcspn(p, "\n");
+	strbuf_append(&b, p, n);
+	return strbuf_detach(&b);
+}
+
+START_TEST(test_check_table_round_trip)
+{
+	table_row rows[64] = {{NULL, STAGE_CONNECT, 0}};
+	int n_rows;
+
+	rules_each_check(collect_row, rows);
+	n_rows = rows[0].n;
+	ck_assert_int_eq(n_rows, N(table_samples));
+	for (int i = 0; i < n_rows; i++) {
+		const char *sample = NULL;
+		strbuf text = STRBUF_INIT;
+		char *once, *twice, *line;
+		conf *c;
+
+		for (int k = 0; k < N(table_samples); k++)
+			if (strcmp(table_samples[k].kind, rows[i].name) == 0)
+				sample = table_samples[k].sample;
+		ck_assert_msg(sample != NULL, "check kind %s has no sample", rows[i].name);
+		strbuf_printf(&text, "%s %s tempfail\n", stage_name(rows[i].first), sample);
+		c = load_ok(text.s, NULL);
+		once = dump_rules(conf_rules(c, false));
+		conf_unref(c);
+		line = rule_of_dump(once);
+		strbuf_reset(&text);
+		strbuf_printf(&text, "%s\n", line);
+		c = load_ok(text.s, NULL);
+		twice = dump_rules(conf_rules(c, false));
+		conf_unref(c);
+		ck_assert_str_eq(twice, once);
+		free(line);
+		free(once);
+		free(twice);
+		strbuf_free(&text);
+	}
+}
+END_TEST
+
 /* conf_dump() shows the rules after the parameters; without rules, nothing. */
 START_TEST(test_conf_dump)
 {
@@ -2363,6 +2474,7 @@ rules_suite(void)
 	tcase_add_loop_test(tc, test_stage_questions, 0, N(stage_cases));
 	tcase_add_test(tc, test_empty_table);
 	tcase_add_loop_test(tc, test_dump, 0, N(dump_cases));
+	tcase_add_test(tc, test_check_table_round_trip);
 	tcase_add_test(tc, test_conf_dump);
 	tcase_add_loop_test(tc, test_template, 0, N(tmpl_cases));
 	tcase_add_test(tc, test_template_cut);
