@@ -132,7 +132,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	 * that stage, and rules may test any macro the administrator has Postfix
 	 * send (milter_*_macros). The stress macro comes the documented way.
 	 */
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
+	*pf0 = f0 & session_actions();
 	*pf1 = f1 & session_protocol(c->cf);
 	c->proto = *pf1;
 	return SMFIS_CONTINUE;
@@ -367,7 +367,7 @@ callbacks_desc(const char *name)
 	memset(&desc, 0, sizeof desc);
 	desc.xxfi_name = (char *)name;
 	desc.xxfi_version = SMFI_VERSION;
-	desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
+	desc.xxfi_flags = session_actions();
 	desc.xxfi_connect = cb_connect;
 	desc.xxfi_helo = cb_helo;
 	desc.xxfi_envfrom = cb_envfrom;

@@ -37,10 +37,13 @@
  *	expanded ($ is the regex anchor). An unquoted value whose expansion
  *	has white space gives several values; one that expands to nothing
  *	gives none, and a check with no values left matches nothing. TEXT is
- *	a template expanded per verdict (rule_expand_text()) with the
+ *	a template expanded per verdict (rules_expand_text()) with the
  *	session's variables (rules_template_vars) and the parameters; it is
  *	syntax-checked at load.
  *
+ *	The kinds are the rows of the check table (rules-checks.c): one row
+ *	per kind says its name, value syntax, stages, cost and the session
+ *	fact it reads; rules_each_check() hands the rows out.
  *	Kinds and what they match (strings case-insensitively unless said):
  *	client		addresses and CIDR blocks, IPv4 and IPv6, [::1]/128 and
  *			2001:db8::/32 both accepted (see addr.h); a client
@@ -48,6 +51,9 @@
  *	client_name	exact name, .domain (its subdomains only), /re/,
  *			unknown (no name, "unknown", or "[addr]": Postfix's
  *			form for a client whose name did not verify)
+ *	daemon_name	Postfix's {daemon_name} (sent at connect by default):
+ *			milter_macro_daemon_name, $myhostname unless master.cf
+ *			sets it per service; a name exactly (with case) or /re/
  *	helo		exact, .domain, /re/, ip_literal ([192.0.2.1],
  *			[IPv6:2001:db8::1], [2001:db8::1] or a bare address)
  *	sender, recipient  user@domain, user@ (any domain), @domain (that
@@ -117,11 +123,11 @@
  *
  * COST
  *	dnsbl and rhsbl_* are RULES_COST_DNSBL, body is RULES_COST_BODY; the
- *	others are cheap. rules_eval_ex() runs expensive checks with what x
+ *	others are cheap. rules_eval() runs expensive checks with what x
  *	gives it: a DNS provider (provider.h) and the stage's deadline, the message's body
  *	scanner. Under stress (facts->stressed) the expensive checks of a
  *	rule whose MODE is "both" are skipped: an administrator asks for them
- *	under stress with a rule in MODE "stress". Without a DNS context or a
+ *	under stress with a rule in MODE "stress". Without a DNS provider or a
  *	scanner they are skipped too.
  *
  *	A skipped check, and a DNS check that got no answer (timeout, error,
@@ -153,12 +159,12 @@
  *	matched a line.
  *
  *	The $rbl_* template variables: before visit() is called for a matched
- *	rule, and for the rule rules_eval_ex() returns, info->rbl_domain (the
+ *	rule, and for the rule rules_eval() returns, info->rbl_domain (the
  *	zone), rbl_what (the address or domain looked up), rbl_reason (the
  *	TXT record, "" without one) and rbl_class (Postfix's words: "Client
  *	host", "Helo command", "Sender address") describe the first listing that made the rule
  *	match; all "" when it matched without one. The caller's var() hands
- *	them to rule_expand_text().
+ *	them to rules_expand_text().
  *
  * CONCURRENCY
  *	The LOADING functions run on the thread that loads the config and
@@ -192,6 +198,7 @@ enum rules_action_kind {
 	RULES_QUARANTINE,
 	RULES_TAG,
 	RULES_LOG,
+	RULES_N_ACTIONS
 };
 
 /* The longest reply text libmilter's smfi_setreply() takes. */
@@ -215,7 +222,6 @@ typedef struct rules_table rules_table; /* opaque; one per personality */
 /* "name" from name=NAME, else "FILE:LINE". */
 const char *rule_name(const rule *r);
 const rules_action *rule_action(const rule *r);
-enum stage rule_stage(const rule *r);
 
 /* What a rule may look at. Strings are NULL when unknown. */
 typedef struct rules_header {
@@ -228,6 +234,7 @@ typedef struct rules_facts {
 	const char *client_addr; /* "192.0.2.1", "2001:db8::1" */
 	const char *client_name; /* as the MTA gave it; "unknown" or "[addr]" when
 	                            it has no verified name */
+	const char *daemon_name; /* {daemon_name}: milter_macro_daemon_name */
 	const char *helo;
 	const char *sender;    /* as the MTA gave it, with or without <>; "<>" null */
 	const char *recipient; /* the current one, at rcpt */
@@ -242,11 +249,6 @@ typedef struct rules_facts {
 
 /* Return true to stop evaluating (the caller decided). */
 typedef bool (*rules_visit_fn)(void *ctx, const rule *r, bool matched);
-
-/* t NULL or a stage without rules: NULL at once. Expensive checks are
-   skipped: rules_eval_ex() with x and info NULL. */
-const rule *rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
-                       rules_visit_fn visit, void *ctx);
 
 /* Cost classes, bits of rules_eval_info's masks. */
 enum { RULES_COST_DNSBL = 1u << 0, RULES_COST_BODY = 1u << 1 };
@@ -275,18 +277,18 @@ void rules_eval_info_init(rules_eval_info *info);
 void rules_eval_info_free(rules_eval_info *info); /* and ready for reuse */
 
 /*
- * rules_eval() with the expensive checks. x NULL: all of them skipped.
+ * Evaluate the rules of a stage. x NULL: the expensive checks are skipped.
  * info (may be NULL) is reset first, so one info serves stage after stage.
  * Blocks for DNS at most until x->deadline_ms.
  */
-const rule *rules_eval_ex(const rules_table *t, enum stage stage,
+const rule *rules_eval(const rules_table *t, enum stage stage,
                           const rules_facts *f, const rules_expensive *x,
                           rules_eval_info *info, rules_visit_fn visit, void *ctx);
 
 /* The table's body regexes, for bodyscan_start(); NULL when it has none. */
 const bodyscan_set *rules_body_set(const rules_table *t);
 
-/* Would rules_eval_ex() run any expensive check at the stage (a DNS
+/* Would rules_eval() run any expensive check at the stage (a DNS
    lookup, a look at the scanner) for a session stressed or not? */
 bool rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed);
 
@@ -298,14 +300,6 @@ bool rules_stage_may_reply(const rules_table *t, enum stage stage);
 bool rules_need_header_set(const rules_table *t);
 size_t rules_count(const rules_table *t); /* rules in the table */
 /*
- * The macros the rules of a stage read, as they are asked of the MTA
- * ("{auth_type}", "i"; "{auth_authen}" for authenticated), each once;
- * NULL-terminated, never NULL. For smfi_setsymlist(): a macro must be sent
- * at that stage or an earlier one.
- */
-const char *const *rules_stage_macros(const rules_table *t, enum stage stage);
-
-/*
  * -n: every rule of the table, one line each, "FILE:LINE: STAGE MODE
  * [name=NAME] CHECKS ACTION ARGS" as compiled: values expanded, regexes
  * and TEXT as written, the effective code, ecode and text of tempfail
@@ -314,6 +308,18 @@ const char *const *rules_stage_macros(const rules_table *t, enum stage stage);
 void rules_dump(const rules_table *t, FILE *fp);
 
 const char *rules_action_name(enum rules_action_kind kind);
+/* The PROTO_F_* modification flags every action together may need. */
+unsigned long rules_milter_flags(void);
+
+/*
+ * The check and action tables, for the manual and the fuzz dictionary:
+ * fn(ctx, name, syntax, first, last, cost, doc) per check kind in table
+ * order; syntax is how its values are written ("VALUE...", "OP N", ...).
+ */
+typedef void (*rules_check_row_fn)(void *ctx, const char *name, const char *syntax,
+                                   enum stage first, enum stage last, unsigned cost,
+                                   const char *doc);
+void rules_each_check(rules_check_row_fn fn, void *ctx);
 
 /*
  * Expand a TEXT template for a verdict: $client_addr $client_name
@@ -326,14 +332,6 @@ const char *rules_action_name(enum rules_action_kind kind);
  */
 typedef const char *(*rules_var_fn)(void *ctx, const char *name);
 void rules_expand_text(const char *tmpl, rules_var_fn var, void *ctx, strbuf *out);
-
-/*
- * The same for r's action text, with var() asked first and then, for
- * what it does not know, $rule (rule_name), $stage, $stress and the
- * parameters of the personality r belongs to. out is empty when the
- * action has no text.
- */
-void rule_expand_text(const rule *r, rules_var_fn var, void *ctx, strbuf *out);
 
 /* The names a template may use besides the parameters; NULL-terminated. */
 extern const char *const rules_template_vars[];

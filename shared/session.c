@@ -43,6 +43,7 @@ struct session {
 	unsigned long proto;
 	char *client_name;
 	char *client_addr;
+	char *daemon_name; /* Postfix's {daemon_name}, read at connect */
 	char *helo;
 	unsigned errors;       /* rejections issued in this session */
 	bool hung_up;          /* a 421 went out: Postfix has hung up */
@@ -257,6 +258,12 @@ session_protocol(const conf *c)
 	return flags;
 }
 
+unsigned long
+session_actions(void)
+{
+	return PROTO_F_ADDHDRS | PROTO_F_CHGHDRS | rules_milter_flags();
+}
+
 /* ---- life cycle ---- */
 
 session *
@@ -335,6 +342,7 @@ session_free(session *s)
 	taglist_clear(&s->session_tags);
 	free(s->client_name);
 	free(s->client_addr);
+	free(s->daemon_name);
 	free(s->helo);
 	conf_unref(s->conf);
 	runtime_unref(s->rt);
@@ -659,6 +667,7 @@ fill_facts(const session *s, rules_facts *f)
 	f->stressed = s->stress.stressed;
 	f->client_addr = s->client_addr;
 	f->client_name = s->client_name;
+	f->daemon_name = s->daemon_name;
 	f->helo = s->helo;
 	f->sender = s->from;
 	f->recipient = s->rcpt;
@@ -816,7 +825,7 @@ run_stage(session *s, enum stage stage, session_reply *r)
 	rules_eval_info_init(&info);
 	expensive_for(s, stage, &x);
 	s->info = &info; /* $rbl_* for tags in visit() and for the verdict */
-	hit = rules_eval_ex(s->rules, stage, &f, &x, &info, visit, s);
+	hit = rules_eval(s->rules, stage, &f, &x, &info, visit, s);
 	note_expensive(s, stage, &info);
 	if (hit == NULL) {
 		unsure(s, stage, &info, r);
@@ -851,6 +860,7 @@ void
 session_on_connect(session *s, session_reply *r)
 {
 	s->stress = stress_decide(s->conf, macro(s, session_stress_macro(s)));
+	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);
 	if (log_verbose() >= 1) {

@@ -34,7 +34,7 @@
  * that can reply, which makes Postfix hang up. A 452 (come back with the
  * other recipients) is not counted, as Postfix does not count its own.
  *
- * Expensive checks (DNSBL, body) follow rules_eval_ex(): a stage gets its
+ * Expensive checks (DNSBL, body) follow rules_eval(): a stage gets its
  * budget (connect_budget, ...; body_budget for the whole body), its DNS
  * lookups run in parallel within it, and what was skipped (under stress, a
  * suspended zone, a lookup that ran out of time) is logged and listed in the
@@ -106,6 +106,13 @@ void session_changes_free(session_changes *c);
  * both count.
  */
 unsigned long session_protocol(const conf *c);
+
+/*
+ * The PROTO_F_* modifications a session may make: add and change headers
+ * (the stress header, and removing a forged copy of it) and whatever the
+ * actions of the rule language need (rules_milter_flags()).
+ */
+unsigned long session_actions(void);
 
 /* rt, name and addr may be NULL (no DNS; unknown); name and addr are copied. */
 session *session_create(conf *c, runtime *rt, const char *client_name,

@@ -32,7 +32,9 @@ for t in "$@"; do
 		;;
 	esac
 	export FUZZ_BIN FUZZ_SEEDS FUZZ_PRELOAD
-	dict="$top_srcdir/tests/fuzz/$FUZZ_SEEDS.dict"
+	# A dictionary made at build time (from the code's tables) comes first.
+	dict="$top_builddir/tests/fuzz-$FUZZ_SEEDS.dict"
+	[ -f "$dict" ] || dict="$top_srcdir/tests/fuzz/$FUZZ_SEEDS.dict"
 	[ -f "$dict" ] || dict=""
 	echo "$t: ${FUZZ_SECONDS:-4} s from $(date -u +%H:%M:%S)"
 	# A subshell: fail() in run_fuzzer ends this target only.

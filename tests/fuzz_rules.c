@@ -65,10 +65,8 @@ visit(void *ctx, const rule *r, bool matched)
 	strbuf text = STRBUF_INIT, reply = STRBUF_INIT;
 
 	if (matched) {
-		rule_expand_text(r, var, ctx, &text);
+		rules_expand_text(rule_action(r)->text, var, ctx, &text);
 		rules_reply_text_for_milter(strbuf_str(&text), &reply);
-		if (rule_action(r)->text != NULL)
-			rules_expand_text(rule_action(r)->text, var, ctx, &text);
 	}
 	strbuf_free(&text);
 	strbuf_free(&reply);
@@ -91,19 +89,19 @@ static void
 evaluate(const conf *c)
 {
 	const session_facts sessions[] = {
-	        {{false, "192.0.2.1", "mx.example.com", "mx.example.com",
+	        {{false, "192.0.2.1", "mx.example.com", "smtp", "mx.example.com",
 	          "<a@example.com>", "<b@example.net>", 1, &odd_headers[0], odd_headers,
 	          4, macro, NULL},
 	         some_macros},
-	        {{true, "2001:db8::1", "[2001:db8::1]", "[IPv6:2001:db8::1]", "<>",
+	        {{true, "2001:db8::1", "[2001:db8::1]", "submission", "[IPv6:2001:db8::1]", "<>",
 	          "<postmaster>", 101, &odd_headers[1], odd_headers, 2, macro, NULL},
 	         no_macros},
-	        {{true, "::ffff:10.0.0.1", "unknown", "192.0.2.1", "", "<x@[192.0.2.1]>",
+	        {{true, "::ffff:10.0.0.1", "unknown", "", "192.0.2.1", "", "<x@[192.0.2.1]>",
 	          6, &odd_headers[2], odd_headers + 2, 2, macro, NULL},
 	         some_macros},
-	        {{false, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, NULL},
+	        {{false, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL, NULL},
 	         no_macros},
-	        {{true, "\xff garbage $x", "\x80\x81.example", "$client_addr%",
+	        {{true, "\xff garbage $x", "\x80\x81.example", "smtp\xff$x", "$client_addr%",
 	          "<\xff@\xfe>", "<@\x01>", (size_t)-1, &odd_headers[3], odd_headers + 3,
 	          1, macro, NULL},
 	         some_macros},
@@ -130,9 +128,9 @@ evaluate(const conf *c)
 
 			s.f.macro_ctx = &s;
 			for (st = 0; st < STAGE_N; st++) {
-				(void)rules_eval(t, (enum stage)st, &s.f, visit,
+				(void)rules_eval(t, (enum stage)st, &s.f, NULL, NULL, visit,
 				                 &s);
-				(void)rules_eval_ex(t, (enum stage)st, &s.f, &x,
+				(void)rules_eval(t, (enum stage)st, &s.f, &x,
 				                    &info, visit, &s);
 			}
 		}
