@@ -71,6 +71,14 @@ stage_parse(const char *name, size_t len, enum stage *stage)
 	return false;
 }
 
+void
+stage_list(strbuf *b)
+{
+	for (int i = 0; i < STAGE_N; i++)
+		strbuf_printf(b, "%s%s", i == 0 ? "" : i == STAGE_N - 1 ? " or " : ", ",
+		              stages[i].d.name);
+}
+
 long long
 stage_budget(const struct conf_values *p, enum stage stage)
 {

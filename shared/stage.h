@@ -68,6 +68,9 @@ const stage_desc *stage_get(enum stage stage);
 const char *stage_name(enum stage stage);
 /* The stage called name (len bytes, not NUL-terminated); false if none. */
 bool stage_parse(const char *name, size_t len, enum stage *stage);
+/* Appends "connect, helo, ... or eom" to b, for messages. */
+struct strbuf;
+void stage_list(struct strbuf *b);
 /* The stage's budget in ms in these parameters. */
 long long stage_budget(const struct conf_values *p, enum stage stage);
 

@@ -5,7 +5,7 @@
  * forces it off), or else when the MTA's stress macro (stress_macro, default
  * "{stress}") has one of the stress_values. The decision is made once, at
  * connect, and recorded with its source so logs and the stress header can say
- * why. The macro's value is per smtpd process, not per client (DESIGN 2.1).
+ * why. The macro's value is per smtpd process, not per client (ARCHITECTURE.md F2).
  *
  * Before the decision the personality is not known, so stress_macro and
  * stress_values are read from the normal personality.
