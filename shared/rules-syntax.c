@@ -442,11 +442,7 @@ static void
 list_kinds(strbuf *b)
 {
 	for (unsigned i = 0; i < rules_n_checks; i++)
-		strbuf_printf(b, "%s%s",
-		              i == 0                    ? ""
-		              : i == rules_n_checks - 1 ? " or "
-		                                        : ", ",
-		              rules_checks[i].name);
+		strbuf_put_item(b, i, rules_n_checks, rules_checks[i].name);
 }
 
 static bool

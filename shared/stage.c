@@ -75,8 +75,7 @@ void
 stage_list(strbuf *b)
 {
 	for (int i = 0; i < STAGE_N; i++)
-		strbuf_printf(b, "%s%s", i == 0 ? "" : i == STAGE_N - 1 ? " or " : ", ",
-		              stages[i].d.name);
+		strbuf_put_item(b, (size_t)i, STAGE_N, stages[i].d.name);
 }
 
 long long
