@@ -390,12 +390,6 @@ busy_ns(const session *s)
 	return s->busy_ns + (s->inside ? since_entered_ns(s) : 0);
 }
 
-const stress_state *
-session_stress(const session *s)
-{
-	return &s->stress;
-}
-
 const struct conf_values *
 session_params(const session *s)
 {
