@@ -137,7 +137,6 @@ void session_on_abort(session *s);
 
 /* The parameters of this session's personality. */
 const struct conf_values *session_params(const session *s);
-const char *session_stress_macro(const session *s);
 
 /*
  * Counters over all sessions since start (atomic; any thread): the daemon
