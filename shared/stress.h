@@ -31,11 +31,11 @@ typedef struct stress_state {
 	enum stress_source source;
 } stress_state;
 
-/* The macro name to ask the MTA for (e.g. "{stress}"). */
-const char *stress_macro_name(const conf *c);
+/* The MTA's macro called name ("{stress}"); NULL when it was not sent. */
+typedef const char *(*stress_macro_fn)(void *ctx, const char *name);
 
-/* macro_value is NULL when the MTA did not send the macro. */
-stress_state stress_decide(const conf *c, const char *macro_value);
+/* Reads the macro that stress_macro names through fn (NULL: no macros). */
+stress_state stress_decide(const conf *c, stress_macro_fn fn, void *ctx);
 
 const char *stress_source_name(enum stress_source src);
 
