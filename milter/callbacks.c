@@ -156,7 +156,7 @@ format_addr(const struct sockaddr *sa, char *buf, size_t len)
 
 /*
  * Turn the session's reply into what libmilter returns. The custom reply is
- * set right before the matching return (DESIGN 2.4: on a mismatch libmilter
+ * set right before the matching return (ARCHITECTURE.md F7: on a mismatch libmilter
  * keeps it for later). At a stage negotiated as "no reply" the answer must be
  * SMFIS_NOREPLY whatever the session said.
  */

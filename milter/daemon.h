@@ -14,7 +14,7 @@
  * one it cannot take fails the reload), let go by daemon_conf_release(). A
  * reload keeps its cache and its suspended zones.
  *
- * Order matters (DESIGN 2.2): daemon_detach() forks, so it runs before any
+ * Order matters (ARCHITECTURE.md F14): daemon_detach() forks, so it runs before any
  * thread exists; daemon_block_signals() runs before any thread is created so
  * every thread inherits the mask and only the reload thread sees SIGUSR1.
  *
@@ -81,7 +81,7 @@ void daemon_remove_pidfile(void);
  * For an inet: or inet6: spec, open the listening socket ourselves with
  * TCP_NODELAY (accepted sockets inherit it) and return its descriptor, to be
  * handed to libmilter as "fd:N". Without it every message whose header we
- * change waits ~40 ms for a delayed ACK (Nagle; DESIGN 2.2). Returns -1 and
+ * change waits ~40 ms for a delayed ACK (Nagle; ARCHITECTURE.md F16). Returns -1 and
  * logs on failure, -2 when the spec is not inet.
  */
 int daemon_listen_inet(const char *spec, int backlog);

@@ -2,7 +2,7 @@
  * admission - the cap on concurrent sessions (max_sessions)
  *
  * Debian's libmilter starts a worker thread for every busy session, without
- * limit, and a session whose worker cannot be created hangs (DESIGN 2.2).
+ * limit, and a session whose worker cannot be created hangs (ARCHITECTURE.md F12).
  * The daemon therefore counts its own sessions, from negotiation to close,
  * and gives the ones past max_sessions almost nothing: a protocol with only
  * the connect stage (admission_overload_protocol) and, at connect, the

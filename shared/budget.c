@@ -40,49 +40,20 @@ budget_expired(long long deadline)
 	return budget_left(deadline) == 0;
 }
 
-long long
-budget_min(long long a, long long b)
-{
-	return a < b ? a : b;
-}
+/* See budget.h for why a sixth. */
+#define MARGIN_DIVISOR 6
 
 long long
-budget_left_at(long long deadline, long long now)
+budget_margin(long long outer_ms)
 {
-	/* deadline - now could overflow when now is far in the past. */
-	if (deadline <= now)
-		return 0;
-	if (now < 0 && deadline > LLONG_MAX + now)
-		return LLONG_MAX;
-	return deadline - now;
-}
-
-long long
-budget_cap(long long stage_deadline, long long now, long long cap_ms)
-{
-	return budget_min(stage_deadline, budget_deadline(now, cap_ms));
+	return outer_ms > 0 ? outer_ms / MARGIN_DIVISOR : 0;
 }
 
 bool
-budget_nests(long long inner_ms, long long outer_ms, long long margin_ms)
+budget_nests(long long inner_ms, long long outer_ms)
 {
 	if (inner_ms < 0)
 		inner_ms = 0;
-	if (margin_ms < 0)
-		margin_ms = 0;
 	/* inner + margin <= outer, written so that nothing overflows. */
-	return inner_ms <= outer_ms && margin_ms <= outer_ms - inner_ms;
-}
-
-bool
-budget_check_nested(const char *inner_name, long long inner_ms, const char *outer_name,
-                    long long outer_ms, long long margin_ms, strbuf *err)
-{
-	if (budget_nests(inner_ms, outer_ms, margin_ms))
-		return true;
-	strbuf_printf(
-	        err, "%s = %lld ms does not fit in %s (%lld ms) with a margin of %lld ms",
-	        inner_name, inner_ms, outer_name, outer_ms,
-	        margin_ms < 0 ? 0 : margin_ms);
-	return false;
+	return inner_ms <= outer_ms && budget_margin(outer_ms) <= outer_ms - inner_ms;
 }

@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include "conf.h"
+#include "budget.h"
 #include "log.h"
 #include "names.h"
 #include "expand.h"
 #include "rules.h"
+#include "stage.h"
 #include "textfile.h"
 
 #include <errno.h>
@@ -946,6 +948,68 @@ evaluate(loader *ld, conf *c)
 	}
 }
 
+/* A stage before st has the same budget and timeout: checked there. */
+static bool
+budget_seen(enum stage st)
+{
+	const stage_desc *d = stage_get(st);
+
+	for (int i = 0; i < (int)st; i++) {
+		const stage_desc *e = stage_get((enum stage)i);
+
+		if (strcmp(e->budget, d->budget) == 0 &&
+		    strcmp(e->timeout, d->timeout) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+check_budget(const struct conf_values *v, enum stage st, strbuf *msg)
+{
+	const stage_desc *d = stage_get(st);
+	long long budget = stage_budget(v, st), timeout = stage_timeout(v, st);
+
+	if (budget_nests(budget, timeout))
+		return;
+	strbuf_printf(msg, "%s = ", d->budget);
+	format_time(msg, budget);
+	strbuf_printf(msg, " does not fit in %s = ", d->timeout);
+	format_time(msg, timeout);
+	strbuf_puts(msg, ": at most ");
+	format_time(msg, timeout - budget_margin(timeout));
+	strbuf_puts(msg, ", to answer ");
+	format_time(msg, budget_margin(timeout));
+	strbuf_puts(msg, " before Postfix gives up on the milter");
+}
+
+/*
+ * Every stage budget fits in the Postfix timeout of its stage (budget.h),
+ * in each personality. A budget that does not is reported at its own line,
+ * or at the timeout's when it is a default that a lowered timeout broke.
+ */
+static void
+check_budgets(loader *ld, const conf *c)
+{
+	for (int st = 0; st < STAGE_N; st++) {
+		const stage_desc *d = stage_get((enum stage)st);
+		strbuf msg[2] = {STRBUF_INIT, STRBUF_INIT};
+		size_t budget = (size_t)find_param(d->budget);
+		size_t timeout = (size_t)find_param(d->timeout);
+
+		if (budget_seen((enum stage)st))
+			continue;
+		check_budget(&c->pers[0], (enum stage)st, &msg[0]);
+		check_budget(&c->pers[1], (enum stage)st, &msg[1]);
+		report_param(ld,
+		             ld->raw[budget] == NULL && ld->raw[timeout] != NULL ? timeout
+		                                                                 : budget,
+		             &msg[0], &msg[1]);
+		strbuf_free(&msg[0]);
+		strbuf_free(&msg[1]);
+	}
+}
+
 static void
 free_values(struct conf_values *v)
 {
@@ -1033,6 +1097,9 @@ load(const char *name, const char *text, size_t len, const char *read_error,
 	}
 	c = ms_xcalloc(1, sizeof *c);
 	evaluate(&ld, c);
+	/* Only values that all loaded can be compared. */
+	if (!ld.failed)
+		check_budgets(&ld, c);
 	compile_rules(&ld, c);
 	for (i = 0; i < N_PARAMS; i++)
 		free(ld.raw[i]);

@@ -44,6 +44,13 @@
  *	does for smtpd), and conf_stress_forced() says so. Any other value
  *	of stress is refused, because Postfix would take "no" as stress.
  *
+ * BUDGETS
+ *	Every stage budget (connect_budget ... eom_budget) must fit, in each
+ *	personality, in the Postfix timeout that bounds its stage
+ *	(milter_command_timeout or milter_content_timeout; stage.h) with the
+ *	margin budget.h explains. One that does not is an error at the
+ *	budget's line, or at the timeout's when the budget is a default.
+ *
  * OVERRIDES
  *	"name=value" strings (from -o) are applied after the file, in order;
  *	the last one wins. path NULL means schema defaults plus overrides.

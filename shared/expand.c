@@ -457,14 +457,6 @@ expand_text(state *st, strbuf *out, const char *start, span t)
 }
 
 void
-expand_error_init(expand_error *err)
-{
-	err->column = 0;
-	err->nested = false;
-	strbuf_init(&err->msg);
-}
-
-void
 expand_error_free(expand_error *err)
 {
 	strbuf_free(&err->msg);

@@ -92,7 +92,6 @@ typedef struct expand_error {
 		0, false, STRBUF_INIT                                                    \
 	}
 
-void expand_error_init(expand_error *err);
 void expand_error_free(expand_error *err);
 
 /* 0 on success, -1 with err filled in (see ERRORS). */

@@ -69,22 +69,26 @@ typedef enum conf_type {
 	  "after this many rejections in one session (452 not counted), answer 421 and hang up (Postfix: smtpd_hard_error_limit)") \
 	X(rcpt_limit, CONF_INT, "${stress?{100}:{1000}}", 0, 1000000, NULL, \
 	  "recipients per message; past it each gets 452 4.5.3, not counted as an error, logged once with a count (Postfix: smtpd_recipient_limit); 0: no limit of ours") \
-	X(connect_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
-	  "time for the connect stage's checks (inside Postfix's milter_command_timeout, 30s)") \
-	X(helo_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
-	  "time for the helo stage's checks") \
-	X(mail_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
-	  "time for the mail stage's checks") \
-	X(rcpt_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
-	  "time for each rcpt stage's checks") \
-	X(data_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 25 * CONF_SEC, NULL, \
-	  "time for the data stage's checks") \
-	X(eoh_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 250 * CONF_SEC, NULL, \
-	  "time for the end-of-header stage's checks (inside milter_content_timeout, 300s)") \
-	X(body_budget, CONF_TIME, "${stress?{1s}:{30s}}", 0, 250 * CONF_SEC, NULL, \
-	  "time for scanning the whole body; past it the scan stops") \
-	X(eom_budget, CONF_TIME, "${stress?{2s}:{20s}}", 0, 250 * CONF_SEC, NULL, \
-	  "time for the end-of-message stage's checks") \
+	X(milter_command_timeout, CONF_TIME, "30s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \
+	  "Postfix's milter_command_timeout: how long Postfix waits for the milter's reply at connect, helo, mail, rcpt and data; set it to what your main.cf says, if you changed Postfix's") \
+	X(milter_content_timeout, CONF_TIME, "300s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \
+	  "Postfix's milter_content_timeout: how long Postfix waits for the milter's reply at header, end of header, body and end of message; set it to what your main.cf says, if you changed Postfix's") \
+	X(connect_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the connect stage's checks, within milter_command_timeout (see Time budgets)") \
+	X(helo_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the helo stage's checks, within milter_command_timeout (see Time budgets)") \
+	X(mail_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the mail stage's checks, within milter_command_timeout (see Time budgets)") \
+	X(rcpt_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for each rcpt stage's checks, within milter_command_timeout (see Time budgets)") \
+	X(data_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the data stage's checks, within milter_command_timeout (see Time budgets)") \
+	X(eoh_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the header and end-of-header stages' checks, within milter_content_timeout (see Time budgets)") \
+	X(body_budget, CONF_TIME, "${stress?{1s}:{30s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for scanning the whole body, within milter_content_timeout (see Time budgets); past it the scan stops") \
+	X(eom_budget, CONF_TIME, "${stress?{2s}:{20s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for the end-of-message stage's checks, within milter_content_timeout (see Time budgets)") \
 	X(budget_action, CONF_STRING, "continue", 0, 0, valid_action, \
 	  "what a stage does when its budget runs out: continue or tempfail") \
 	X(dns_servers, CONF_STRING, "", 0, 0, NULL, \

@@ -53,11 +53,7 @@ void
 rules_list_actions(strbuf *b)
 {
 	for (unsigned i = 0; i < rules_n_actions; i++)
-		strbuf_printf(b, "%s%s",
-		              i == 0                     ? ""
-		              : i == rules_n_actions - 1 ? " or "
-		                                         : ", ",
-		              rules_actions[i].name);
+		strbuf_put_item(b, i, rules_n_actions, rules_actions[i].name);
 }
 
 unsigned long

@@ -442,11 +442,7 @@ static void
 list_kinds(strbuf *b)
 {
 	for (unsigned i = 0; i < rules_n_checks; i++)
-		strbuf_printf(b, "%s%s",
-		              i == 0                    ? ""
-		              : i == rules_n_checks - 1 ? " or "
-		                                        : ", ",
-		              rules_checks[i].name);
+		strbuf_put_item(b, i, rules_n_checks, rules_checks[i].name);
 }
 
 static bool
@@ -761,9 +757,11 @@ rules_source_add(rules_source *src, const char *file, unsigned line, const char 
 	r->mode = MODE_BOTH;
 	if (lex_next(&lx, &t) <= 0 || t.quoted || t.regex ||
 	    !stage_parse(t.text, strlen(t.text), &r->stage)) {
-		lex_error(&lx, 1,
-		          "expected a stage (connect, helo, mail, rcpt, data, header, "
-		          "eoh, body or eom)");
+		strbuf all = STRBUF_INIT;
+
+		stage_list(&all);
+		lex_error(&lx, 1, "expected a stage (%s)", strbuf_str(&all));
+		strbuf_free(&all);
 		rules_rtoken_free(&t);
 		prule_free(r);
 		return false;

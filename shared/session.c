@@ -393,22 +393,10 @@ busy_ns(const session *s)
 	return s->busy_ns + (s->inside ? since_entered_ns(s) : 0);
 }
 
-const stress_state *
-session_stress(const session *s)
-{
-	return &s->stress;
-}
-
 const struct conf_values *
 session_params(const session *s)
 {
 	return s->params;
-}
-
-const char *
-session_stress_macro(const session *s)
-{
-	return stress_macro_name(s->conf);
 }
 
 static const char *
@@ -859,7 +847,7 @@ run_stage(session *s, enum stage stage, session_reply *r)
 void
 session_on_connect(session *s, session_reply *r)
 {
-	s->stress = stress_decide(s->conf, macro(s, session_stress_macro(s)));
+	s->stress = stress_decide(s->conf, s->macro, s->macro_ctx);
 	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);

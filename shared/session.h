@@ -141,10 +141,8 @@ void session_on_body(session *s, const unsigned char *chunk, size_t len,
 void session_on_eom(session *s, session_reply *r, session_changes *changes);
 void session_on_abort(session *s);
 
-const stress_state *session_stress(const session *s);
 /* The parameters of this session's personality. */
 const struct conf_values *session_params(const session *s);
-const char *session_stress_macro(const session *s);
 
 /*
  * Counters over all sessions since start (atomic; any thread): the daemon

@@ -10,39 +10,55 @@
 #include "protocol.h"
 #include "strbuf.h"
 
+#define AT(param) offsetof(struct conf_values, param)
+/* The Postfix timeouts that bound a stage (doc/ARCHITECTURE.md, F9), by our names. */
+#define COMMAND "milter_command_timeout"
+#define CONTENT "milter_content_timeout"
+
 static const struct stage_row {
 	stage_desc d;
 	size_t budget_offset;
+	size_t timeout_offset; /* the d.timeout parameter's */
 } stages[STAGE_N] = {
         [STAGE_CONNECT] = {{"connect", PROTO_P_NR_CONN, PROTO_P_NOCONNECT, false, true,
-                            "connect_budget", PROTO_M_CONNECT, "milter_connect_macros"},
-                           offsetof(struct conf_values, connect_budget)},
+                            "connect_budget", COMMAND, PROTO_M_CONNECT,
+                            "milter_connect_macros"},
+                           AT(connect_budget),
+                           AT(milter_command_timeout)},
         [STAGE_HELO] = {{"helo", PROTO_P_NR_HELO, PROTO_P_NOHELO, false, true,
-                         "helo_budget", PROTO_M_HELO, "milter_helo_macros"},
-                        offsetof(struct conf_values, helo_budget)},
+                         "helo_budget", COMMAND, PROTO_M_HELO, "milter_helo_macros"},
+                        AT(helo_budget),
+                        AT(milter_command_timeout)},
         [STAGE_MAIL] = {{"mail", PROTO_P_NR_MAIL, PROTO_P_NOMAIL, false, false,
-                         "mail_budget", PROTO_M_MAIL, "milter_mail_macros"},
-                        offsetof(struct conf_values, mail_budget)},
+                         "mail_budget", COMMAND, PROTO_M_MAIL, "milter_mail_macros"},
+                        AT(mail_budget),
+                        AT(milter_command_timeout)},
         [STAGE_RCPT] = {{"rcpt", PROTO_P_NR_RCPT, PROTO_P_NORCPT, false, false,
-                         "rcpt_budget", PROTO_M_RCPT, "milter_rcpt_macros"},
-                        offsetof(struct conf_values, rcpt_budget)},
+                         "rcpt_budget", COMMAND, PROTO_M_RCPT, "milter_rcpt_macros"},
+                        AT(rcpt_budget),
+                        AT(milter_command_timeout)},
         [STAGE_DATA] = {{"data", PROTO_P_NR_DATA, PROTO_P_NODATA, false, false,
-                         "data_budget", PROTO_M_DATA, "milter_data_macros"},
-                        offsetof(struct conf_values, data_budget)},
+                         "data_budget", COMMAND, PROTO_M_DATA, "milter_data_macros"},
+                        AT(data_budget),
+                        AT(milter_command_timeout)},
         /* One header is too small a unit for a budget of its own. */
         [STAGE_HEADER] = {{"header", PROTO_P_NR_HDR, PROTO_P_NOHDRS, true, false,
-                           "eoh_budget", -1, NULL},
-                          offsetof(struct conf_values, eoh_budget)},
+                           "eoh_budget", CONTENT, -1, NULL},
+                          AT(eoh_budget),
+                          AT(milter_content_timeout)},
         [STAGE_EOH] = {{"eoh", PROTO_P_NR_EOH, PROTO_P_NOEOH, true, false, "eoh_budget",
-                        PROTO_M_EOH, "milter_end_of_header_macros"},
-                       offsetof(struct conf_values, eoh_budget)},
+                        CONTENT, PROTO_M_EOH, "milter_end_of_header_macros"},
+                       AT(eoh_budget),
+                       AT(milter_content_timeout)},
         /* body_budget bounds the whole body, not each chunk (session.c). */
         [STAGE_BODY] = {{"body", PROTO_P_NR_BODY, PROTO_P_NOBODY, true, false,
-                         "body_budget", -1, NULL},
-                        offsetof(struct conf_values, body_budget)},
-        [STAGE_EOM] = {{"eom", 0, 0, false, false, "eom_budget", PROTO_M_EOM,
+                         "body_budget", CONTENT, -1, NULL},
+                        AT(body_budget),
+                        AT(milter_content_timeout)},
+        [STAGE_EOM] = {{"eom", 0, 0, false, false, "eom_budget", CONTENT, PROTO_M_EOM,
                         "milter_end_of_data_macros"},
-                       offsetof(struct conf_values, eom_budget)},
+                       AT(eom_budget),
+                       AT(milter_content_timeout)},
 };
 
 const stage_desc *
@@ -71,10 +87,25 @@ stage_parse(const char *name, size_t len, enum stage *stage)
 	return false;
 }
 
+void
+stage_list(strbuf *b)
+{
+	for (int i = 0; i < STAGE_N; i++)
+		strbuf_put_item(b, (size_t)i, STAGE_N, stages[i].d.name);
+}
+
 long long
 stage_budget(const struct conf_values *p, enum stage stage)
 {
 	(void)stage_get(stage);
 	return *(const long long *)(const void *)((const char *)p +
 	                                          stages[stage].budget_offset);
+}
+
+long long
+stage_timeout(const struct conf_values *p, enum stage stage)
+{
+	(void)stage_get(stage);
+	return *(const long long *)(const void *)((const char *)p +
+	                                          stages[stage].timeout_offset);
 }

@@ -163,3 +163,10 @@ strbuf_str(const strbuf *b)
 {
 	return b->s != NULL ? b->s : "";
 }
+
+void
+strbuf_put_item(strbuf *b, size_t i, size_t n, const char *item)
+{
+	strbuf_puts(b, i == 0 ? "" : i + 1 == n ? " or " : ", ");
+	strbuf_puts(b, item);
+}

@@ -32,6 +32,8 @@ void strbuf_printf(strbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+/* Item i of a list of n, for messages: "a", ", b", ..., " or z". */
+void strbuf_put_item(strbuf *b, size_t i, size_t n, const char *item);
 char *strbuf_detach(strbuf *b);          /* caller frees; b is reset to empty */
 const char *strbuf_str(const strbuf *b); /* "" for a never-used buffer */
 

@@ -5,12 +5,6 @@
 
 #include <strings.h>
 
-const char *
-stress_macro_name(const conf *c)
-{
-	return conf_personality(c, false)->stress_macro;
-}
-
 static bool
 is_stress_value(const conf_list *values, const char *v)
 {
@@ -21,9 +15,11 @@ is_stress_value(const conf_list *values, const char *v)
 }
 
 stress_state
-stress_decide(const conf *c, const char *macro_value)
+stress_decide(const conf *c, stress_macro_fn fn, void *ctx)
 {
+	const struct conf_values *normal = conf_personality(c, false);
 	stress_state st = {false, STRESS_SRC_NONE};
+	const char *value;
 	bool forced;
 
 	if (conf_stress_forced(c, &forced)) {
@@ -31,11 +27,10 @@ stress_decide(const conf *c, const char *macro_value)
 		st.source = STRESS_SRC_FORCED;
 		return st;
 	}
-	if (macro_value == NULL)
+	if (fn == NULL || (value = fn(ctx, normal->stress_macro)) == NULL)
 		return st;
 	st.source = STRESS_SRC_MACRO;
-	st.stressed = is_stress_value(&conf_personality(c, false)->stress_values,
-				      macro_value);
+	st.stressed = is_stress_value(&normal->stress_values, value);
 	return st;
 }
 

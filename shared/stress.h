@@ -5,7 +5,7 @@
  * forces it off), or else when the MTA's stress macro (stress_macro, default
  * "{stress}") has one of the stress_values. The decision is made once, at
  * connect, and recorded with its source so logs and the stress header can say
- * why. The macro's value is per smtpd process, not per client (DESIGN 2.1).
+ * why. The macro's value is per smtpd process, not per client (ARCHITECTURE.md F2).
  *
  * Before the decision the personality is not known, so stress_macro and
  * stress_values are read from the normal personality.
@@ -31,11 +31,11 @@ typedef struct stress_state {
 	enum stress_source source;
 } stress_state;
 
-/* The macro name to ask the MTA for (e.g. "{stress}"). */
-const char *stress_macro_name(const conf *c);
+/* The MTA's macro called name ("{stress}"); NULL when it was not sent. */
+typedef const char *(*stress_macro_fn)(void *ctx, const char *name);
 
-/* macro_value is NULL when the MTA did not send the macro. */
-stress_state stress_decide(const conf *c, const char *macro_value);
+/* Reads the macro that stress_macro names through fn (NULL: no macros). */
+stress_state stress_decide(const conf *c, stress_macro_fn fn, void *ctx);
 
 const char *stress_source_name(enum stress_source src);
 

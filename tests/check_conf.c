@@ -1,7 +1,8 @@
 /*
  * Unit tests for conf: schema defaults, the main.cf line syntax, typed
  * values and their errors, file:line and -o prefixes, personalities,
- * forcing with -o stress=..., reference counting, the dump and the manual.
+ * forcing with -o stress=..., stage budgets inside Postfix's timeouts,
+ * reference counting, the dump and the manual.
  */
 #include "config.h"
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "stage.h"
 #include "strbuf.h"
 
 #define CONF_NAME "test.conf"
@@ -106,6 +108,8 @@ static const char *const default_lines[] = {
 	"max_sessions = 4000",
 	"overload_action = tempfail",
 	"overload_reply = 421 4.7.0 Too many sessions, try again later",
+	"milter_command_timeout = 30s",
+	"milter_content_timeout = 300s",
 	"budget_action = continue",
 	"dns_servers =",
 	"dns_error_action = continue",
@@ -346,6 +350,16 @@ static const struct ok_case {
         {"thread_stack_size = 131073", NULL, NULL, false, "thread_stack_size = 131073"},
         {"stress_values = a b,c", NULL, NULL, false, "stress_values = a, b, c"},
         {"stress_header_always = NO", NULL, NULL, false, "stress_header_always = no"},
+        /* stage budgets inside Postfix's timeouts, with a sixth to spare */
+        {"connect_budget = 25s", NULL, NULL, false, "connect_budget = 25s"},
+        {"eom_budget = 250s", NULL, NULL, true, "eom_budget = 250s"},
+        {"rcpt_budget = ${stress?{2s}:{25s}}", NULL, NULL, true, "rcpt_budget = 2s"},
+        {"milter_command_timeout = 120s\nconnect_budget = 100s", NULL, NULL, false,
+         "connect_budget = 100s"},
+        {"milter_content_timeout = 600s\nbody_budget = 500s", NULL, NULL, true,
+         "body_budget = 500s"},
+        {NULL, "milter_command_timeout=60s", "data_budget=50s", false,
+         "data_budget = 50s"},
 };
 
 START_TEST(test_ok)
@@ -635,6 +649,52 @@ static const struct err_case {
          NULL,
          {"milter_timeout: 0s is out of range 1s..1d\n"},
          "personality"},
+        /* stage budgets that Postfix's timeouts do not hold */
+        {"helo_budget = ${stress?{26s}:{5s}}",
+         NULL,
+         NULL,
+         {CONF_NAME ":1: helo_budget = 26s does not fit in milter_command_timeout = "
+                    "30s: at most 25s, to answer 5s before Postfix gives up on the "
+                    "milter (in the stress personality)\n"},
+         "normal personality"},
+        {"eom_budget = 251s",
+         NULL,
+         NULL,
+         {CONF_NAME ":1: eom_budget = 251s does not fit in milter_content_timeout = "
+                    "300s: at most 250s, to answer 50s before Postfix gives up on "
+                    "the milter\n"},
+         "personality"},
+        {"milter_command_timeout = 120s\nconnect_budget = 101s",
+         NULL,
+         NULL,
+         {CONF_NAME ":2: connect_budget = 101s does not fit in "
+                    "milter_command_timeout = 120s: at most 100s"},
+         NULL},
+        /* a lowered timeout: the defaults no longer fit, at its line */
+        {"# main.cf says 10s\nmilter_command_timeout = 10s\n",
+         NULL,
+         NULL,
+         {CONF_NAME ":2: connect_budget = 10s does not fit in milter_command_timeout "
+                    "= 10s: at most 8334ms, to answer 1666ms before Postfix gives up "
+                    "on the milter (in the normal personality)\n",
+          CONF_NAME ":2: data_budget = 10s"},
+         "eom_budget"},
+        {"milter_command_timeout = ${stress?{5s}:{30s}}\n"
+         "mail_budget = ${stress?{5s}:{1s}}",
+         NULL,
+         NULL,
+         {CONF_NAME ":2: mail_budget = 5s does not fit in milter_command_timeout = 5s: "
+                    "at most 4167ms, to answer 833ms before Postfix gives up on the "
+                    "milter (in the stress personality)\n"},
+         "normal personality"},
+        {NULL,
+         "connect_budget=26s",
+         NULL,
+         {"-o connect_budget=26s: connect_budget = 26s does not fit in "
+          "milter_command_timeout = 30s"},
+         NULL},
+        {"milter_content_timeout = 0", NULL, NULL, {"0s is out of range 1s..1d"}, NULL},
+        {"eoh_budget = 2d", NULL, NULL, {"eoh_budget: 2d is out of range 0s..1d"}, NULL},
         /* -o */
         {NULL,
          "listen_backlog=0",
@@ -711,6 +771,43 @@ START_TEST(test_error_cap)
 	ck_assert_ptr_nonnull(strstr(err.s, "too many errors"));
 	strbuf_free(&text);
 	strbuf_free(&err);
+}
+END_TEST
+
+/* header and eoh share eoh_budget: one error, not two. */
+START_TEST(test_budget_reported_once)
+{
+	strbuf err = STRBUF_INIT;
+	const char *first;
+
+	ck_assert_ptr_null(load("eoh_budget = 251s", NULL, NULL, &err));
+	first = strstr(strbuf_str(&err), "eoh_budget = 251s does not fit");
+	ck_assert_msg(first != NULL, "error: %s", strbuf_str(&err));
+	ck_assert_msg(strstr(first + 1, "eoh_budget") == NULL, "error: %s",
+	              strbuf_str(&err));
+	strbuf_free(&err);
+}
+END_TEST
+
+/* The stage table names the Postfix timeout of each stage. */
+static const long long stage_timeouts[STAGE_N] = {
+        [STAGE_CONNECT] = 31000, [STAGE_HELO] = 31000,  [STAGE_MAIL] = 31000,
+        [STAGE_RCPT] = 31000,    [STAGE_DATA] = 31000,  [STAGE_HEADER] = 301000,
+        [STAGE_EOH] = 301000,    [STAGE_BODY] = 301000, [STAGE_EOM] = 301000,
+};
+
+START_TEST(test_stage_timeouts)
+{
+	conf *c = load_ok("milter_command_timeout = 31s\nmilter_content_timeout = 301s",
+	                  NULL, NULL);
+	const stage_desc *d = stage_get((enum stage)_i);
+	const char *text = conf_param_text(c, false, d->timeout);
+
+	ck_assert_int_eq(stage_timeout(conf_personality(c, false), (enum stage)_i),
+	                 stage_timeouts[_i]);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, stage_timeouts[_i] == 31000 ? "31s" : "301s");
+	conf_unref(c);
 }
 END_TEST
 
@@ -845,6 +942,8 @@ conf_suite(void)
 	tcase_add_loop_test(tc, test_errors, 0, N(err_cases));
 	tcase_add_test(tc, test_cannot_open);
 	tcase_add_test(tc, test_error_cap);
+	tcase_add_test(tc, test_budget_reported_once);
+	tcase_add_loop_test(tc, test_stage_timeouts, 0, STAGE_N);
 	tcase_add_loop_test(tc, test_personality, 0, N(pers_cases));
 	tcase_add_test(tc, test_forced_avoids_bad_personality);
 	tcase_add_test(tc, test_refcount);

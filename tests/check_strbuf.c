@@ -52,6 +52,23 @@ START_TEST(test_binary)
 }
 END_TEST
 
+/* Lists in messages: "a", "a or b", "a, b or c". */
+START_TEST(test_put_item)
+{
+	static const char *const words[] = {"a", "b", "c"};
+	static const char *const want[] = {"", "a", "a or b", "a, b or c"};
+
+	for (size_t n = 0; n <= 3; n++) {
+		strbuf b = STRBUF_INIT;
+
+		for (size_t i = 0; i < n; i++)
+			strbuf_put_item(&b, i, n, words[i]);
+		ck_assert_str_eq(strbuf_str(&b), want[n]);
+		strbuf_free(&b);
+	}
+}
+END_TEST
+
 static Suite *
 strbuf_suite(void)
 {
@@ -61,6 +78,7 @@ strbuf_suite(void)
 	tcase_add_test(tc, test_append_and_grow);
 	tcase_add_test(tc, test_printf);
 	tcase_add_test(tc, test_binary);
+	tcase_add_test(tc, test_put_item);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,6 +1,7 @@
 /*
- * Unit tests for personality selection (stress): the macro, -o stress=...,
- * stress_values, and the header and log forms of the result.
+ * Unit tests for personality selection (stress): the macro stress_macro
+ * names, -o stress=..., stress_values, and the header and log forms of the
+ * result.
  */
 #include "config.h"
 
@@ -12,31 +13,48 @@
 #include "strbuf.h"
 #include "stress.h"
 
+#define STRESS "{stress}"
+
 static const struct decide_case {
-	const char *o1, *o2; /* -o overrides */
-	const char *macro;   /* NULL: the MTA sent none */
+	const char *o1, *o2;      /* -o overrides */
+	const char *name, *value; /* the one macro the MTA sent; NULL: none */
 	bool stressed;
 	const char *log;
 	const char *header;
 } decide_cases[] = {
-	{NULL, NULL, "yes", true, "yes(macro)", "yes (source=macro)"},
-	{NULL, NULL, "YES", true, "yes(macro)", "yes (source=macro)"},
-	{NULL, NULL, "no", false, "no(macro)", "no"},
-	{NULL, NULL, "", false, "no(macro)", "no"},
-	{NULL, NULL, NULL, false, "no(none)", "no (source=none)"},
-	{"stress=yes", NULL, "no", true, "yes(forced)", "yes (source=forced)"},
-	{"stress=yes", NULL, NULL, true, "yes(forced)", "yes (source=forced)"},
-	{"stress=", NULL, "yes", false, "no(forced)", "no (source=forced)"},
-	{"stress_values=1, true", NULL, "1", true, "yes(macro)", "yes (source=macro)"},
-	{"stress_values=1, true", NULL, "yes", false, "no(macro)", "no"},
-	{"stress_macro={busy}", NULL, "yes", true, "yes(macro)", "yes (source=macro)"},
+        {NULL, NULL, STRESS, "yes", true, "yes(macro)", "yes (source=macro)"},
+        {NULL, NULL, STRESS, "YES", true, "yes(macro)", "yes (source=macro)"},
+        {NULL, NULL, STRESS, "no", false, "no(macro)", "no"},
+        {NULL, NULL, STRESS, "", false, "no(macro)", "no"},
+        {NULL, NULL, NULL, NULL, false, "no(none)", "no (source=none)"},
+        {"stress=yes", NULL, STRESS, "no", true, "yes(forced)", "yes (source=forced)"},
+        {"stress=yes", NULL, NULL, NULL, true, "yes(forced)", "yes (source=forced)"},
+        {"stress=", NULL, STRESS, "yes", false, "no(forced)", "no (source=forced)"},
+        {"stress_values=1, true", NULL, STRESS, "1", true, "yes(macro)",
+         "yes (source=macro)"},
+        {"stress_values=1, true", NULL, STRESS, "yes", false, "no(macro)", "no"},
+        /* stress_macro names the macro that is read, and only that one */
+        {"stress_macro={busy}", NULL, "{busy}", "yes", true, "yes(macro)",
+         "yes (source=macro)"},
+        {"stress_macro={busy}", NULL, STRESS, "yes", false, "no(none)",
+         "no (source=none)"},
+        {NULL, NULL, "{busy}", "yes", false, "no(none)", "no (source=none)"},
 };
+
+/* The MTA's macros: the case's one. */
+static const char *
+sent(void *ctx, const char *name)
+{
+	const struct decide_case *tc = ctx;
+
+	return tc->name != NULL && strcmp(name, tc->name) == 0 ? tc->value : NULL;
+}
 
 START_TEST(test_decide)
 {
 	const struct decide_case *tc = &decide_cases[_i];
 	conf *c = unit_conf(tc->o1, tc->o2);
-	stress_state st = stress_decide(c, tc->macro);
+	stress_state st = stress_decide(c, sent, (void *)tc);
 	strbuf log = STRBUF_INIT, hdr = STRBUF_INIT;
 
 	ck_assert_int_eq(st.stressed, tc->stressed);
@@ -50,14 +68,19 @@ START_TEST(test_decide)
 }
 END_TEST
 
-START_TEST(test_macro_name)
+/* A session whose MTA reads no macros at all. */
+START_TEST(test_no_macros)
 {
-	conf *c = unit_conf("stress_macro={busy}", NULL);
+	conf *c = unit_conf(NULL, NULL);
+	stress_state st = stress_decide(c, NULL, NULL);
 
-	ck_assert_str_eq(stress_macro_name(c), "{busy}");
+	ck_assert(!st.stressed);
+	ck_assert_int_eq(st.source, STRESS_SRC_NONE);
 	conf_unref(c);
-	c = unit_conf(NULL, NULL);
-	ck_assert_str_eq(stress_macro_name(c), "{stress}");
+	c = unit_conf("stress=yes", NULL);
+	st = stress_decide(c, NULL, NULL);
+	ck_assert(st.stressed);
+	ck_assert_int_eq(st.source, STRESS_SRC_FORCED);
 	conf_unref(c);
 }
 END_TEST
@@ -68,8 +91,9 @@ stress_suite(void)
 	Suite *s = suite_create("stress");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_decide, 0, sizeof decide_cases / sizeof decide_cases[0]);
-	tcase_add_test(tc, test_macro_name);
+	tcase_add_loop_test(tc, test_decide, 0,
+	                    sizeof decide_cases / sizeof decide_cases[0]);
+	tcase_add_test(tc, test_no_macros);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -24,8 +24,10 @@ hold() {
 		track_pid $!
 		held="$held $!"
 	done
-	for i in $(seq "$1"); do
-		wait_for_line "$T_DIR/held$i.out" '^connect .*: continue$'
+	i=0
+	for p in $held; do
+		i=$((i + 1))
+		wait_for_line "$T_DIR/held$i.out" '^connect .*: continue$' 100 "$p"
 	done
 }
 
@@ -155,7 +157,7 @@ fd_limit() {
 	) 2>"$T_DIR/$name.log" &
 	pid=$!
 	track_pid $pid
-	wait_for_line "$T_DIR/$name.log" 'starting: listening on'
+	wait_for_line "$T_DIR/$name.log" 'starting: listening on' 100 $pid
 	limit=$(awk '/^Max open files/ { print $4 }' /proc/$pid/limits)
 	kill $pid
 }

@@ -91,7 +91,7 @@ cut_pass every EVERY "${CLIENT[@]}"
 # reply, so several packets go out in one write.
 cp "$top_srcdir/conf/milter-stress.conf" "$T_DIR/ms.conf"
 kill -USR1 $pid
-wait_for_line "$log" 'reloaded configuration from'
+wait_for_line "$log" 'reloaded configuration from' 100 $pid
 cut_pass batched BOUNDARIES "${CLIENT[@]}" -m '{stress}=yes'
 
 stop_daemon $pid "$log" "daemon"

@@ -101,7 +101,7 @@ phase() {
 
 # 1. Killed: the breaker opens on refused lookups, not only on timeouts.
 phase killed KILL "$dns1" 2001:db8:1::
-wait_for_line "$log" 'dnsbl zone bl\.test suspended after [0-9]+ lookups in a row' 50
+wait_for_line "$log" 'dnsbl zone bl\.test suspended after [0-9]+ lookups in a row' 50 $ms_pid
 failed=$(grep -c 'stage=connect DNS lookup failed' "$log")
 pass "killed: the breaker suspended bl.test; $failed lookups failed before it did"
 [ "$failed" -lt $((CONC * 2)) ] ||
@@ -115,9 +115,9 @@ dns2=$dns_pid
 at_exit "kill -CONT $dns2"
 write_conf "$PORT2"
 kill -USR1 $ms_pid
-wait_for_line "$log" 'reloaded configuration from' 50
+wait_for_line "$log" 'reloaded configuration from' 50 $ms_pid
 phase hung STOP "$dns2" 2001:db8:2::
-wait_for_line "$log" "dnsbl zone bl\\.test suspended after [0-9]+ lookups in a row" 50
+wait_for_line "$log" "dnsbl zone bl\\.test suspended after [0-9]+ lookups in a row" 50 $ms_pid
 n_open=$(grep -c 'dnsbl zone bl\.test suspended' "$log")
 [ "$n_open" = 2 ] || fail "hung: $n_open breaker openings logged, expected 2"
 expect_line "$log" 'stage=connect budget ran out: bl\.test after [0-9]+ ?ms' "hung: the log says the connect budget ran out on bl.test"

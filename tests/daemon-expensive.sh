@@ -237,8 +237,8 @@ pass "both lookups of the stage reached the silent server within one budget (in 
 # The check is named by its zone.
 expect_line "$T_DIR/ms2.log" 'stage=connect budget ran out: .*dead\.test.* after [0-9]+ ?ms' \
 	"log: the connect budget ran out, in the dead.test lookup, after how long"
-wait_for_line "$T_DIR/ms2.log" 'dead\.test.*suspended|suspended.*dead\.test' 20
-wait_for_line "$T_DIR/ms2.log" 'dead2\.test.*suspended|suspended.*dead2\.test' 20
+wait_for_line "$T_DIR/ms2.log" 'dead\.test.*suspended|suspended.*dead\.test' 20 $ms_pid
+wait_for_line "$T_DIR/ms2.log" 'dead2\.test.*suspended|suspended.*dead2\.test' 20 $ms_pid
 t_suspended=$(date +%s%N)
 pass "log: after 2 timeouts the breaker suspends dead.test and dead2.test"
 dead_probe 192.0.2.43
@@ -265,8 +265,8 @@ expect_line "$out" '^eom: add header X-Stress: no$' "breaker half-open: answered
 grep -q '^45\.2\.0\.192\.dead\.test$' "$T_DIR/silent.log" ||
 	{ cat "$T_DIR/silent.log"; fail "breaker half-open: 45.2.0.192.dead.test was not sent"; }
 pass "breaker half-open: the lookup was sent"
-wait_for_line "$T_DIR/ms2.log" 'dead\.test.*resumed|resumed.*dead\.test' 20
-wait_for_line "$T_DIR/ms2.log" 'dead2\.test.*resumed|resumed.*dead2\.test' 20
+wait_for_line "$T_DIR/ms2.log" 'dead\.test.*resumed|resumed.*dead\.test' 20 $ms_pid
+wait_for_line "$T_DIR/ms2.log" 'dead2\.test.*resumed|resumed.*dead2\.test' 20 $ms_pid
 pass "log: the breaker resumes both zones"
 
 # budget_action = tempfail: the same server, silent again; the stage

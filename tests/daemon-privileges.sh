@@ -50,7 +50,7 @@ start() {
 	pid=$!
 	track_pid $pid
 	wait_for_unix_socket "$T_DIR/$name.sock" 100 "$pid"
-	wait_for_line "$T_DIR/$name.log" 'starting: listening on'
+	wait_for_line "$T_DIR/$name.log" 'starting: listening on' 100 $pid
 }
 
 start plain nobody -c "$T_DIR/empty.conf"
@@ -109,7 +109,7 @@ start body nobody -vvv -c "$T_DIR/body.conf"
 "$MILTER_PROBE" -p "unix:$T_DIR/body.sock" --queue-id QBODY1 --body "$T_DIR/body.txt" \
 	--header "Subject: a test" >"$T_DIR/body.out" 2>&1 || fail "probe body"
 expect_line "$T_DIR/body.out" '^eom: reject 550 5\.7\.1 Content rejected$' "the body rule matched"
-wait_for_line "$T_DIR/body.log" 'QBODY1: .*stage=eom rule=[^ ]+ action=reject 550 5\.7\.1'
+wait_for_line "$T_DIR/body.log" 'QBODY1: .*stage=eom rule=[^ ]+ action=reject 550 5\.7\.1' 100 $pid
 pass "the verdict is logged"
 grep -q 'QBODY1: trace: stage=eom' "$T_DIR/body.log" || fail "no -vv trace of the body rule"
 pass "the body rules are traced"

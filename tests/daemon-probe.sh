@@ -9,7 +9,7 @@ cp "$top_srcdir/conf/milter-stress.conf" "$T_DIR/ms.conf"
 start_daemon "$T_DIR/ms.log" "unix:$sock" -c "$T_DIR/ms.conf"
 first_pid=$ms_pid
 # The socket exists before the privileges are dropped and the start is logged.
-wait_for_line "$T_DIR/ms.log" "starting: listening on unix:$sock"
+wait_for_line "$T_DIR/ms.log" "starting: listening on unix:$sock" 100 $first_pid
 pass "start is logged"
 
 # probe NAME ARGS...: run one transaction, output in $T_DIR/NAME.out
@@ -54,14 +54,14 @@ expect_line "$T_DIR/ms.log" 'Q6MULTI: .* to=<a@example\.net> nrcpt=3 ms=' "recip
 sed 's/^stress_header = X-Stress$/stress_header = X-Load/' "$T_DIR/ms.conf" >"$T_DIR/ms.conf.new"
 mv "$T_DIR/ms.conf.new" "$T_DIR/ms.conf"
 kill -USR1 $first_pid
-wait_for_line "$T_DIR/ms.log" 'reloaded configuration from'
+wait_for_line "$T_DIR/ms.log" 'reloaded configuration from' 100 $first_pid
 probe reloaded -m '{stress}=yes'
 expect_line "$T_DIR/reloaded.out" '^eom: add header X-Load: yes \(source=macro\)$' "reload applies"
 
 # A broken file changes nothing and says why, with file:line.
 printf 'stress_header = X-Broken\nstres_macro = {x}\n' >"$T_DIR/ms.conf"
 kill -USR1 $first_pid
-wait_for_line "$T_DIR/ms.log" 'reload failed'
+wait_for_line "$T_DIR/ms.log" 'reload failed' 100 $first_pid
 expect_line "$T_DIR/ms.log" "$T_DIR/ms.conf:2: .*stres_macro.*stress_macro" "broken reload names file:line"
 probe after-broken -m '{stress}=yes'
 expect_line "$T_DIR/after-broken.out" '^eom: add header X-Load: yes \(source=macro\)$' \

@@ -12,7 +12,7 @@ e2e_start "$T_DIR/ms.conf" "(max_sessions = 1)"
 "$MILTER_PROBE" -p "inet:$milter_port@127.0.0.1" --hold 60 >"$T_DIR/held.out" 2>&1 &
 held=$!
 track_pid $held
-wait_for_line "$T_DIR/held.out" '^connect '
+wait_for_line "$T_DIR/held.out" '^connect ' 100 $held
 pass "the milter's one session is held open"
 
 pf_send "$port_normal" "$T_DIR/swaks-over.out" --header "Subject: over" &&
@@ -21,7 +21,7 @@ expect_line "$T_DIR/swaks-over.out" '^<\*\* 421 ' "the client gets 421 at the gr
 expect_line "$T_DIR/swaks-over.out" 'closed connection' "and Postfix hangs up"
 pf_wait_log 'milter-reject: CONNECT from localhost\[127\.0\.0\.1\]: 421 4\.7\.0 Too many sessions, try again later'
 pass "Postfix logs the milter's 421 4.7.0 and its text"
-wait_for_line "$MLOG" 'warning: max_sessions=1 reached'
+wait_for_line "$MLOG" 'warning: max_sessions=1 reached' 100 $milter_pid
 pass "the milter logs the cap"
 
 echo 'overload_action = accept' >>"$T_DIR/ms.conf"

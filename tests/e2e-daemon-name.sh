@@ -12,8 +12,6 @@
 . "$top_srcdir/tests/postfix-lib.sh"
 
 watchdog 50
-pf_need
-[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
 
 cat >"$T_DIR/daemon-name.conf" <<'CONF'
 syslog_name = milter-stress-e2e
@@ -21,13 +19,7 @@ connect name=submission daemon_name submission accept
 connect name=port25 any reject 554 5.7.1 "Port 25 is closed to $client_addr here"
 CONF
 
-MLOG=$T_DIR/milter.log
-at_exit e2e_diagnostics
-milter_port=$(free_port)
-start_daemon "$MLOG" "inet:$milter_port@127.0.0.1" -c "$T_DIR/daemon-name.conf"
-milter_pid=$ms_pid
-pass "milter-stress listens on inet:$milter_port@127.0.0.1"
-sink_start "$T_DIR/sink"
+e2e_milter "$T_DIR/daemon-name.conf" "with daemon_name rules"
 port_plain=$(free_port)
 port_sub=$(free_port)
 pf_start "$T_DIR/pf" "smtpd_milters = inet:127.0.0.1:$milter_port

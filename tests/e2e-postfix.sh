@@ -55,9 +55,9 @@ expect_header() { # FILE VALUE WHAT
 expect_header "$f_normal" 'no' "normal listener: message carries 'X-Stress: no'"
 expect_header "$f_stress" 'yes \(source=macro\)' "stress listener: message carries 'X-Stress: yes (source=macro)'"
 
-wait_for_line "$MLOG" "$qid_normal: .*stress=no" 50
+wait_for_line "$MLOG" "$qid_normal: .*stress=no" 50 $milter_pid
 pass "milter log: $qid_normal stress=no"
-wait_for_line "$MLOG" "$qid_stress: .*stress=yes\(macro\)" 50
+wait_for_line "$MLOG" "$qid_stress: .*stress=yes\(macro\)" 50 $milter_pid
 pass "milter log: $qid_stress stress=yes(macro)"
 
 # 4. XCLIENT: the milter sees the client that XCLIENT names.
@@ -69,7 +69,7 @@ qid_x=$(pf_queue_id "$T_DIR/swaks-xclient.out")
 f_x=$(sink_wait_match "id ${qid_x}(;|\$)" 100) || fail "no capture of $qid_x"
 expect_line "$f_x" '^Received: from .*\(xclient\.milter-stress\.test \[192\.0\.2\.7\]\)' \
 	"Postfix took the XCLIENT client (Received header)"
-wait_for_line "$MLOG" "$qid_x: .*client=[^ ]*\[192\.0\.2\.7\]" 50
+wait_for_line "$MLOG" "$qid_x: .*client=[^ ]*\[192\.0\.2\.7\]" 50 $milter_pid
 pass "milter log: $qid_x client=...[192.0.2.7]"
 expect_header "$f_x" 'no' "XCLIENT message carries 'X-Stress: no'"
 

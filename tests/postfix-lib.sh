@@ -439,12 +439,11 @@ sink_dump() {
 
 # ---- the common frame of an end-to-end test -------------------------------
 #
-# e2e_start CONFIG WHAT: milter-stress with CONFIG on a free inet port (log in
-# $MLOG), the sink, and Postfix with the shipped snippets: a normal listener
-# on $port_normal and the snippet's -o stress=yes listener on $port_stress.
-# On failure the logs and swaks transcripts are printed. WHAT names the
-# milter in the ok line.
-e2e_start() {
+# e2e_milter CONFIG WHAT: milter-stress with CONFIG on a free inet port
+# (log in $MLOG, pid in $milter_pid, port in $milter_port) and the sink. On
+# failure the logs and swaks transcripts are printed. WHAT names the milter
+# in the ok line.
+e2e_milter() {
 	pf_need
 	[ -x "$MILTER_STRESS" ] || fail "$MILTER_STRESS is not built"
 	MLOG=$T_DIR/milter.log
@@ -454,6 +453,13 @@ e2e_start() {
 	milter_pid=$ms_pid
 	pass "milter-stress $2 listens on inet:$milter_port@127.0.0.1"
 	sink_start "$T_DIR/sink"
+}
+
+# e2e_start CONFIG WHAT: e2e_milter, then Postfix with the shipped snippets:
+# a normal listener on $port_normal and the snippet's -o stress=yes listener
+# on $port_stress.
+e2e_start() {
+	e2e_milter "$1" "$2"
 	port_normal=$(free_port)
 	port_stress=$(free_port)
 	e2e_main=$(pf_shipped_main "$milter_port") || fail "main.cf snippet"

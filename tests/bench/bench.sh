@@ -25,7 +25,10 @@
 # BENCH_ROUNDS (3), BENCH_CONC ("1 16 128 512"), BENCH_SOCKET_COUNT (200),
 # BENCH_HOLD sessions at once in part 3 (2000) and BENCH_HOLD_DELAY, the
 # SMTP client's delay per command in ms (200), BENCH_PF_COUNT messages per
-# Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4").
+# Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4"),
+# BENCH_BASELINE: another milter-stress binary (an older build) that part 1
+# runs normal mode beside this one, in the same rounds, for a before/after
+# ratio of one change.
 #
 #   make bench          (from a build tree; as root for part 4)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -90,12 +93,18 @@ if part 1; then
 	start_milter null "unix:$T_DIR/null.sock" "$NULL_MILTER" -p "unix:$T_DIR/null.sock"
 	start_milter normal "unix:$T_DIR/normal.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/normal.sock"
 	start_milter stress "unix:$T_DIR/stress.sock" "$MILTER_STRESS" -f -c "$conf" -p "unix:$T_DIR/stress.sock"
+	milters="null normal stress"
+	if [ -n "${BENCH_BASELINE:-}" ]; then
+		need "$BENCH_BASELINE"
+		start_milter base "unix:$T_DIR/base.sock" "$BENCH_BASELINE" -f -c "$conf" -p "unix:$T_DIR/base.sock"
+		milters="null base normal stress"
+	fi
 	declare -A mps p99 msgs probe_cpu
 	echo
 	echo "== 1. milter protocol: $count messages per run (1 rcpt, 10 headers, 4 KiB body), $rounds rounds, median shown"
 	for r in $(seq 1 "$rounds"); do
 		for c in $concs; do
-			for m in null normal stress; do
+			for m in $milters; do
 				mode=no
 				[ $m = stress ] && mode=yes
 				probe "$m" "unix:$T_DIR/$m.sock" "${shape[@]}" -m "{stress}=$mode" --bench "$c,$count"
@@ -122,8 +131,22 @@ if part 1; then
 		printf -v "ratio_stress_$c" %s "$(awk -v a="$s" -v b="$n" 'BEGIN { printf "%.2f", a / b }')"
 		printf -v "p99_lower_$c" %s "$(awk -v a="$sp" -v b="$np" 'BEGIN { print (a < b) ? "yes" : "no" }')"
 	done
+	if [ -n "${BENCH_BASELINE:-}" ]; then
+		echo
+		echo "before/after: normal mode, $BENCH_BASELINE (before) against $MILTER_STRESS (after), same rounds"
+		printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "before/s" p99-ms "after/s" p99-ms "after/before"
+		for c in $concs; do
+			# shellcheck disable=SC2086 # word lists on purpose
+			{
+				b=$(median ${mps[base,$c]}) bp=$(median ${p99[base,$c]})
+				o=$(median ${mps[normal,$c]}) op=$(median ${p99[normal,$c]})
+			}
+			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
+				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
+		done
+	fi
 	echo
-	for m in null normal stress; do
+	for m in $milters; do
 		pid_var=pid_$m cpu_var=cpu_$m
 		awk -v m="$m" -v t="${!cpu_var}" -v hz="$ticks_per_s" -v n="${msgs[$m]}" \
 			-v rss="$(status_kb "${!pid_var}" VmHWM)" -v pc="${probe_cpu[$m]}" 'BEGIN {
@@ -141,7 +164,7 @@ if part 1; then
 		v=ratio_stress_$c l=p99_lower_$c
 		[ -n "${!v:-}" ] && echo "  stress/null at $c sessions: ${!v}x, p99 lower: ${!l} $(awk -v r="${!v}" -v l="${!l}" 'BEGIN { print (r > 1 && l == "yes") ? "met" : "NOT met" }')"
 	done
-	kill "$pid_null" "$pid_normal" "$pid_stress" 2>/dev/null
+	kill "$pid_null" "$pid_normal" "$pid_stress" ${pid_base:+"$pid_base"} 2>/dev/null
 fi
 
 # ---- 2. socket kinds: the 40 ms stall -------------------------------------
