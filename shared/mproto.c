@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "mproto.h"
+#include "budget.h"
 #include "names.h"
 
 #include <errno.h>
@@ -789,22 +790,13 @@ mproto_endpoint_parse(const char *spec, mproto_endpoint *ep, strbuf *err)
 	return set_host(ep, "", 0, spec, err);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events until deadline; 1 ready, 0 timeout, -1 error. */
 static int
 wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
 		struct pollfd pfd = {fd, events, 0};
-		long long left = deadline - now_ms();
+		long long left = budget_left(deadline);
 		int n;
 
 		if (left <= 0)
@@ -840,7 +832,7 @@ static int
 connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
            strbuf *err, const char *spec)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = budget_deadline(budget_now_ms(), timeout_ms);
 	errbuf eb;
 	int soerr = 0;
 	socklen_t len = sizeof soerr;
@@ -974,12 +966,6 @@ mproto_conn_set_timeout(mproto_conn *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms;
 	(void)set_io_timeout(c->fd, timeout_ms);
-}
-
-int
-mproto_conn_fd(const mproto_conn *c)
-{
-	return c->fd;
 }
 
 /* EAGAIN from a blocking socket means SO_*TIMEO expired. */

@@ -212,7 +212,6 @@ typedef struct mproto_conn mproto_conn;
 mproto_conn *mproto_conn_open(const char *spec, int timeout_ms, strbuf *err);
 void mproto_conn_close(mproto_conn *c);
 void mproto_conn_set_timeout(mproto_conn *c, int timeout_ms);
-int mproto_conn_fd(const mproto_conn *c);
 /* Write all of buf (one or more packets). MPROTO_OK or an error status. */
 int mproto_conn_write(mproto_conn *c, const void *buf, size_t len, strbuf *err);
 /* Read one whole packet (length field included) into pkt (reset first). */
