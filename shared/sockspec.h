@@ -45,6 +45,7 @@
 #define MS_SOCKSPEC_H
 
 #include <stdbool.h>
+#include <sys/socket.h> /* the AF_* of family */
 
 #include "names.h"
 #include "strbuf.h"

@@ -1936,8 +1936,9 @@ usage(void)
 	       "Play one SMTP transaction against a milter, as Postfix would, and\n"
 	       "print one line per stage.\n"
 	       "\n"
-	       "  -p, --socket SOCKET     milter socket: unix:/path, local:/path,\n"
-	       "                          inet:port@host, inet6:port@host\n"
+	       "  -p, --socket SOCKET     milter socket: unix:/path, local:/path, /path,\n"
+	       "                          inet:port[@host], inet6:port[@host],\n"
+	       "                          or Postfix's inet:host:port\n"
 	       "      --client-addr ADDR  client IPv4/IPv6 address (127.0.0.1), or "
 	       "'none'\n"
 	       "                          (family U, as Postfix for a local client) or\n"
@@ -2195,10 +2196,10 @@ parse_args(config *cf, int argc, char **argv)
 	if (cf->bench_transcript != NULL && cf->bench_conc == 0)
 		usage_error("--bench-transcript needs --bench");
 	{
-		mproto_endpoint ep;
+		sockspec ss;
 		strbuf err = STRBUF_INIT;
 
-		if (mproto_endpoint_parse(cf->socket, &ep, &err) < 0)
+		if (!mproto_conn_spec(cf->socket, &ss, &err))
 			usage_error("-p: %s", strbuf_str(&err));
 		strbuf_free(&err);
 	}
