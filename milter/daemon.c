@@ -435,36 +435,6 @@ daemon_socket_mode(const char *path, const char *mode)
 	return true;
 }
 
-/* Split "inet:PORT@HOST" / "inet6:PORT@[ADDR]" into port, host and family. */
-static bool
-parse_inet(const char *spec, char **port, char **host, int *family)
-{
-	const char *rest, *at;
-
-	if (strncmp(spec, "inet:", 5) == 0) {
-		rest = spec + 5;
-		*family = AF_INET;
-	} else if (strncmp(spec, "inet6:", 6) == 0) {
-		rest = spec + 6;
-		*family = AF_INET6;
-	} else {
-		return false;
-	}
-	at = strchr(rest, '@');
-	*port = at ? ms_xstrndup(rest, (size_t)(at - rest)) : ms_xstrdup(rest);
-	*host = NULL;
-	if (at != NULL && at[1] != '\0') {
-		const char *h = at + 1;
-		size_t n = strlen(h);
-
-		if (h[0] == '[' && n >= 2 && h[n - 1] == ']')
-			*host = ms_xstrndup(h + 1, n - 2);
-		else
-			*host = ms_xstrdup(h);
-	}
-	return true;
-}
-
 static int
 listen_on(const struct addrinfo *ai, int backlog)
 {
@@ -486,19 +456,12 @@ listen_on(const struct addrinfo *ai, int backlog)
 }
 
 int
-daemon_listen_inet(const char *spec, int backlog)
+daemon_listen_inet(const char *spec, const sockspec *ss, int backlog)
 {
-	struct addrinfo hints, *res = NULL;
-	char *port, *host;
-	int family, rc, fd = -1;
+	struct addrinfo *res = NULL;
+	int rc, fd = -1;
 
-	if (!parse_inet(spec, &port, &host, &family))
-		return -2;
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
+	rc = sockspec_addrinfo(ss, true, &res);
 	if (rc != 0) {
 		log_msg(LOG_ERR, "cannot open socket %s: %s", spec, gai_strerror(rc));
 	} else {
@@ -507,7 +470,5 @@ daemon_listen_inet(const char *spec, int backlog)
 			log_msg(LOG_ERR, "cannot open socket %s: %s", spec, strerror(errno));
 		freeaddrinfo(res);
 	}
-	free(port);
-	free(host);
 	return fd;
 }

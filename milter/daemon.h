@@ -31,6 +31,7 @@
 #include "admission.h"
 #include "conf.h"
 #include "runtime.h"
+#include "sockspec.h"
 
 /* Install the first snapshot and remember how to load the next ones. */
 void daemon_conf_init(conf *c, const char *path, char *const *overrides,
@@ -78,13 +79,13 @@ bool daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(void);
 
 /*
- * For an inet: or inet6: spec, open the listening socket ourselves with
- * TCP_NODELAY (accepted sockets inherit it) and return its descriptor, to be
- * handed to libmilter as "fd:N". Without it every message whose header we
- * change waits ~40 ms for a delayed ACK (Nagle; ARCHITECTURE.md F16). Returns -1 and
- * logs on failure, -2 when the spec is not inet.
+ * For an inet: or inet6: socket (ss, parsed from spec), open the listening
+ * socket ourselves with TCP_NODELAY (accepted sockets inherit it) and return
+ * its descriptor, to be handed to libmilter as "fd:N". Without it every
+ * message whose header we change waits ~40 ms for a delayed ACK (Nagle;
+ * ARCHITECTURE.md F16). Returns -1 and logs on failure.
  */
-int daemon_listen_inet(const char *spec, int backlog);
+int daemon_listen_inet(const char *spec, const sockspec *ss, int backlog);
 
 /*
  * Privileges. The daemon evaluates what the network sends: it never does

@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "sockspec.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -52,7 +53,8 @@ usage(FILE *fp)
 		"usage: milter-stress [-fnvVh] [-c config] [-p socket] [-o name=value]...\n"
 		"                     [-P pidfile] [-u user[:group]]\n"
 		"  -c FILE        configuration file (default %s)\n"
-		"  -p SOCKET      listen on SOCKET: unix:/path, inet:port@host, inet6:port@[addr]\n"
+		"  -p SOCKET      listen on SOCKET: unix:/path, local:/path, /path,\n"
+		"                 inet:port[@host], inet6:port[@host] or fd:N\n"
 		"                 (overrides the socket parameter)\n"
 		"  -f             stay in the foreground and log to stderr too\n"
 		"  -v             more verbose logging (repeat for more)\n"
@@ -219,14 +221,43 @@ check_only(conf *c)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
-static const char *
-unix_socket_path(const char *spec)
+/* The socket parameter, which the configuration checked when it loaded. */
+static void
+parse_socket(const char *text, sockspec *ss)
 {
-	if (strncmp(spec, "unix:", 5) == 0)
-		return spec + 5;
-	if (strncmp(spec, "local:", 6) == 0)
-		return spec + 6;
-	return NULL;
+	strbuf why = STRBUF_INIT;
+
+	if (!sockspec_parse(text, 0, ss, &why))
+		ms_panic("the socket parameter passed the config check: %s",
+		         strbuf_str(&why));
+	strbuf_free(&why);
+}
+
+static const char *
+unix_socket_path(const sockspec *ss)
+{
+	return ss->family == AF_UNIX ? ss->path : NULL;
+}
+
+/*
+ * What libmilter listens on: unix:PATH, or fd:N. An inet socket we open
+ * ourselves (daemon_listen_inet) and hand over as fd:N too.
+ */
+static bool
+milter_conn(const char *text, const sockspec *ss, int backlog, strbuf *conn)
+{
+	int fd = ss->fd;
+
+	if (ss->family == AF_UNIX) {
+		strbuf_printf(conn, "unix:%s", ss->path);
+		return true;
+	}
+	if (ss->family == AF_INET || ss->family == AF_INET6)
+		fd = daemon_listen_inet(text, ss, backlog);
+	if (fd < 0)
+		return false;
+	strbuf_printf(conn, "fd:%d", fd);
+	return true;
 }
 
 /*
@@ -255,7 +286,7 @@ check_config_readable(const struct options *o)
 
 /* Everything libmilter needs before smfi_main(); false after logging why. */
 static bool
-setup_milter(const struct conf_values *p)
+setup_milter(const struct conf_values *p, const sockspec *ss)
 {
 	pthread_attr_t attr;
 
@@ -276,15 +307,12 @@ setup_milter(const struct conf_values *p)
 	 * retry. Accept packets of up to 1 MiB (body chunks stay at 64 KiB).
 	 */
 	smfi_setmaxdatasize(MILTER_MAX_PACKET);
-	int fd = daemon_listen_inet(p->socket, (int)p->listen_backlog);
 	strbuf conn = STRBUF_INIT;
 
-	if (fd == -1)
+	if (!milter_conn(p->socket, ss, (int)p->listen_backlog, &conn)) {
+		strbuf_free(&conn);
 		return false;
-	if (fd >= 0)
-		strbuf_printf(&conn, "fd:%d", fd);
-	else
-		strbuf_puts(&conn, p->socket);
+	}
 	if (smfi_setconn(conn.s) != MI_SUCCESS ||
 	    smfi_settimeout((int)(p->milter_timeout / 1000)) != MI_SUCCESS ||
 	    smfi_setbacklog((int)p->listen_backlog) != MI_SUCCESS) {
@@ -299,7 +327,7 @@ setup_milter(const struct conf_values *p)
 		return false;
 	}
 	/* Before privileges are dropped: the socket belongs to root until then. */
-	const char *path = unix_socket_path(p->socket);
+	const char *path = unix_socket_path(ss);
 
 	return path == NULL || daemon_socket_mode(path, p->socket_mode);
 }
@@ -324,6 +352,7 @@ main(int argc, char **argv)
 
 	const struct conf_values *p = conf_personality(c, false);
 	daemon_user user;
+	sockspec ss;
 
 	memset(&user, 0, sizeof user);
 	/* What goes wrong before detaching is also said on stderr. */
@@ -344,9 +373,10 @@ main(int argc, char **argv)
 	daemon_block_signals();
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
-	if (!setup_milter(p) || (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
-	    (o.user != NULL &&
-	     !daemon_drop_privileges(&user, unix_socket_path(p->socket))) ||
+	parse_socket(p->socket, &ss);
+	if (!setup_milter(p, &ss) ||
+	    (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
+	    (o.user != NULL && !daemon_drop_privileges(&user, unix_socket_path(&ss))) ||
 	    !daemon_start_reload_thread()) {
 		daemon_ready(1);
 		daemon_user_free(&user);

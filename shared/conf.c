@@ -7,6 +7,7 @@
 #include "names.h"
 #include "expand.h"
 #include "rules.h"
+#include "sockspec.h"
 #include "stage.h"
 #include "textfile.h"
 
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #define STRESS_NAME "stress"
 
@@ -1308,97 +1308,13 @@ valid_header_name(const char *value, strbuf *why)
 	return false;
 }
 
-static bool
-valid_port_host(const char *value, const char *rest, strbuf *why)
-{
-	const char *at = strchr(rest, '@');
-	size_t plen = at != NULL ? (size_t)(at - rest) : strlen(rest);
-	long port = 0;
-	size_t i;
-
-	for (i = 0; i < plen && port <= 65535; i++) {
-		if (rest[i] < '0' || rest[i] > '9')
-			break;
-		port = port * 10 + (rest[i] - '0');
-	}
-	if (plen == 0 || i < plen || port < 1 || port > 65535) {
-		strbuf_printf(why, "bad socket '%s': the port must be a number 1..65535",
-		              value);
-		return false;
-	}
-	if (at != NULL && (at[1] == '\0' || strpbrk(at + 1, " \t") != NULL)) {
-		strbuf_printf(why, "bad socket '%s': bad host after '@'", value);
-		return false;
-	}
-	return true;
-}
-
-static bool
-valid_path(const char *value, const char *path, strbuf *why)
-{
-	size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
-
-	if (path[0] != '/' || path[1] == '\0') {
-		strbuf_printf(why, "bad socket '%s': the path must be absolute", value);
-		return false;
-	}
-	if (strlen(path) > max) {
-		strbuf_printf(why, "bad socket '%s': the path is longer than %zu bytes",
-		              value, max);
-		return false;
-	}
-	return true;
-}
-
-static bool
-valid_fd(const char *value, const char *rest, strbuf *why)
-{
-	long long fd;
-	const char *end;
-	bool too_big;
-
-	if (!scan_digits(rest, &fd, &end, &too_big) || *end != '\0' || fd > INT_MAX) {
-		strbuf_printf(why,
-		              "bad socket '%s': expected fd:N with a descriptor number",
-		              value);
-		return false;
-	}
-	return true;
-}
-
-/* value starts with "kind:" */
-static bool
-is_kind(const char *value, const char *colon, const char *kind)
-{
-	size_t n = (size_t)(colon - value);
-
-	return n == strlen(kind) && strncmp(value, kind, n) == 0;
-}
-
-static bool
-bad_socket(const char *value, strbuf *why)
-{
-	strbuf_printf(why,
-	              "bad socket '%s': expected unix:/path, local:/path, "
-	              "inet:port[@host], inet6:port[@host] or fd:N",
-	              value);
-	return false;
-}
-
+/* socket: the one syntax (sockspec.h); Postfix's inet:host:port is refused. */
 static bool
 valid_socket(const char *value, strbuf *why)
 {
-	const char *colon = strchr(value, ':');
+	sockspec ss;
 
-	if (colon == NULL)
-		return bad_socket(value, why);
-	if (is_kind(value, colon, "unix") || is_kind(value, colon, "local"))
-		return valid_path(value, colon + 1, why);
-	if (is_kind(value, colon, "inet") || is_kind(value, colon, "inet6"))
-		return valid_port_host(value, colon + 1, why);
-	if (is_kind(value, colon, "fd"))
-		return valid_fd(value, colon + 1, why);
-	return bad_socket(value, why);
+	return sockspec_parse(value, 0, &ss, why);
 }
 
 /* An action that is a or b. */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "mproto.h"
+#include "budget.h"
 #include "names.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- Names ------------------------------------------------------------- */
@@ -708,94 +708,17 @@ xsi_text(int rc, errbuf *b)
 	_Generic(strerror_r((e), (b)->buf, sizeof(b)->buf), char *: gnu_text,           \
 		 int: xsi_text)(strerror_r((e), (b)->buf, sizeof(b)->buf), (b))
 
-static int
-copy_field(char *dst, size_t size, const char *src, size_t n, const char *what,
-           const char *spec, strbuf *err)
+bool
+mproto_conn_spec(const char *text, sockspec *ss, strbuf *err)
 {
-	if (n == 0) {
-		seterr(err, "%s: missing %s", spec, what);
-		return -1;
-	}
-	if (n >= size) {
-		seterr(err, "%s: %s too long", spec, what);
-		return -1;
-	}
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-	return 0;
-}
-
-/* host may be "[addr]"; an empty host means the loopback address. */
-static int
-set_host(mproto_endpoint *ep, const char *h, size_t n, const char *spec, strbuf *err)
-{
-	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	if (n == 0) {
-		h = ep->family == AF_INET6 ? "::1" : "127.0.0.1";
-		n = strlen(h);
-	}
-	if (memchr(h, ':', n) != NULL)
-		ep->family = AF_INET6; /* Postfix's inet: takes IPv6 addresses too */
-	return copy_field(ep->host, sizeof ep->host, h, n, "host", spec, err);
-}
-
-int
-mproto_endpoint_parse(const char *spec, mproto_endpoint *ep, strbuf *err)
-{
-	const char *rest, *at, *colon;
-
-	memset(ep, 0, sizeof *ep);
-	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0 ||
-	    spec[0] == '/') {
-		rest = spec[0] == '/' ? spec : strchr(spec, ':') + 1;
-		ep->family = AF_UNIX;
-		return copy_field(ep->path, sizeof ep->path, rest, strlen(rest),
-		                  "socket path", spec, err);
-	}
-	if (strncmp(spec, "inet:", 5) == 0) {
-		ep->family = AF_INET;
-		rest = spec + 5;
-	} else if (strncmp(spec, "inet6:", 6) == 0) {
-		ep->family = AF_INET6;
-		rest = spec + 6;
-	} else {
-		seterr(err,
-		       "%s: expected unix:/path, local:/path, inet:port@host or "
-		       "inet6:port@host",
-		       spec);
-		return -1;
-	}
-	if ((at = strchr(rest, '@')) != NULL) {
-		/* libmilter: port@host */
-		if (copy_field(ep->port, sizeof ep->port, rest, (size_t)(at - rest),
-		               "port", spec, err) < 0)
-			return -1;
-		return set_host(ep, at + 1, strlen(at + 1), spec, err);
-	}
-	if ((colon = strrchr(rest, ':')) != NULL &&
-	    (rest[0] == '[' ? colon > strchr(rest, ']') : colon == strchr(rest, ':'))) {
-		/* Postfix: host:port or [addr]:port */
-		if (copy_field(ep->port, sizeof ep->port, colon + 1, strlen(colon + 1),
-		               "port", spec, err) < 0)
-			return -1;
-		return set_host(ep, rest, (size_t)(colon - rest), spec, err);
-	}
-	if (copy_field(ep->port, sizeof ep->port, rest, strlen(rest), "port", spec, err) <
-	    0)
-		return -1;
-	return set_host(ep, "", 0, spec, err);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	strbuf_reset(err);
+	if (!sockspec_parse(text, SOCKSPEC_POSTFIX, ss, err))
+		return false;
+	if (ss->family != AF_UNSPEC)
+		return true;
+	seterr(err, "bad socket '%s': a client connects to a unix: or inet: socket, not to fd:N",
+	       text);
+	return false;
 }
 
 /* Wait for events until deadline; 1 ready, 0 timeout, -1 error. */
@@ -804,7 +727,7 @@ wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
 		struct pollfd pfd = {fd, events, 0};
-		long long left = deadline - now_ms();
+		long long left = budget_left(deadline);
 		int n;
 
 		if (left <= 0)
@@ -840,7 +763,7 @@ static int
 connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
            strbuf *err, const char *spec)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = budget_deadline(budget_now_ms(), timeout_ms);
 	errbuf eb;
 	int soerr = 0;
 	socklen_t len = sizeof soerr;
@@ -884,7 +807,7 @@ open_socket(int family, int type)
 }
 
 static int
-open_unix(const mproto_endpoint *ep, int timeout_ms, const char *spec, strbuf *err)
+open_unix(const sockspec *ss, int timeout_ms, const char *spec, strbuf *err)
 {
 	struct sockaddr_un sun;
 	errbuf eb;
@@ -892,11 +815,7 @@ open_unix(const mproto_endpoint *ep, int timeout_ms, const char *spec, strbuf *e
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	if (strlen(ep->path) >= sizeof sun.sun_path) {
-		seterr(err, "%s: socket path too long", spec);
-		return -1;
-	}
-	memcpy(sun.sun_path, ep->path, strlen(ep->path) + 1);
+	memcpy(sun.sun_path, ss->path, sizeof sun.sun_path);
 	if ((fd = open_socket(AF_UNIX, SOCK_STREAM)) < 0) {
 		seterr(err, "socket: %s", errtext(errno, &eb));
 		return -1;
@@ -910,16 +829,13 @@ open_unix(const mproto_endpoint *ep, int timeout_ms, const char *spec, strbuf *e
 }
 
 static int
-open_inet(const mproto_endpoint *ep, int timeout_ms, const char *spec, strbuf *err)
+open_inet(const sockspec *ss, int timeout_ms, const char *spec, strbuf *err)
 {
-	struct addrinfo hints, *res, *ai;
+	struct addrinfo *res, *ai;
 	errbuf eb;
 	int fd = -1, rc;
 
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = ep->family;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(ep->host, ep->port, &hints, &res)) != 0) {
+	if ((rc = sockspec_addrinfo(ss, false, &res)) != 0) {
 		seterr(err, "%s: %s", spec, gai_strerror(rc));
 		return -1;
 	}
@@ -941,16 +857,16 @@ open_inet(const mproto_endpoint *ep, int timeout_ms, const char *spec, strbuf *e
 mproto_conn *
 mproto_conn_open(const char *spec, int timeout_ms, strbuf *err)
 {
-	mproto_endpoint ep;
+	sockspec ss;
 	mproto_conn *c;
 	int fd;
 
-	if (mproto_endpoint_parse(spec, &ep, err) < 0)
+	if (!mproto_conn_spec(spec, &ss, err))
 		return NULL;
-	if (ep.family == AF_UNIX)
-		fd = open_unix(&ep, timeout_ms, spec, err);
+	if (ss.family == AF_UNIX)
+		fd = open_unix(&ss, timeout_ms, spec, err);
 	else
-		fd = open_inet(&ep, timeout_ms, spec, err);
+		fd = open_inet(&ss, timeout_ms, spec, err);
 	if (fd < 0)
 		return NULL;
 	c = ms_xmalloc(sizeof *c);
@@ -974,12 +890,6 @@ mproto_conn_set_timeout(mproto_conn *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms;
 	(void)set_io_timeout(c->fd, timeout_ms);
-}
-
-int
-mproto_conn_fd(const mproto_conn *c)
-{
-	return c->fd;
 }
 
 /* EAGAIN from a blocking socket means SO_*TIMEO expired. */

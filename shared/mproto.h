@@ -24,10 +24,11 @@
  * A decoded reply owns a copy of its strings (valid until the next decode
  * into the same mproto_reply, or mproto_reply_free()).
  *
- * I/O. mproto_conn_open() connects to a libmilter-style socket spec:
- *   unix:/path  local:/path  /path
- *   inet:port@host  inet6:port@host  (host may be [addr]; omitted: loopback)
- *   inet:host:port  inet:[addr]:port (Postfix's spelling, accepted too)
+ * I/O. mproto_conn_open() connects to a socket in the syntax of sockspec.h,
+ * Postfix's inet:host:port included (an MTA writes it so); a spec without a
+ * host connects to the loopback address, and fd:N is refused (it names a
+ * listener, not a milter to connect to). mproto_conn_spec() is that check
+ * alone, for a caller that wants to refuse a bad spec before connecting.
  * Reads and writes wait at most the connection's timeout each, so a
  * stuck milter cannot hang the caller. SIGPIPE is never raised.
  *
@@ -39,10 +40,12 @@
 #ifndef MS_MPROTO_H
 #define MS_MPROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "protocol.h"
+#include "sockspec.h"
 #include "strbuf.h"
 
 #define MPROTO_VERSION 6 /* protocol version we speak */
@@ -197,14 +200,8 @@ void mproto_dump(strbuf *out, const unsigned char *pkt, size_t len, int from_mil
 
 /* ---- Connection --------------------------------------------------------- */
 
-typedef struct mproto_endpoint {
-	int family;     /* AF_UNIX, AF_INET or AF_INET6 (<sys/socket.h>) */
-	char path[108]; /* AF_UNIX */
-	char host[256]; /* AF_INET*: name or address, no brackets */
-	char port[32];  /* AF_INET*: number or service name */
-} mproto_endpoint;
-
-int mproto_endpoint_parse(const char *spec, mproto_endpoint *ep, strbuf *err);
+/* A socket a client can connect to; false with the reason in err. */
+bool mproto_conn_spec(const char *text, sockspec *ss, strbuf *err);
 
 typedef struct mproto_conn mproto_conn;
 
@@ -212,7 +209,6 @@ typedef struct mproto_conn mproto_conn;
 mproto_conn *mproto_conn_open(const char *spec, int timeout_ms, strbuf *err);
 void mproto_conn_close(mproto_conn *c);
 void mproto_conn_set_timeout(mproto_conn *c, int timeout_ms);
-int mproto_conn_fd(const mproto_conn *c);
 /* Write all of buf (one or more packets). MPROTO_OK or an error status. */
 int mproto_conn_write(mproto_conn *c, const void *buf, size_t len, strbuf *err);
 /* Read one whole packet (length field included) into pkt (reset first). */

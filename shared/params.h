@@ -42,7 +42,7 @@ typedef enum conf_type {
 /* clang-format off */
 #define CONF_PARAMS(X) \
 	X(socket, CONF_STRING, "inet:8890@127.0.0.1", 0, 0, valid_socket, \
-	  "where the milter listens, in libmilter syntax (unix:/path, inet:port@host, inet6:port@[addr])") \
+	  "where the milter listens, in libmilter syntax: unix:/path, local:/path, /path, inet:port[@host], inet6:port[@host] or fd:N (see The socket)") \
 	X(socket_mode, CONF_STRING, "0660", 0, 0, valid_mode, \
 	  "permissions of a unix socket, in octal; Postfix's smtpd (user postfix) needs write access (ignored for inet)") \
 	X(stress_macro, CONF_STRING, "{stress}", 0, 0, valid_nonempty, \

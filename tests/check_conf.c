@@ -334,6 +334,7 @@ static const struct ok_case {
         {"socket = inet6:8890@[::1]", NULL, NULL, false, "socket = inet6:8890@[::1]"},
         {"socket = inet6:1", NULL, NULL, false, "socket = inet6:1"},
         {"socket = fd:3", NULL, NULL, false, "socket = fd:3"},
+        {"socket = /run/m.sock", NULL, NULL, false, "socket = /run/m.sock"},
         {"socket_mode = 666", NULL, NULL, false, "socket_mode = 666"},
         {"socket_mode = 0600", NULL, NULL, false, "socket_mode = 0600"},
         /* admission */
@@ -478,7 +479,12 @@ static const struct err_case {
          NULL,
          {"socket: bad socket 'tcp:25': expected unix:/path"},
          NULL},
-        {"socket = /run/sock", NULL, NULL, {"bad socket '/run/sock'"}, NULL},
+        {"socket = inet:localhost:25",
+         NULL,
+         NULL,
+         {"bad socket 'inet:localhost:25': Postfix's inet:host:port is not accepted "
+          "here: write inet:25@localhost"},
+         NULL},
         {"socket = inet:0@localhost",
          NULL,
          NULL,
@@ -487,9 +493,9 @@ static const struct err_case {
         {"socket = inet:65536", NULL, NULL, {"port must be"}, NULL},
         {"socket = inet:smtp", NULL, NULL, {"port must be"}, NULL},
         {"socket = inet:", NULL, NULL, {"port must be"}, NULL},
-        {"socket = inet6:25@", NULL, NULL, {"bad host after '@'"}, NULL},
+        {"socket = inet6:25@", NULL, NULL, {"the host after '@' is empty"}, NULL},
         {"socket = unix:run/sock", NULL, NULL, {"path must be absolute"}, NULL},
-        {"socket = unix:/", NULL, NULL, {"path must be absolute"}, NULL},
+        {"socket = unix:/", NULL, NULL, {"path names a directory"}, NULL},
         {"socket = unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
          NULL,

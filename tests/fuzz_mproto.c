@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "mproto.h"
+#include "names.h"
 #include "strbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,9 +72,9 @@ same_str(const char *a, const char *b)
 static void
 put32(strbuf *b, uint32_t v)
 {
-	unsigned char d[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-	                      (unsigned char)(v >> 8), (unsigned char)v};
+	unsigned char d[4];
 
+	names_put32(d, v);
 	strbuf_append(b, d, 4);
 }
 
