@@ -15,14 +15,15 @@
  */
 const action_desc rules_actions[] = {
         [RULES_ACCEPT] = {"accept", true, true, A_NONE, 0, NULL, NULL, NULL, true, 0},
-        [RULES_CONTINUE] = {"continue", true, false, A_NONE, 0, NULL, NULL, NULL, true, 0},
+        [RULES_CONTINUE] = {"continue", true, false, A_NONE, 0, NULL, NULL, NULL, true,
+                            0},
         [RULES_TEMPFAIL] = {"tempfail", true, true, A_REPLY, '4', "451", "4.7.1",
                             "Service unavailable, try again later", true, 0},
         [RULES_REJECT] = {"reject", true, true, A_REPLY, '5', "550", "5.7.1",
                           "Message rejected", true, 0},
         [RULES_DISCARD] = {"discard", true, true, A_NONE, 0, NULL, NULL, NULL, false, 0},
-        [RULES_QUARANTINE] = {"quarantine", false, false, A_TEXT, 0, NULL, NULL, NULL, true,
-                              PROTO_F_QUARANTINE},
+        [RULES_QUARANTINE] = {"quarantine", false, false, A_TEXT, 0, NULL, NULL, NULL,
+                              true, PROTO_F_QUARANTINE},
         [RULES_TAG] = {"tag", false, false, A_TAG, 0, NULL, NULL, NULL, true,
                        PROTO_F_ADDHDRS},
         [RULES_LOG] = {"log", false, false, A_LOG, 0, NULL, NULL, NULL, true, 0},
@@ -90,15 +91,17 @@ rules_code_ok(enum rules_action_kind kind, const char *s, strbuf *why)
 	const action_desc *a = &rules_actions[kind], *o = other_reply(a);
 
 	if (rules_looks_like_ecode(s)) {
-		strbuf_printf(why,
-		              "'%s' is an enhanced status code: give the reply code first "
-		              "(%s %s)",
-		              s, a->default_code, s);
+		strbuf_printf(
+		        why,
+		        "'%s' is an enhanced status code: give the reply code first "
+		        "(%s %s)",
+		        s, a->default_code, s);
 		return false;
 	}
 	if (strlen(s) != 3 || !rules_is_digit(s[0]) || !rules_is_digit(s[1]) ||
 	    !rules_is_digit(s[2])) {
-		strbuf_printf(why, "bad reply code '%s': expected three digits such as %s", s,
+		strbuf_printf(why,
+		              "bad reply code '%s': expected three digits such as %s", s,
 		              a->default_code);
 		return false;
 	}
@@ -108,7 +111,8 @@ rules_code_ok(enum rules_action_kind kind, const char *s, strbuf *why)
 		return false;
 	}
 	if (s[1] > '5') {
-		strbuf_printf(why, "bad reply code '%s': the second digit must be 0-5", s);
+		strbuf_printf(why, "bad reply code '%s': the second digit must be 0-5",
+		              s);
 		return false;
 	}
 	return true;

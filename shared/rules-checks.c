@@ -16,7 +16,6 @@
 
 /* ---- values ---- */
 
-
 static bool
 compile_regex(cctx *c, const char *word, const where *w, value *v)
 {
@@ -100,7 +99,6 @@ rules_lower_zone(char *s)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s - 'A' + 'a');
 }
-
 
 /* ZONE[=FILTER] of dnsbl and rhsbl_*. */
 static bool
@@ -383,8 +381,7 @@ match_header(const rules_table *t, const check *ck, const rules_header *h, strbu
 }
 
 static bool
-any_header(const rules_table *t, const check *ck, enum stage stage,
-           const rules_facts *f)
+any_header(const rules_table *t, const check *ck, enum stage stage, const rules_facts *f)
 {
 	strbuf tmp = STRBUF_INIT;
 	bool m = false;
@@ -529,8 +526,9 @@ s_client_addr(const rules_facts *f, strbuf *buf)
 	addr_ip ip;
 
 	(void)buf;
-	return f->client_addr != NULL && addr_ip_parse(f->client_addr, &ip) ? f->client_addr
-	                                                                   : NULL;
+	return f->client_addr != NULL && addr_ip_parse(f->client_addr, &ip)
+	               ? f->client_addr
+	               : NULL;
 }
 
 /* An address literal is no name to look up. */
@@ -579,12 +577,17 @@ s_client_name(const rules_facts *f, strbuf *buf)
 #define ZONE_EXPECTS "a zone, optionally with =FILTER (zen.example.org=127.0.0.[2..11])"
 
 /* The rows of a cheap check and of a DNS check; the rest are written out. */
-#define CHEAP(name, syntax, first, expects, fact, parse, match, doc)                  \
-	{name, syntax, first, STAGE_EOM, expects, 0, true, false, false, fact, parse,   \
-	 match, NULL, DNSBL_IP, NULL, doc}
-#define DNS(name, first, subject, qkind, rbl_class, doc)                              \
-	{name, CS_VALUES, first, STAGE_EOM, ZONE_EXPECTS, RULES_COST_DNSBL, false,      \
-	 false, false, RULES_NO_FACT, parse_zone, NULL, subject, qkind, rbl_class, doc}
+#define CHEAP(name, syntax, first, expects, fact, parse, match, doc)                     \
+	{                                                                                \
+		name, syntax, first, STAGE_EOM, expects, 0, true, false, false, fact,    \
+		        parse, match, NULL, DNSBL_IP, NULL, doc                          \
+	}
+#define DNS(name, first, subject, qkind, rbl_class, doc)                                 \
+	{                                                                                \
+		name, CS_VALUES, first, STAGE_EOM, ZONE_EXPECTS, RULES_COST_DNSBL,       \
+		        false, false, false, RULES_NO_FACT, parse_zone, NULL, subject,   \
+		        qkind, rbl_class, doc                                            \
+	}
 
 /*
  * In the order the manual lists them. The stages: from the first that can
@@ -595,9 +598,9 @@ const check_desc rules_checks[] = {
          "an address or network (192.0.2.0/24, [2001:db8::]/32)", 0, false, false, false,
          FACT(client_addr), parse_client, m_client, NULL, DNSBL_IP, NULL,
          "the client address is in a network"},
-        CHEAP("client_name", CS_VALUES, STAGE_CONNECT, "a name, .domain, /regex/ or unknown",
-              FACT(client_name), parse_client_name, m_name,
-              "the client's verified host name"),
+        CHEAP("client_name", CS_VALUES, STAGE_CONNECT,
+              "a name, .domain, /regex/ or unknown", FACT(client_name), parse_client_name,
+              m_name, "the client's verified host name"),
         CHEAP("daemon_name", CS_VALUES, STAGE_CONNECT, "a service name or /regex/",
               FACT(daemon_name), parse_string, m_string,
               "Postfix's {daemon_name}: milter_macro_daemon_name of the service"),
@@ -613,8 +616,8 @@ const check_desc rules_checks[] = {
         {"macro", CS_MACRO, STAGE_CONNECT, STAGE_EOM, "a value or /regex/", 0, true, true,
          false, RULES_NO_FACT, parse_string, m_macro, NULL, DNSBL_IP, NULL,
          "a macro the MTA sent"},
-        CHEAP("rcpt_count", CS_COUNT, STAGE_RCPT, "OP N", RULES_NO_FACT, NULL, m_rcpt_count,
-              "the recipients so far, the current one included"),
+        CHEAP("rcpt_count", CS_COUNT, STAGE_RCPT, "OP N", RULES_NO_FACT, NULL,
+              m_rcpt_count, "the recipients so far, the current one included"),
         {"header", CS_NAMED, STAGE_HEADER, STAGE_EOM, "a /regex/", 0, true, false, true,
          RULES_NO_FACT, NULL, m_header, NULL, DNSBL_IP, NULL,
          "the current header; from eoh on, any header"},
@@ -639,8 +642,11 @@ _Static_assert(sizeof rules_checks / sizeof rules_checks[0] <= RULES_MAX_CHECKS,
                "RULES_MAX_CHECKS is too small for the check table");
 
 static const char *const syntax_words[] = {
-        [CS_NONE] = "", [CS_VALUES] = "VALUE...", [CS_NAMED] = "NAME VALUE...",
-        [CS_MACRO] = "NAME [VALUE...]", [CS_COUNT] = "OP N",
+        [CS_NONE] = "",
+        [CS_VALUES] = "VALUE...",
+        [CS_NAMED] = "NAME VALUE...",
+        [CS_MACRO] = "NAME [VALUE...]",
+        [CS_COUNT] = "OP N",
 };
 
 void
@@ -649,7 +655,8 @@ rules_each_check(rules_check_row_fn fn, void *ctx)
 	for (unsigned i = 0; i < rules_n_checks; i++) {
 		const check_desc *d = &rules_checks[i];
 
-		fn(ctx, d->name, syntax_words[d->syntax], d->first, d->last, d->cost, d->doc);
+		fn(ctx, d->name, syntax_words[d->syntax], d->first, d->last, d->cost,
+		   d->doc);
 	}
 }
 

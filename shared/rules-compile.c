@@ -42,7 +42,6 @@ message(const char *fmt, va_list ap)
 	return strbuf_detach(&msg);
 }
 
-
 /* A problem at a column of the rule's own line. */
 void
 rules_problem_at(cctx *c, size_t col, const char *fmt, ...)
@@ -102,7 +101,7 @@ expand_token(cctx *c, const rtoken *t, strbuf *out)
 			problem_silent(c);
 		else
 			rules_problem_at(c, rules_token_column(t, e.column), "%s",
-			           strbuf_str(&e.msg));
+			                 strbuf_str(&e.msg));
 		ok = false;
 	}
 	if (ok) {
@@ -167,7 +166,8 @@ file_values(cctx *c, check *ck, const char *name, const where *w)
 
 	if (*name == '\0' || !textfile_read(path, true, &text, &why)) {
 		rules_problem_in(c, w, 0, "file:%s: %s", name,
-		           *name == '\0' ? "expected a file name" : strbuf_str(&why));
+		                 *name == '\0' ? "expected a file name"
+		                               : strbuf_str(&why));
 		ok = false;
 	} else if (memchr(text.s, '\0', text.len) != NULL) {
 		rules_problem_in(c, w, 0, "file:%s: the file has a NUL byte", name);
@@ -303,7 +303,8 @@ check_arg(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 	case CS_COUNT:
 		if (!(ok = parse_count_value(s, &ck->n)))
 			rules_problem_at(c, pc->arg.col,
-			           "rcpt_count: expected a whole number, not '%s'", s);
+			                 "rcpt_count: expected a whole number, not '%s'",
+			                 s);
 		strbuf_printf(shown, " %s %s", rules_op_names[pc->op], s);
 		break;
 	case CS_MACRO:
@@ -355,7 +356,6 @@ compile_check(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 	return ok;
 }
 
-
 /* A check's verdict at a column: the reason in why becomes the problem. */
 static bool
 reported(cctx *c, size_t col, bool ok, strbuf *why)
@@ -392,7 +392,8 @@ compile_codes(cctx *c, const paction *pa, rules_action *a)
 	bool ok = false;
 
 	if (pa->code.text == NULL) {
-		snprintf(a->code, sizeof a->code, "%s", rules_actions[pa->would].default_code);
+		snprintf(a->code, sizeof a->code, "%s",
+		         rules_actions[pa->would].default_code);
 		snprintf(a->ecode, sizeof a->ecode, "%s",
 		         rules_actions[pa->would].default_ecode);
 		return true;
@@ -405,9 +406,10 @@ compile_codes(cctx *c, const paction *pa, rules_action *a)
 		*sp++ = '\0';
 		ecode = sp + strspn(sp, " \t");
 		if (pa->ecode.text != NULL || strpbrk(ecode, " \t") != NULL) {
-			rules_problem_at(c, pa->code.col,
-			           "expected one reply code and at most one enhanced "
-			           "status code");
+			rules_problem_at(
+			        c, pa->code.col,
+			        "expected one reply code and at most one enhanced "
+			        "status code");
 			goto out;
 		}
 	}
@@ -419,7 +421,8 @@ compile_codes(cctx *c, const paction *pa, rules_action *a)
 		ecode = strbuf_str(&y);
 		if (strpbrk(ecode, " \t") != NULL) {
 			rules_problem_at(c, pa->ecode.col,
-			           "expected one enhanced status code, not '%s'", ecode);
+			                 "expected one enhanced status code, not '%s'",
+			                 ecode);
 			goto out;
 		}
 	}
@@ -485,7 +488,8 @@ check_template(cctx *c, const rtoken *t, bool reply)
 	bool ok = true;
 
 	if (expand_str(&x, t->text, &checking, (void *)c->env, &e) < 0) {
-		rules_problem_at(c, rules_token_column(t, e.column), "%s", strbuf_str(&e.msg));
+		rules_problem_at(c, rules_token_column(t, e.column), "%s",
+		                 strbuf_str(&e.msg));
 		ok = false;
 	}
 	strbuf_reset(&x);
@@ -495,10 +499,10 @@ check_template(cctx *c, const rtoken *t, bool reply)
 			ok = false;
 		} else if (reply && x.len > RULES_TEXT_MAX) {
 			rules_problem_at(c, t->col,
-			           "the text is %zu bytes long before its session "
-			           "variables; "
-			           "a reply text takes at most %d",
-			           x.len, RULES_TEXT_MAX);
+			                 "the text is %zu bytes long before its session "
+			                 "variables; "
+			                 "a reply text takes at most %d",
+			                 x.len, RULES_TEXT_MAX);
 			ok = false;
 		}
 	}
@@ -542,11 +546,12 @@ compile_action(cctx *c, const paction *pa, rule *r, strbuf *shown)
 		if (!expand_token(c, &pa->tag, &x))
 			return false;
 		if (!names_header(strbuf_str(&x))) {
-			rules_problem_at(c, pa->tag.col,
-			           "tag: bad header name '%s': expected printable ASCII "
-			           "without "
-			           "spaces or ':'",
-			           strbuf_str(&x));
+			rules_problem_at(
+			        c, pa->tag.col,
+			        "tag: bad header name '%s': expected printable ASCII "
+			        "without "
+			        "spaces or ':'",
+			        strbuf_str(&x));
 			ok = false;
 		}
 		strbuf_printf(shown, " %s", strbuf_str(&x));
@@ -651,7 +656,8 @@ add_body(rules_table *t, check *ck)
 			if (strcmp(t->body_pat[k], ck->v[i].s) == 0)
 				break;
 		if (k == t->n_body) {
-			t->body_pat = rules_grow(t->body_pat, t->n_body, sizeof *t->body_pat);
+			t->body_pat =
+			        rules_grow(t->body_pat, t->n_body, sizeof *t->body_pat);
 			t->body_pat[t->n_body++] = ck->v[i].s;
 		}
 		ck->v[i].body_idx = k;

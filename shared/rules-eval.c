@@ -1,4 +1,5 @@
-/* rules-eval - a stage's rules against a session, expensive checks through providers; see rules.h. */
+/* rules-eval - a stage's rules against a session, expensive checks through providers; see
+ * rules.h. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -168,8 +169,7 @@ dns_check(eval_ctx *e, const rule *r, const check *ck)
 	if (subject == NULL)
 		return T_NO;
 	for (i = 0; i < ck->n_values; i++) {
-		const dnsbl_query *q =
-		        find_query(e, d->qkind, subject, ck->v[i].s);
+		const dnsbl_query *q = find_query(e, d->qkind, subject, ck->v[i].s);
 		enum tri one = T_UNKNOWN;
 
 		if (q != NULL) {
@@ -216,7 +216,8 @@ check_eval(eval_ctx *e, const rule *r, const check *ck)
 	if (d->cost & RULES_COST_BODY)
 		return body_check(e, r, ck);
 	if (d->fact != RULES_NO_FACT)
-		in.fact = *(const char *const *)(const void *)((const char *)e->f + d->fact);
+		in.fact = *(const char *const *)(const void *)((const char *)e->f +
+		                                               d->fact);
 	return d->match(&in, ck) ? T_YES : T_NO;
 }
 
@@ -316,8 +317,8 @@ eval_rules(eval_ctx *e, rules_visit_fn visit, void *ctx)
 
 const rule *
 rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
-              const rules_expensive *x, rules_eval_info *info, rules_visit_fn visit,
-              void *ctx)
+           const rules_expensive *x, rules_eval_info *info, rules_visit_fn visit,
+           void *ctx)
 {
 	rules_eval_info mine;
 	eval_ctx e;
@@ -419,4 +420,3 @@ rule_action(const rule *r)
 {
 	return &r->action;
 }
-

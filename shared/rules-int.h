@@ -2,7 +2,7 @@
  * rules-int - what the files of the rules module share, and nothing else sees
  *
  * DESCRIPTION
- *	The rules module is five files, one job each, over the types below:
+ *	The rules module is six files, one job each, over the types below:
  *
  *	rules-syntax.c	lexer and parser: a logical line into a prule
  *			(tokens as written, before expansion)
@@ -293,11 +293,11 @@ typedef struct action_desc {
 	bool verdict; /* a matched rule ends the stage */
 	bool replies; /* answers the MTA: the stage cannot be negotiated NR */
 	enum action_args args;
-	char reply_class;          /* A_REPLY: '4' or '5' */
-	const char *default_code;  /* A_REPLY */
-	const char *default_ecode; /* A_REPLY */
-	const char *default_text;  /* A_REPLY */
-	bool before_mail;          /* allowed at session-wide stages (connect, helo) */
+	char reply_class;           /* A_REPLY: '4' or '5' */
+	const char *default_code;   /* A_REPLY */
+	const char *default_ecode;  /* A_REPLY */
+	const char *default_text;   /* A_REPLY */
+	bool before_mail;           /* allowed at session-wide stages (connect, helo) */
 	unsigned long milter_flags; /* PROTO_F_* the MTA must grant */
 } action_desc;
 

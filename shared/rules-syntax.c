@@ -1,4 +1,5 @@
-/* rules-syntax - the rule lexer and parser: a logical line into a prule; see rules-int.h. */
+/* rules-syntax - the rule lexer and parser: a logical line into a prule; see rules-int.h.
+ */
 #include "config.h"
 
 #include <stdarg.h>
@@ -385,8 +386,8 @@ parse_action_args(lexer *lx, prule *r, paction *a)
 		return true;
 	case A_TAG:
 		if (lex_next(lx, &a->tag) <= 0 || !lex_text(lx, &a->text)) {
-			lex_error(lx, col_of(lx, lx->p), "%s needs a header NAME and a TEXT",
-			          d->name);
+			lex_error(lx, col_of(lx, lx->p),
+			          "%s needs a header NAME and a TEXT", d->name);
 			return false;
 		}
 		if (a->text.text == NULL) {
@@ -501,8 +502,7 @@ parse_count(lexer *lx, pcheck *c)
 	rtoken t;
 	int op, rc;
 
-	if ((rc = lex_next(lx, &t)) <= 0 ||
-	    (op = find_op(t.quoted ? "" : t.text)) < 0) {
+	if ((rc = lex_next(lx, &t)) <= 0 || (op = find_op(t.quoted ? "" : t.text)) < 0) {
 		if (rc >= 0)
 			lex_error(lx, rc > 0 ? t.col : col_of(lx, lx->p),
 			          "rcpt_count: expected <, <=, >, >=, == or != and a "
@@ -535,7 +535,8 @@ parse_check_args(lexer *lx, pcheck *c)
 			if (rc >= 0)
 				lex_error(lx, rc > 0 ? c->arg.col : col_of(lx, lx->p),
 				          "%s: expected a %s name first", d->name,
-				          d->syntax == CS_MACRO ? "macro" : "header (or *)");
+				          d->syntax == CS_MACRO ? "macro"
+				                                : "header (or *)");
 			return false;
 		}
 		if (d->syntax == CS_MACRO) {
@@ -583,12 +584,12 @@ parse_check(lexer *lx, prule *r, rtoken *t)
 	d = &rules_checks[kind];
 	if (r->stage < d->first || r->stage > d->last) {
 		if (d->first == d->last)
-			lex_error(lx, t->col, "%s cannot be seen at %s: only at %s", d->name,
-			          stage_name(r->stage), stage_name(d->first));
+			lex_error(lx, t->col, "%s cannot be seen at %s: only at %s",
+			          d->name, stage_name(r->stage), stage_name(d->first));
 		else
 			lex_error(lx, t->col,
-			          "%s cannot be seen at %s: it is known from %s on", d->name,
-			          stage_name(r->stage), stage_name(d->first));
+			          "%s cannot be seen at %s: it is known from %s on",
+			          d->name, stage_name(r->stage), stage_name(d->first));
 		return false;
 	}
 	r->checks = rules_grow(r->checks, r->n_checks, sizeof *r->checks);

@@ -162,9 +162,9 @@
  *	rule, and for the rule rules_eval() returns, info->rbl_domain (the
  *	zone), rbl_what (the address or domain looked up), rbl_reason (the
  *	TXT record, "" without one) and rbl_class (Postfix's words: "Client
- *	host", "Helo command", "Sender address") describe the first listing that made the rule
- *	match; all "" when it matched without one. The caller's var() hands
- *	them to rules_expand_text().
+ *	host", "Helo command", "Sender address") describe the first listing that made the
+ *rule match; all "" when it matched without one. The caller's var() hands them to
+ *rules_expand_text().
  *
  * CONCURRENCY
  *	The LOADING functions run on the thread that loads the config and
@@ -187,7 +187,6 @@
 #include "provider.h"
 #include "stage.h"
 #include "strbuf.h"
-
 
 enum rules_action_kind {
 	RULES_ACCEPT,
@@ -256,9 +255,9 @@ enum { RULES_COST_DNSBL = 1u << 0, RULES_COST_BODY = 1u << 1 };
 /* What the expensive checks may use; see COST. */
 typedef struct rules_expensive {
 	const dns_provider *dns; /* NULL: DNS checks are skipped */
-	long long deadline_ms; /* absolute, budget_now_ms() clock: the stage's budget */
-	const bodyscan *body;  /* the message's scanner at body/eom; NULL: body
-	                          checks skipped */
+	long long deadline_ms;   /* absolute, budget_now_ms() clock: the stage's budget */
+	const bodyscan *body;    /* the message's scanner at body/eom; NULL: body
+	                            checks skipped */
 } rules_expensive;
 
 typedef struct rules_eval_info {
@@ -281,9 +280,9 @@ void rules_eval_info_free(rules_eval_info *info); /* and ready for reuse */
  * info (may be NULL) is reset first, so one info serves stage after stage.
  * Blocks for DNS at most until x->deadline_ms.
  */
-const rule *rules_eval(const rules_table *t, enum stage stage,
-                          const rules_facts *f, const rules_expensive *x,
-                          rules_eval_info *info, rules_visit_fn visit, void *ctx);
+const rule *rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
+                       const rules_expensive *x, rules_eval_info *info,
+                       rules_visit_fn visit, void *ctx);
 
 /* The table's body regexes, for bodyscan_start(); NULL when it has none. */
 const bodyscan_set *rules_body_set(const rules_table *t);

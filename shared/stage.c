@@ -79,7 +79,8 @@ bool
 stage_parse(const char *name, size_t len, enum stage *stage)
 {
 	for (int i = 0; i < STAGE_N; i++) {
-		if (strlen(stages[i].d.name) == len && strncmp(stages[i].d.name, name, len) == 0) {
+		if (strlen(stages[i].d.name) == len &&
+		    strncmp(stages[i].d.name, name, len) == 0) {
 			*stage = (enum stage)i;
 			return true;
 		}

@@ -58,8 +58,8 @@ typedef struct stage_desc {
 	   envelope, and a DATA stage turned off still sends its macro packet,
 	   which Nagle then holds for 40 ms (doc/ARCHITECTURE.md). */
 	bool skippable;
-	bool session_wide;      /* before any message: connect, helo */
-	const char *budget;     /* its budget parameter: "connect_budget" */
+	bool session_wide;  /* before any message: connect, helo */
+	const char *budget; /* its budget parameter: "connect_budget" */
 	/* Postfix's timeout for its reply, as our parameter of the same name
 	   says it: "milter_command_timeout". */
 	const char *timeout;
