@@ -28,7 +28,7 @@
 # Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4"),
 # BENCH_BASELINE: another milter-stress binary (an older build) that part 1
 # runs normal mode beside this one, in the same rounds, for a before/after
-# ratio of one change.
+# ratio of one change; BENCH_CONF: the config both run (default the shipped one).
 #
 #   make bench          (from a build tree; as root for part 4)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -42,7 +42,7 @@ pf_count=${BENCH_PF_COUNT:-1000}
 pf_sessions=${BENCH_PF_SESSIONS:-20}
 parts=${BENCH_PARTS:-1 2 3 4}
 shape=(--headers 10 --body-size 4k --client-addr 192.0.2.1)
-conf=$top_srcdir/conf/milter-stress.conf
+conf=${BENCH_CONF:-$top_srcdir/conf/milter-stress.conf}
 watchdog "${BENCH_WATCHDOG:-1800}"
 need "$MILTER_STRESS"
 need "$MILTER_PROBE"
