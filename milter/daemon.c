@@ -100,6 +100,10 @@ warn_restart_only(const conf *old, const conf *new)
 		log_msg(LOG_WARNING,
 		        "socket_mode changed to %s: takes effect after a restart",
 		        b->socket_mode);
+	if (strcmp(a->metrics_listen, b->metrics_listen) != 0)
+		log_msg(LOG_WARNING,
+		        "metrics_listen changed to '%s': takes effect after a restart",
+		        b->metrics_listen);
 	if (a->listen_backlog != b->listen_backlog ||
 	    a->thread_stack_size != b->thread_stack_size ||
 	    a->milter_timeout != b->milter_timeout)

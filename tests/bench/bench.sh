@@ -28,7 +28,9 @@
 # Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4"),
 # BENCH_BASELINE: another milter-stress binary (an older build) that part 1
 # runs normal mode beside this one, in the same rounds, for a before/after
-# ratio of one change.
+# ratio of one change. BENCH_SCRAPE=1: part 1 also runs normal mode on a
+# milter-stress with metrics_listen set, which curl scrapes ten times a
+# second throughout, beside the one nobody scrapes, in the same rounds.
 #
 #   make bench          (from a build tree; as root for part 4)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -99,6 +101,22 @@ if part 1; then
 		start_milter base "unix:$T_DIR/base.sock" "$BENCH_BASELINE" -f -c "$conf" -p "unix:$T_DIR/base.sock"
 		milters="null base normal stress"
 	fi
+	if [ -n "${BENCH_SCRAPE:-}" ]; then
+		need curl
+		scrape_port=$(free_port)
+		{ cat "$conf"; echo "metrics_listen = 127.0.0.1:$scrape_port"; } >"$T_DIR/scraped.conf"
+		start_milter scraped "unix:$T_DIR/scraped.sock" "$MILTER_STRESS" -f -c "$T_DIR/scraped.conf" -p "unix:$T_DIR/scraped.sock"
+		milters="$milters scraped"
+		(
+			n=0
+			while :; do
+				curl -s -o /dev/null "http://127.0.0.1:$scrape_port/metrics" && n=$((n + 1))
+				echo $n >"$T_DIR/scrapes"
+				sleep 0.1
+			done
+		) &
+		track_pid $!
+	fi
 	declare -A mps p99 msgs probe_cpu
 	echo
 	echo "== 1. milter protocol: $count messages per run (1 rcpt, 10 headers, 4 KiB body), $rounds rounds, median shown"
@@ -140,6 +158,20 @@ if part 1; then
 			{
 				b=$(median ${mps[base,$c]}) bp=$(median ${p99[base,$c]})
 				o=$(median ${mps[normal,$c]}) op=$(median ${p99[normal,$c]})
+			}
+			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
+				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
+		done
+	fi
+	if [ -n "${BENCH_SCRAPE:-}" ]; then
+		echo
+		echo "scraped/unscraped: normal mode, /metrics scraped 10 times a second (scraped) or never (normal), same rounds; $(cat "$T_DIR/scrapes") scrapes"
+		printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "normal/s" p99-ms "scraped/s" p99-ms "scraped/normal"
+		for c in $concs; do
+			# shellcheck disable=SC2086 # word lists on purpose
+			{
+				b=$(median ${mps[normal,$c]}) bp=$(median ${p99[normal,$c]})
+				o=$(median ${mps[scraped,$c]}) op=$(median ${p99[scraped,$c]})
 			}
 			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
 				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
