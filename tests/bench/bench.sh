@@ -111,7 +111,7 @@ if part 1; then
 			n=0
 			while :; do
 				curl -s -o /dev/null "http://127.0.0.1:$scrape_port/metrics" && n=$((n + 1))
-				echo $n >"$T_DIR/scrapes"
+				echo $n >"$T_DIR/scrapes.new" && mv "$T_DIR/scrapes.new" "$T_DIR/scrapes"
 				sleep 0.1
 			done
 		) &
