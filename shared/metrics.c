@@ -54,6 +54,19 @@ get(const counter *c)
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
 
+/* The list as published: readers follow it without the lock. */
+static series *
+first(series *const *list)
+{
+	return __atomic_load_n(list, __ATOMIC_ACQUIRE);
+}
+
+static series *
+next(const series *s)
+{
+	return __atomic_load_n(&s->next, __ATOMIC_ACQUIRE);
+}
+
 static bool
 same(const series *s, enum stage stage, const char *action, const char *name)
 {
@@ -64,8 +77,7 @@ same(const series *s, enum stage stage, const char *action, const char *name)
 static series *
 find(series **list, enum stage stage, const char *action, const char *name)
 {
-	for (series *s = __atomic_load_n(list, __ATOMIC_ACQUIRE); s != NULL;
-	     s = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE))
+	for (series *s = first(list); s != NULL; s = next(s))
 		if (same(s, stage, action, name))
 			return s;
 	return NULL;
@@ -262,8 +274,7 @@ render_verdicts(strbuf *out)
 {
 	family(out, "verdicts_total", "counter",
 	       "Verdicts by stage, action and rule (name, FILE:LINE or a limit).");
-	for (series *s = __atomic_load_n(&metrics_verdicts, __ATOMIC_ACQUIRE);
-	     s != NULL; s = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE)) {
+	for (series *s = first(&metrics_verdicts); s != NULL; s = next(s)) {
 		strbuf_puts(out, METRICS_PREFIX "verdicts_total{");
 		label(out, "stage", stage_name(s->stage), true);
 		label(out, "action", s->action, false);
@@ -331,8 +342,7 @@ render_dns(const metrics_sources *src, strbuf *out)
 	sample(out, "dns_timeouts_total", src->dns.timeouts);
 	family(out, "dns_zone_suspended", "gauge",
 	       "1 while a DNSBL zone's breaker is open; zones ever suspended.");
-	for (series *s = __atomic_load_n(&metrics_zones, __ATOMIC_ACQUIRE); s != NULL;
-	     s = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE)) {
+	for (series *s = first(&metrics_zones); s != NULL; s = next(s)) {
 		strbuf_puts(out, METRICS_PREFIX "dns_zone_suspended{");
 		label(out, "zone", s->name, true);
 		strbuf_printf(out, "} %llu\n", get(&s->value));

@@ -88,6 +88,21 @@ probe() {
 	errors_total=$((errors_total + p_err))
 }
 
+# side_by_side A B TITLE-A TITLE-B: part 1's medians of milters A and B
+# per concurrency, and B/A.
+side_by_side() {
+	printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "$3/s" p99-ms "$4/s" p99-ms "$4/$3"
+	for c in $concs; do
+		# shellcheck disable=SC2086 # word lists on purpose
+		{
+			b=$(median ${mps[$1,$c]}) bp=$(median ${p99[$1,$c]})
+			o=$(median ${mps[$2,$c]}) op=$(median ${p99[$2,$c]})
+		}
+		awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
+			printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
+	done
+}
+
 echo "milter-stress benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- 1. the milter protocol ----------------------------------------------
@@ -152,30 +167,12 @@ if part 1; then
 	if [ -n "${BENCH_BASELINE:-}" ]; then
 		echo
 		echo "before/after: normal mode, $BENCH_BASELINE (before) against $MILTER_STRESS (after), same rounds"
-		printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "before/s" p99-ms "after/s" p99-ms "after/before"
-		for c in $concs; do
-			# shellcheck disable=SC2086 # word lists on purpose
-			{
-				b=$(median ${mps[base,$c]}) bp=$(median ${p99[base,$c]})
-				o=$(median ${mps[normal,$c]}) op=$(median ${p99[normal,$c]})
-			}
-			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
-				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
-		done
+		side_by_side base normal before after
 	fi
 	if [ -n "${BENCH_SCRAPE:-}" ]; then
 		echo
 		echo "scraped/unscraped: normal mode, /metrics scraped 10 times a second (scraped) or never (normal), same rounds; $(cat "$T_DIR/scrapes") scrapes"
-		printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "normal/s" p99-ms "scraped/s" p99-ms "scraped/normal"
-		for c in $concs; do
-			# shellcheck disable=SC2086 # word lists on purpose
-			{
-				b=$(median ${mps[normal,$c]}) bp=$(median ${p99[normal,$c]})
-				o=$(median ${mps[scraped,$c]}) op=$(median ${p99[scraped,$c]})
-			}
-			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
-				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
-		done
+		side_by_side normal scraped normal scraped
 	fi
 	echo
 	for m in $milters; do
