@@ -509,7 +509,9 @@ gather_fds(dnsbl_ctx *ctx)
 	ctx->pfd[0] = (struct pollfd){.fd = ctx->wake[0], .events = POLLIN};
 	n = 1;
 	for (struct chan *ch = ctx->cur; ch; ch = chan_after(ctx, ch)) {
-		memcpy(ctx->pfd + n, ch->socks, ch->nsocks * sizeof *ctx->pfd);
+		/* A channel with no socket yet has no array either. */
+		if (ch->nsocks > 0)
+			memcpy(ctx->pfd + n, ch->socks, ch->nsocks * sizeof *ctx->pfd);
 		for (size_t i = 0; i < ch->nsocks; i++)
 			ctx->pfd_chan[n + i] = ch;
 		n += ch->nsocks;

@@ -28,9 +28,10 @@
 # Postfix run (1000), BENCH_PF_SESSIONS (20), BENCH_PARTS ("1 2 3 4"),
 # BENCH_BASELINE: another milter-stress binary (an older build) that part 1
 # runs normal mode beside this one, in the same rounds, for a before/after
-# ratio of one change. BENCH_SCRAPE=1: part 1 also runs normal mode on a
-# milter-stress with metrics_listen set, which curl scrapes ten times a
-# second throughout, beside the one nobody scrapes, in the same rounds.
+# ratio of one change; BENCH_CONF: the config both run (default the shipped one).
+# BENCH_SCRAPE=1: part 1 also runs normal mode on a milter-stress with
+# metrics_listen set, which curl scrapes ten times a second throughout,
+# beside the one nobody scrapes, in the same rounds.
 #
 #   make bench          (from a build tree; as root for part 4)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -44,7 +45,7 @@ pf_count=${BENCH_PF_COUNT:-1000}
 pf_sessions=${BENCH_PF_SESSIONS:-20}
 parts=${BENCH_PARTS:-1 2 3 4}
 shape=(--headers 10 --body-size 4k --client-addr 192.0.2.1)
-conf=$top_srcdir/conf/milter-stress.conf
+conf=${BENCH_CONF:-$top_srcdir/conf/milter-stress.conf}
 watchdog "${BENCH_WATCHDOG:-1800}"
 need "$MILTER_STRESS"
 need "$MILTER_PROBE"
