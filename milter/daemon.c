@@ -3,6 +3,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "session.h"
 #include "strbuf.h"
@@ -22,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Descriptors besides the sessions': listening socket, DNS, logs, files. */
@@ -51,6 +53,8 @@ daemon_conf_init(conf *c, const char *path, char *const *overrides,
 		log_msg(LOG_ERR, "DNSBL resolver: %s; DNS checks are skipped",
 		        strbuf_str(&err));
 	strbuf_free(&err);
+	metrics_register_conf(c);
+	metrics_config_loaded((long long)time(NULL));
 	daemon_conf_current = c;
 	daemon_conf_path = path;
 	daemon_overrides = overrides;
@@ -96,6 +100,10 @@ warn_restart_only(const conf *old, const conf *new)
 		log_msg(LOG_WARNING,
 		        "socket_mode changed to %s: takes effect after a restart",
 		        b->socket_mode);
+	if (strcmp(a->metrics_listen, b->metrics_listen) != 0)
+		log_msg(LOG_WARNING,
+		        "metrics_listen changed to '%s': takes effect after a restart",
+		        b->metrics_listen);
 	if (a->listen_backlog != b->listen_backlog ||
 	    a->thread_stack_size != b->thread_stack_size ||
 	    a->milter_timeout != b->milter_timeout)
@@ -110,24 +118,33 @@ daemon_admission(void)
 }
 
 void
+daemon_metrics_sources(metrics_sources *src)
+{
+	memset(src, 0, sizeof *src);
+	session_get_counts(&src->sessions);
+	if (daemon_adm != NULL)
+		admission_get_counts(daemon_adm, &src->admission);
+	runtime_dns_stats(daemon_rt, &src->dns);
+	src->version = PACKAGE_VERSION;
+}
+
+void
 daemon_log_counts(void)
 {
-	session_counts n;
-	admission_counts a = {0, 0, 0};
-	dnsbl_stats d;
+	metrics_sources src;
+	const session_counts *n = &src.sessions;
+	const admission_counts *a = &src.admission;
+	const dnsbl_stats *d = &src.dns;
 
-	session_get_counts(&n);
-	if (daemon_adm != NULL)
-		admission_get_counts(daemon_adm, &a);
-	runtime_dns_stats(daemon_rt, &d);
+	daemon_metrics_sources(&src);
 	log_msg(LOG_INFO,
 	        "statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
 	        "skipped: dnsbl=%llu body=%llu sessions: now=%llu peak=%llu "
 	        "overloaded=%llu dns: lookups=%llu cache_hits=%llu sent=%llu "
 	        "timeouts=%llu suspended_zones=%u",
-	        n.messages, n.rejected, n.tempfailed, n.discarded, n.skipped_dnsbl,
-	        n.skipped_body, a.active, a.peak, a.overloaded, d.lookups, d.cache_hits,
-	        d.sent, d.timeouts, d.suspended);
+	        n->messages, n->rejected, n->tempfailed, n->discarded, n->skipped_dnsbl,
+	        n->skipped_body, a->active, a->peak, a->overloaded, d->lookups,
+	        d->cache_hits, d->sent, d->timeouts, d->suspended);
 }
 
 void
@@ -199,11 +216,14 @@ daemon_reload(void)
 	if (fresh == NULL || !runtime_configure(daemon_rt, fresh, &err)) {
 		daemon_log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
 		log_msg(LOG_ERR, "reload failed; keeping the configuration loaded before");
+		metrics_config_failed();
 		strbuf_free(&err);
 		conf_unref(fresh);
 		return false;
 	}
 	strbuf_free(&err);
+	metrics_register_conf(fresh);
+	metrics_config_loaded((long long)time(NULL));
 	pthread_mutex_lock(&daemon_conf_lock);
 	old = daemon_conf_current;
 	daemon_conf_current = fresh;

@@ -30,6 +30,7 @@
 
 #include "admission.h"
 #include "conf.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "sockspec.h"
 
@@ -50,6 +51,9 @@ admission *daemon_admission(void);
 /* One line of counters since start (messages, verdicts, skips, sessions,
    the resolver's lookups, cache hits, timeouts and suspended zones). */
 void daemon_log_counts(void);
+
+/* What other modules count, for one scrape of /metrics (any thread). */
+void daemon_metrics_sources(metrics_sources *src);
 
 /*
  * Raise the soft limit on open files (RLIMIT_NOFILE) toward the hard one so

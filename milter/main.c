@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics-http.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
@@ -353,6 +354,7 @@ main(int argc, char **argv)
 	const struct conf_values *p = conf_personality(c, false);
 	daemon_user user;
 	sockspec ss;
+	bool metrics_failed;
 
 	memset(&user, 0, sizeof user);
 	/* What goes wrong before detaching is also said on stderr. */
@@ -374,10 +376,13 @@ main(int argc, char **argv)
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
 	parse_socket(p->socket, &ss);
-	if (!setup_milter(p, &ss) ||
+	/* Bound as root (a port below 1024 works), served after -u. */
+	int metrics_fd = metrics_http_listen(p->metrics_listen, &metrics_failed);
+
+	if (metrics_failed || !setup_milter(p, &ss) ||
 	    (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
 	    (o.user != NULL && !daemon_drop_privileges(&user, unix_socket_path(&ss))) ||
-	    !daemon_start_reload_thread()) {
+	    !daemon_start_reload_thread() || !metrics_http_start(metrics_fd)) {
 		daemon_ready(1);
 		daemon_user_free(&user);
 		return 1;
@@ -386,6 +391,8 @@ main(int argc, char **argv)
 	check_config_readable(&o);
 	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
 		o.config ? o.config : "(defaults)");
+	if (metrics_fd >= 0)
+		log_msg(LOG_INFO, "serving metrics on http://%s/metrics", p->metrics_listen);
 	daemon_ready(0);
 	rc = smfi_main();
 	/*
@@ -398,6 +405,7 @@ main(int argc, char **argv)
 	 * thread has let go of it, and TSan sees that order (tests/tsan.supp).
 	 */
 	smfi_stop();
+	metrics_http_stop(); /* its scrapes read the runtime released below */
 	daemon_log_counts();
 	log_msg(LOG_INFO, "stopping");
 	daemon_remove_pidfile();

@@ -29,6 +29,7 @@
 typedef bool (*conf_validator)(const char *value, strbuf *why);
 
 static bool valid_socket(const char *value, strbuf *why);
+static bool valid_hostport(const char *value, strbuf *why);
 static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
@@ -1315,6 +1316,15 @@ valid_socket(const char *value, strbuf *why)
 	sockspec ss;
 
 	return sockspec_parse(value, 0, &ss, why);
+}
+
+/* metrics_listen: empty (off) or HOST:PORT (sockspec.h). */
+static bool
+valid_hostport(const char *value, strbuf *why)
+{
+	sockspec ss;
+
+	return value[0] == '\0' || sockspec_parse_hostport(value, &ss, why);
 }
 
 /* An action that is a or b. */

@@ -103,6 +103,8 @@ typedef enum conf_type {
 	  "how long a suspended DNSBL zone costs nothing before it is tried again") \
 	X(body_scan_limit, CONF_SIZE, "${stress?{64k}:{1m}}", 1 * CONF_KIB, 1024 * CONF_MIB, NULL, \
 	  "body bytes scanned by body rules; past it the milter asks Postfix to skip the rest") \
+	X(metrics_listen, CONF_STRING, "", 0, 0, valid_hostport, \
+	  "where to serve Prometheus metrics over HTTP (GET /metrics): HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9890; empty: off, because an open port is the administrator's decision; read at start only (see Metrics)") \
 	X(syslog_name, CONF_STRING, "milter-stress", 0, 0, valid_nonempty, \
 	  "syslog ident")
 /* clang-format on */

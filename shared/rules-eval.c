@@ -409,6 +409,20 @@ rules_count(const rules_table *t)
 	return t != NULL ? t->n : 0;
 }
 
+const rule *
+rules_rule(const rules_table *t, size_t i)
+{
+	if (t == NULL || i >= t->n)
+		ms_panic("rule %zu of %zu", i, rules_count(t));
+	return t->v[i];
+}
+
+enum stage
+rule_stage(const rule *r)
+{
+	return r->stage;
+}
+
 const char *
 rule_name(const rule *r)
 {

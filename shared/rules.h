@@ -221,6 +221,7 @@ typedef struct rules_table rules_table; /* opaque; one per personality */
 /* "name" from name=NAME, else "FILE:LINE". */
 const char *rule_name(const rule *r);
 const rules_action *rule_action(const rule *r);
+enum stage rule_stage(const rule *r);
 
 /* What a rule may look at. Strings are NULL when unknown. */
 typedef struct rules_header {
@@ -298,6 +299,7 @@ bool rules_stage_may_reply(const rules_table *t, enum stage stage);
 /* Does any rule look at the whole header set (so the session must keep it)? */
 bool rules_need_header_set(const rules_table *t);
 size_t rules_count(const rules_table *t); /* rules in the table */
+const rule *rules_rule(const rules_table *t, size_t i); /* i < rules_count() */
 /*
  * -n: every rule of the table, one line each, "FILE:LINE: STAGE MODE
  * [name=NAME] CHECKS ACTION ARGS" as compiled: values expanded, regexes

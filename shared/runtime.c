@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct runtime {
 	atomic_uint refs;
@@ -24,6 +25,7 @@ static void
 breaker_log(void *arg, const char *zone, bool suspended, unsigned timeouts)
 {
 	(void)arg;
+	metrics_zone(zone, suspended);
 	if (suspended)
 		log_msg(LOG_WARNING,
 		        "dnsbl zone %s suspended after %u lookups in a row without an "

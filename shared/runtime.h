@@ -37,7 +37,8 @@
  *	allows another try. The provider returned lives as long as the
  *	runtime: every reconfiguration is in place.
  *
- *	The breakers' suspended/resumed lines are logged from here.
+ *	The breakers' suspended/resumed lines are logged from here, and
+ *	told to metrics_zone() (metrics.h).
  *
  * CONCURRENCY
  *	runtime_dns() and runtime_dns_stats() run on any thread, any number at

@@ -5,6 +5,7 @@
 #include "bodyscan.h"
 #include "budget.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -478,8 +479,8 @@ log_line(const session *s, const char *stage, const char *rule_id, const char *a
 	strbuf_free(&out);
 }
 
-static void
-describe_reply(const session_reply *r, strbuf *out)
+static const char *
+answer_name(enum session_answer a)
 {
 	static const char *const names[] = {
 	        [SESSION_CONTINUE] = "continue", [SESSION_ACCEPT] = "accept",
@@ -487,7 +488,13 @@ describe_reply(const session_reply *r, strbuf *out)
 	        [SESSION_DISCARD] = "discard",   [SESSION_SKIP] = "skip",
 	};
 
-	strbuf_puts(out, names[r->answer]);
+	return names[a];
+}
+
+static void
+describe_reply(const session_reply *r, strbuf *out)
+{
+	strbuf_puts(out, answer_name(r->answer));
 	if (r->code[0] != '\0')
 		strbuf_printf(out, " %s", r->code);
 	if (r->ecode[0] != '\0')
@@ -566,6 +573,7 @@ issued(session *s, const char *rule_id, const session_reply *r)
 	describe_reply(r, &action);
 	log_line(s, stage_name(s->stage), rule_id, action.s);
 	strbuf_free(&action);
+	metrics_verdict(s->stage, answer_name(r->answer), rule_id);
 	/*
 	 * 452 asks the client to send the other recipients later; like Postfix
 	 * (smtpd_recipient_overshoot_limit) we do not hold it against the client.
@@ -581,6 +589,14 @@ issued(session *s, const char *rule_id, const session_reply *r)
 		count(&session_n_discarded);
 	if (strcmp(r->code, "421") == 0 || strcmp(r->code, "521") == 0)
 		s->hung_up = true;
+}
+
+/* A tempfail that goes out without a line of its own. */
+static void
+tempfail_unlogged(const session *s, const char *rule_id)
+{
+	count(&session_n_tempfailed);
+	metrics_verdict(s->stage, "tempfail", rule_id);
 }
 
 static void
@@ -707,6 +723,7 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
 			s->message_accepted = true;
 		s->accepted_by = rule_name(hit);
 		r->answer = accepted_answer(s);
+		metrics_verdict(s->stage, "accept", s->accepted_by);
 		/* Logged with the message at eom, unless the MTA stops calling now. */
 		if (r->answer == SESSION_ACCEPT || log_verbose() >= 1)
 			log_line(s, stage_name(s->stage), rule_name(hit), "accept");
@@ -761,6 +778,8 @@ note_expensive(session *s, enum stage stage, const rules_eval_info *info)
 	else
 		s->skipped |= lost;
 	if (info->timed_out)
+		metrics_budget_expired(stage);
+	if (info->timed_out)
 		log_msg(LOG_WARNING, "%s: stage=%s budget ran out: %s",
 		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
 		        strbuf_str(&info->timeout_what));
@@ -787,7 +806,7 @@ unsure(session *s, enum stage stage, const rules_eval_info *info, session_reply 
 }
 
 static void
-run_stage(session *s, enum stage stage, session_reply *r)
+decide_stage(session *s, enum stage stage, session_reply *r)
 {
 	const rule *hit;
 	rules_facts f;
@@ -836,10 +855,20 @@ run_stage(session *s, enum stage stage, session_reply *r)
 		s->session_accepted = true;
 		r->answer = SESSION_ACCEPT;
 		log_line(s, stage_name(stage), "nothing_left", "accept");
+		metrics_verdict(stage, "accept", "nothing_left");
 	}
 	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
 	    stage != STAGE_RCPT && s->in_message)
 		s->message_logged = true;
+}
+
+static void
+run_stage(session *s, enum stage stage, session_reply *r)
+{
+	long long t0 = metrics_now_ns();
+
+	decide_stage(s, stage, r);
+	metrics_stage_time(stage, metrics_now_ns() - t0);
 }
 
 /* ---- events ---- */
@@ -848,6 +877,7 @@ void
 session_on_connect(session *s, session_reply *r)
 {
 	s->stress = stress_decide(s->conf, s->macro, s->macro_ctx);
+	metrics_session(s->stress.stressed, s->stress.source);
 	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);
@@ -896,8 +926,8 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 		          SESSION_RCPT_LIMIT_ECODE, SESSION_RCPT_LIMIT_TEXT);
 		if (s->n_over++ == 0)
 			issued(s, "rcpt_limit", r);
-		else
-			count(&session_n_tempfailed); /* logged by rcpt_limit_summary() */
+		else /* logged by rcpt_limit_summary() */
+			tempfail_unlogged(s, "rcpt_limit");
 	} else {
 		run_stage(s, STAGE_RCPT, r);
 	}
@@ -968,6 +998,7 @@ body_feed(session *s, const unsigned char *chunk, size_t len)
 		        (long long)s->params->body_budget, (size_t)st.bytes);
 		s->skipped |= RULES_COST_BODY;
 		s->body_done = true;
+		metrics_budget_expired(STAGE_BODY);
 	}
 }
 
@@ -1037,6 +1068,10 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 		r->answer = SESSION_ACCEPT;
 		log_line(s, "eom", s->accepted_by,
 		         changes->quarantine ? "quarantine" : "accept");
+		/* An accept by a rule was counted at its stage. */
+		if (s->accepted_by == NULL)
+			metrics_verdict(STAGE_EOM,
+			                changes->quarantine ? "quarantine" : "accept", NULL);
 	}
 	count_message(s);
 	end_message(s);

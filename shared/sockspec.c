@@ -210,6 +210,22 @@ sockspec_parse(const char *text, int flags, sockspec *ss, strbuf *why)
 	           "inet6:port@host or fd:N");
 }
 
+bool
+sockspec_parse_hostport(const char *text, sockspec *ss, strbuf *why)
+{
+	const char *colon;
+
+	memset(ss, 0, sizeof *ss);
+	ss->fd = -1;
+	ss->family = AF_INET;
+	if ((colon = postfix_colon(text)) == NULL)
+		return bad(why, text, "expected HOST:PORT or [IPV6]:PORT");
+	if (colon == text)
+		return bad(why, text, "the host before ':' is empty");
+	return parse_port(text, colon + 1, strlen(colon + 1), ss, why) &&
+	       parse_host(text, text, (size_t)(colon - text), ss, why);
+}
+
 int
 sockspec_addrinfo(const sockspec *ss, bool listening, struct addrinfo **res)
 {

@@ -28,6 +28,10 @@
  *		SOCKSPEC_POSTFIX, where the caller plays the MTA. Elsewhere
  *		it is refused with the libmilter spelling to write instead.
  *
+ *	HOST:PORT, [ADDR]:PORT
+ *		an address to listen on for HTTP (metrics_listen), parsed
+ *		by sockspec_parse_hostport() with the same rules.
+ *
  *	PORT is a number from 1 to 65535 (no service names). HOST is a
  *	host name, an IPv4 address or an IPv6 address; an address may be
  *	written in brackets ("[::1]", "[192.0.2.1]"). Without HOST, a
@@ -67,6 +71,13 @@ typedef struct sockspec {
 
 /* Parse text into *ss; false with the reason appended to why. */
 bool sockspec_parse(const char *text, int flags, sockspec *ss, strbuf *why);
+
+/*
+ * HOST:PORT or [ADDR]:PORT (an HTTP listener, metrics_listen): the host
+ * and port parsed as above, the family AF_INET or, for an IPv6 address,
+ * AF_INET6.
+ */
+bool sockspec_parse_hostport(const char *text, sockspec *ss, strbuf *why);
 
 /*
  * The addresses of an AF_INET or AF_INET6 spec, as getaddrinfo() finds them

@@ -116,6 +116,7 @@ static const char *const default_lines[] = {
 	"dns_cache_size = 10000",
 	"dnsbl_breaker_threshold = 5",
 	"dnsbl_breaker_time = 60s",
+	"metrics_listen =",
 	"syslog_name = milter-stress",
 };
 /* clang-format on */

@@ -145,6 +145,51 @@ START_TEST(test_parse)
 }
 END_TEST
 
+/* metrics_listen's HOST:PORT: the same host and port rules. */
+static const struct hcase {
+	const char *text;
+	int family;
+	const char *host;
+	unsigned port;
+	const char *why;
+} host_cases[] = {
+        {"127.0.0.1:9890", AF_INET, "127.0.0.1", 9890, NULL},
+        {"localhost:80", AF_INET, "localhost", 80, NULL},
+        {"[::1]:9890", AF_INET6, "::1", 9890, NULL},
+        {"[192.0.2.1]:9890", AF_INET, "192.0.2.1", 9890, NULL},
+        {"9890", 0, "", 0, "expected HOST:PORT or [IPV6]:PORT"},
+        {"::1:9890", 0, "", 0, "expected HOST:PORT or [IPV6]:PORT"},
+        {":9890", 0, "", 0, "the host before ':' is empty"},
+        {"127.0.0.1:0", 0, "", 0, "the port must be a number 1..65535"},
+        {"127.0.0.1:http", 0, "", 0, "the port must be a number 1..65535"},
+        {"[mx.example]:80", 0, "", 0, "'[mx.example]' is not an IP address"},
+        {"mx example:80", 0, "", 0,
+         "bad host 'mx example': expected a host name or an IP address"},
+};
+
+START_TEST(test_parse_hostport)
+{
+	const struct hcase *c = &host_cases[_i];
+	strbuf why = STRBUF_INIT, want = STRBUF_INIT;
+	sockspec ss;
+	bool ok = sockspec_parse_hostport(c->text, &ss, &why);
+
+	if (c->why != NULL) {
+		strbuf_printf(&want, "bad socket '%s': %s", c->text, c->why);
+		ck_assert_msg(!ok, "'%s': accepted", c->text);
+		ck_assert_str_eq(strbuf_str(&why), strbuf_str(&want));
+	} else {
+		ck_assert_msg(ok, "'%s': %s", c->text, strbuf_str(&why));
+		ck_assert_int_eq(ss.family, c->family);
+		ck_assert_str_eq(ss.host, c->host);
+		ck_assert_uint_eq(ss.port, c->port);
+		ck_assert_int_eq(ss.fd, -1);
+	}
+	strbuf_free(&why);
+	strbuf_free(&want);
+}
+END_TEST
+
 /* Without a host: a listener binds every address, a client the loopback. */
 static const struct acase {
 	const char *text;
@@ -184,6 +229,7 @@ sockspec_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_loop_test(tc, test_parse, 0, N(cases));
+	tcase_add_loop_test(tc, test_parse_hostport, 0, N(host_cases));
 	tcase_add_loop_test(tc, test_addrinfo, 0, N(addrs));
 	suite_add_tcase(s, tc);
 	return s;

@@ -29,6 +29,9 @@
 # BENCH_BASELINE: another milter-stress binary (an older build) that part 1
 # runs normal mode beside this one, in the same rounds, for a before/after
 # ratio of one change; BENCH_CONF: the config both run (default the shipped one).
+# BENCH_SCRAPE=1: part 1 also runs normal mode on a milter-stress with
+# metrics_listen set, which curl scrapes ten times a second throughout,
+# beside the one nobody scrapes, in the same rounds.
 #
 #   make bench          (from a build tree; as root for part 4)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -86,6 +89,21 @@ probe() {
 	errors_total=$((errors_total + p_err))
 }
 
+# side_by_side A B TITLE-A TITLE-B: part 1's medians of milters A and B
+# per concurrency, and B/A.
+side_by_side() {
+	printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "$3/s" p99-ms "$4/s" p99-ms "$4/$3"
+	for c in $concs; do
+		# shellcheck disable=SC2086 # word lists on purpose
+		{
+			b=$(median ${mps[$1,$c]}) bp=$(median ${p99[$1,$c]})
+			o=$(median ${mps[$2,$c]}) op=$(median ${p99[$2,$c]})
+		}
+		awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
+			printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
+	done
+}
+
 echo "milter-stress benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- 1. the milter protocol ----------------------------------------------
@@ -101,6 +119,22 @@ if part 1; then
 		start_milter base "unix:$T_DIR/base.sock" "$BENCH_BASELINE" "${base_user[@]}" -f -c "$conf" \
 			-p "unix:$T_DIR/base.sock"
 		milters="null base normal stress"
+	fi
+	if [ -n "${BENCH_SCRAPE:-}" ]; then
+		need curl
+		scrape_port=$(free_port)
+		{ cat "$conf"; echo "metrics_listen = 127.0.0.1:$scrape_port"; } >"$T_DIR/scraped.conf"
+		start_milter scraped "unix:$T_DIR/scraped.sock" "$MILTER_STRESS" -f -c "$T_DIR/scraped.conf" -p "unix:$T_DIR/scraped.sock"
+		milters="$milters scraped"
+		(
+			n=0
+			while :; do
+				curl -s -o /dev/null "http://127.0.0.1:$scrape_port/metrics" && n=$((n + 1))
+				echo $n >"$T_DIR/scrapes.new" && mv "$T_DIR/scrapes.new" "$T_DIR/scrapes"
+				sleep 0.1
+			done
+		) &
+		track_pid $!
 	fi
 	declare -A mps p99 msgs probe_cpu
 	echo
@@ -137,16 +171,12 @@ if part 1; then
 	if [ -n "${BENCH_BASELINE:-}" ]; then
 		echo
 		echo "before/after: normal mode, $BENCH_BASELINE (before) against $MILTER_STRESS (after), same rounds"
-		printf '%8s | %10s %12s | %10s %12s %11s\n' sessions "before/s" p99-ms "after/s" p99-ms "after/before"
-		for c in $concs; do
-			# shellcheck disable=SC2086 # word lists on purpose
-			{
-				b=$(median ${mps[base,$c]}) bp=$(median ${p99[base,$c]})
-				o=$(median ${mps[normal,$c]}) op=$(median ${p99[normal,$c]})
-			}
-			awk -v c="$c" -v b="$b" -v bp="$bp" -v o="$o" -v op="$op" 'BEGIN {
-				printf "%8d | %10.0f %12.2f | %10.0f %12.2f %10.2fx\n", c, b, bp, o, op, o / b }'
-		done
+		side_by_side base normal before after
+	fi
+	if [ -n "${BENCH_SCRAPE:-}" ]; then
+		echo
+		echo "scraped/unscraped: normal mode, /metrics scraped 10 times a second (scraped) or never (normal), same rounds; $(cat "$T_DIR/scrapes") scrapes"
+		side_by_side normal scraped normal scraped
 	fi
 	echo
 	for m in $milters; do
