@@ -33,6 +33,7 @@ static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
 static bool valid_mode(const char *value, strbuf *why);
+static bool valid_control_socket(const char *value, strbuf *why);
 static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
 
@@ -1315,6 +1316,24 @@ valid_socket(const char *value, strbuf *why)
 	sockspec ss;
 
 	return sockspec_parse(value, 0, &ss, why);
+}
+
+/* Empty (none), or a unix socket in the socket syntax. */
+static bool
+valid_control_socket(const char *value, strbuf *why)
+{
+	sockspec ss;
+
+	if (value[0] == '\0')
+		return true;
+	if (!sockspec_parse(value, 0, &ss, why))
+		return false;
+	if (ss.family != AF_UNIX) {
+		strbuf_printf(why, "'%s' is not a unix socket: expected unix:/path or /path",
+		              value);
+		return false;
+	}
+	return true;
 }
 
 /* An action that is a or b. */
