@@ -191,6 +191,23 @@ serve(int fd)
 	strbuf_free(&answer);
 }
 
+/*
+ * Closing a unix socket with unread data resets the peer's side, and the
+ * client may then lose the answer: read what is left (a refused client's
+ * command, a second line) for a moment before closing.
+ */
+static void
+finish(int fd)
+{
+	struct timeval tv = {0, 200 * 1000};
+	char buf[512];
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	for (int i = 0; i < 16 && read(fd, buf, sizeof buf) > 0; i++)
+		continue;
+}
+
 static void *
 control_thread(void *arg)
 {
@@ -208,6 +225,7 @@ control_thread(void *arg)
 			continue;
 		}
 		serve(fd);
+		finish(fd);
 		close(fd);
 	}
 	return NULL;

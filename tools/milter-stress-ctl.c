@@ -49,7 +49,9 @@ socket_from_config(const char *path)
 	char *spec = NULL;
 
 	if (c == NULL) {
-		fprintf(stderr, "milter-stress-ctl: %s", strbuf_str(&err));
+		fprintf(stderr, "milter-stress-ctl: %smilter-stress-ctl: %s does not load: "
+		                "give the control socket with -s\n",
+		        strbuf_str(&err), path);
 	} else if (conf_personality(c, false)->control_socket[0] == '\0') {
 		fprintf(stderr, "milter-stress-ctl: %s sets no control_socket\n", path);
 	} else {
@@ -111,6 +113,8 @@ talk(int fd, const char *cmd)
 	while ((n = read(fd, buf, sizeof buf)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET)
+			break; /* the daemon died: said below when nothing came */
 		if (n < 0) {
 			fprintf(stderr, "milter-stress-ctl: %s\n",
 			        errno == EAGAIN || errno == EWOULDBLOCK
