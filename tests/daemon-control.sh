@@ -153,6 +153,24 @@ wait $bench || { tail "$T_DIR/bench.out"; fail "the load failed during control c
 pass "$i rounds of control commands during a 64-session load; the load completed"
 expect_ctl 0 '^ok: reloaded' "a reload after the load" reload
 
+# Nothing in the log of a sanitizer build says a race, a leak or worse.
+if grep -Eq 'Sanitizer|runtime error|panic' "$log"; then
+	grep -E -A20 'Sanitizer|runtime error|panic' "$log" | head -n 60
+	fail "the daemon's log has a sanitizer report"
+fi
+pass "no sanitizer report in the daemon's log"
+
+# A clean stop with the control thread running: it is joined, status 0.
+ctl2="$T_DIR/control2"
+printf 'control_socket = unix:%s\n' "$ctl2" >"$T_DIR/ms2.conf"
+ms1=$ms_pid
+start_daemon "$T_DIR/ms2.log" "unix:$T_DIR/ms2.sock" -c "$T_DIR/ms2.conf"
+ms2=$ms_pid
+ms_pid=$ms1
+wait_for_unix_socket "$ctl2" 100 "$ms2"
+expect_ctl 0 '^ok: stress on' "second daemon: stress on" -s "$ctl2" stress on
+stop_daemon "$ms2" "$T_DIR/ms2.log" "second daemon with a control socket"
+
 # A client waiting on a daemon that dies: exit 2 and a message, no hang.
 kill -STOP "$ms_pid"
 "$CTL" -c "$conf" -t 1 status >"$T_DIR/stuck.out" 2>&1
