@@ -73,7 +73,8 @@ op_stress(void *ctx, enum stress_force force, strbuf *err)
 	ok = !pinned || force == STRESS_FORCE_NONE;
 	if (ok) {
 		runtime_set_stress(rt, force);
-		log_msg(LOG_INFO, "control: uid %u (pid %ld) set stress %s for new sessions",
+		log_msg(LOG_INFO,
+		        "control: uid %u (pid %ld) set stress %s for new sessions",
 		        p->uid, p->pid, stress_force_name(force));
 	} else {
 		strbuf_printf(err,
@@ -171,7 +172,8 @@ serve(int fd)
 		static const char no[] = "error: permission denied: only root and the "
 		                         "daemon's user may use the control socket\n";
 
-		log_msg(LOG_WARNING, "control: refused uid %u (pid %ld): neither root nor uid %u",
+		log_msg(LOG_WARNING,
+		        "control: refused uid %u (pid %ld): neither root nor uid %u",
 		        p.uid, p.pid, (unsigned)geteuid());
 		say(fd, no, sizeof no - 1);
 		return;
@@ -179,11 +181,13 @@ serve(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	n = read_line(fd, buf, sizeof buf);
 	if (n < 0) {
-		log_msg(LOG_WARNING, "control: uid %u (pid %ld) sent %s within %d s: dropped",
-		        p.uid, p.pid, n == -1 ? "no command" : "no end of line",
+		log_msg(LOG_WARNING,
+		        "control: uid %u (pid %ld) sent %s within %d s: dropped", p.uid,
+		        p.pid, n == -1 ? "no command" : "no end of line",
 		        CONTROL_TIMEOUT_S);
 		strbuf_printf(&answer, "error: %s within %d s\n",
-		              n == -1 ? "no command" : "no end of line", CONTROL_TIMEOUT_S);
+		              n == -1 ? "no command" : "no end of line",
+		              CONTROL_TIMEOUT_S);
 	} else {
 		control_handle(buf, (size_t)n, &ops, &p, &answer);
 	}
@@ -243,7 +247,8 @@ remove_stale(const struct sockaddr_un *sa)
 	if (lstat(sa->sun_path, &st) < 0)
 		return errno == ENOENT;
 	if (!S_ISSOCK(st.st_mode)) {
-		log_msg(LOG_ERR, "control_socket %s exists and is not a socket", sa->sun_path);
+		log_msg(LOG_ERR, "control_socket %s exists and is not a socket",
+		        sa->sun_path);
 		return false;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -280,7 +285,8 @@ daemon_control_open(const char *spec, const daemon_user *user)
 		return false;
 	ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl_fd < 0) {
-		log_msg(LOG_ERR, "control_socket %s: socket: %s", ss.path, strerror(errno));
+		log_msg(LOG_ERR, "control_socket %s: socket: %s", ss.path,
+		        strerror(errno));
 		return false;
 	}
 	/* No thread runs yet: the umask is ours to change for a moment. */
@@ -328,8 +334,7 @@ daemon_control_stop(void)
 	close(ctl_fd);
 	ctl_fd = -1;
 	/* As the -u user this may be refused; the next start removes it then. */
-	if (unlink(ctl_path) < 0 && errno != ENOENT && errno != EACCES &&
-	    errno != EPERM)
+	if (unlink(ctl_path) < 0 && errno != ENOENT && errno != EACCES && errno != EPERM)
 		log_msg(LOG_WARNING, "cannot remove control_socket %s: %s", ctl_path,
 		        strerror(errno));
 }

@@ -79,8 +79,10 @@ check_bytes(const char *line, size_t *len, strbuf *why)
 			return false;
 		}
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			strbuf_printf(why, "control character 0x%02x at offset %zu of the command",
-			              c, i);
+			strbuf_printf(
+			        why,
+			        "control character 0x%02x at offset %zu of the command",
+			        c, i);
 			return false;
 		}
 	}
@@ -214,21 +216,23 @@ put_stress(strbuf *out, const control_status *st)
 {
 	strbuf_puts(out, "stress:     ");
 	if (st->pinned)
-		strbuf_printf(out, "%s: forced by -o stress=%s (until a restart without it)\n",
+		strbuf_printf(out,
+		              "%s: forced by -o stress=%s (until a restart without it)\n",
 		              st->pinned_stressed ? "on" : "off",
 		              st->pinned_stressed ? "yes" : "");
 	else if (st->force != STRESS_FORCE_NONE)
 		strbuf_printf(out, "%s: forced by control (stress auto undoes it)\n",
 		              stress_force_name(st->force));
 	else
-		strbuf_printf(out, "auto: from the %s macro\n", strbuf_str(&st->stress_macro));
+		strbuf_printf(out, "auto: from the %s macro\n",
+		              strbuf_str(&st->stress_macro));
 }
 
 static void
 format_status(const control_status *st, strbuf *out)
 {
-	strbuf_printf(out, "milter-stress %s, pid %ld, up ", st->version ? st->version : "?",
-	              st->pid);
+	strbuf_printf(out, "milter-stress %s, pid %ld, up ",
+	              st->version ? st->version : "?", st->pid);
 	put_duration(out, st->uptime_ms);
 	strbuf_printf(out, "\nconfig:     %s, generation %lu (%lu reload%s)\n",
 	              st->config.len > 0 ? strbuf_str(&st->config) : "(defaults)",
@@ -237,7 +241,8 @@ format_status(const control_status *st, strbuf *out)
 	strbuf_printf(out,
 	              "sessions:   now %llu, peak %llu, cap %lld (max_sessions), "
 	              "turned away %llu\n",
-	              st->sessions_now, st->sessions_peak, st->max_sessions, st->overloaded);
+	              st->sessions_now, st->sessions_peak, st->max_sessions,
+	              st->overloaded);
 	put_stress(out, st);
 	strbuf_printf(out, "dnsbl:      %u suspended zone%s\n", st->suspended_zones,
 	              st->suspended_zones == 1 ? "" : "s");
@@ -284,17 +289,20 @@ run(const control_cmd *cmd, const control_ops *ops, void *ctx, strbuf *out, strb
 		if (!ops->stress(ctx, cmd->force, err))
 			return false;
 		if (cmd->force == STRESS_FORCE_NONE)
-			strbuf_puts(out, "ok: stress auto: the stress macro decides for new "
-			                 "sessions\n");
+			strbuf_puts(out,
+			            "ok: stress auto: the stress macro decides for new "
+			            "sessions\n");
 		else
 			strbuf_printf(out, "ok: stress %s for new sessions\n",
 			              stress_force_name(cmd->force));
 		return true;
 	case CONTROL_RELOAD:
 		if (!ops->reload(ctx, &gen, err)) {
-			strbuf_printf(err, "%sreload failed; configuration generation %lu is kept",
-			              err->len > 0 && err->s[err->len - 1] != '\n' ? "\n" : "",
-			              gen);
+			strbuf_printf(
+			        err,
+			        "%sreload failed; configuration generation %lu is kept",
+			        err->len > 0 && err->s[err->len - 1] != '\n' ? "\n" : "",
+			        gen);
 			return false;
 		}
 		strbuf_printf(out, "ok: reloaded, generation %lu\n", gen);

@@ -69,15 +69,15 @@ typedef struct control_status {
 	const char *version;
 	long pid;
 	long long uptime_ms;
-	strbuf config;              /* the file; empty: the defaults */
-	unsigned long generation;   /* 1 at start, one more per reload */
+	strbuf config;            /* the file; empty: the defaults */
+	unsigned long generation; /* 1 at start, one more per reload */
 	unsigned long long sessions_now, sessions_peak, overloaded;
 	long long max_sessions;
-	enum stress_force force;    /* the runtime switch */
+	enum stress_force force;      /* the runtime switch */
 	bool pinned, pinned_stressed; /* -o stress=... given, and its value */
-	strbuf stress_macro;        /* "{stress}" */
+	strbuf stress_macro;          /* "{stress}" */
 	unsigned suspended_zones;
-	strbuf stats;               /* the statistics line */
+	strbuf stats; /* the statistics line */
 } control_status;
 
 /*

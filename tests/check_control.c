@@ -16,7 +16,7 @@
 struct fake {
 	int calls;
 	enum stress_force force;
-	bool refuse;      /* stress() and reload() fail */
+	bool refuse; /* stress() and reload() fail */
 	enum stress_force switch_now;
 };
 
@@ -60,7 +60,8 @@ fake_reload(void *ctx, unsigned long *gen, strbuf *err)
 	f->calls++;
 	*gen = f->refuse ? 3 : 4;
 	if (f->refuse)
-		strbuf_puts(err, "ms.conf:7: unknown parameter 'x'\nms.conf:9: bad value\n");
+		strbuf_puts(err,
+		            "ms.conf:7: unknown parameter 'x'\nms.conf:9: bad value\n");
 	return !f->refuse;
 }
 
@@ -139,7 +140,8 @@ START_TEST(test_parse)
 		ck_assert_uint_eq(why.len, 0);
 	} else {
 		ck_assert_msg(strstr(strbuf_str(&why), tc->why) != NULL,
-		              "case %d: why '%s', expected '%s'", _i, strbuf_str(&why), tc->why);
+		              "case %d: why '%s', expected '%s'", _i, strbuf_str(&why),
+		              tc->why);
 		ck_assert_ptr_null(strchr(strbuf_str(&why), '\n'));
 	}
 	strbuf_free(&why);
@@ -242,7 +244,8 @@ control_suite(void)
 	Suite *s = suite_create("control");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_loop_test(tc, test_parse, 0, sizeof parse_cases / sizeof parse_cases[0]);
+	tcase_add_loop_test(tc, test_parse, 0,
+	                    sizeof parse_cases / sizeof parse_cases[0]);
 	tcase_add_test(tc, test_overlong);
 	tcase_add_loop_test(tc, test_answer, 0,
 	                    sizeof answer_cases / sizeof answer_cases[0]);

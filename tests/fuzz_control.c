@@ -95,7 +95,9 @@ check_answer(bool ok, const strbuf *a)
 		bool err = strncmp(p, "error: ", 7) == 0;
 
 		if (err != !ok)
-			bad(ok ? "an error line in a success" : "a failure line without error: ", a);
+			bad(ok ? "an error line in a success"
+			       : "a failure line without error: ",
+			    a);
 		if (!ok && (size_t)(nl - p) > 7 + 100 + CONTROL_ECHO_MAX + 3 + 60)
 			bad("an error line longer than a reason and a quoted word", a);
 		p = nl + 1;

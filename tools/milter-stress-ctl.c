@@ -31,12 +31,14 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	        "usage: milter-stress-ctl [-s SOCKET | -c CONFIG] [-t SECONDS] COMMAND [ARG]\n"
+	        "usage: milter-stress-ctl [-s SOCKET | -c CONFIG] [-t SECONDS] COMMAND "
+	        "[ARG]\n"
 	        "  -s SOCKET   the control socket (unix:/path or /path)\n"
 	        "  -c CONFIG   read control_socket from CONFIG (default %s)\n"
 	        "  -t SECONDS  give up when no answer came within SECONDS (default %d)\n"
 	        "Commands: status, stress on|off|auto, reload, stats, help.\n"
-	        "Exit: 0 ok, 1 the daemon answered an error, 2 usage or connection error.\n",
+	        "Exit: 0 ok, 1 the daemon answered an error, 2 usage or connection "
+	        "error.\n",
 	        DEFAULT_CONFIG, DEFAULT_TIMEOUT_S);
 }
 
@@ -49,8 +51,9 @@ socket_from_config(const char *path)
 	char *spec = NULL;
 
 	if (c == NULL) {
-		fprintf(stderr, "milter-stress-ctl: %smilter-stress-ctl: %s does not load: "
-		                "give the control socket with -s\n",
+		fprintf(stderr,
+		        "milter-stress-ctl: %smilter-stress-ctl: %s does not load: "
+		        "give the control socket with -s\n",
 		        strbuf_str(&err), path);
 	} else if (conf_personality(c, false)->control_socket[0] == '\0') {
 		fprintf(stderr, "milter-stress-ctl: %s sets no control_socket\n", path);
@@ -73,7 +76,8 @@ connect_to(const char *spec, int timeout_s)
 
 	if (!sockspec_parse(spec, 0, &ss, &why) || ss.family != AF_UNIX) {
 		fprintf(stderr, "milter-stress-ctl: %s\n",
-		        why.len > 0 ? strbuf_str(&why) : "the control socket is a unix socket");
+		        why.len > 0 ? strbuf_str(&why)
+		                    : "the control socket is a unix socket");
 		strbuf_free(&why);
 		return -1;
 	}
@@ -84,10 +88,11 @@ connect_to(const char *spec, int timeout_s)
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		fprintf(stderr, "milter-stress-ctl: cannot connect to %s: %s%s\n", ss.path,
-		        strerror(errno),
-		        errno == ENOENT || errno == ECONNREFUSED ? " (is milter-stress running?)"
-		                                                : "");
+		fprintf(stderr, "milter-stress-ctl: cannot connect to %s: %s%s\n",
+		        ss.path, strerror(errno),
+		        errno == ENOENT || errno == ECONNREFUSED
+		                ? " (is milter-stress running?)"
+		                : "");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -118,18 +123,21 @@ talk(int fd, const char *cmd)
 		if (n < 0) {
 			fprintf(stderr, "milter-stress-ctl: %s\n",
 			        errno == EAGAIN || errno == EWOULDBLOCK
-			                ? "no answer in time: the daemon may be stuck (see -t)"
+			                ? "no answer in time: the daemon may be stuck "
+			                  "(see -t)"
 			                : strerror(errno));
 			return 2;
 		}
-		if (total == 0 && strncmp(buf, "error:", (size_t)n < 6 ? (size_t)n : 6) == 0)
+		if (total == 0 &&
+		    strncmp(buf, "error:", (size_t)n < 6 ? (size_t)n : 6) == 0)
 			error_answer = true;
 		fwrite(buf, 1, (size_t)n, stdout);
 		total += (size_t)n;
 	}
 	if (total == 0) {
-		fprintf(stderr, "milter-stress-ctl: the daemon closed the connection without "
-		                "an answer (did it stop?)\n");
+		fprintf(stderr,
+		        "milter-stress-ctl: the daemon closed the connection without "
+		        "an answer (did it stop?)\n");
 		return 2;
 	}
 	if (fflush(stdout) != 0)
@@ -141,6 +149,7 @@ int
 main(int argc, char **argv)
 {
 	const char *spec = NULL, *config = NULL;
+	char *end;
 	char *from_config = NULL;
 	int timeout_s = DEFAULT_TIMEOUT_S, ch, fd, rc;
 	strbuf cmd = STRBUF_INIT;
@@ -154,9 +163,12 @@ main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 't':
-			timeout_s = atoi(optarg);
-			if (timeout_s < 1 || timeout_s > 3600) {
-				fprintf(stderr, "milter-stress-ctl: -t %s: expected 1..3600\n",
+			timeout_s = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || timeout_s < 1 ||
+			    timeout_s > 3600) {
+				fprintf(stderr,
+				        "milter-stress-ctl: -t %s: expected 1..3600 "
+				        "seconds\n",
 				        optarg);
 				return 2;
 			}
@@ -184,7 +196,8 @@ main(int argc, char **argv)
 		strbuf_printf(&cmd, " %s", argv[optind + 1]);
 	strbuf_putc(&cmd, '\n');
 	if (cmd.len > CONTROL_LINE_MAX + 1) {
-		fprintf(stderr, "milter-stress-ctl: the command is longer than %d bytes\n",
+		fprintf(stderr,
+		        "milter-stress-ctl: the command is longer than %d bytes\n",
 		        CONTROL_LINE_MAX);
 		rc = 2;
 	} else if ((fd = connect_to(spec, timeout_s)) < 0) {
