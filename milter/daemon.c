@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "daemon.h"
+#include "budget.h"
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +40,10 @@ static char *daemon_pidfile;
 static int daemon_ready_fd = -1;
 static admission *daemon_adm;
 static runtime *daemon_rt;
+/* One reload at a time: SIGUSR1's thread and the control thread both reload. */
+static pthread_mutex_t daemon_reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong daemon_generation; /* snapshots published: 1 at start */
+static long long daemon_start_ms;
 
 void
 daemon_conf_init(conf *c, const char *path, char *const *overrides,
@@ -56,6 +62,8 @@ daemon_conf_init(conf *c, const char *path, char *const *overrides,
 	metrics_register_conf(c);
 	metrics_config_loaded((long long)time(NULL));
 	daemon_conf_current = c;
+	atomic_store(&daemon_generation, 1);
+	daemon_start_ms = budget_now_ms();
 	daemon_conf_path = path;
 	daemon_overrides = overrides;
 	daemon_n_overrides = n_overrides;
@@ -96,6 +104,10 @@ warn_restart_only(const conf *old, const conf *new)
 	if (strcmp(a->socket, b->socket) != 0)
 		log_msg(LOG_WARNING, "socket changed to %s: takes effect after a restart",
 			b->socket);
+	if (strcmp(a->control_socket, b->control_socket) != 0)
+		log_msg(LOG_WARNING,
+		        "control_socket changed to %s: takes effect after a restart",
+		        b->control_socket[0] ? b->control_socket : "(none)");
 	if (strcmp(a->socket_mode, b->socket_mode) != 0)
 		log_msg(LOG_WARNING,
 		        "socket_mode changed to %s: takes effect after a restart",
@@ -117,6 +129,24 @@ daemon_admission(void)
 	return daemon_adm;
 }
 
+unsigned long
+daemon_generation_now(void)
+{
+	return atomic_load(&daemon_generation);
+}
+
+long long
+daemon_uptime_ms(void)
+{
+	return budget_now_ms() - daemon_start_ms;
+}
+
+const char *
+daemon_config_path(void)
+{
+	return daemon_conf_path;
+}
+
 void
 daemon_metrics_sources(metrics_sources *src)
 {
@@ -131,13 +161,23 @@ daemon_metrics_sources(metrics_sources *src)
 void
 daemon_log_counts(void)
 {
+	strbuf line = STRBUF_INIT;
+
+	daemon_format_counts(&line);
+	log_msg(LOG_INFO, "%s", line.s);
+	strbuf_free(&line);
+}
+
+void
+daemon_format_counts(strbuf *out)
+{
 	metrics_sources src;
 	const session_counts *n = &src.sessions;
 	const admission_counts *a = &src.admission;
 	const dnsbl_stats *d = &src.dns;
 
 	daemon_metrics_sources(&src);
-	log_msg(LOG_INFO,
+	strbuf_printf(out,
 	        "statistics: messages=%llu rejected=%llu tempfailed=%llu discarded=%llu "
 	        "skipped: dnsbl=%llu body=%llu sessions: now=%llu peak=%llu "
 	        "overloaded=%llu dns: lookups=%llu cache_hits=%llu sent=%llu "
@@ -205,18 +245,23 @@ daemon_log_lines(int prio, const char *prefix, const char *text)
 }
 
 bool
-daemon_reload(void)
+daemon_reload(strbuf *why, unsigned long *generation)
 {
 	strbuf err = STRBUF_INIT;
-	conf *fresh = conf_load(daemon_conf_path, daemon_overrides,
-				daemon_n_overrides, &err);
-	conf *old;
+	conf *fresh, *old;
 
+	pthread_mutex_lock(&daemon_reload_lock);
+	fresh = conf_load(daemon_conf_path, daemon_overrides, daemon_n_overrides, &err);
 	/* The runtime first: a snapshot it cannot take is not published. */
 	if (fresh == NULL || !runtime_configure(daemon_rt, fresh, &err)) {
 		daemon_log_lines(LOG_ERR, "reload: ", strbuf_str(&err));
 		log_msg(LOG_ERR, "reload failed; keeping the configuration loaded before");
 		metrics_config_failed();
+		if (why != NULL)
+			strbuf_puts(why, strbuf_str(&err));
+		if (generation != NULL)
+			*generation = atomic_load(&daemon_generation);
+		pthread_mutex_unlock(&daemon_reload_lock);
 		strbuf_free(&err);
 		conf_unref(fresh);
 		return false;
@@ -228,6 +273,11 @@ daemon_reload(void)
 	old = daemon_conf_current;
 	daemon_conf_current = fresh;
 	pthread_mutex_unlock(&daemon_conf_lock);
+	if (generation != NULL)
+		*generation = atomic_fetch_add(&daemon_generation, 1) + 1;
+	else
+		atomic_fetch_add(&daemon_generation, 1);
+	pthread_mutex_unlock(&daemon_reload_lock);
 	warn_restart_only(old, fresh);
 	daemon_fit_fd_limit(admission_params(fresh)->max_sessions);
 	/* Sessions still holding the old snapshot keep it alive until they close. */
@@ -271,7 +321,7 @@ reload_thread(void *arg)
 			continue;
 		log_msg(LOG_INFO, "SIGUSR1 received: reloading configuration");
 		daemon_log_counts();
-		daemon_reload();
+		daemon_reload(NULL, NULL);
 	}
 	return NULL;
 }

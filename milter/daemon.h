@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "runtime.h"
 #include "sockspec.h"
+#include "strbuf.h"
 
 /* Install the first snapshot and remember how to load the next ones. */
 void daemon_conf_init(conf *c, const char *path, char *const *overrides,
@@ -51,6 +52,14 @@ admission *daemon_admission(void);
 /* One line of counters since start (messages, verdicts, skips, sessions,
    the resolver's lookups, cache hits, timeouts and suspended zones). */
 void daemon_log_counts(void);
+void daemon_format_counts(strbuf *out); /* the same line, appended to out */
+
+/* For the status screen: snapshots published (1 at start, one more per
+   reload), milliseconds since daemon_conf_init(), the config file (NULL:
+   the defaults). */
+unsigned long daemon_generation_now(void);
+long long daemon_uptime_ms(void);
+const char *daemon_config_path(void);
 
 /* What other modules count, for one scrape of /metrics (any thread). */
 void daemon_metrics_sources(metrics_sources *src);
@@ -65,8 +74,13 @@ void daemon_fit_fd_limit(long long max_sessions);
 /* Log each line of a multi-line message (config errors) with a prefix. */
 void daemon_log_lines(int prio, const char *prefix, const char *text);
 
-/* Load again; on success swap. Returns false (and logs why) on failure. */
-bool daemon_reload(void);
+/*
+ * Load again; on success swap. Returns false (and logs why) on failure, and
+ * appends the reasons to why (if not NULL), one line each. *generation (if
+ * not NULL) is the generation in use afterwards. One reload at a time: a
+ * second caller waits for the first to finish.
+ */
+bool daemon_reload(strbuf *why, unsigned long *generation);
 
 void daemon_block_signals(void);
 bool daemon_start_reload_thread(void);

@@ -9,6 +9,7 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "daemon.h"
+#include "daemon-control.h"
 #include "log.h"
 #include "metrics-http.h"
 #include "sockspec.h"
@@ -69,7 +70,8 @@ usage(FILE *fp)
 		"  -V             print the version and exit\n"
 		"  -h             print this help and exit\n"
 		"Signals: SIGUSR1 reloads the configuration; SIGTERM, SIGINT (and, in\n"
-		"libmilter, SIGHUP) stop the milter.\n",
+		"libmilter, SIGHUP) stop the milter. milter-stress-ctl(1) talks to the\n"
+		"control_socket: status, stress on|off|auto, reload, stats.\n",
 		DEFAULT_CONFIG);
 }
 
@@ -381,8 +383,10 @@ main(int argc, char **argv)
 
 	if (metrics_failed || !setup_milter(p, &ss) ||
 	    (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
+	    !daemon_control_open(p->control_socket, o.user != NULL ? &user : NULL) ||
 	    (o.user != NULL && !daemon_drop_privileges(&user, unix_socket_path(&ss))) ||
-	    !daemon_start_reload_thread() || !metrics_http_start(metrics_fd)) {
+	    !daemon_start_reload_thread() || !metrics_http_start(metrics_fd) ||
+	    !daemon_control_start()) {
 		daemon_ready(1);
 		daemon_user_free(&user);
 		return 1;
@@ -406,6 +410,7 @@ main(int argc, char **argv)
 	 */
 	smfi_stop();
 	metrics_http_stop(); /* its scrapes read the runtime released below */
+	daemon_control_stop();
 	daemon_log_counts();
 	log_msg(LOG_INFO, "stopping");
 	daemon_remove_pidfile();

@@ -34,6 +34,7 @@ static bool valid_nonempty(const char *value, strbuf *why);
 static bool valid_header_name(const char *value, strbuf *why);
 static bool valid_action(const char *value, strbuf *why);
 static bool valid_mode(const char *value, strbuf *why);
+static bool valid_control_socket(const char *value, strbuf *why);
 static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
 
@@ -1325,6 +1326,24 @@ valid_hostport(const char *value, strbuf *why)
 	sockspec ss;
 
 	return value[0] == '\0' || sockspec_parse_hostport(value, &ss, why);
+}
+
+/* Empty (none), or a unix socket in the socket syntax. */
+static bool
+valid_control_socket(const char *value, strbuf *why)
+{
+	sockspec ss;
+
+	if (value[0] == '\0')
+		return true;
+	if (!sockspec_parse(value, 0, &ss, why))
+		return false;
+	if (ss.family != AF_UNIX) {
+		strbuf_printf(why, "'%s' is not a unix socket: expected unix:/path or /path",
+		              value);
+		return false;
+	}
+	return true;
 }
 
 /* An action that is a or b. */

@@ -45,6 +45,8 @@ typedef enum conf_type {
 	  "where the milter listens, in libmilter syntax: unix:/path, local:/path, /path, inet:port[@host], inet6:port[@host] or fd:N (see The socket)") \
 	X(socket_mode, CONF_STRING, "0660", 0, 0, valid_mode, \
 	  "permissions of a unix socket, in octal; Postfix's smtpd (user postfix) needs write access (ignored for inet)") \
+	X(control_socket, CONF_STRING, "", 0, 0, valid_control_socket, \
+	  "unix socket for milter-stress-ctl(1): status, stress on|off|auto, reload, stats; created mode 0600, owned by the daemon's user, served to root and that user only; empty: none") \
 	X(stress_macro, CONF_STRING, "{stress}", 0, 0, valid_nonempty, \
 	  "the macro whose value tells the session's stress state (Postfix: milter_macro_defaults)") \
 	X(stress_values, CONF_LIST, "yes", 0, 0, NULL, \

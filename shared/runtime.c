@@ -19,6 +19,7 @@ struct runtime {
 	char *servers;      /* cfg.servers, our copy */
 	bool dns_failed;    /* could not start with cfg: logged */
 	_Atomic(dnsbl_ctx *) dns;
+	atomic_int stress; /* enum stress_force */
 };
 
 static void
@@ -43,6 +44,7 @@ runtime_create(void)
 	atomic_init(&rt->refs, 1);
 	pthread_mutex_init(&rt->mu, NULL);
 	atomic_init(&rt->dns, NULL);
+	atomic_init(&rt->stress, STRESS_FORCE_NONE);
 	return rt;
 }
 
@@ -138,4 +140,17 @@ runtime_dns_stats(runtime *rt, dnsbl_stats *out)
 	memset(out, 0, sizeof *out);
 	if (dns != NULL)
 		dnsbl_get_stats(dns, out);
+}
+
+void
+runtime_set_stress(runtime *rt, enum stress_force force)
+{
+	if (rt != NULL)
+		atomic_store(&rt->stress, (int)force);
+}
+
+enum stress_force
+runtime_stress(runtime *rt)
+{
+	return rt != NULL ? (enum stress_force)atomic_load(&rt->stress) : STRESS_FORCE_NONE;
 }

@@ -8,6 +8,8 @@
  *	s = session_create(c, rt, name, addr);	a session holds a reference
  *	p = runtime_dns(rt);			NULL: DNS checks are skipped
  *	runtime_dns_stats(rt, &st);		for the statistics line
+ *	runtime_set_stress(rt, STRESS_FORCE_ON);	the control socket's switch
+ *	f = runtime_stress(rt);			read by each new session
  *	runtime_unref(rt);			at stop
  *
  * DESCRIPTION
@@ -40,10 +42,15 @@
  *	The breakers' suspended/resumed lines are logged from here, and
  *	told to metrics_zone() (metrics.h).
  *
+ *	The stress switch (stress.h: on, off or auto) is set through the
+ *	control socket and read by each session at connect. It is the
+ *	operator's runtime decision, not configuration: a reload keeps it.
+ *
  * CONCURRENCY
  *	runtime_dns() and runtime_dns_stats() run on any thread, any number at
  *	once; runtime_configure() on one thread at a time (the reload
- *	thread), concurrently with them. A mutex covers starting and
+ *	thread), concurrently with them. The stress switch is an atomic
+ *	value: any thread sets or reads it without a lock. A mutex covers starting and
  *	reconfiguring the resolver; once it runs, runtime_dns() takes no lock
  *	(an atomic pointer). References are atomic: each session holds one
  *	(runtime_ref() in session_create()), so the daemon's runtime_unref()
@@ -58,6 +65,7 @@
 #include "dnsbl.h"
 #include "provider.h"
 #include "strbuf.h"
+#include "stress.h"
 
 typedef struct runtime runtime;
 
@@ -73,5 +81,9 @@ const dns_provider *runtime_dns(runtime *rt);
 
 /* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
 void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
+
+/* The stress switch; NULL-safe (NULL: STRESS_FORCE_NONE). */
+void runtime_set_stress(runtime *rt, enum stress_force force);
+enum stress_force runtime_stress(runtime *rt);
 
 #endif

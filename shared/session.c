@@ -876,7 +876,7 @@ run_stage(session *s, enum stage stage, session_reply *r)
 void
 session_on_connect(session *s, session_reply *r)
 {
-	s->stress = stress_decide(s->conf, s->macro, s->macro_ctx);
+	s->stress = stress_decide(s->conf, runtime_stress(s->rt), s->macro, s->macro_ctx);
 	metrics_session(s->stress.stressed, s->stress.source);
 	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->params = conf_personality(s->conf, s->stress.stressed);

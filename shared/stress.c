@@ -15,7 +15,7 @@ is_stress_value(const conf_list *values, const char *v)
 }
 
 stress_state
-stress_decide(const conf *c, stress_macro_fn fn, void *ctx)
+stress_decide(const conf *c, enum stress_force force, stress_macro_fn fn, void *ctx)
 {
 	const struct conf_values *normal = conf_personality(c, false);
 	stress_state st = {false, STRESS_SRC_NONE};
@@ -25,6 +25,11 @@ stress_decide(const conf *c, stress_macro_fn fn, void *ctx)
 	if (conf_stress_forced(c, &forced)) {
 		st.stressed = forced;
 		st.source = STRESS_SRC_FORCED;
+		return st;
+	}
+	if (force != STRESS_FORCE_NONE) {
+		st.stressed = force == STRESS_FORCE_ON;
+		st.source = STRESS_SRC_CONTROL;
 		return st;
 	}
 	if (fn == NULL || (value = fn(ctx, normal->stress_macro)) == NULL)
@@ -42,10 +47,26 @@ stress_source_name(enum stress_source src)
 		return "macro";
 	case STRESS_SRC_FORCED:
 		return "forced";
+	case STRESS_SRC_CONTROL:
+		return "control";
 	case STRESS_SRC_NONE:
 		break;
 	}
 	return "none";
+}
+
+const char *
+stress_force_name(enum stress_force force)
+{
+	switch (force) {
+	case STRESS_FORCE_ON:
+		return "on";
+	case STRESS_FORCE_OFF:
+		return "off";
+	case STRESS_FORCE_NONE:
+		break;
+	}
+	return "auto";
 }
 
 void

@@ -1,11 +1,20 @@
 /*
  * stress - which personality a session gets, and where that came from
  *
- * A session is stressed when the operator forced it (-o stress=yes; -o stress=
- * forces it off), or else when the MTA's stress macro (stress_macro, default
- * "{stress}") has one of the stress_values. The decision is made once, at
- * connect, and recorded with its source so logs and the stress header can say
- * why. The macro's value is per smtpd process, not per client (ARCHITECTURE.md F2).
+ * A session is stressed when the operator forced it at start (-o stress=yes;
+ * -o stress= forces it off), or else when the operator forced it at runtime
+ * through the control socket (milter-stress-ctl stress on|off; the daemon's
+ * runtime keeps that switch, runtime.h), or else when the MTA's stress macro
+ * (stress_macro, default "{stress}") has one of the stress_values. The
+ * decision is made once, at connect, and recorded with its source so logs and
+ * the stress header can say why. The macro's value is per smtpd process, not
+ * per client (ARCHITECTURE.md F2).
+ *
+ * -o stress=... comes first because it pins the configuration itself: its
+ * snapshot holds that one personality's parameters in both slots, and
+ * negotiation asks only for what that personality needs. The runtime switch
+ * changes neither, so it can only pick between the two personalities a
+ * snapshot has (the control socket refuses it under -o stress=...).
  *
  * Before the decision the personality is not known, so stress_macro and
  * stress_values are read from the normal personality.
@@ -24,6 +33,14 @@ enum stress_source {
 	STRESS_SRC_NONE,   /* the MTA sent no stress macro */
 	STRESS_SRC_MACRO,  /* the MTA's macro decided */
 	STRESS_SRC_FORCED, /* -o stress=... decided */
+	STRESS_SRC_CONTROL, /* the runtime switch (control socket) decided */
+};
+
+/* The runtime switch: new sessions' personality, whatever the macro says. */
+enum stress_force {
+	STRESS_FORCE_NONE, /* auto: the macro decides */
+	STRESS_FORCE_ON,
+	STRESS_FORCE_OFF,
 };
 
 typedef struct stress_state {
@@ -34,8 +51,15 @@ typedef struct stress_state {
 /* The MTA's macro called name ("{stress}"); NULL when it was not sent. */
 typedef const char *(*stress_macro_fn)(void *ctx, const char *name);
 
-/* Reads the macro that stress_macro names through fn (NULL: no macros). */
-stress_state stress_decide(const conf *c, stress_macro_fn fn, void *ctx);
+/*
+ * Reads the macro that stress_macro names through fn (NULL: no macros) unless
+ * -o stress=... or the runtime switch (force) decides first.
+ */
+stress_state stress_decide(const conf *c, enum stress_force force, stress_macro_fn fn,
+                           void *ctx);
+
+/* "on", "off", "auto". */
+const char *stress_force_name(enum stress_force force);
 
 const char *stress_source_name(enum stress_source src);
 

@@ -18,27 +18,47 @@
 static const struct decide_case {
 	const char *o1, *o2;      /* -o overrides */
 	const char *name, *value; /* the one macro the MTA sent; NULL: none */
+	enum stress_force force;  /* the runtime switch */
 	bool stressed;
 	const char *log;
 	const char *header;
 } decide_cases[] = {
-        {NULL, NULL, STRESS, "yes", true, "yes(macro)", "yes (source=macro)"},
-        {NULL, NULL, STRESS, "YES", true, "yes(macro)", "yes (source=macro)"},
-        {NULL, NULL, STRESS, "no", false, "no(macro)", "no"},
-        {NULL, NULL, STRESS, "", false, "no(macro)", "no"},
-        {NULL, NULL, NULL, NULL, false, "no(none)", "no (source=none)"},
-        {"stress=yes", NULL, STRESS, "no", true, "yes(forced)", "yes (source=forced)"},
-        {"stress=yes", NULL, NULL, NULL, true, "yes(forced)", "yes (source=forced)"},
-        {"stress=", NULL, STRESS, "yes", false, "no(forced)", "no (source=forced)"},
-        {"stress_values=1, true", NULL, STRESS, "1", true, "yes(macro)",
+        {NULL, NULL, STRESS, "yes", STRESS_FORCE_NONE, true, "yes(macro)",
          "yes (source=macro)"},
-        {"stress_values=1, true", NULL, STRESS, "yes", false, "no(macro)", "no"},
-        /* stress_macro names the macro that is read, and only that one */
-        {"stress_macro={busy}", NULL, "{busy}", "yes", true, "yes(macro)",
+        {NULL, NULL, STRESS, "YES", STRESS_FORCE_NONE, true, "yes(macro)",
          "yes (source=macro)"},
-        {"stress_macro={busy}", NULL, STRESS, "yes", false, "no(none)",
+        {NULL, NULL, STRESS, "no", STRESS_FORCE_NONE, false, "no(macro)", "no"},
+        {NULL, NULL, STRESS, "", STRESS_FORCE_NONE, false, "no(macro)", "no"},
+        {NULL, NULL, NULL, NULL, STRESS_FORCE_NONE, false, "no(none)",
          "no (source=none)"},
-        {NULL, NULL, "{busy}", "yes", false, "no(none)", "no (source=none)"},
+        {"stress=yes", NULL, STRESS, "no", STRESS_FORCE_NONE, true, "yes(forced)",
+         "yes (source=forced)"},
+        {"stress=yes", NULL, NULL, NULL, STRESS_FORCE_NONE, true, "yes(forced)",
+         "yes (source=forced)"},
+        {"stress=", NULL, STRESS, "yes", STRESS_FORCE_NONE, false, "no(forced)",
+         "no (source=forced)"},
+        {"stress_values=1, true", NULL, STRESS, "1", STRESS_FORCE_NONE, true,
+         "yes(macro)", "yes (source=macro)"},
+        {"stress_values=1, true", NULL, STRESS, "yes", STRESS_FORCE_NONE, false,
+         "no(macro)", "no"},
+        /* stress_macro names the macro that is read, and only that one */
+        {"stress_macro={busy}", NULL, "{busy}", "yes", STRESS_FORCE_NONE, true,
+         "yes(macro)", "yes (source=macro)"},
+        {"stress_macro={busy}", NULL, STRESS, "yes", STRESS_FORCE_NONE, false, "no(none)",
+         "no (source=none)"},
+        {NULL, NULL, "{busy}", "yes", STRESS_FORCE_NONE, false, "no(none)",
+         "no (source=none)"},
+        /* the runtime switch: over the macro, under -o stress=... */
+        {NULL, NULL, STRESS, "no", STRESS_FORCE_ON, true, "yes(control)",
+         "yes (source=control)"},
+        {NULL, NULL, NULL, NULL, STRESS_FORCE_ON, true, "yes(control)",
+         "yes (source=control)"},
+        {NULL, NULL, STRESS, "yes", STRESS_FORCE_OFF, false, "no(control)",
+         "no (source=control)"},
+        {"stress=", NULL, STRESS, "yes", STRESS_FORCE_ON, false, "no(forced)",
+         "no (source=forced)"},
+        {"stress=yes", NULL, STRESS, "no", STRESS_FORCE_OFF, true, "yes(forced)",
+         "yes (source=forced)"},
 };
 
 /* The MTA's macros: the case's one. */
@@ -54,7 +74,7 @@ START_TEST(test_decide)
 {
 	const struct decide_case *tc = &decide_cases[_i];
 	conf *c = unit_conf(tc->o1, tc->o2);
-	stress_state st = stress_decide(c, sent, (void *)tc);
+	stress_state st = stress_decide(c, tc->force, sent, (void *)tc);
 	strbuf log = STRBUF_INIT, hdr = STRBUF_INIT;
 
 	ck_assert_int_eq(st.stressed, tc->stressed);
@@ -72,13 +92,13 @@ END_TEST
 START_TEST(test_no_macros)
 {
 	conf *c = unit_conf(NULL, NULL);
-	stress_state st = stress_decide(c, NULL, NULL);
+	stress_state st = stress_decide(c, STRESS_FORCE_NONE, NULL, NULL);
 
 	ck_assert(!st.stressed);
 	ck_assert_int_eq(st.source, STRESS_SRC_NONE);
 	conf_unref(c);
 	c = unit_conf("stress=yes", NULL);
-	st = stress_decide(c, NULL, NULL);
+	st = stress_decide(c, STRESS_FORCE_NONE, NULL, NULL);
 	ck_assert(st.stressed);
 	ck_assert_int_eq(st.source, STRESS_SRC_FORCED);
 	conf_unref(c);
