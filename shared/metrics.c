@@ -10,7 +10,7 @@
 #include <time.h>
 
 #define METRICS_PREFIX "milter_stress_"
-#define METRICS_N_SOURCES 3 /* enum stress_source */
+#define METRICS_N_SOURCES STRESS_SRC_N
 
 const double metrics_bucket_le[METRICS_N_BUCKETS] = {
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

@@ -50,6 +50,7 @@ stress_source_name(enum stress_source src)
 	case STRESS_SRC_CONTROL:
 		return "control";
 	case STRESS_SRC_NONE:
+	case STRESS_SRC_N:
 		break;
 	}
 	return "none";

@@ -34,6 +34,7 @@ enum stress_source {
 	STRESS_SRC_MACRO,  /* the MTA's macro decided */
 	STRESS_SRC_FORCED, /* -o stress=... decided */
 	STRESS_SRC_CONTROL, /* the runtime switch (control socket) decided */
+	STRESS_SRC_N
 };
 
 /* The runtime switch: new sessions' personality, whatever the macro says. */

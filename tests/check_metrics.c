@@ -129,6 +129,17 @@ START_TEST(test_counting)
 	metrics_session(false, STRESS_SRC_NONE);
 	ck_assert_int_eq(scrape(P "sessions_total{personality=\"stress\",source=\"forced\"}"),
 	                 before + 2);
+	/* Every source has its series: the control socket's switch too. */
+	for (int src = 0; src < STRESS_SRC_N; src++) {
+		strbuf name = STRBUF_INIT;
+
+		strbuf_printf(&name, P "sessions_total{personality=\"normal\",source=\"%s\"}",
+		              stress_source_name((enum stress_source)src));
+		before = scrape(name.s);
+		metrics_session(false, (enum stress_source)src);
+		ck_assert_int_eq(scrape(name.s), before + 1);
+		strbuf_free(&name);
+	}
 	metrics_budget_expired(STAGE_BODY);
 	ck_assert_int_eq(scrape(P "budget_expired_total{stage=\"body\"}"), 1);
 	metrics_config_loaded(1700000000);
