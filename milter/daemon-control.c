@@ -4,6 +4,7 @@
 #include "daemon-control.h"
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
@@ -55,6 +56,8 @@ op_status(void *ctx, control_status *st)
 	strbuf_puts(&st->stress_macro, conf_personality(c, false)->stress_macro);
 	runtime_dns_stats(rt, &d);
 	st->suspended_zones = d.suspended;
+	metrics_suspended_zones(&st->zones);
+	metrics_busiest_rules(5, &st->busiest);
 	daemon_format_counts(&st->stats);
 	runtime_unref(rt);
 	conf_unref(c);

@@ -244,8 +244,22 @@ format_status(const control_status *st, strbuf *out)
 	              st->sessions_now, st->sessions_peak, st->max_sessions,
 	              st->overloaded);
 	put_stress(out, st);
-	strbuf_printf(out, "dnsbl:      %u suspended zone%s\n", st->suspended_zones,
-	              st->suspended_zones == 1 ? "" : "s");
+	strbuf_printf(out, "dnsbl:      %u suspended zone%s%s%s\n", st->suspended_zones,
+	              st->suspended_zones == 1 ? "" : "s", st->zones.len > 0 ? ": " : "",
+	              strbuf_str(&st->zones));
+	if (st->busiest.len == 0) {
+		strbuf_puts(out, "rules:      no verdict yet\n");
+	} else {
+		const char *p = strbuf_str(&st->busiest);
+
+		strbuf_puts(out, "rules:      the busiest (verdicts, stage, action, rule):\n");
+		while (*p != '\0') {
+			size_t n = strcspn(p, "\n");
+
+			strbuf_printf(out, "            %.*s\n", (int)n, p);
+			p += n + (p[n] == '\n');
+		}
+	}
 	strbuf_printf(out, "%s\n", strbuf_str(&st->stats));
 }
 
@@ -258,14 +272,20 @@ run_status(const control_ops *ops, void *ctx, strbuf *out)
 	strbuf_init(&st.config);
 	strbuf_init(&st.stress_macro);
 	strbuf_init(&st.stats);
+	strbuf_init(&st.zones);
+	strbuf_init(&st.busiest);
 	ops->status(ctx, &st);
 	scrub(&st.config, false);
 	scrub(&st.stress_macro, false);
 	scrub(&st.stats, false);
+	scrub(&st.zones, false);
+	scrub(&st.busiest, true);
 	format_status(&st, out);
 	strbuf_free(&st.config);
 	strbuf_free(&st.stress_macro);
 	strbuf_free(&st.stats);
+	strbuf_free(&st.zones);
+	strbuf_free(&st.busiest);
 }
 
 static void

@@ -77,7 +77,9 @@ typedef struct control_status {
 	bool pinned, pinned_stressed; /* -o stress=... given, and its value */
 	strbuf stress_macro;          /* "{stress}" */
 	unsigned suspended_zones;
-	strbuf stats; /* the statistics line */
+	strbuf zones;   /* the suspended zones' names, space-separated */
+	strbuf busiest; /* "COUNT STAGE ACTION RULE" lines, most first */
+	strbuf stats;   /* the statistics line */
 } control_status;
 
 /*

@@ -283,6 +283,50 @@ render_verdicts(strbuf *out)
 	}
 }
 
+void
+metrics_busiest_rules(size_t n, strbuf *out)
+{
+	/*
+	 * Ordered by count, most first, then by first appearance; n passes over
+	 * the list, each taking the next series in that order (n is small).
+	 */
+	unsigned long long last_v = 0;
+	size_t last_pos = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		const series *best = NULL;
+		unsigned long long best_v = 0;
+		size_t best_pos = 0, pos = 0;
+
+		for (series *s = first(&metrics_verdicts); s != NULL; s = next(s), pos++) {
+			unsigned long long v = get(&s->value);
+			bool after_last = k == 0 || v < last_v || (v == last_v && pos > last_pos);
+
+			if (v == 0 || s->name[0] == '\0' || !after_last)
+				continue;
+			if (best == NULL || v > best_v) {
+				best = s;
+				best_v = v;
+				best_pos = pos;
+			}
+		}
+		if (best == NULL)
+			break;
+		strbuf_printf(out, "%llu %s %s %s\n", best_v, stage_name(best->stage),
+		              best->action, best->name);
+		last_v = best_v;
+		last_pos = best_pos;
+	}
+}
+
+void
+metrics_suspended_zones(strbuf *out)
+{
+	for (series *s = first(&metrics_zones); s != NULL; s = next(s))
+		if (get(&s->value) != 0)
+			strbuf_printf(out, "%s%s", out->len > 0 ? " " : "", s->name);
+}
+
 static void
 render_skips(const metrics_sources *src, strbuf *out)
 {

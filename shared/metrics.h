@@ -90,4 +90,13 @@ typedef struct metrics_sources {
 
 void metrics_render(const metrics_sources *src, strbuf *out);
 
+/*
+ * For a person's status screen (control.h), from the same counters: the n
+ * rules with the most verdicts, one line each, "COUNT STAGE ACTION RULE",
+ * most first (verdicts no rule gave are left out); and the zones
+ * suspended now, separated by spaces. Both append to out; any thread.
+ */
+void metrics_busiest_rules(size_t n, strbuf *out);
+void metrics_suspended_zones(strbuf *out);
+
 #endif

@@ -37,6 +37,8 @@ fake_status(void *ctx, control_status *st)
 	st->force = f->switch_now;
 	strbuf_puts(&st->stress_macro, "{stress}");
 	st->suspended_zones = 1;
+	strbuf_puts(&st->zones, "zen.example.org");
+	strbuf_puts(&st->busiest, "12 connect reject listed\n3 rcpt tempfail \x1b[2J\n");
 	strbuf_puts(&st->stats, "statistics: messages=5\nerror: forged");
 }
 
@@ -195,7 +197,10 @@ static const struct answer_case {
          "config:     /etc/ms.conf, generation 3 (2 reloads)\n"
          "sessions:   now 2, peak 7, cap 4000 (max_sessions), turned away 0\n"
          "stress:     auto: from the {stress} macro\n"
-         "dnsbl:      1 suspended zone\n"
+         "dnsbl:      1 suspended zone: zen.example.org\n"
+         "rules:      the busiest (verdicts, stage, action, rule):\n"
+         "            12 connect reject listed\n"
+         "            3 rcpt tempfail ?[2J\n"
          "statistics: messages=5?error: forged\n"},
         {"status", false, STRESS_FORCE_ON, true, 1, NULL},
         {"help", false, 0, true, 0, NULL},

@@ -155,6 +155,39 @@ START_TEST(test_counting)
 }
 END_TEST
 
+/* The status screen's busiest rules: by count, ties in order of appearance. */
+START_TEST(test_busiest)
+{
+	strbuf out = STRBUF_INIT;
+
+	metrics_busiest_rules(3, &out);
+	ck_assert_str_eq(strbuf_str(&out), "");
+	for (int i = 0; i < 3; i++)
+		metrics_verdict(STAGE_RCPT, "reject", "many");
+	metrics_verdict(STAGE_CONNECT, "tempfail", "tie-a");
+	metrics_verdict(STAGE_CONNECT, "tempfail", "tie-b");
+	metrics_verdict(STAGE_EOM, "accept", "");
+	metrics_verdict(STAGE_HELO, "accept", "tie-c");
+	metrics_busiest_rules(3, &out);
+	ck_assert_str_eq(strbuf_str(&out), "3 rcpt reject many\n"
+	                                   "1 connect tempfail tie-a\n"
+	                                   "1 connect tempfail tie-b\n");
+	strbuf_reset(&out);
+	metrics_busiest_rules(10, &out);
+	ck_assert_str_eq(strbuf_str(&out), "3 rcpt reject many\n"
+	                                   "1 connect tempfail tie-a\n"
+	                                   "1 connect tempfail tie-b\n"
+	                                   "1 helo accept tie-c\n");
+	strbuf_reset(&out);
+	metrics_zone("a.example", true);
+	metrics_zone("b.example", true);
+	metrics_zone("a.example", false);
+	metrics_suspended_zones(&out);
+	ck_assert_str_eq(strbuf_str(&out), "b.example");
+	strbuf_free(&out);
+}
+END_TEST
+
 /* ---- escaping ---- */
 
 static const struct escape_case {
@@ -360,6 +393,7 @@ metrics_suite(void)
 	tcase_add_loop_test(tc, test_format_values, 0, N(format_cases));
 	tcase_add_test(tc, test_format_lines);
 	tcase_add_test(tc, test_counting);
+	tcase_add_test(tc, test_busiest);
 	tcase_add_loop_test(tc, test_escaping, 0, N(escape_cases));
 	tcase_add_test(tc, test_reload_keeps_counters);
 	tcase_add_loop_test(tc, test_histogram_buckets, 0, N(bucket_cases));

@@ -14,7 +14,8 @@ sock="$T_DIR/ms.sock"
 ctl="$T_DIR/control"
 conf="$T_DIR/ms.conf"
 log="$T_DIR/ms.log"
-printf 'control_socket = %s\n' "$ctl" >"$conf"
+# One named rule that every probe transaction meets, for status's busiest rules.
+printf 'control_socket = %s\nconnect name=every-session any accept\n' "$ctl" >"$conf"
 chmod 644 "$conf"
 start_daemon "$log" "unix:$sock" -c "$conf"
 wait_for_unix_socket "$ctl" 100 "$ms_pid"
@@ -65,6 +66,7 @@ probe no '^eom: add header X-Stress: yes \(source=control\)$' "the switch surviv
 expect_ctl 0 '^stress: +on: forced by control' "status shows the switch" status
 expect_ctl 0 '^config: .*ms\.conf, generation 3 \(2 reloads\)$' "status shows the generation" status
 expect_ctl 0 '^sessions: +now 0, peak [0-9]+, cap 4000' "status shows the sessions" status
+expect_ctl 0 "^ +$n connect accept every-session\$" "status shows the busiest rule with its $n verdicts" status
 expect_ctl 0 '^statistics: messages=[0-9]+ ' "stats answers the statistics line" stats
 
 expect_ctl 0 '^ok: stress off' "stress off" stress off
@@ -79,7 +81,7 @@ cp "$conf" "$T_DIR/good.conf"
 printf 'no_such_parameter = 1\n' >>"$conf"
 expect_ctl 2 'ms\.conf does not load: give the control socket with -s' \
 	"-c with a broken file: the client says why and points to -s" status
-expect_ctl 1 '^error: .*ms\.conf:2: .*no_such_parameter' "reload of a broken file: file:line" -s "$ctl" reload
+expect_ctl 1 '^error: .*ms\.conf:3: .*no_such_parameter' "reload of a broken file: file:line" -s "$ctl" reload
 expect_ctl 1 '^error: reload failed; configuration generation 3 is kept$' \
 	"reload of a broken file: the old one is kept" -s "$ctl" reload
 cp "$T_DIR/good.conf" "$conf"
