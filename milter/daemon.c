@@ -155,6 +155,7 @@ daemon_metrics_sources(metrics_sources *src)
 	if (daemon_adm != NULL)
 		admission_get_counts(daemon_adm, &src->admission);
 	runtime_dns_stats(daemon_rt, &src->dns);
+	src->generation = daemon_generation_now();
 	src->version = PACKAGE_VERSION;
 }
 

@@ -36,7 +36,7 @@ typedef struct series {
 static counter metrics_sessions[2][METRICS_N_SOURCES];
 static counter metrics_budget[STAGE_N];
 static histogram metrics_stage[STAGE_N];
-static counter metrics_generation, metrics_reload_time, metrics_reload_failures;
+static counter metrics_reload_time, metrics_reload_failures;
 
 static pthread_mutex_t metrics_add_lock = PTHREAD_MUTEX_INITIALIZER;
 static series *metrics_verdicts; /* head: acquire loads; added under the lock */
@@ -200,7 +200,6 @@ metrics_zone(const char *zone, bool suspended)
 void
 metrics_config_loaded(long long unix_time)
 {
-	add(&metrics_generation, 1);
 	__atomic_store_n(&metrics_reload_time, (counter)unix_time, __ATOMIC_RELAXED);
 }
 
@@ -398,7 +397,7 @@ render_config(const metrics_sources *src, strbuf *out)
 {
 	family(out, "config_generation", "gauge",
 	       "Configurations loaded since start: 1 at start, +1 per reload.");
-	sample(out, "config_generation", get(&metrics_generation));
+	sample(out, "config_generation", src->generation);
 	family(out, "config_last_reload_timestamp_seconds", "gauge",
 	       "When the configuration in use was loaded (Unix time).");
 	sample(out, "config_last_reload_timestamp_seconds", get(&metrics_reload_time));

@@ -85,6 +85,7 @@ typedef struct metrics_sources {
 	session_counts sessions;
 	admission_counts admission;
 	dnsbl_stats dns;
+	unsigned long generation; /* the daemon's: 1 at start, +1 per reload */
 	const char *version;
 } metrics_sources;
 

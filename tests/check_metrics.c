@@ -33,6 +33,7 @@ render(strbuf *out)
 	src.dns.lookups = 5;
 	src.dns.cache_hits = 6;
 	src.dns.timeouts = 8;
+	src.generation = 2;
 	strbuf_reset(out);
 	metrics_render(&src, out);
 }
