@@ -902,6 +902,10 @@ account(dnsbl_ctx *ctx, const struct dnsbl_call *c)
 		const struct slot *s = &c->slot[i];
 		enum dns_report r;
 
+		/* Every query with a name, sent or answered from the cache. */
+		if (ctx->cfg.on_query != NULL && s->name != NULL && s->status != DNSBL_PENDING)
+			ctx->cfg.on_query(ctx->cfg.query_arg, s->name + s->zoff, s->status,
+			                  s->cached);
 		if (!s->sent)
 			continue;
 		switch (s->status) {

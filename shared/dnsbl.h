@@ -175,21 +175,6 @@ typedef struct dnsbl_call dnsbl_call;
 typedef void (*dnsbl_breaker_fn)(void *arg, const char *zone, bool suspended,
                                  unsigned timeouts);
 
-typedef struct dnsbl_config {
-	const char *servers;         /* "127.0.0.1:5353,[::1]:53"; NULL or "":
-	                                the system's resolv.conf */
-	unsigned try_timeout_ms;     /* c-ares per-try timeout; 0: 750 */
-	unsigned tries;              /* c-ares tries per server; 0: 2 */
-	size_t cache_size;           /* entries; 0: no cache */
-	unsigned neg_ttl;            /* s, negative answers without SOA */
-	unsigned max_ttl;            /* s, cap on any TTL; 0: 3600 */
-	unsigned breaker_threshold;  /* consecutive timeouts or unreachable
-	                                servers; 0: no breaker */
-	unsigned breaker_open_ms;    /* how long a zone stays suspended */
-	dnsbl_breaker_fn on_breaker; /* may be NULL */
-	void *breaker_arg;
-} dnsbl_config;
-
 enum dnsbl_kind {
 	DNSBL_IP,   /* client address against a DNSBL */
 	DNSBL_NAME, /* domain against an RHSBL */
@@ -204,6 +189,30 @@ enum dnsbl_status {
 	DNSBL_SKIPPED,
 	DNSBL_CANCELLED,
 };
+
+/* How one query of a call ended: its zone, its result, whether the cache
+ * answered it. Called once per query when the call ends (dnsbl_finish()),
+ * on its thread, with no lock of ours held. */
+typedef void (*dnsbl_query_fn)(void *arg, const char *zone, enum dnsbl_status status,
+                               bool cached);
+
+typedef struct dnsbl_config {
+	const char *servers;         /* "127.0.0.1:5353,[::1]:53"; NULL or "":
+	                                the system's resolv.conf */
+	unsigned try_timeout_ms;     /* c-ares per-try timeout; 0: 750 */
+	unsigned tries;              /* c-ares tries per server; 0: 2 */
+	size_t cache_size;           /* entries; 0: no cache */
+	unsigned neg_ttl;            /* s, negative answers without SOA */
+	unsigned max_ttl;            /* s, cap on any TTL; 0: 3600 */
+	unsigned breaker_threshold;  /* consecutive timeouts or unreachable
+	                                servers; 0: no breaker */
+	unsigned breaker_open_ms;    /* how long a zone stays suspended */
+	dnsbl_breaker_fn on_breaker; /* may be NULL */
+	void *breaker_arg;
+	dnsbl_query_fn on_query; /* may be NULL; set at dnsbl_create() only */
+	void *query_arg;
+} dnsbl_config;
+
 
 #define DNSBL_MAX_ADDR 8  /* A records kept per answer */
 #define DNSBL_TXT_MAX 450 /* bytes of TXT kept */

@@ -41,6 +41,8 @@ static counter metrics_reload_time, metrics_reload_failures;
 static pthread_mutex_t metrics_add_lock = PTHREAD_MUTEX_INITIALIZER;
 static series *metrics_verdicts; /* head: acquire loads; added under the lock */
 static series *metrics_zones;
+static series *metrics_zone_queries; /* action: the result; name: the zone */
+static series *metrics_zone_hits;    /* name: the zone */
 
 static void
 add(counter *c, unsigned long long n)
@@ -195,6 +197,39 @@ metrics_zone(const char *zone, bool suspended)
 	series *s = find_or_add(&metrics_zones, STAGE_CONNECT, NULL, zone);
 
 	__atomic_store_n(&s->value, suspended ? 1ULL : 0ULL, __ATOMIC_RELAXED);
+}
+
+/* Prometheus label values for dnsbl_status_name()'s words. */
+static const char *
+result_label(enum dnsbl_status status)
+{
+	switch (status) {
+	case DNSBL_LISTED:
+		return "listed";
+	case DNSBL_NOT_LISTED:
+		return "not_listed";
+	case DNSBL_ERROR:
+		return "error";
+	case DNSBL_TIMEOUT:
+		return "timeout";
+	case DNSBL_SKIPPED:
+		return "skipped";
+	case DNSBL_CANCELLED:
+		return "cancelled";
+	case DNSBL_PENDING:
+		break;
+	}
+	return "pending";
+}
+
+void
+metrics_dns_query(const char *zone, enum dnsbl_status status, bool cached)
+{
+	add(&find_or_add(&metrics_zone_queries, STAGE_CONNECT, result_label(status), zone)
+	             ->value,
+	    1);
+	if (cached)
+		add(&find_or_add(&metrics_zone_hits, STAGE_CONNECT, NULL, zone)->value, 1);
 }
 
 void
@@ -387,6 +422,22 @@ render_dns(const metrics_sources *src, strbuf *out)
 	       "1 while a DNSBL zone's breaker is open; zones ever suspended.");
 	for (series *s = first(&metrics_zones); s != NULL; s = next(s)) {
 		strbuf_puts(out, METRICS_PREFIX "dns_zone_suspended{");
+		label(out, "zone", s->name, true);
+		strbuf_printf(out, "} %llu\n", get(&s->value));
+	}
+	family(out, "dns_zone_queries_total", "counter",
+	       "DNSBL queries by zone and how they ended (listed, not_listed, error, "
+	       "timeout, skipped by the breaker, cancelled as not needed).");
+	for (series *s = first(&metrics_zone_queries); s != NULL; s = next(s)) {
+		strbuf_puts(out, METRICS_PREFIX "dns_zone_queries_total{");
+		label(out, "zone", s->name, true);
+		label(out, "result", s->action, false);
+		strbuf_printf(out, "} %llu\n", get(&s->value));
+	}
+	family(out, "dns_zone_cache_hits_total", "counter",
+	       "DNSBL queries by zone answered from the cache.");
+	for (series *s = first(&metrics_zone_hits); s != NULL; s = next(s)) {
+		strbuf_puts(out, METRICS_PREFIX "dns_zone_cache_hits_total{");
 		label(out, "zone", s->name, true);
 		strbuf_printf(out, "} %llu\n", get(&s->value));
 	}

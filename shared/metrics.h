@@ -77,6 +77,8 @@ void metrics_budget_expired(enum stage stage);
 long long metrics_now_ns(void); /* monotonic */
 void metrics_stage_time(enum stage stage, long long ns);
 void metrics_zone(const char *zone, bool suspended);
+/* One DNSBL query of zone ended with status (dnsbl.h), from the cache or not. */
+void metrics_dns_query(const char *zone, enum dnsbl_status status, bool cached);
 void metrics_config_loaded(long long unix_time);
 void metrics_config_failed(void);
 

@@ -66,6 +66,13 @@ runtime_unref(runtime *rt)
 	free(rt);
 }
 
+static void
+count_query(void *arg, const char *zone, enum dnsbl_status status, bool cached)
+{
+	(void)arg;
+	metrics_dns_query(zone, status, cached);
+}
+
 /* The resolver's parameters in a snapshot; servers points into it. */
 static dnsbl_config
 dns_config(const conf *c)
@@ -79,6 +86,7 @@ dns_config(const conf *c)
 	        .breaker_threshold = (unsigned)v->dnsbl_breaker_threshold,
 	        .breaker_open_ms = (unsigned)v->dnsbl_breaker_time,
 	        .on_breaker = breaker_log,
+	        .on_query = count_query,
 	};
 }
 

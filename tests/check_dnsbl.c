@@ -506,6 +506,48 @@ START_TEST(test_cache)
 }
 END_TEST
 
+/* on_query hears of every query of a finished call: its zone, result, cache. */
+struct heard {
+	char log[512];
+};
+
+static void
+hear(void *arg, const char *zone, enum dnsbl_status status, bool cached)
+{
+	struct heard *h = arg;
+	size_t n = strlen(h->log);
+
+	snprintf(h->log + n, sizeof h->log - n, "%s %s%s;", zone, dnsbl_status_name(status),
+	         cached ? " cached" : "");
+}
+
+START_TEST(test_on_query)
+{
+	dnsbl_config cfg = {.servers = servers, .try_timeout_ms = 5000, .tries = 1,
+	                    .cache_size = 100, .neg_ttl = 600};
+	struct heard h = {""};
+	strbuf err = STRBUF_INIT;
+	dnsbl_ctx *ctx;
+	dnsbl_query q[2];
+
+	cfg.on_query = hear;
+	cfg.query_arg = &h;
+	ctx = dnsbl_create(&cfg, &err);
+	ck_assert_msg(ctx != NULL, "dnsbl_create: %s", strbuf_str(&err));
+	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	dnsbl_query_init(&q[1], DNSBL_IP, "127.0.0.3", "bl.test", NULL);
+	lookup_all(ctx, q, 2, budget_deadline(budget_now_ms(), 5000));
+	dnsbl_query_free(&q[0]);
+	dnsbl_query_free(&q[1]);
+	dnsbl_query_init(&q[0], DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+	lookup_all(ctx, q, 1, budget_deadline(budget_now_ms(), 5000));
+	dnsbl_query_free(&q[0]);
+	ck_assert_str_eq(h.log, "bl.test listed;bl.test not listed;bl.test listed cached;");
+	dnsbl_free(ctx);
+	strbuf_free(&err);
+}
+END_TEST
+
 /* Looks up each of the n unlisted subjects in bl.test, in order. */
 static void
 look_up(dnsbl_ctx *ctx, const char *const *subject, size_t n)
@@ -1232,6 +1274,7 @@ dnsbl_suite(void)
 	tcase_add_test(net, test_parallel);
 	tcase_add_test(net, test_start_wait_finish);
 	tcase_add_test(net, test_cache);
+	tcase_add_test(net, test_on_query);
 	tcase_add_test(net, test_cache_evicts);
 	tcase_add_test(net, test_cache_ttl);
 	tcase_add_test(net, test_deadline);

@@ -116,7 +116,7 @@ START_TEST(test_format_lines)
 		              "sample outside its family %s: %s", family, line);
 		ck_assert_msg(strchr(line, ' ') != NULL, "no value: %s", line);
 	}
-	ck_assert_uint_eq(n_types, 17);
+	ck_assert_uint_eq(n_types, 19);
 	strbuf_free(&out);
 }
 END_TEST
@@ -153,6 +153,14 @@ START_TEST(test_counting)
 	ck_assert_int_eq(scrape(P "dns_zone_suspended{zone=\"zen.example.org\"}"), 1);
 	metrics_zone("zen.example.org", false);
 	ck_assert_int_eq(scrape(P "dns_zone_suspended{zone=\"zen.example.org\"}"), 0);
+	metrics_dns_query("zen.example.org", DNSBL_LISTED, false);
+	metrics_dns_query("zen.example.org", DNSBL_LISTED, true);
+	metrics_dns_query("zen.example.org", DNSBL_TIMEOUT, false);
+	ck_assert_int_eq(
+	        scrape(P "dns_zone_queries_total{zone=\"zen.example.org\",result=\"listed\"}"), 2);
+	ck_assert_int_eq(
+	        scrape(P "dns_zone_queries_total{zone=\"zen.example.org\",result=\"timeout\"}"), 1);
+	ck_assert_int_eq(scrape(P "dns_zone_cache_hits_total{zone=\"zen.example.org\"}"), 1);
 }
 END_TEST
 
