@@ -6,7 +6,11 @@
  * a header-adding milter). No per-session state. Runs in the foreground
  * until libmilter's signal handling stops it (SIGTERM, SIGINT, SIGHUP).
  *
- *   null-milter -p SOCKET [-H 'Name: value'] [-T seconds]
+ *   null-milter -p SOCKET [-H 'Name: value'] [-T seconds] [-S ms]
+ *
+ * -S makes the connect callback sleep, as a check that waits its whole
+ * budget would: what a burst of sessions then waits at the MTA is
+ * libmilter's own, whatever the milter does.
  *
  * Negotiation asks for every action the MTA offers and disables nothing,
  * so the MTA sends every stage and waits for every reply.
@@ -19,18 +23,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* libmilter exports sendmail globals: everything of ours is static. */
 static char *add_name; /* -H: header to add at eom, or NULL */
 static char *add_value;
+static long connect_sleep_ms; /* -S */
 
 static sfsistat
 nm_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 {
+	struct timespec t = {connect_sleep_ms / 1000, connect_sleep_ms % 1000 * 1000000};
+
 	(void)ctx;
 	(void)host;
 	(void)addr;
+	while (connect_sleep_ms > 0 && nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
 	return SMFIS_CONTINUE;
 }
 
@@ -160,10 +170,11 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	        "Usage: null-milter -p SOCKET [-H 'Name: value'] [-T seconds]\n"
+	        "Usage: null-milter -p SOCKET [-H 'Name: value'] [-T seconds] [-S ms]\n"
 	        "  -p SOCKET  unix:/path, local:/path, inet:port@host, inet6:port@host\n"
 	        "  -H HEADER  add this header at end of message\n"
-	        "  -T SECS    libmilter I/O timeout\n");
+	        "  -T SECS    libmilter I/O timeout\n"
+	        "  -S MS      sleep this long in the connect callback\n");
 }
 
 static int
@@ -192,7 +203,7 @@ main(int argc, char **argv)
 	char *end;
 	int c, rc;
 
-	while ((c = getopt(argc, argv, "p:H:T:h")) != -1) {
+	while ((c = getopt(argc, argv, "p:H:T:S:h")) != -1) {
 		switch (c) {
 		case 'p':
 			sock = optarg;
@@ -209,6 +220,15 @@ main(int argc, char **argv)
 			timeout = strtol(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' || timeout < 1) {
 				fprintf(stderr, "null-milter: -T: expected seconds\n");
+				return 2;
+			}
+			break;
+		case 'S':
+			errno = 0;
+			connect_sleep_ms = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    connect_sleep_ms < 0 || connect_sleep_ms > 600000) {
+				fprintf(stderr, "null-milter: -S: expected milliseconds\n");
 				return 2;
 			}
 			break;

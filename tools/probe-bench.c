@@ -35,27 +35,15 @@ typedef struct bench {
 	pthread_mutex_t lock;
 	unsigned long next; /* transactions handed out */
 	double *latency_ms; /* one per transaction, in completion order */
+	double *reply_ms;   /* its slowest reply, in the same order */
+	const char *slowest_stage; /* where the slowest reply of all was */
+	double slowest_ms;
 	unsigned long cap;  /* room in latency_ms */
 	long long deadline; /* --bench C,Ds: none after it (budget.h); 0: none */
 	unsigned long done;
 	unsigned long errors;
 	unsigned long verdicts[PROBE_NVERDICT];
 } bench;
-
-/*
- * Milliseconds since *t0 (CLOCK_MONOTONIC) to the microsecond: the
- * latencies need it, as a transaction over a unix socket takes less than
- * the whole milliseconds of budget_now_ms().
- */
-static double
-ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
 
 /*
  * Transaction k comes from the IPv6 client whose last 32 bits are k, so
@@ -108,6 +96,7 @@ bench_worker(void *arg)
 	for (;;) {
 		probe_verdict v = PROBE_ACCEPT;
 		const char *stage = "eom";
+		probe_txn_stats st = {0, NULL};
 		struct timespec t0;
 		double ms;
 		int rc;
@@ -130,8 +119,8 @@ bench_worker(void *arg)
 			local.cut_after = k % (b->opts->cut_after + 1);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = probe_txn_run(&local, &v, &stage,
-		                   b->opts->bench_transcript ? &lines : NULL);
-		ms = ms_since(&t0);
+		                   b->opts->bench_transcript ? &lines : NULL, &st);
+		ms = probe_ms_since(&t0);
 		if (b->opts->bench_transcript != NULL)
 			transcript_line(&lines, k, rc == PROBE_EXIT_DONE, v, stage);
 		pthread_mutex_lock(&b->lock);
@@ -139,6 +128,12 @@ bench_worker(void *arg)
 			b->cap *= 2;
 			b->latency_ms = ms_xrealloc(b->latency_ms,
 			                            b->cap * sizeof *b->latency_ms);
+			b->reply_ms = ms_xrealloc(b->reply_ms, b->cap * sizeof *b->reply_ms);
+		}
+		b->reply_ms[b->done] = st.slowest_reply_ms;
+		if (st.slowest_stage != NULL && st.slowest_reply_ms > b->slowest_ms) {
+			b->slowest_ms = st.slowest_reply_ms;
+			b->slowest_stage = st.slowest_stage;
 		}
 		b->latency_ms[b->done++] = ms;
 		if (rc != PROBE_EXIT_DONE)
@@ -180,13 +175,14 @@ probe_bench_run(const probe_opts *opts)
 	struct rusage ru;
 	struct rlimit rl;
 	struct timespec t0;
-	double secs, cpu, mps, p50, p90, p99, max;
+	double secs, cpu, mps, p50, p90, p99, max, r50, r99, rmax;
 
 	memset(&b, 0, sizeof b);
 	b.opts = opts;
 	pthread_mutex_init(&b.lock, NULL);
 	b.cap = opts->bench_n < 65536 ? opts->bench_n : 65536;
 	b.latency_ms = ms_xcalloc(b.cap, sizeof *b.latency_ms);
+	b.reply_ms = ms_xcalloc(b.cap, sizeof *b.reply_ms);
 	/* Thousands of sessions: small stacks, and a descriptor each. */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -207,7 +203,7 @@ probe_bench_run(const probe_opts *opts)
 	pthread_attr_destroy(&attr);
 	for (unsigned i = 0; i < opts->bench_conc; i++)
 		pthread_join(tids[i], NULL);
-	secs = ms_since(&t0) / 1e3;
+	secs = probe_ms_since(&t0) / 1e3;
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
 	      ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
@@ -217,19 +213,28 @@ probe_bench_run(const probe_opts *opts)
 	p90 = percentile(b.latency_ms, b.done, 0.90);
 	p99 = percentile(b.latency_ms, b.done, 0.99);
 	max = b.done ? b.latency_ms[b.done - 1] : 0.0;
+	qsort(b.reply_ms, b.done, sizeof *b.reply_ms, cmp_double);
+	r50 = percentile(b.reply_ms, b.done, 0.50);
+	r99 = percentile(b.reply_ms, b.done, 0.99);
+	rmax = b.done ? b.reply_ms[b.done - 1] : 0.0;
 	printf("bench: %lu transactions, %u at once, %.2f s: %.1f msg/s\n", b.done,
 	       opts->bench_conc, secs, mps);
 	printf("bench: latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f\n", p50, p90, p99,
 	       max);
+	/* The MTA waits for each reply: the budget bounds this one. */
+	printf("bench: slowest reply per transaction ms p50 %.2f p99 %.2f max %.2f (%s)\n",
+	       r50, r99, rmax, b.slowest_stage != NULL ? b.slowest_stage : "-");
 	printf("bench: verdicts");
 	for (int v = PROBE_NONE; v < PROBE_NVERDICT; v++)
 		if (b.verdicts[v] > 0)
 			printf(" %s=%lu", probe_verdict_name(v), b.verdicts[v]);
 	printf(", errors=%lu, probe cpu %.2f s\n", b.errors, cpu);
 	printf("BENCH conc=%u n=%lu errors=%lu secs=%.3f mps=%.1f p50=%.3f p90=%.3f "
-	       "p99=%.3f max=%.3f cpu=%.3f\n",
-	       opts->bench_conc, b.done, b.errors, secs, mps, p50, p90, p99, max, cpu);
+	       "p99=%.3f max=%.3f cpu=%.3f reply_p99=%.3f reply_max=%.3f\n",
+	       opts->bench_conc, b.done, b.errors, secs, mps, p50, p90, p99, max, cpu,
+	       r99, rmax);
 	free(b.latency_ms);
+	free(b.reply_ms);
 	free(tids);
 	pthread_mutex_destroy(&b.lock);
 	if (opts->bench_transcript != NULL && fclose(opts->bench_transcript) != 0) {

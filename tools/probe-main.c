@@ -513,7 +513,7 @@ run(const probe_opts *opts)
 	probe_verdict v = PROBE_ACCEPT;
 	const char *stage = "eom";
 	strbuf line = STRBUF_INIT;
-	int status = probe_txn_run(opts, &v, &stage, NULL);
+	int status = probe_txn_run(opts, &v, &stage, NULL, NULL);
 
 	if (status == PROBE_EXIT_DONE) {
 		probe_put_result(&line, v, stage);

@@ -67,6 +67,7 @@ typedef struct {
 	size_t written;     /* bytes of the MTA-side stream sent so far */
 	bool cut;           /* --cut-after reached: the connection is closed */
 	strbuf *transcript; /* --bench-transcript: the stage lines, or NULL */
+	probe_txn_stats stats;
 } probe_txn;
 
 static void fail(probe_txn *t, const char *fmt, ...)
@@ -194,9 +195,24 @@ flush_out(probe_txn *t)
 	return 0;
 }
 
+double
+probe_ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Each reply is timed from the write of what it answers, as the MTA waits. */
 static int
 read_reply(probe_txn *t)
 {
+	struct timespec t0;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (flush_out(t) < 0)
 		return -1;
 	if (mproto_conn_read_reply(t->conn, &t->pkt, &t->r, &t->err) != MPROTO_OK) {
@@ -204,6 +220,11 @@ read_reply(probe_txn *t)
 			dump(t, "<", (const unsigned char *)t->pkt.s, t->pkt.len, 1);
 		fail(t, "%s", strbuf_str(&t->err));
 		return -1;
+	}
+	ms = probe_ms_since(&t0);
+	if (ms > t->stats.slowest_reply_ms) {
+		t->stats.slowest_reply_ms = ms;
+		t->stats.slowest_stage = t->where != NULL ? t->where : "negotiate";
 	}
 	dump(t, "<", (const unsigned char *)t->pkt.s, t->pkt.len, 1);
 	return 0;
@@ -1009,7 +1030,7 @@ hold(const probe_opts *opts)
 
 int
 probe_txn_run(const probe_opts *opts, probe_verdict *vout, const char **stage_out,
-              strbuf *transcript)
+              strbuf *transcript, probe_txn_stats *stats)
 {
 	probe_txn t;
 	strbuf ev = STRBUF_INIT;
@@ -1056,6 +1077,8 @@ probe_txn_run(const probe_opts *opts, probe_verdict *vout, const char **stage_ou
 		*vout = v;
 		*stage_out = t.result_stage != NULL ? t.result_stage : "eom";
 	}
+	if (stats != NULL)
+		*stats = t.stats;
 	mproto_conn_close(t.conn);
 	for (int i = 0; i < PROTO_M_COUNT; i++)
 		free(t.lists[i]);

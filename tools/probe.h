@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "strbuf.h"
 
@@ -129,13 +130,25 @@ int probe_macros_put(strbuf *out, const probe_opts *opts, const char *milter_lis
                      int stage, int cmd, const char *rcpt_addr);
 
 /*
+ * Milliseconds since *t0 (CLOCK_MONOTONIC) to the microsecond: a reply over
+ * a unix socket takes less than the whole milliseconds of budget_now_ms().
+ */
+double probe_ms_since(const struct timespec *t0);
+
+/* What a transaction measured: the longest the MTA waited for one reply. */
+typedef struct probe_txn_stats {
+	double slowest_reply_ms; /* from writing a command to its reply */
+	const char *slowest_stage; /* its stage (static), NULL before any */
+} probe_txn_stats;
+
+/*
  * probe-txn.c: one transaction on its own connection. *v and *stage get the
  * overall verdict (see probe_put_result()); returns PROBE_EXIT_DONE or
  * PROBE_EXIT_FAIL. With a transcript, the stage lines go there instead of
- * stdout.
+ * stdout. stats, when not NULL, gets what was measured.
  */
 int probe_txn_run(const probe_opts *opts, probe_verdict *v, const char **stage,
-                  strbuf *transcript);
+                  strbuf *transcript, probe_txn_stats *stats);
 
 /* The "result:" line, without its newline. */
 void probe_put_result(strbuf *b, probe_verdict v, const char *stage);
