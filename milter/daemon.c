@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <pwd.h>
@@ -25,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -524,6 +526,63 @@ listen_on(const struct addrinfo *ai, int backlog)
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * Lending libmilter a worker (ARCHITECTURE.md F19). Its pool starts a new
+ * worker only for an event that finds no worker idle, and counts a worker
+ * idle until it has woken: in a burst, commands queue behind the few
+ * workers there are, and a session that waits on DNS holds one of them.
+ * So before a session first blocks, the daemon connects to its own socket
+ * and hangs up: a new session for libmilter, which starts a worker for it
+ * (or wakes an idle one), and that worker, its empty session done, goes on
+ * with the commands queued. The connection never gets to a callback.
+ * Non-blocking: when the listen queue is full nothing waits.
+ */
+static struct sockaddr_storage nudge_addr;
+static socklen_t nudge_len; /* 0: no nudging (fd:N, or not set up) */
+
+static void
+nudge_pool(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	if (nudge_len == 0)
+		return;
+	fd = socket(nudge_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (const struct sockaddr *)&nudge_addr, nudge_len) == 0 ||
+	    errno == EINPROGRESS) {
+		struct pollfd p = {fd, POLLOUT, 0};
+
+		/* TCP: let the handshake finish (loopback: at once) */
+		if (errno == EINPROGRESS)
+			(void)poll(&p, 1, 10);
+	}
+	close(fd);
+}
+
+void
+daemon_lend_workers(const sockspec *ss)
+{
+	struct addrinfo *res = NULL;
+
+	if (ss->family == AF_UNIX) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&nudge_addr;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof un->sun_path, "%s", ss->path);
+		nudge_len = (socklen_t)sizeof *un;
+	} else if ((ss->family == AF_INET || ss->family == AF_INET6) &&
+	           sockspec_addrinfo(ss, false, &res) == 0) {
+		memcpy(&nudge_addr, res->ai_addr, res->ai_addrlen);
+		nudge_len = res->ai_addrlen;
+		freeaddrinfo(res);
+	}
+	if (nudge_len != 0 && daemon_rt != NULL)
+		runtime_on_block(daemon_rt, nudge_pool, NULL);
 }
 
 int

@@ -104,6 +104,11 @@ void daemon_remove_pidfile(void);
  * ARCHITECTURE.md F16). Returns -1 and logs on failure.
  */
 int daemon_listen_inet(const char *spec, const sockspec *ss, int backlog);
+/* Before a session first waits on a lookup, connect to our own socket ss
+   (unix or inet; not fd:N) and hang up, so that libmilter starts or wakes a
+   worker for the commands queued meanwhile (ARCHITECTURE.md F19). After
+   daemon_conf_init(). */
+void daemon_lend_workers(const sockspec *ss);
 
 /*
  * Privileges. The daemon evaluates what the network sends: it never does

@@ -392,6 +392,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	daemon_user_free(&user);
+	daemon_lend_workers(&ss);
 	check_config_readable(&o);
 	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
 		o.config ? o.config : "(defaults)");

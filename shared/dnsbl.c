@@ -186,6 +186,7 @@ struct dnsbl_call {
 	dnsbl_ctx *ctx;
 	dnsbl_query *q;
 	long long deadline;
+	bool blocked; /* on_block() was called for it */
 };
 
 struct job {
@@ -635,6 +636,12 @@ provider_wait(provider_call *call, size_t i)
 	return dnsbl_wait((dnsbl_call *)call, i);
 }
 
+static bool
+provider_ready(provider_call *call, size_t i, long long until_ms)
+{
+	return dnsbl_ready((dnsbl_call *)call, i, until_ms);
+}
+
 static void
 provider_finish(provider_call *call)
 {
@@ -690,7 +697,7 @@ dnsbl_create(const dnsbl_config *cfg, strbuf *err)
 	if (ctx->cfg.neg_ttl > ctx->cfg.max_ttl)
 		ctx->cfg.neg_ttl = ctx->cfg.max_ttl;
 	ctx->provider = (dns_provider){"dns", ctx, provider_start, provider_wait,
-	                               provider_finish};
+	                               provider_ready, provider_finish};
 	ctx->servers = ms_xstrdup(cfg->servers ? cfg->servers : "");
 	ctx->wake[0] = ctx->wake[1] = -1;
 	ctx->cache = dns_cache_create(cfg->cache_size, ctx->cfg.max_ttl);
@@ -1041,6 +1048,23 @@ dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms)
 	return c;
 }
 
+/*
+ * The caller is about to wait for slot i until some time before until: the
+ * first time in this call, tell the daemon (on_block), with no lock held.
+ * Called and returns with c->mu held.
+ */
+static void
+before_blocking(struct dnsbl_call *c, const struct slot *s, long long until)
+{
+	if (c->blocked || c->ctx->cfg.on_block == NULL || s->closed || slot_final(s) ||
+	    budget_expired(until))
+		return;
+	c->blocked = true; /* the caller's field: its thread only */
+	pthread_mutex_unlock(&c->mu);
+	c->ctx->cfg.on_block(c->ctx->cfg.block_arg);
+	pthread_mutex_lock(&c->mu);
+}
+
 bool
 dnsbl_wait(dnsbl_call *c, size_t i)
 {
@@ -1049,6 +1073,7 @@ dnsbl_wait(dnsbl_call *c, size_t i)
 	bool ok;
 
 	pthread_mutex_lock(&c->mu);
+	before_blocking(c, s, c->deadline);
 	while (!s->closed && !slot_final(s) && !budget_expired(c->deadline))
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
 			break;
@@ -1056,6 +1081,25 @@ dnsbl_wait(dnsbl_call *c, size_t i)
 	ok = s->status != DNSBL_TIMEOUT;
 	pthread_mutex_unlock(&c->mu);
 	return ok;
+}
+
+bool
+dnsbl_ready(dnsbl_call *c, size_t i, long long until_ms)
+{
+	long long until = until_ms < c->deadline ? until_ms : c->deadline;
+	struct timespec ts = deadline_ts(until);
+	struct slot *s = &c->slot[i];
+	bool ready;
+
+	pthread_mutex_lock(&c->mu);
+	before_blocking(c, s, until);
+	while (!(ready = s->closed || slot_final(s) || budget_expired(c->deadline)) &&
+	       !budget_expired(until))
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
+			break;
+	ready = s->closed || slot_final(s) || budget_expired(c->deadline);
+	pthread_mutex_unlock(&c->mu);
+	return ready;
 }
 
 void

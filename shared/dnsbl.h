@@ -68,8 +68,13 @@
  *	waiting: one still out is DNSBL_CANCELLED before the deadline
  *	(abandoned, not counted by the breaker: the caller did not need it),
  *	DNSBL_TIMEOUT after it; then it reports to the breakers and frees the
- *	call. A NULL call (n was 0) is finished as a no-op. Every started
- *	call must be finished, on the thread that started it. Queries still
+ *	call. A NULL call (n was 0) is finished as a no-op. dnsbl_ready(call,
+ *	i, until) waits at most until until (and the deadline) and says
+ *	whether dnsbl_wait(call, i) would now return at once (q[i] final, or
+ *	the deadline passed). Every started call
+ *	must be finished, by its owner: one thread at a time, not
+ *	necessarily the one that started it (a session's libmilter callbacks
+ *	run on any worker, one after the other). Queries still
  *	out when their call ends are abandoned, not stopped: their late
  *	answers still fill the cache. A deadline already past sends nothing:
  *	queries not in the cache get DNSBL_TIMEOUT at once.
@@ -211,6 +216,11 @@ typedef struct dnsbl_config {
 	void *breaker_arg;
 	dnsbl_query_fn on_query; /* may be NULL; set at dnsbl_create() only */
 	void *query_arg;
+	/* Called once per call, on the caller's thread, before dnsbl_wait() or
+	   dnsbl_ready() first blocks on it (the daemon lends libmilter a
+	   worker: ARCHITECTURE.md F19); may be NULL; set at create only. */
+	void (*on_block)(void *arg);
+	void *block_arg;
 } dnsbl_config;
 
 
@@ -252,6 +262,7 @@ void dnsbl_query_free(dnsbl_query *q);
    returns false when q[i] timed out. */
 dnsbl_call *dnsbl_start(dnsbl_ctx *ctx, dnsbl_query *q, size_t n, long long deadline_ms);
 bool dnsbl_wait(dnsbl_call *call, size_t i);
+bool dnsbl_ready(dnsbl_call *call, size_t i, long long until_ms);
 void dnsbl_finish(dnsbl_call *call);
 
 /* "192.0.2.1" -> "1.2.0.192", IPv6 to 32 nibbles; out is replaced. False

@@ -91,6 +91,8 @@ typedef enum conf_type {
 	  "time for scanning the whole body, within milter_content_timeout (see Time budgets); past it the scan stops") \
 	X(eom_budget, CONF_TIME, "${stress?{2s}:{20s}}", 0, 1 * CONF_DAY, NULL, \
 	  "time for the end-of-message stage's checks, within milter_content_timeout (see Time budgets)") \
+	X(session_stage_wait, CONF_TIME, "100ms", 0, 1 * CONF_DAY, NULL, \
+	  "how long the connect or HELO stage waits for its DNS answers before it hands its rules on to MAIL FROM, where Postfix applies their rejections anyway (see Delayed stages); at least the stage's budget: the stage always waits for its own answers") \
 	X(budget_action, CONF_STRING, "continue", 0, 0, valid_action, \
 	  "what a stage does when its budget runs out: continue or tempfail") \
 	X(dns_servers, CONF_STRING, "", 0, 0, NULL, \

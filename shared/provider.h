@@ -27,14 +27,20 @@
  *	q[0..n) at once and returns at once, NULL only when n is 0; q[] stays
  *	put until finish(). wait(call, i) blocks until q[i] is final or the
  *	deadline passed and returns false when q[i] timed out; waiting again
- *	returns the same at once. finish() fills in the rest without waiting
- *	(CANCELLED before the deadline, TIMEOUT after) and frees the call; a
- *	NULL call is a no-op. Every started call is finished, on the thread
- *	that started it.
+ *	returns the same at once. ready(call, i, until_ms) waits for q[i]
+ *	at most until until_ms (absolute; never past the call's deadline; 0:
+ *	not at all) and says whether wait(call, i) would now return at once
+ *	(q[i] is in, or the deadline passed): a stage that must not block
+ *	for long asks it first.
+ *	finish() fills in the rest without waiting (CANCELLED before the
+ *	deadline, TIMEOUT after) and frees the call; a NULL call is a no-op.
+ *	Every started call is finished.
  *
  * CONCURRENCY
- *	Any number of threads call one provider at once; a call belongs to
- *	the thread that started it.
+ *	Any number of threads call one provider at once. A call has one
+ *	owner at a time: the session that started it may wait and finish it
+ *	from a later callback on another thread (libmilter hands a session
+ *	from worker to worker under its own lock, never two at once).
  */
 #ifndef MS_PROVIDER_H
 #define MS_PROVIDER_H
@@ -51,6 +57,7 @@ typedef struct dns_provider {
 	void *self;
 	provider_call *(*start)(void *self, dnsbl_query *q, size_t n, long long deadline_ms);
 	bool (*wait)(provider_call *call, size_t i);
+	bool (*ready)(provider_call *call, size_t i, long long until_ms);
 	void (*finish)(provider_call *call);
 } dns_provider;
 

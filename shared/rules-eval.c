@@ -27,7 +27,16 @@ typedef struct eval_ctx {
 	/* The current rule's first listing, for $rbl_*. */
 	const dnsbl_query *hit;
 	const check_desc *hit_kind;
+	long long pause_after; /* a lookup not in by then pauses the run; see rules.h */
+	bool blocked;
 } eval_ctx;
+
+/* A stage's evaluation that may pause and go on later; see rules.h. */
+struct rules_run {
+	eval_ctx e;
+	rules_expensive x; /* the caller's, copied: e.x points here */
+	size_t next;       /* the rule to try next */
+};
 
 enum tri { T_NO, T_YES, T_UNKNOWN };
 
@@ -111,6 +120,11 @@ need_query(eval_ctx *e, const dnsbl_query *q)
 
 	if (e->waited[i])
 		return;
+	if (e->pause_after != RULES_NO_PAUSE &&
+	    !e->x->dns->ready(e->call, i, e->pause_after)) {
+		e->blocked = true;
+		return;
+	}
 	t0 = budget_now_ms();
 	e->x->dns->wait(e->call, i);
 	info->dns_ms += budget_now_ms() - t0;
@@ -123,6 +137,9 @@ need_query(eval_ctx *e, const dnsbl_query *q)
 		info->timed_out |= RULES_COST_DNSBL;
 		break;
 	case DNSBL_ERROR:
+		if (info->failed == 0)
+			strbuf_printf(&info->failed_what, "%s (%s)", q->zone,
+			              q->err.len > 0 ? strbuf_str(&q->err) : "error");
 		info->failed |= RULES_COST_DNSBL;
 		break;
 	case DNSBL_SKIPPED:
@@ -174,6 +191,8 @@ dns_check(eval_ctx *e, const rule *r, const check *ck)
 
 		if (q != NULL) {
 			need_query(e, q);
+			if (e->blocked)
+				return T_UNKNOWN;
 			one = zone_result(q, &ck->v[i]);
 		}
 
@@ -231,6 +250,8 @@ rule_matches(eval_ctx *e, const rule *r)
 	for (i = 0; i < r->n_checks; i++) {
 		enum tri m = check_eval(e, r, &r->checks[i]);
 
+		if (e->blocked)
+			return false;
 		if (m == T_UNKNOWN || (m == T_YES) == r->checks[i].negate)
 			return false;
 	}
@@ -265,6 +286,7 @@ rules_eval_info_init(rules_eval_info *info)
 {
 	memset(info, 0, sizeof *info);
 	strbuf_init(&info->timeout_what);
+	strbuf_init(&info->failed_what);
 	strbuf_init(&info->rbl_domain);
 	strbuf_init(&info->rbl_what);
 	strbuf_init(&info->rbl_reason);
@@ -275,6 +297,7 @@ void
 rules_eval_info_free(rules_eval_info *info)
 {
 	strbuf_free(&info->timeout_what);
+	strbuf_free(&info->failed_what);
 	strbuf_free(&info->rbl_domain);
 	strbuf_free(&info->rbl_what);
 	strbuf_free(&info->rbl_reason);
@@ -291,28 +314,102 @@ info_reset(rules_eval_info *info)
 	info->dns_ms = 0;
 	strbuf_reset(&info->timeout_what);
 	strbuf_append(&info->timeout_what, "", 0);
+	strbuf_reset(&info->failed_what);
+	strbuf_append(&info->failed_what, "", 0);
 	set_rbl_vars(&none);
 }
 
+/* From rule run->next on, in file order, until a verdict, a stop or a pause. */
 static const rule *
-eval_rules(eval_ctx *e, rules_visit_fn visit, void *ctx)
+eval_rules(struct rules_run *run, rules_visit_fn visit, void *ctx)
 {
+	eval_ctx *e = &run->e;
 	const rules_table *t = e->t;
-	size_t i;
 
-	for (i = 0; i < t->stage_n[e->stage]; i++) {
-		const rule *r = t->stage_v[e->stage][i];
+	for (; run->next < t->stage_n[e->stage]; run->next++) {
+		const rule *r = t->stage_v[e->stage][run->next];
 		bool matched = rule_matches(e, r), stop;
 
+		if (e->blocked) /* tried again from its first check when it goes on */
+			return NULL;
 		if (matched)
 			set_rbl_vars(e);
 		stop = visit != NULL && visit(ctx, r, matched);
-		if (matched && rules_actions[r->action.kind].verdict)
+		if (matched && rules_actions[r->action.kind].verdict) {
+			run->next = t->stage_n[e->stage];
 			return r;
-		if (stop)
+		}
+		if (stop) {
+			run->next = t->stage_n[e->stage];
 			return NULL;
+		}
 	}
 	return NULL;
+}
+
+/* Collects the stage's lookups and sends them; false when there is nothing to run. */
+static bool
+run_init(struct rules_run *run, const rules_table *t, enum stage stage,
+         const rules_facts *f, const rules_expensive *x, rules_eval_info *info)
+{
+	eval_ctx *e = &run->e;
+
+	info_reset(info);
+	memset(run, 0, sizeof *run);
+	if (t == NULL || f == NULL || (unsigned)stage >= STAGE_N)
+		return false;
+	e->t = t;
+	e->stage = stage;
+	e->f = f;
+	e->info = info;
+	if (x != NULL) {
+		run->x = *x;
+		e->x = &run->x;
+	}
+	for (size_t i = 0; i < RULES_MAX_CHECKS; i++)
+		strbuf_init(&e->subject_buf[i]);
+	if (e->x != NULL && e->x->dns != NULL) {
+		find_subjects(e);
+		collect_queries(e);
+		start_queries(e);
+	}
+	e->f = NULL; /* the caller's facts are good for one call */
+	return true;
+}
+
+static const rule *
+run_go(struct rules_run *run, const rules_facts *f, long long pause_after,
+       rules_visit_fn visit, void *ctx, bool *paused)
+{
+	eval_ctx *e = &run->e;
+	const rule *r;
+
+	e->f = f;
+	e->pause_after = pause_after;
+	e->blocked = false;
+	r = eval_rules(run, visit, ctx);
+	e->f = NULL;
+	if (paused != NULL)
+		*paused = e->blocked;
+	return r;
+}
+
+/* The rules are decided: what no rule waited for is abandoned. */
+static void
+run_free(struct rules_run *run)
+{
+	eval_ctx *e = &run->e;
+
+	if (e->call != NULL)
+		e->x->dns->finish(e->call);
+	free(e->waited);
+	for (size_t i = 0; i < e->n_q; i++)
+		dnsbl_query_free(&e->q[i]);
+	free(e->q);
+	if (e->t != NULL)
+		for (size_t i = 0; i < RULES_MAX_CHECKS; i++)
+			strbuf_free(&e->subject_buf[i]);
+	memset(run, 0, sizeof *run);
 }
 
 const rule *
@@ -321,46 +418,52 @@ rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
            void *ctx)
 {
 	rules_eval_info mine;
-	eval_ctx e;
-	const rule *r;
-	size_t i;
+	struct rules_run run;
+	const rule *r = NULL;
 
 	if (info == NULL) {
 		rules_eval_info_init(&mine);
 		info = &mine;
 	}
-	info_reset(info);
-	if (t == NULL || f == NULL || (unsigned)stage >= STAGE_N) {
-		if (info == &mine)
-			rules_eval_info_free(&mine);
-		return NULL;
-	}
-	memset(&e, 0, sizeof e);
-	e.t = t;
-	e.stage = stage;
-	e.f = f;
-	e.x = x;
-	e.info = info;
-	for (i = 0; i < RULES_MAX_CHECKS; i++)
-		strbuf_init(&e.subject_buf[i]);
-	if (x != NULL && x->dns != NULL) {
-		find_subjects(&e);
-		collect_queries(&e);
-		start_queries(&e);
-	}
-	r = eval_rules(&e, visit, ctx);
-	/* The rules are decided: what no rule waited for is abandoned. */
-	if (e.call != NULL)
-		x->dns->finish(e.call);
-	free(e.waited);
-	for (i = 0; i < e.n_q; i++)
-		dnsbl_query_free(&e.q[i]);
-	free(e.q);
-	for (i = 0; i < RULES_MAX_CHECKS; i++)
-		strbuf_free(&e.subject_buf[i]);
+	if (run_init(&run, t, stage, f, x, info))
+		r = run_go(&run, f, RULES_NO_PAUSE, visit, ctx, NULL);
+	run_free(&run);
 	if (info == &mine)
 		rules_eval_info_free(&mine);
 	return r;
+}
+
+rules_run *
+rules_run_start(const rules_table *t, enum stage stage, const rules_facts *f,
+                const rules_expensive *x, rules_eval_info *info)
+{
+	rules_run *run = ms_xcalloc(1, sizeof *run);
+
+	if (!run_init(run, t, stage, f, x, info)) {
+		free(run);
+		return NULL;
+	}
+	return run;
+}
+
+const rule *
+rules_run_go(rules_run *run, const rules_facts *f, long long pause_after,
+             rules_visit_fn visit, void *ctx, bool *paused)
+{
+	if (paused != NULL)
+		*paused = false;
+	if (run == NULL)
+		return NULL;
+	return run_go(run, f, pause_after, visit, ctx, paused);
+}
+
+void
+rules_run_end(rules_run *run)
+{
+	if (run == NULL)
+		return;
+	run_free(run);
+	free(run);
 }
 
 const bodyscan_set *

@@ -268,6 +268,7 @@ typedef struct rules_eval_info {
 	unsigned failed;     /* RULES_COST_DNSBL: SERVFAIL, REFUSED, ... */
 	unsigned queries;    /* DNS lookups asked of dnsbl in this stage */
 	strbuf timeout_what; /* "zen.example.org after 1000 ms": the first one */
+	strbuf failed_what;  /* "zen.example.org (<name>: <error>)": the first one */
 	long long dns_ms;    /* time spent waiting on DNS in this stage */
 	/* $rbl_domain $rbl_what $rbl_reason $rbl_class; see COST */
 	strbuf rbl_domain, rbl_what, rbl_reason, rbl_class;
@@ -284,6 +285,31 @@ void rules_eval_info_free(rules_eval_info *info); /* and ready for reuse */
 const rule *rules_eval(const rules_table *t, enum stage stage, const rules_facts *f,
                        const rules_expensive *x, rules_eval_info *info,
                        rules_visit_fn visit, void *ctx);
+
+/*
+ * The same evaluation in steps, for a stage that must not block (the
+ * session hands it on to a later stage; see session.h, DELAYED STAGES).
+ * rules_run_start() resets info, collects the stage's lookups and sends
+ * them (x is copied; its deadline holds for the whole run); NULL when
+ * there is nothing to evaluate (t NULL, a bad stage). rules_run_go() goes
+ * on from where the run stopped, with facts f (read during the call only,
+ * so the caller may pass fresh ones each time). With pause_after an
+ * absolute time (budget_now_ms() clock) rather than RULES_NO_PAUSE, a
+ * rule that needs a lookup waits for it only until then: if it is not in
+ * by then, the run pauses, sets *paused and returns NULL, before visit()
+ * sees that rule; going on later tries that rule again from its first check, so
+ * every rule is visited once, in file order, whatever the pauses. It
+ * returns what rules_eval() would, once not paused. rules_run_end()
+ * abandons what is still out and frees the run (NULL: a no-op). info
+ * must outlive the run; a run is used by one thread at a time.
+ */
+typedef struct rules_run rules_run;
+#define RULES_NO_PAUSE (-1LL) /* rules_run_go(): wait as rules_eval() does */
+rules_run *rules_run_start(const rules_table *t, enum stage stage, const rules_facts *f,
+                           const rules_expensive *x, rules_eval_info *info);
+const rule *rules_run_go(rules_run *run, const rules_facts *f, long long pause_after,
+                         rules_visit_fn visit, void *ctx, bool *paused);
+void rules_run_end(rules_run *run);
 
 /* The table's body regexes, for bodyscan_start(); NULL when it has none. */
 const bodyscan_set *rules_body_set(const rules_table *t);

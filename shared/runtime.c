@@ -20,6 +20,8 @@ struct runtime {
 	bool dns_failed;    /* could not start with cfg: logged */
 	_Atomic(dnsbl_ctx *) dns;
 	atomic_int stress; /* enum stress_force */
+	void (*on_block)(void *arg); /* runtime_on_block(): for the resolver */
+	void *block_arg;
 };
 
 static void
@@ -127,6 +129,9 @@ runtime_dns(runtime *rt)
 	if (dns == NULL && rt->configured && !rt->dns_failed) {
 		strbuf err = STRBUF_INIT;
 
+		rt->cfg.on_block = rt->on_block;
+		rt->cfg.block_arg = rt->block_arg;
+
 		dns = dnsbl_create(&rt->cfg, &err);
 		if (dns == NULL) {
 			/* Logged once; DNS checks are then skipped and say so. */
@@ -161,4 +166,13 @@ enum stress_force
 runtime_stress(runtime *rt)
 {
 	return rt != NULL ? (enum stress_force)atomic_load(&rt->stress) : STRESS_FORCE_NONE;
+}
+
+void
+runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&rt->mu);
+	rt->on_block = fn;
+	rt->block_arg = arg;
+	pthread_mutex_unlock(&rt->mu);
 }

@@ -78,6 +78,9 @@ bool runtime_configure(runtime *rt, const conf *c, strbuf *err);
 /* The DNS provider, the resolver started on first use; NULL when rt is
    NULL, not configured, or the resolver cannot start. */
 const dns_provider *runtime_dns(runtime *rt);
+/* fn(arg) runs on a session's thread before it first blocks on a lookup
+   (dnsbl_config's on_block); set before the first lookup, at start. */
+void runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg);
 
 /* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
 void runtime_dns_stats(runtime *rt, dnsbl_stats *out);

@@ -75,6 +75,13 @@ struct session {
 	long long body_deadline;
 	bool body_done;              /* scanned all we will: skip the rest */
 	const rules_eval_info *info; /* while a verdict's template expands: $rbl_* */
+	/* Connect and HELO stages handed on to MAIL FROM (DELAYED STAGES). */
+	struct held_stage {
+		enum stage stage;
+		rules_run *run;
+		rules_eval_info info;
+	} held[2];
+	size_t n_held;
 	/* Time spent inside callbacks since the last message ended. */
 	long long busy_ns;
 	struct timespec entered;
@@ -217,6 +224,17 @@ session_changes_free(session_changes *c)
 
 /* ---- negotiation ---- */
 
+/*
+ * Can this stage hand its rules on to MAIL FROM (DELAYED STAGES)? A
+ * session-wide stage whose wait is shorter than its budget.
+ */
+static bool
+may_delay_stage(const struct conf_values *p, enum stage stage)
+{
+	return stage_get(stage)->session_wide &&
+	       p->session_stage_wait < stage_budget(p, stage);
+}
+
 unsigned long
 session_protocol(const conf *c)
 {
@@ -240,6 +258,11 @@ session_protocol(const conf *c)
 		                conf_personality(c, stressed)->stress_header[0] != '\0';
 		/* rcpt_limit can answer every recipient. */
 		reply[STAGE_RCPT] |= conf_personality(c, stressed)->rcpt_limit > 0;
+		/* A delayed connect or HELO stage answers at MAIL FROM. */
+		for (int st = STAGE_CONNECT; st <= STAGE_HELO; st++)
+			if (may_delay_stage(conf_personality(c, stressed), (enum stage)st) &&
+			    rules_stage_expensive(t, (enum stage)st, stressed))
+				used[STAGE_MAIL] = reply[STAGE_MAIL] = true;
 		if (rules_body_set(t) != NULL) {
 			/* Body rules read chunks, and SKIP is a reply. */
 			used[STAGE_BODY] = true;
@@ -334,12 +357,15 @@ end_message(session *s)
 	taglist_clear(&s->tags);
 }
 
+static void drop_held(session *s, size_t from);
+
 void
 session_free(session *s)
 {
 	if (s == NULL)
 		return;
 	end_message(s);
+	drop_held(s, 0);
 	taglist_clear(&s->session_tags);
 	free(s->client_name);
 	free(s->client_addr);
@@ -784,8 +810,9 @@ note_expensive(session *s, enum stage stage, const rules_eval_info *info)
 		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
 		        strbuf_str(&info->timeout_what));
 	if (info->failed)
-		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed",
-		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage));
+		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed: %s",
+		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
+		        strbuf_str(&info->failed_what));
 }
 
 /* No verdict, but a check could not finish: budget_action / dns_error_action. */
@@ -805,37 +832,19 @@ unsure(session *s, enum stage stage, const rules_eval_info *info, session_reply 
 	issued(s, why, r);
 }
 
+/*
+ * A stage's rules are decided (hit, or NULL): what was lost, the verdict or
+ * budget_action, and for a session-wide stage at its own callback with
+ * nothing delayed, whether anything is left to do at all.
+ */
 static void
-decide_stage(session *s, enum stage stage, session_reply *r)
+conclude(session *s, enum stage stage, const rule *hit, rules_eval_info *info,
+         session_reply *r)
 {
-	const rule *hit;
-	rules_facts f;
-	rules_expensive x;
-	rules_eval_info info;
-
-	s->stage = stage;
-	pick_up_queue_id(s);
-	if (s->hung_up)
-		return;
-	if (s->errors >= (unsigned long long)s->params->error_limit &&
-	    can_reply(s, stage)) {
-		set_reply(r, SESSION_TEMPFAIL, SESSION_ERROR_LIMIT_CODE,
-		          SESSION_ERROR_LIMIT_ECODE, SESSION_ERROR_LIMIT_TEXT);
-		issued(s, "error_limit", r);
-		return;
-	}
-	if (s->session_accepted || s->message_accepted) {
-		r->answer = accepted_answer(s);
-		return;
-	}
-	fill_facts(s, &f);
-	rules_eval_info_init(&info);
-	expensive_for(s, stage, &x);
-	s->info = &info; /* $rbl_* for tags in visit() and for the verdict */
-	hit = rules_eval(s->rules, stage, &f, &x, &info, visit, s);
-	note_expensive(s, stage, &info);
+	note_expensive(s, stage, info);
+	s->info = info; /* $rbl_* for the verdict's text */
 	if (hit == NULL) {
-		unsure(s, stage, &info, r);
+		unsure(s, stage, info, r);
 	} else if (!can_reply(s, stage)) {
 		/*
 		 * Negotiation keeps NR off where a rule may reply: a bug if seen.
@@ -848,8 +857,7 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 		apply_verdict(s, hit, r);
 	}
 	s->info = NULL;
-	rules_eval_info_free(&info);
-	if (r->answer == SESSION_CONTINUE &&
+	if (r->answer == SESSION_CONTINUE && s->stage == stage && s->n_held == 0 &&
 	    stage_get(stage)->session_wide && can_reply(s, stage) &&
 	    nothing_left(s)) {
 		s->session_accepted = true;
@@ -860,6 +868,154 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
 	    stage != STAGE_RCPT && s->in_message)
 		s->message_logged = true;
+}
+
+/* Abandons the delayed stages from the from-th on. */
+static void
+drop_held(session *s, size_t from)
+{
+	for (size_t i = from; i < s->n_held; i++) {
+		rules_run_end(s->held[i].run);
+		rules_eval_info_free(&s->held[i].info);
+	}
+	if (from < s->n_held)
+		s->n_held = from;
+}
+
+/*
+ * The delayed stages, in order, as if each were at its own callback but
+ * waiting for its answers (each up to its own stage's deadline, which ran
+ * from its callback); the first verdict, or an accept, ends them. The
+ * reply goes out with the stage that called (MAIL FROM, or a second HELO).
+ */
+static void
+decide_held(session *s, session_reply *r)
+{
+	enum stage now = s->stage;
+	size_t i;
+
+	for (i = 0; i < s->n_held; i++) {
+		struct held_stage *h = &s->held[i];
+		const rule *hit;
+		rules_facts f;
+
+		s->stage = h->stage;
+		fill_facts(s, &f);
+		s->info = &h->info; /* $rbl_* for tags in visit() */
+		hit = rules_run_go(h->run, &f, RULES_NO_PAUSE, visit, s, NULL);
+		rules_run_end(h->run);
+		h->run = NULL;
+		conclude(s, h->stage, hit, &h->info, r);
+		rules_eval_info_free(&h->info);
+		if (r->answer != SESSION_CONTINUE || s->session_accepted || s->hung_up) {
+			i++;
+			break;
+		}
+	}
+	/* What no verdict needs any more is abandoned, as at the end of a stage. */
+	drop_held(s, i);
+	s->n_held = 0;
+	s->stage = now;
+}
+
+/*
+ * Keeps a connect or HELO stage's run for MAIL FROM; its lookups are out.
+ * Its info is already the next free slot's (next_held_info()).
+ */
+static void
+hold(session *s, enum stage stage, rules_run *run)
+{
+	struct held_stage *h = &s->held[s->n_held++];
+
+	h->stage = stage;
+	h->run = run;
+	log_debug(1, "%s: stage=%s delayed to mail: a lookup is not in yet",
+	          s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage));
+}
+
+static bool
+is_held(const session *s, enum stage stage)
+{
+	for (size_t i = 0; i < s->n_held; i++)
+		if (s->held[i].stage == stage)
+			return true;
+	return false;
+}
+
+/*
+ * May this stage hand its rules on to MAIL FROM instead of waiting? A
+ * session-wide stage that can reply, when MAIL FROM can (negotiation makes
+ * it so when delay_session_checks is on and connect or HELO has expensive
+ * rules).
+ */
+static bool
+may_delay(const session *s, enum stage stage)
+{
+	return may_delay_stage(s->params, stage) && can_reply(s, stage) &&
+	       can_reply(s, STAGE_MAIL) && s->n_held < sizeof s->held / sizeof s->held[0];
+}
+
+/*
+ * One stage: the session limits first, then the rules. A stage that cannot
+ * reply still runs its rules for tag, quarantine and log.
+ */
+static void
+decide_stage(session *s, enum stage stage, session_reply *r)
+{
+	const rule *hit;
+	rules_facts f;
+	rules_expensive x;
+	rules_eval_info own, *info = &own;
+	rules_run *run;
+	bool delay, paused = false;
+
+	s->stage = stage;
+	pick_up_queue_id(s);
+	if (s->hung_up)
+		return;
+	/* MAIL FROM, or a stage come again (a second HELO): delayed ones first. */
+	if (s->n_held > 0 && (!stage_get(stage)->session_wide || is_held(s, stage))) {
+		decide_held(s, r);
+		if (r->answer != SESSION_CONTINUE || s->hung_up)
+			return;
+	}
+	if (s->errors >= (unsigned long long)s->params->error_limit &&
+	    can_reply(s, stage)) {
+		set_reply(r, SESSION_TEMPFAIL, SESSION_ERROR_LIMIT_CODE,
+		          SESSION_ERROR_LIMIT_ECODE, SESSION_ERROR_LIMIT_TEXT);
+		issued(s, "error_limit", r);
+		return;
+	}
+	if (s->session_accepted || s->message_accepted) {
+		r->answer = accepted_answer(s);
+		return;
+	}
+	fill_facts(s, &f);
+	delay = may_delay(s, stage);
+	if (delay) /* the run points at its info: where it will stay if held */
+		info = &s->held[s->n_held].info;
+	rules_eval_info_init(info);
+	expensive_for(s, stage, &x);
+	run = rules_run_start(s->rules, stage, &f, &x, info);
+	if (delay && s->n_held > 0 && rules_stage_used(s->rules, stage)) {
+		/* An earlier stage waits: this one's rules come after it, at MAIL. */
+		hold(s, stage, run);
+		return;
+	}
+	s->info = info; /* $rbl_* for tags in visit() */
+	hit = rules_run_go(run, &f,
+	                   delay ? budget_deadline(budget_now_ms(),
+	                                           s->params->session_stage_wait)
+	                         : RULES_NO_PAUSE,
+	                   visit, s, &paused);
+	s->info = NULL;
+	if (paused) {
+		hold(s, stage, run);
+		return;
+	}
+	rules_run_end(run);
+	conclude(s, stage, hit, info, r);
+	rules_eval_info_free(info);
 }
 
 static void

@@ -44,6 +44,17 @@
  * is scanned up to body_scan_limit; then, or as soon as nothing more can
  * change a verdict, the milter asks the MTA to skip the rest.
  *
+ * DELAYED STAGES. Connect and HELO wait for their lookups at most
+ * session_stage_wait. A rule that needs an answer not in by then stops
+ * its stage, which answers continue; that stage's remaining rules, and the
+ * HELO stage's after it (its lookups sent at HELO), are decided in file
+ * order at the start of the next MAIL FROM (or of a second HELO), each
+ * lookup waiting at most until its own stage's deadline, and the first
+ * verdict is MAIL FROM's reply. Negotiation keeps MAIL FROM's reply on
+ * when that can happen. A session that ends first abandons them. Why: a
+ * libmilter worker blocked for a whole budget makes a burst of sessions
+ * queue behind it (doc/ARCHITECTURE.md F19).
+ *
  * Concurrency: a session is used by one callback at a time (libmilter
  * serialises a connection's callbacks, though on varying threads). Sessions
  * share the read-only conf snapshot and the runtime, whose DNS provider any

@@ -111,6 +111,7 @@ static const char *const default_lines[] = {
 	"overload_reply = 421 4.7.0 Too many sessions, try again later",
 	"milter_command_timeout = 30s",
 	"milter_content_timeout = 300s",
+	"session_stage_wait = 100ms",
 	"budget_action = continue",
 	"dns_servers =",
 	"dns_error_action = continue",

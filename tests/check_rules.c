@@ -2138,6 +2138,9 @@ START_TEST(test_dns)
 	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
 	ck_assert_uint_eq(info.skipped, t->skipped);
 	ck_assert_uint_eq(info.failed, t->failed);
+	/* A failed lookup is logged with its zone and the server's answer. */
+	ck_assert_str_eq(strbuf_str(&info.failed_what),
+	                 t->failed ? "bl.invalid (fake: refused)" : "");
 	ck_assert_uint_eq(info.timed_out, 0);
 	strbuf_free(&text);
 	free_facts(&fb);
@@ -2168,6 +2171,118 @@ dns_connect(conf *c, fake_dns *dns, const char *addr, long long budget,
 	free_facts(&fb);
 	return r;
 }
+
+/* Counts visit() calls per rule of the table. */
+typedef struct visits {
+	const rules_table *t;
+	unsigned n[8];
+} visits;
+
+static bool
+count_visit(void *ctx, const rule *r, bool matched)
+{
+	visits *v = ctx;
+
+	(void)matched;
+	for (size_t i = 0; i < rules_count(v->t) && i < 8; i++)
+		if (rules_rule(v->t, i) == r)
+			v->n[i]++;
+	return false;
+}
+
+/*
+ * A run that must not block pauses at the first rule whose lookup is not
+ * in, before visit() sees it; going on later (waiting or not) gives the
+ * verdict rules_eval() gives, every rule visited once, in order. pause_at:
+ * how many rules were tried before the pause (-1: no pause); sleep_ms
+ * before going on.
+ */
+static const struct run_case {
+	const char *text;
+	int pause_at;
+	long long sleep_ms;
+	bool go_waits;
+	const char *want; /* the verdict's text; NULL: none */
+	unsigned visited; /* rules visited in all */
+} run_cases[] = {
+        /* late2 answers after 300 ms: the run pauses at rule 2 */
+        {"connect client 10.0.0.1 reject \"cheap\"\n"
+         "connect dnsbl late2.test reject \"late\"\n"
+         "connect dnsbl zen.test reject \"zen\"",
+         1, 0, true, "late", 2},
+        /* the answer came in meanwhile: going on without waiting decides */
+        {"connect client 10.0.0.1 reject \"cheap\"\n"
+         "connect dnsbl late2.test reject \"late\"\n"
+         "connect dnsbl zen.test reject \"zen\"",
+         1, 400, false, "late", 2},
+        /* an answer already in (zen: no delay) does not pause */
+        {"connect dnsbl zen.test reject \"zen\"\n"
+         "connect dnsbl late2.test reject \"late\"",
+         -1, 0, false, "zen", 1},
+        /* a cheap verdict before any lookup is needed: no pause */
+        {"connect client 127.0.0.2 reject \"cheap\"\n"
+         "connect dnsbl late2.test reject \"late\"",
+         -1, 0, false, "cheap", 1},
+        /* a zone that never answers: the run waits until its deadline */
+        {"connect dnsbl slow.test reject \"slow\"\n"
+         "connect client 127.0.0.2 reject \"cheap\"",
+         0, 0, true, "cheap", 2},
+};
+
+START_TEST(test_run_pauses)
+{
+	const struct run_case *t = &run_cases[_i];
+	conf *c = load_ok(t->text, NULL);
+	const rules_table *tab = conf_rules(c, false);
+	fake_dns *dns = dns_fake();
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(budget_now_ms(), 1000),
+	                     NULL};
+	fact_spec spec = {.addr = "127.0.0.2"};
+	visits v = {tab, {0}};
+	rules_eval_info info;
+	facts_buf fb;
+	rules_run *run;
+	const rule *r;
+	bool paused = true;
+	unsigned visited = 0;
+
+	rules_eval_info_init(&info);
+	make_facts(&fb, &spec);
+	run = rules_run_start(tab, STAGE_CONNECT, &fb.f, &x, &info);
+	ck_assert_ptr_nonnull(run);
+	r = rules_run_go(run, &fb.f, budget_now_ms(), count_visit, &v, &paused);
+	for (size_t i = 0; i < 8; i++)
+		visited += v.n[i];
+	if (t->pause_at < 0) {
+		ck_assert_msg(!paused, "'%s': paused", t->text);
+	} else {
+		ck_assert_msg(paused && r == NULL, "'%s': no pause", t->text);
+		ck_assert_uint_eq(visited, (unsigned)t->pause_at);
+		if (t->sleep_ms > 0) {
+			struct timespec ts = {0, t->sleep_ms * 1000000};
+
+			nanosleep(&ts, NULL);
+		}
+		r = rules_run_go(run, &fb.f, t->go_waits ? RULES_NO_PAUSE : budget_now_ms(),
+		                 count_visit, &v, &paused);
+		ck_assert_msg(!paused, "'%s': paused again", t->text);
+		visited = 0;
+		for (size_t i = 0; i < 8; i++)
+			visited += v.n[i];
+	}
+	ck_assert_uint_eq(visited, t->visited);
+	for (size_t i = 0; i < 8; i++)
+		ck_assert_uint_le(v.n[i], 1);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(rule_action(r)->text, t->want);
+	rules_run_end(run);
+	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
+	free_facts(&fb);
+	rules_eval_info_free(&info);
+	fake_dns_free(dns);
+	conf_unref(c);
+}
+END_TEST
 
 /* A zone whose server never answers: back by the deadline, no verdict. */
 START_TEST(test_dns_timeout)
@@ -2479,6 +2594,7 @@ rules_suite(void)
 	tcase_add_test(dns, test_dns_timeout);
 	tcase_add_loop_test(dns, test_dns_short_circuit, 0, N(sc_cases));
 	tcase_add_test(dns, test_dns_parallel);
+	tcase_add_loop_test(dns, test_run_pauses, 0, N(run_cases));
 	suite_add_tcase(s, dns);
 	return s;
 }

@@ -102,8 +102,13 @@ phase() {
 # 1. Killed: the breaker opens on refused lookups, not only on timeouts.
 phase killed KILL "$dns1" 2001:db8:1::
 wait_for_line "$log" 'dnsbl zone bl\.test suspended after [0-9]+ lookups in a row' 50 $ms_pid
-failed=$(grep -c 'stage=connect DNS lookup failed' "$log")
-pass "killed: the breaker suspended bl.test; $failed lookups failed before it did"
+failed=$(grep -c 'stage=connect DNS lookup failed: bl\.test (.*bl\.test: ' "$log")
+all_failed=$(grep -c 'DNS lookup failed' "$log")
+[ "$failed" = "$all_failed" ] && [ "$failed" -gt 0 ] || {
+	grep 'DNS lookup failed' "$log" | head -n 3
+	fail "killed: $all_failed 'DNS lookup failed' lines, $failed of them name the zone and the error"
+}
+pass "killed: the breaker suspended bl.test; $failed lookups failed before it did, each logged with its zone and error"
 [ "$failed" -lt $((CONC * 2)) ] ||
 	fail "killed: $failed failed lookups: the breaker did not stop them"
 

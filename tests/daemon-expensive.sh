@@ -270,7 +270,9 @@ wait_for_line "$T_DIR/ms2.log" 'dead2\.test.*resumed|resumed.*dead2\.test' 20 $m
 pass "log: the breaker resumes both zones"
 
 # budget_action = tempfail: the same server, silent again; the stage
-# tempfails.
+# tempfails. The connect stage hands its rules on to MAIL FROM after
+# session_stage_wait (100 ms), so the tempfail comes there; with a wait as
+# long as the budget it comes at connect.
 touch "$T_DIR/silent.drop"
 sock3="$T_DIR/ms3.sock"
 {
@@ -281,8 +283,17 @@ start_daemon "$T_DIR/ms3.log" "unix:$sock3" -c "$T_DIR/ms3.conf"
 n=$((n + 1))
 "$MILTER_PROBE" --timeout 10 -p "unix:$sock3" --client-addr 192.0.2.44 >"$T_DIR/case$n.out" 2>&1 ||
 	{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }
-expect_line "$T_DIR/case$n.out" '^connect [^ ]+ \[192\.0\.2\.44\]: tempfail( 4[0-9][0-9] .*)?$' \
-	"budget_action tempfail: connect tempfails when the budget runs out"
+expect_line "$T_DIR/case$n.out" '^connect [^ ]+ \[192\.0\.2\.44\]: continue$' \
+	"budget_action tempfail: connect answers at once (session_stage_wait)"
+expect_line "$T_DIR/case$n.out" '^mail <[^>]*>: tempfail( 4[0-9][0-9] .*)?$' \
+	"budget_action tempfail: the delayed connect stage tempfails at MAIL FROM when the budget runs out"
+sock3b="$T_DIR/ms3b.sock"
+start_daemon "$T_DIR/ms3b.log" "unix:$sock3b" -c "$T_DIR/ms3.conf" -o session_stage_wait=1h
+n=$((n + 1))
+"$MILTER_PROBE" --timeout 10 -p "unix:$sock3b" --client-addr 192.0.2.47 >"$T_DIR/case$n.out" 2>&1 ||
+	{ cat "$T_DIR/case$n.out"; fail "milter-probe exited $?"; }
+expect_line "$T_DIR/case$n.out" '^connect [^ ]+ \[192\.0\.2\.47\]: tempfail( 4[0-9][0-9] .*)?$' \
+	"budget_action tempfail: with session_stage_wait >= connect_budget, connect itself tempfails"
 
 # 8. dns_error_action: dnsmasq answers REFUSED for err.test (a zone it does
 # not serve, with no upstream): continue (the default) or tempfail.

@@ -211,6 +211,20 @@ fake_wait(provider_call *c, size_t i)
 	return c->q[i].status != DNSBL_TIMEOUT;
 }
 
+static bool
+fake_ready(provider_call *c, size_t i, long long until_ms)
+{
+	long long ready = ready_at(c, c->row[i]), now;
+
+	if (!c->done[i]) {
+		long long t = ready < c->deadline ? ready : c->deadline;
+
+		sleep_until(t < until_ms ? t : until_ms);
+	}
+	now = budget_now_ms();
+	return c->done[i] || now >= ready || now >= c->deadline;
+}
+
 static void
 fake_finish(provider_call *c)
 {
@@ -237,7 +251,8 @@ fake_dns_create(const fake_dns_answer *table, size_t n)
 	f->table = table;
 	f->n = n;
 	pthread_mutex_init(&f->mu, NULL);
-	f->provider = (dns_provider){"fake-dns", f, fake_start, fake_wait, fake_finish};
+	f->provider = (dns_provider){"fake-dns", f, fake_start, fake_wait, fake_ready,
+	                             fake_finish};
 	return f;
 }
 
