@@ -1,6 +1,6 @@
 #!/bin/bash
 # End to end: what an SMTP client really gets when a rule answers at
-# connect, under Postfix's own stress defaults. Three listeners, told apart
+# connect, under Postfix's own stress defaults. Four listeners, told apart
 # by milter_macro_daemon_name (the daemon_name check), and main.cf's
 # smtpd_hard_error_limit = ${stress?{1}:{20}} (Postfix's default, set here
 # so the test does not depend on it):
@@ -12,7 +12,10 @@
 #   accepted, MAIL FROM gets the milter's 521 and Postfix hangs up;
 # - stress, "tempfail 421": Postfix answers the greeting with its own "421
 #   HOST Service unavailable - try again later" and hangs up at once: the
-#   shape milter-stress.conf(5) recommends for a hang-up under stress.
+#   shape milter-stress.conf(5) recommends for a hang-up under stress;
+# - stress, "tempfail 451": a normal 220 greeting (only a 5xx changes it),
+#   the milter's 451 at MAIL FROM, and that refusal is the one error:
+#   Postfix's 421 at the next command.
 # swaks stops after a refused greeting, so a plain client written here goes
 # on with EHLO and MAIL FROM as a careless client would.
 . "$top_srcdir/tests/lib.sh"
@@ -23,20 +26,23 @@ watchdog 50
 cat >"$T_DIR/ms.conf" <<'CONF'
 connect name=hard daemon_name hard reject 521 5.7.1 "Go away"
 connect name=soft daemon_name soft tempfail 421 4.7.1 "Busy, try again later"
+connect name=later daemon_name later tempfail 451 4.7.1 "Try again later"
 CONF
-e2e_milter "$T_DIR/ms.conf" "with a 521 and a 421 rule at connect"
+e2e_milter "$T_DIR/ms.conf" "with a 521, a 421 and a 451 rule at connect"
 p_stress521=$(free_port)
 p_normal521=$(free_port)
 p_stress421=$(free_port)
+p_stress451=$(free_port)
 main=$(pf_shipped_main "$milter_port") || fail "main.cf snippet"
 pf_start "$T_DIR/pf" "$main
 smtpd_hard_error_limit = \${stress?{1}:{20}}" \
 	"$(pf_smtpd "$p_stress521" -o stress=yes -o syslog_name=postfix/stress521 -o milter_macro_daemon_name=hard)
 $(pf_smtpd "$p_normal521" -o syslog_name=postfix/normal521 -o milter_macro_daemon_name=hard)
-$(pf_smtpd "$p_stress421" -o stress=yes -o syslog_name=postfix/stress421 -o milter_macro_daemon_name=soft)"
+$(pf_smtpd "$p_stress421" -o stress=yes -o syslog_name=postfix/stress421 -o milter_macro_daemon_name=soft)
+$(pf_smtpd "$p_stress451" -o stress=yes -o syslog_name=postfix/stress451 -o milter_macro_daemon_name=later)"
 [ "$(pf_postconf -x -h -o stress=yes smtpd_hard_error_limit)" = 1 ] || fail "smtpd_hard_error_limit is not 1 under stress"
 [ "$(pf_postconf -x -h smtpd_hard_error_limit)" = 20 ] || fail "smtpd_hard_error_limit is not 20 without stress"
-pass "Postfix: smtpd_hard_error_limit 1 under stress, 20 without; listeners $p_stress521 $p_normal521 $p_stress421"
+pass "Postfix: smtpd_hard_error_limit 1 under stress, 20 without; listeners $p_stress521 $p_normal521 $p_stress421 $p_stress451"
 
 # dialog NAME PORT CMD...: read the greeting, then send each CMD and read its
 # reply, until Postfix hangs up. Transcript in dialog-NAME.out: "<- " reply
@@ -53,6 +59,8 @@ dialog() {
 			echo "-> $d_cmd"
 			dialog_reply || exit 0
 		done
+		dialog_reply # after the last command: closed, or anything else
+		exit 0
 	) >"$T_DIR/dialog-$1.out" || fail "$1: cannot connect to port $2"
 }
 dialog_reply() {
@@ -116,7 +124,22 @@ OUT
 expect_line "$PF_LOG" "postfix/stress421/smtpd\[[0-9]+\]: NOQUEUE: milter-reject: CONNECT from [^ ]*\[127\.0\.0\.1\]: 421 4\.7\.1 Busy, try again later;" \
 	"maillog, stress: the milter's 421 4.7.1 at CONNECT"
 
-# 4. The milter logged each verdict; nothing was queued.
+# 4. Under stress, another 4xx at connect: a normal greeting, the milter's
+# reply at MAIL FROM, which is an error: Postfix's 421 at the next command.
+dialog stress451 "$p_stress451" "${CMDS[@]}"
+grep -q "^<- 220 $H ESMTP" "$T_DIR/dialog-stress451.out" || { cat "$T_DIR/dialog-stress451.out"; fail "stress, 451: no 220 greeting"; }
+grep -q "^<- 250 " "$T_DIR/dialog-stress451.out" || { cat "$T_DIR/dialog-stress451.out"; fail "stress, 451: EHLO not accepted"; }
+sed -i -e '/^<- 250[- ]/d' -e '/^<- 220 /d' "$T_DIR/dialog-stress451.out"
+expect_dialog stress451 "stress, tempfail 451 at connect: 220 greeting, EHLO accepted, the milter's 451 at MAIL FROM, Postfix's 421 at the next command" <<OUT
+-> EHLO client.example
+-> MAIL FROM:<a@example.org>
+<- 451 4.7.1 Try again later
+-> RCPT TO:<b@example.net>
+<- 421 4.7.0 $H Error: too many errors
+*** closed
+OUT
+
+# 5. The milter logged each verdict; nothing was queued.
 expect_line "$MLOG" ": stress=yes\(macro\) stage=connect rule=hard action=reject 521 5\.7\.1 " "milter log: stress, rule=hard, reject 521"
 expect_line "$MLOG" ": stress=no\(macro\) stage=connect rule=hard action=reject 521 5\.7\.1 " "milter log: normal, rule=hard, reject 521"
 expect_line "$MLOG" ": stress=yes\(macro\) stage=connect rule=soft action=tempfail 421 4\.7\.1 " "milter log: stress, rule=soft, tempfail 421"
