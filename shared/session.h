@@ -41,10 +41,11 @@
  * session reached, whatever their mode; a suspended zone, a lookup that ran
  * out of time) is logged, counted and listed in the stress header
  * ("; skipped=dnsbl,body", grammar in milter-stress.conf(5)) for content
- * filters after the queue. A stage whose budget ran out takes budget_action, one whose lookups
- * failed takes dns_error_action (continue or tempfail 451 4.3.0). The body
- * is scanned up to body_scan_limit; then, or as soon as nothing more can
- * change a verdict, the milter asks the MTA to skip the rest.
+ * filters after the queue. A stage whose budget ran out takes budget_action,
+ * one whose lookups failed takes dns_error_action (continue or tempfail 451
+ * 4.3.0). The body is scanned up to body_scan_limit; then, or as soon as
+ * nothing more can change a verdict, the milter asks the MTA to skip the
+ * rest.
  *
  * Concurrency: a session is used by one callback at a time (libmilter
  * serialises a connection's callbacks, though on varying threads). Sessions
