@@ -691,6 +691,8 @@ table_add(rules_table *t, rule *r)
 	t->stage_v[s][t->stage_n[s]++] = r;
 	if (rules_actions[r->action.kind].replies)
 		t->may_reply[s] = true;
+	if (r->mode & MODE_NORMAL)
+		t->calm_costs[s] |= r->costs;
 	for (i = 0; i < r->n_checks; i++) {
 		const check_desc *d = &rules_checks[r->checks[i].kind];
 

@@ -488,6 +488,12 @@ rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed)
 
 /* Questions about a table. */
 
+unsigned
+rules_calm_costs(const rules_table *t, enum stage stage)
+{
+	return t != NULL && (unsigned)stage < STAGE_N ? t->calm_costs[stage] : 0;
+}
+
 bool
 rules_stage_used(const rules_table *t, enum stage stage)
 {

@@ -171,6 +171,9 @@ struct rules_table {
 	rule **stage_v[STAGE_N];
 	size_t stage_n[STAGE_N];
 	bool may_reply[STAGE_N];
+	/* RULES_COST_* of the checks of rules whose mode has MODE_NORMAL: what
+	   the calm personality checks at each stage (rules_calm_costs()) */
+	unsigned calm_costs[STAGE_N];
 	bool need_header_set;
 	bool stressed;
 	pcre2_match_context *mctx;

@@ -318,6 +318,15 @@ const bodyscan_set *rules_body_set(const rules_table *t);
    lookup, a look at the scanner) for a session stressed or not? */
 bool rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed);
 
+/*
+ * The RULES_COST_* of the expensive checks that rules of mode normal or both
+ * have at the stage: what the calm personality checks there, from the calm
+ * table (conf_rules(c, false)). Under stress none of them runs (a rule of mode
+ * both skips them, one of mode normal is not in the stress table), so a
+ * stressed session that reaches the stage reports them as skipped.
+ */
+unsigned rules_calm_costs(const rules_table *t, enum stage stage);
+
 /* Does any rule of this table run at the stage? Could one reply there? */
 bool rules_stage_used(const rules_table *t, enum stage stage);
 /* (a verdict that answers the MTA: accept, tempfail, reject, discard) */

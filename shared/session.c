@@ -1018,11 +1018,32 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 	rules_eval_info_free(info);
 }
 
+/*
+ * Under stress, the expensive checks the calm personality has at a stage the
+ * session reached did not run, whatever their rule's mode: say so in the
+ * header, the log line and the counters (milter-stress.conf(5), "The stress
+ * header").
+ */
+static void
+note_calm_skipped(session *s, enum stage stage)
+{
+	unsigned calm;
+
+	if (!s->stress.stressed)
+		return;
+	calm = rules_calm_costs(conf_rules(s->conf, false), stage);
+	if (stage_get(stage)->session_wide)
+		s->skipped_session |= calm;
+	else
+		s->skipped |= calm;
+}
+
 static void
 run_stage(session *s, enum stage stage, session_reply *r)
 {
 	long long t0 = metrics_now_ns();
 
+	note_calm_skipped(s, stage);
 	decide_stage(s, stage, r);
 	metrics_stage_time(stage, metrics_now_ns() - t0);
 }

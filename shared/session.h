@@ -36,13 +36,16 @@
  *
  * Expensive checks (DNSBL, body) follow rules_eval(): a stage gets its
  * budget (connect_budget, ...; body_budget for the whole body), its DNS
- * lookups run in parallel within it, and what was skipped (under stress, a
- * suspended zone, a lookup that ran out of time) is logged and listed in the
- * stress header ("; skipped=dnsbl,body") for content filters after the
- * queue. A stage whose budget ran out takes budget_action, one whose lookups
- * failed takes dns_error_action (continue or tempfail 451 4.3.0). The body
- * is scanned up to body_scan_limit; then, or as soon as nothing more can
- * change a verdict, the milter asks the MTA to skip the rest.
+ * lookups run in parallel within it, and what was skipped (under stress,
+ * every expensive check of the calm personality's rules at a stage the
+ * session reached, whatever their mode; a suspended zone, a lookup that ran
+ * out of time) is logged, counted and listed in the stress header
+ * ("; skipped=dnsbl,body", grammar in milter-stress.conf(5)) for content
+ * filters after the queue. A stage whose budget ran out takes budget_action,
+ * one whose lookups failed takes dns_error_action (continue or tempfail 451
+ * 4.3.0). The body is scanned up to body_scan_limit; then, or as soon as
+ * nothing more can change a verdict, the milter asks the MTA to skip the
+ * rest.
  *
  * DELAYED STAGES. Connect and HELO wait for their lookups at most
  * session_stage_wait. A rule that needs an answer not in by then stops

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "log.h"
 #include "mproto.h"
+#include "runtime.h"
 #include "session.h"
 #include "strbuf.h"
 
@@ -655,6 +656,212 @@ START_TEST(test_body)
 END_TEST
 
 /*
+ * Under stress, skipped= names every expensive check of the calm personality
+ * at a stage the session reached, whatever its rule's mode; the log line and
+ * the counters say the same. The unit tests have no DNS provider: a calm
+ * session reports a DNS check it reaches as skipped, hence the cheap guard
+ * in front of some.
+ */
+static const struct calm_case {
+	const char *text;
+	const char *o1;
+	const char *macro;
+	int until;
+	const char *header;   /* at eom; NULL: no message */
+	const char *log_has;  /* in the last log line; NULL: not checked */
+	unsigned dnsbl, body; /* the counters */
+} calm_cases[] = {
+        /* mode normal: only in the calm table, reported all the same */
+        {"connect normal dnsbl bl.test reject\neom normal body /lottery/i reject\n", NULL,
+         "yes", AT_EOM, "yes (source=macro); skipped=dnsbl,body",
+         " skipped=dnsbl,body ms=", 1, 1},
+        /* the calm personality itself skips nothing it did not reach */
+        {"connect normal client 203.0.113.0/24 and dnsbl bl.test reject\n", NULL, "no",
+         AT_EOM, "no", NULL, 0, 0},
+        /* stressed: the calm personality has the check at connect, so it is listed */
+        {"connect normal client 203.0.113.0/24 and dnsbl bl.test reject\n", NULL, "yes",
+         AT_EOM, "yes (source=macro); skipped=dnsbl", NULL, 1, 0},
+        /* helo is session-wide, like connect */
+        {"helo normal rhsbl_helo dbl.test reject\n", NULL, "yes", AT_EOM,
+         "yes (source=macro); skipped=dnsbl", NULL, 1, 0},
+        /* mode both, as before */
+        {"connect dnsbl bl.test reject\n", NULL, "yes", AT_EOM,
+         "yes (source=macro); skipped=dnsbl", NULL, 1, 0},
+        /* a stage not reached is not listed: no body chunk, no body stage */
+        {"body normal body /lottery/i reject\n", NULL, "yes", AT_EOM,
+         "yes (source=macro)", NULL, 0, 0},
+        /* a session refused at connect never reached mail */
+        {"mail normal rhsbl_sender dbl.test reject\nconnect stress any tempfail 421 "
+         "4.7.1 busy\n",
+         NULL, "yes", AT_CONNECT, NULL,
+         "action=tempfail 421 4.7.1 client=mx.example[192.0.2.1] ms=", 0, 0},
+        /* ... and its verdict line lists what connect skipped */
+        {"connect normal dnsbl bl.test reject\nconnect stress any tempfail 421 4.7.1 "
+         "busy\n",
+         NULL, "yes", AT_CONNECT, NULL,
+         "action=tempfail 421 4.7.1 client=mx.example[192.0.2.1] skipped=dnsbl ms=", 0,
+         0},
+        /* -o stress=yes: no calm personality is compiled, only mode both counts */
+        {"connect normal dnsbl bl.test reject\neom body /lottery/i reject\n",
+         "stress=yes", "no", AT_EOM, "yes (source=forced); skipped=body", NULL, 0, 1},
+};
+
+START_TEST(test_calm_skipped)
+{
+	const struct calm_case *tc = &calm_cases[_i];
+	macros m = {tc->macro, NULL, NULL};
+	session_reply r;
+	session_changes ch;
+	session_counts n;
+	session *s = start(load(tc->text, tc->o1, NULL), &m, "192.0.2.1", &r);
+
+	session_changes_init(&ch);
+	play(s, tc->until, &r, &ch);
+	if (tc->header != NULL) {
+		ck_assert_int_eq(r.answer, SESSION_ACCEPT);
+		ck_assert_uint_eq(ch.n_add, 1);
+		ck_assert_str_eq(ch.add[0].value, tc->header);
+	}
+	if (tc->log_has != NULL)
+		ck_assert_msg(strstr(strbuf_str(&logged), tc->log_has) != NULL, "log: %s",
+		              strbuf_str(&logged));
+	session_get_counts(&n); /* each test runs in its own process */
+	ck_assert_uint_eq(n.skipped_dnsbl, tc->dnsbl);
+	ck_assert_uint_eq(n.skipped_body, tc->body);
+	session_reply_free(&r);
+	session_changes_free(&ch);
+	session_free(s);
+	strbuf_reset(&logged);
+}
+END_TEST
+
+/*
+ * The grammar of the stress header's value, as milter-stress.conf(5) ("The
+ * stress header") writes it:
+ *	value  = state [ "; skipped=" kinds ]
+ *	state  = "yes (source=" ( "macro" / "forced" / "control" ) ")"
+ *	       / "no" [ " (source=" ( "none" / "forced" / "control" ) ")" ]
+ *	kinds  = "dnsbl" / "body" / "dnsbl,body"
+ */
+static bool
+eat(const char **p, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (strncmp(*p, lit, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+static bool
+eat_source(const char **p, const char *const alt[3])
+{
+	if (!eat(p, " (source="))
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (eat(p, alt[i]))
+			return eat(p, ")");
+	return false;
+}
+
+static bool
+stress_header_ok(const char *v)
+{
+	static const char *const yes_src[3] = {"macro", "forced", "control"};
+	static const char *const no_src[3] = {"none", "forced", "control"};
+	const char *p = v;
+
+	if (eat(&p, "yes")) {
+		if (!eat_source(&p, yes_src))
+			return false;
+	} else if (eat(&p, "no")) {
+		if (*p == ' ' && !eat_source(&p, no_src))
+			return false;
+	} else {
+		return false;
+	}
+	if (*p == '\0')
+		return true;
+	return eat(&p, "; skipped=") &&
+	       (strcmp(p, "dnsbl") == 0 || strcmp(p, "body") == 0 ||
+	        strcmp(p, "dnsbl,body") == 0);
+}
+
+/* Every way a session gets its state, with and without skipped checks. */
+static const struct grammar_case {
+	const char *o1;
+	const char *macro;
+	enum stress_force control;
+	const char *state; /* the part before any "; skipped=" */
+} grammar_cases[] = {
+        {NULL, "yes", STRESS_FORCE_NONE, "yes (source=macro)"},
+        {NULL, "no", STRESS_FORCE_NONE, "no"},
+        {NULL, NULL, STRESS_FORCE_NONE, "no (source=none)"},
+        {"stress=yes", "no", STRESS_FORCE_NONE, "yes (source=forced)"},
+        {"stress=", "yes", STRESS_FORCE_NONE, "no (source=forced)"},
+        {NULL, "no", STRESS_FORCE_ON, "yes (source=control)"},
+        {NULL, "yes", STRESS_FORCE_OFF, "no (source=control)"},
+};
+
+static const char *const grammar_rules[] = {
+        "",
+        "connect normal dnsbl bl.test reject\n",
+        "eom body /lottery/i reject\n",
+        "helo normal rhsbl_helo dbl.test reject\neom normal body /x/ reject\n",
+};
+
+START_TEST(test_header_grammar)
+{
+	static const char *const bad[] = {
+	        "yes",
+	        "yes (source=none)",
+	        "no (source=macro)",
+	        "no; skipped=",
+	        "yes (source=macro); skipped=body,dnsbl",
+	        "yes (source=macro);skipped=dnsbl",
+	        "yes (source=macro) skipped=dnsbl",
+	        "no (source=none); skipped=dnsbl,",
+	};
+	const struct grammar_case *tc = &grammar_cases[_i];
+
+	/* The checker refuses what the grammar does not allow. */
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(!stress_header_ok(bad[i]), "'%s' passed", bad[i]);
+	for (size_t k = 0; k < sizeof grammar_rules / sizeof grammar_rules[0]; k++) {
+		macros m = {tc->macro, NULL, NULL};
+		runtime *rt = runtime_create();
+		session_reply r;
+		session_changes ch;
+		conf *c = load(grammar_rules[k], tc->o1, NULL);
+		session *s = session_create(c, rt, "mx.example", "192.0.2.1");
+
+		conf_unref(c);
+		runtime_set_stress(rt, tc->control);
+		session_set_macros(s, macro_fn, &m);
+		session_reply_init(&r);
+		session_on_connect(s, &r);
+		session_changes_init(&ch);
+		play(s, AT_EOM, &r, &ch);
+		ck_assert_uint_eq(ch.n_add, 1);
+		ck_assert_msg(stress_header_ok(ch.add[0].value), "rules '%s': '%s'",
+		              grammar_rules[k], ch.add[0].value);
+		ck_assert_msg(strncmp(ch.add[0].value, tc->state, strlen(tc->state)) == 0,
+		              "'%s' does not start with '%s'", ch.add[0].value,
+		              tc->state);
+		/* The first table has no expensive check: nothing is skipped. */
+		if (k == 0)
+			ck_assert_str_eq(ch.add[0].value, tc->state);
+		session_reply_free(&r);
+		session_changes_free(&ch);
+		session_free(s);
+		runtime_unref(rt);
+		strbuf_reset(&logged);
+	}
+}
+END_TEST
+
+/*
  * No rules, the defaults: exactly this. Only eoh and body go (headers stay
  * for stress_header, and the stage table never lets connect to data go);
  * rcpt is answered (rcpt_limit) and eom always is; the others are NR.
@@ -755,6 +962,8 @@ session_suite(void)
 	tcase_add_loop_test(tc, test_protocol, 0, N(proto_cases));
 	tcase_add_loop_test(tc, test_body, 0, N(body_cases));
 	tcase_add_test(tc, test_continue_at_no_reply_stage);
+	tcase_add_loop_test(tc, test_calm_skipped, 0, N(calm_cases));
+	tcase_add_loop_test(tc, test_header_grammar, 0, N(grammar_cases));
 #undef N
 	suite_add_tcase(s, tc);
 	return s;
