@@ -11,6 +11,9 @@
 #   null   libmilter's floor: tests/null-milter whose connect callback
 #          sleeps the budget (-S), a milter that blocks a worker per check;
 #   base   BURST_BASELINE, another milter-stress build (before a change);
+#   wait   this build with session_stage_wait as long as the budget: every
+#          stage waits for its own answers (no delayed stages), but a
+#          worker is still lent to libmilter before a session blocks;
 #   ms     this build.
 # Each at N in BURST_N ("16 128 512"), BURST_ROUNDS rounds (3), each round
 # on a fresh daemon; the table shows the slowest reply's p99 and max, the
@@ -42,8 +45,8 @@ max_sessions = 2000
 connect dnsbl black.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_domain"
 CONF
 
-milters="null ms"
-[ -n "${BURST_BASELINE:-}" ] && { need "$BURST_BASELINE"; milters="null base ms"; }
+milters="null wait ms"
+[ -n "${BURST_BASELINE:-}" ] && { need "$BURST_BASELINE"; milters="null base wait ms"; }
 
 # start NAME: a fresh milter NAME on its own socket; sets pid.
 start() {
@@ -58,6 +61,10 @@ start() {
 			-c "$T_DIR/burst.conf" -p "$sock"
 		;;
 	ms) start_listener "$T_DIR/$1.log" "$sock" "$MILTER_STRESS" -f -c "$T_DIR/burst.conf" -p "$sock" ;;
+	wait)
+		start_listener "$T_DIR/$1.log" "$sock" "$MILTER_STRESS" -f -c "$T_DIR/burst.conf" -p "$sock" \
+			-o session_stage_wait=1h
+		;;
 	esac
 	pid=$bg_pid
 }
