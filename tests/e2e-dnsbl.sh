@@ -43,13 +43,6 @@ eom name=content body /lottery/i reject 550 5.7.1 "content"
 CONF
 e2e_start "$T_DIR/ms.conf" "with DNSBL, RHSBL and body rules"
 
-delivered() { # NAME WHAT: sets qid
-	[ "$rc" = 0 ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: swaks exited $rc"; }
-	qid=$(pf_queue_id "$T_DIR/swaks-$1.out")
-	[ -n "$qid" ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: no queue ID"; }
-	pass "$2: accepted as $qid ($ms ms)"
-}
-
 # 2. A listed client: 554 on the normal listener, a 421 hang-up under stress.
 send listed-normal "$port_normal" --xclient-addr "$LISTED" --xclient-optional
 not_queued listed-normal
@@ -87,11 +80,6 @@ qid_stress=$qid
 f_normal=$(sink_wait_match "id ${qid_normal}(;|\$)" 100) || fail "no capture of $qid_normal"
 f_stress=$(sink_wait_match "id ${qid_stress}(;|\$)" 100) || fail "no capture of $qid_stress"
 pass "smtp-sink captured both delivered messages"
-expect_header() { # FILE VALUE WHAT
-	n=$(grep -c '^X-Stress:' "$1")
-	[ "$n" = 1 ] || { cat "$1"; fail "$3: $n X-Stress headers, expected 1"; }
-	expect_line "$1" "^X-Stress: $2\$" "$3"
-}
 expect_header "$f_normal" 'no' "normal, delivered: 'X-Stress: no'"
 expect_header "$f_stress" 'yes \(source=macro\); skipped=dnsbl,body' \
 	"stress, delivered: 'X-Stress: yes (source=macro); skipped=dnsbl,body'"

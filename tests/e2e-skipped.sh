@@ -27,17 +27,6 @@ eom normal name=content body /lottery/i reject 550 5.7.1 "content"
 CONF
 e2e_start "$T_DIR/ms.conf" "with a DNSBL and a body rule of mode normal"
 
-delivered() { # NAME WHAT: sets qid
-	[ "$rc" = 0 ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: swaks exited $rc"; }
-	qid=$(pf_queue_id "$T_DIR/swaks-$1.out")
-	[ -n "$qid" ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: no queue ID"; }
-	pass "$2: accepted as $qid ($ms ms)"
-}
-expect_header() { # FILE VALUE WHAT
-	n=$(grep -c '^X-Stress:' "$1")
-	[ "$n" = 1 ] || { cat "$1"; fail "$3: $n X-Stress headers, expected 1"; }
-	expect_line "$1" "^X-Stress: $2\$" "$3"
-}
 
 # 1. Calm: a clean client, both checks run, nothing skipped.
 send clean-normal "$port_normal" --xclient-addr "$CLEAN" --body "Hello"

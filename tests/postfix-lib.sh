@@ -343,6 +343,23 @@ pf_queue_id() {
 	sed -n 's/^<- *250 .*queued as \([0-9A-Za-z]*\).*$/\1/p' "$1" | tail -n 1
 }
 
+# delivered NAME WHAT: swaks run NAME (its status in $rc, its time in $ms)
+# was accepted; sets qid.
+delivered() { # NAME WHAT: sets qid
+	[ "$rc" = 0 ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: swaks exited $rc"; }
+	qid=$(pf_queue_id "$T_DIR/swaks-$1.out")
+	[ -n "$qid" ] || { cat "$T_DIR/swaks-$1.out"; fail "$2: no queue ID"; }
+	pass "$2: accepted as $qid ($ms ms)"
+}
+
+# expect_header FILE VALUE WHAT: the delivered message FILE has exactly one
+# X-Stress header, whose value matches the regex VALUE.
+expect_header() { # FILE VALUE WHAT
+	n=$(grep -c '^X-Stress:' "$1")
+	[ "$n" = 1 ] || { cat "$1"; fail "$3: $n X-Stress headers, expected 1"; }
+	expect_line "$1" "^X-Stress: $2\$" "$3"
+}
+
 sink_start() {
 	[ $# -ge 1 ] || fail "usage: sink_start DIR [SMTP-SINK-OPTION...]"
 	[ -z "$SINK_PID" ] || fail "sink_start: smtp-sink is already running"
