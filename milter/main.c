@@ -359,8 +359,9 @@ main(int argc, char **argv)
 	bool metrics_failed;
 
 	memset(&user, 0, sizeof user);
-	/* What goes wrong before detaching is also said on stderr. */
-	log_init(p->syslog_name, true);
+	/* What goes wrong before detaching is also said on stderr (unless
+	   stderr is the journal, which has the syslog lines already). */
+	log_init(p->syslog_name, !daemon_stderr_is_journal());
 	log_set_verbose(o.verbose);
 	if (!check_user(&o, &user)) {
 		conf_unref(c);
@@ -399,6 +400,7 @@ main(int argc, char **argv)
 		log_msg(LOG_INFO, "serving metrics on http://%s/metrics", p->metrics_listen);
 	daemon_ready(0);
 	rc = smfi_main();
+	daemon_stopping();
 	/*
 	 * libmilter's signal thread stops the milter by setting a flag under
 	 * its mutex, then closes the listener and only then unlocks;
