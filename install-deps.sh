@@ -18,4 +18,5 @@ apt-get install -y -q --no-install-recommends \
 	dnsmasq-base \
 	postfix swaks miltertest prometheus curl \
 	clang libclang-rt-14-dev \
-	procps iproute2 ca-certificates
+	procps iproute2 ca-certificates \
+	debhelper dpkg-dev devscripts lintian systemd git python3
