@@ -115,6 +115,15 @@ expect_line "$T_DIR/conffiles" '^ /etc/default/milter-stress [0-9a-f]{32}$' "/et
 expect_line "$T_DIR/dump" "^socket = unix:$SOCK\$" "the installed config listens on $SOCK"
 pass "files, owners and modes"
 
+# Postfix arriving after the package: the trigger on /var/spool/postfix
+# gives the directory the group postfix (here as if it had been installed
+# without Postfix, group milter-stress).
+chgrp milter-stress "$SOCKDIR"
+dpkg-trigger --no-await /var/spool/postfix && dpkg --triggers-only --pending >/dev/null ||
+	fail "the trigger on /var/spool/postfix"
+expect_stat "$SOCKDIR" milter-stress:postfix 2750
+pass "the trigger on /var/spool/postfix sets the group postfix"
+
 # --- the daemon, as the unit runs it: its user and group, its environment
 # (Environment=, EnvironmentFile=), its RuntimeDirectory and UMask, in /,
 # with a NOTIFY_SOCKET that receives what systemd would.
@@ -176,7 +185,8 @@ rundir=/run/$(unit_get RuntimeDirectory)
 [ "$rundir" = /run/milter-stress ] || fail "unit: RuntimeDirectory=${rundir#/run/}"
 install -d -o "$u_user" -g "$u_group" -m "$(unit_get RuntimeDirectoryMode)" "$rundir"
 
-# What systemd would hear on its notification socket, one line a datagram.
+# What systemd would hear on its notification socket, one line a datagram,
+# and whether the milter's socket existed when it came.
 export NOTIFY_SOCKET=$T_DIR/notify
 python3 -u -c '
 import os, socket, sys
@@ -184,8 +194,9 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 os.chmod(sys.argv[1], 0o666)
 while True:
-    print(s.recv(4096).decode(), flush=True)
-' "$NOTIFY_SOCKET" >"$T_DIR/notify.out" 2>&1 &
+    msg = s.recv(4096).decode()
+    print(msg, "socket=" + ("yes" if os.path.exists(sys.argv[2]) else "no"), flush=True)
+' "$NOTIFY_SOCKET" "$SOCK" >"$T_DIR/notify.out" 2>&1 &
 track_pid $!
 wait_until "no notification socket" 50 "" test -S "$NOTIFY_SOCKET"
 
@@ -194,8 +205,8 @@ echo "ExecStart: ${cmd[*]}"
 exec_as_unit "${cmd[@]}" 2>"$T_DIR/ms.log" &
 ms_pid=$!
 wait_for_unix_socket "$SOCK" 100 "$ms_pid"
-wait_for_line "$T_DIR/notify.out" '^READY=1$' 100 "$ms_pid"
-[ -S "$SOCK" ] || fail "READY=1 before the socket existed"
+wait_for_line "$T_DIR/notify.out" '^READY=1 ' 100 "$ms_pid"
+expect_line "$T_DIR/notify.out" '^READY=1 socket=yes$' "READY=1 came once the socket existed"
 pass "started as the unit's ExecStart; READY=1 sent once the socket listened"
 read -r _ ruid euid suid fsuid < <(grep '^Uid:' "/proc/$ms_pid/status")
 [ "$ruid $euid $suid $fsuid" = "$uid $uid $uid $uid" ] || fail "the daemon runs as uid $ruid $euid $suid $fsuid"
@@ -245,7 +256,7 @@ cp -p "$T_DIR/conf.orig" "$CONF"
 # --- stop as systemd does (SIGTERM)
 stop_daemon
 [ "$ms_status" = 0 ] || fail "SIGTERM: exit status $ms_status"
-wait_for_line "$T_DIR/notify.out" '^STOPPING=1$' 20
+wait_for_line "$T_DIR/notify.out" '^STOPPING=1 ' 20
 pass "SIGTERM stops it (exit 0, STOPPING=1)"
 cp -p "$T_DIR/default.orig" /etc/default/milter-stress
 rm -rf "$rundir" # systemd removes the RuntimeDirectory at stop
