@@ -229,6 +229,25 @@ setpriv --reuid=postfix --regid=postfix --clear-groups \
 	/usr/bin/milter-probe -p "unix:$SOCK" --client-addr 192.0.2.1 >"$T_DIR/postfix.out" 2>&1 ||
 	{ cat "$T_DIR/postfix.out"; fail "user postfix (no supplementary groups) cannot use $SOCK"; }
 expect_line "$T_DIR/postfix.out" '^eom: accept$' "user postfix, no supplementary groups, uses the socket"
+# What a chrooted smtpd does with conf/postfix-main.cf's smtpd_milters =
+# unix:milter-stress/milter-stress.sock: chdir to the queue directory,
+# chroot there, become postfix with its group only (set_ugid), connect to
+# the relative name, and negotiate (SMFIC_OPTNEG, protocol 6).
+endpoint=$(sed -n 's/^smtpd_milters = unix://p' /usr/share/doc/milter-stress/examples/postfix-main.cf)
+[ "$endpoint" = milter-stress/milter-stress.sock ] || fail "the shipped main.cf names unix:$endpoint"
+python3 -c '
+import os, pwd, socket, struct, sys
+pw = pwd.getpwnam("postfix")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+os.chdir("/var/spool/postfix"); os.chroot(".")
+os.setgid(pw.pw_gid); os.setgroups([pw.pw_gid]); os.setuid(pw.pw_uid)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x1ff, 0x1fffff))
+n, cmd = struct.unpack(">Ic", s.recv(5))
+print("reply", cmd.decode())
+' "$endpoint" >"$T_DIR/chroot.out" 2>&1 || { cat "$T_DIR/chroot.out"; fail "a chrooted postfix process cannot use unix:$endpoint"; }
+expect_line "$T_DIR/chroot.out" '^reply O$' "chrooted in /var/spool/postfix as postfix, unix:$endpoint negotiates"
 expect_line "$T_DIR/ms.log" 'connect from [^ ]*\[192\.0\.2\.1\] stress=yes' "OPTIONS from /etc/default/milter-stress apply (-v)"
 expect_line "$T_DIR/ms.log" 'Q1ROOT: stress=yes\(macro\) stage=eom .*action=accept client=\[?[^ ]*192\.0\.2\.1\]' "the verdict is logged"
 
