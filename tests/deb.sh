@@ -3,14 +3,17 @@
 # "Debian package"): build it from a clean copy of the tree, run lintian,
 # apt-get install it, check the user, the files and their modes, run the
 # daemon exactly as its systemd unit would (no systemd needed), one
-# transaction through the packaged socket, reload through the unit's
-# ExecReload (a broken config must fail it and change nothing), stop,
-# systemd-analyze verify; then upgrade to a rebuilt newer version over an
+# transaction through the packaged socket (also as a chrooted smtpd would
+# reach it), reload through the unit's ExecReload (a broken config must fail
+# it and change nothing), stop, systemd-analyze verify, the trigger that
+# follows Postfix's arrival; then upgrade to a rebuilt newer version over an
 # edited config, remove, purge, and check that nothing is left.
 #
 # Not part of make check: it installs onto the system. It leaves the system
-# as it found it (the package purged, its user gone) and never touches the
-# system's Postfix. KEEP_TEST_DIR=1 keeps the packages and logs.
+# as it found it (the package purged, its user gone, also when it fails) and
+# never touches the system's Postfix. It refuses to start where milter-stress
+# is installed already: the purge would take that machine's configuration.
+# KEEP_TEST_DIR=1 keeps the packages and logs.
 #	tests/deb.sh		from a git checkout of the source
 . "$(dirname "$0")/lib.sh"
 
@@ -48,8 +51,9 @@ purge_pkg() {
 	dpkg -s "$PKG" >/dev/null 2>&1 || return 0
 	apt_q purge "$PKG" >/dev/null 2>&1 || dpkg --purge "$PKG"
 }
-# A run that failed half way may have left it installed.
-purge_pkg
+if dpkg -s "$PKG" >/dev/null 2>&1; then
+	fail "$PKG is installed here; the test would purge it with its configuration (apt purge $PKG first)"
+fi
 at_exit purge_pkg
 
 # --- build, twice: this version, and a newer one for the upgrade
