@@ -14,8 +14,9 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake autoconf-archive libtool pkg-config make \
-	libmilter-dev check libpcre2-dev libc-ares-dev libmicrohttpd-dev \
+	libmilter-dev check libpcre2-dev libc-ares-dev libmicrohttpd-dev libsystemd-dev \
 	dnsmasq-base \
 	postfix swaks miltertest prometheus curl \
 	clang libclang-rt-14-dev \
-	procps iproute2 ca-certificates
+	procps iproute2 ca-certificates \
+	debhelper dpkg-dev devscripts lintian systemd git python3

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -388,6 +389,9 @@ daemon_ready(int status)
 {
 	unsigned char b = (unsigned char)status;
 
+	/* A no-op unless systemd started us (NOTIFY_SOCKET, Type=notify). */
+	if (status == 0)
+		sd_notify(0, "READY=1");
 	if (daemon_ready_fd < 0)
 		return;
 	if (write(daemon_ready_fd, &b, 1) < 0) {
@@ -395,6 +399,25 @@ daemon_ready(int status)
 	}
 	close(daemon_ready_fd);
 	daemon_ready_fd = -1;
+}
+
+void
+daemon_stopping(void)
+{
+	sd_notify(0, "STOPPING=1");
+}
+
+bool
+daemon_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 bool

@@ -93,6 +93,16 @@ bool daemon_start_reload_thread(void);
 bool daemon_detach(void);
 void daemon_ready(int status);
 
+/*
+ * systemd (Type=notify): daemon_ready(0) also sends READY=1, once the socket
+ * listens and privileges are dropped; daemon_stopping() sends STOPPING=1.
+ * Both do nothing when systemd did not start the daemon. Under systemd with
+ * -f, stderr is the journal, which gets syslog's lines already:
+ * daemon_stderr_is_journal() says so (JOURNAL_STREAM names stderr).
+ */
+void daemon_stopping(void);
+bool daemon_stderr_is_journal(void);
+
 bool daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(void);
 

@@ -12,6 +12,7 @@
 #include "daemon-control.h"
 #include "log.h"
 #include "metrics-http.h"
+#include "paths.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
@@ -25,11 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#ifndef SYSCONFDIR
-#define SYSCONFDIR "/etc"
-#endif
-#define DEFAULT_CONFIG SYSCONFDIR "/milter-stress.conf"
 
 /* The largest packet we accept from the MTA: see setup_milter(). */
 #define MILTER_MAX_PACKET (1024 * 1024 - 1)
@@ -72,7 +68,7 @@ usage(FILE *fp)
 		"Signals: SIGUSR1 reloads the configuration; SIGTERM, SIGINT (and, in\n"
 		"libmilter, SIGHUP) stop the milter. milter-stress-ctl(1) talks to the\n"
 		"control_socket: status, stress on|off|auto, reload, stats.\n",
-		DEFAULT_CONFIG);
+		MS_DEFAULT_CONFIG);
 }
 
 static void
@@ -98,7 +94,7 @@ parse_options(int argc, char **argv, struct options *o)
 	int ch;
 
 	memset(o, 0, sizeof *o);
-	o->config = DEFAULT_CONFIG;
+	o->config = MS_DEFAULT_CONFIG;
 	while ((ch = getopt(argc, argv, "c:p:fvo:nP:u:Vh")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -359,8 +355,9 @@ main(int argc, char **argv)
 	bool metrics_failed;
 
 	memset(&user, 0, sizeof user);
-	/* What goes wrong before detaching is also said on stderr. */
-	log_init(p->syslog_name, true);
+	/* What goes wrong before detaching is also said on stderr (unless
+	   stderr is the journal, which has the syslog lines already). */
+	log_init(p->syslog_name, !daemon_stderr_is_journal());
 	log_set_verbose(o.verbose);
 	if (!check_user(&o, &user)) {
 		conf_unref(c);
@@ -400,6 +397,7 @@ main(int argc, char **argv)
 		log_msg(LOG_INFO, "serving metrics on http://%s/metrics", p->metrics_listen);
 	daemon_ready(0);
 	rc = smfi_main();
+	daemon_stopping();
 	/*
 	 * libmilter's signal thread stops the milter by setting a flag under
 	 * its mutex, then closes the listener and only then unlocks;

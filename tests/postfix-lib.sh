@@ -40,7 +40,8 @@
 #        Print the active lines of the shipped conf/postfix-main.cf with the
 #        milter endpoint moved to inet:127.0.0.1:MILTER_PORT (for pf_start's
 #        MAIN_LINES). Status 1, with a message, if the snippet has no line
-#        "smtpd_milters = inet:127.0.0.1:8890".
+#        "smtpd_milters = unix:milter-stress/milter-stress.sock" (the
+#        packaged socket).
 #   pf_shipped_stress_smtpd PORT
 #        Print the shipped conf/postfix-master.cf test listener (the line
 #        "127.0.0.1:2526 ... smtpd" and its -o lines, stress=yes among them)
@@ -197,10 +198,10 @@ pf_smtpd() {
 pf_shipped_main() {
 	pf_snip=$top_srcdir/conf/postfix-main.cf
 	pf_lines=$(sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
-		-e "s/inet:127\.0\.0\.1:8890\$/inet:127.0.0.1:$1/" "$pf_snip") ||
-		{ echo "cannot read $pf_snip" >&2; return 1; }
+		-e "s|^smtpd_milters = unix:milter-stress/milter-stress\.sock\$|smtpd_milters = inet:127.0.0.1:$1|" \
+		"$pf_snip") || { echo "cannot read $pf_snip" >&2; return 1; }
 	printf '%s\n' "$pf_lines" | grep -q "^smtpd_milters = inet:127\.0\.0\.1:$1\$" ||
-		{ echo "$pf_snip has no line 'smtpd_milters = inet:127.0.0.1:8890'" >&2; return 1; }
+		{ echo "$pf_snip has no line 'smtpd_milters = unix:milter-stress/milter-stress.sock'" >&2; return 1; }
 	printf '%s\n' "$pf_lines"
 }
 

@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "paths.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
@@ -21,10 +22,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#ifndef SYSCONFDIR
-#define SYSCONFDIR "/etc"
-#endif
-#define DEFAULT_CONFIG SYSCONFDIR "/milter-stress.conf"
 #define DEFAULT_TIMEOUT_S 30 /* a reload of a large rule set takes a while */
 
 static void
@@ -39,7 +36,7 @@ usage(FILE *fp)
 	        "Commands: status, stress on|off|auto, reload, stats, help.\n"
 	        "Exit: 0 ok, 1 the daemon answered an error, 2 usage or connection "
 	        "error.\n",
-	        DEFAULT_CONFIG, DEFAULT_TIMEOUT_S);
+	        MS_DEFAULT_CONFIG, DEFAULT_TIMEOUT_S);
 }
 
 /* control_socket of the config file; NULL after saying why. */
@@ -186,7 +183,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (spec == NULL) {
-		from_config = socket_from_config(config ? config : DEFAULT_CONFIG);
+		from_config = socket_from_config(config ? config : MS_DEFAULT_CONFIG);
 		if (from_config == NULL)
 			return 2;
 		spec = from_config;
