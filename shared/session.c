@@ -923,14 +923,14 @@ decide_held(session *s, session_reply *r)
  * Its info is already the next free slot's (next_held_info()).
  */
 static void
-hold(session *s, enum stage stage, rules_run *run)
+hold(session *s, enum stage stage, rules_run *run, const char *why)
 {
 	struct held_stage *h = &s->held[s->n_held++];
 
 	h->stage = stage;
 	h->run = run;
-	log_debug(1, "%s: stage=%s delayed to mail: a lookup is not in yet",
-	          s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage));
+	log_debug(1, "%s: stage=%s delayed to mail: %s",
+	          s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage), why);
 }
 
 static bool
@@ -967,7 +967,7 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 	rules_expensive x;
 	rules_eval_info own, *info = &own;
 	rules_run *run;
-	bool delay, paused = false;
+	bool follow, delay, paused = false;
 
 	s->stage = stage;
 	pick_up_queue_id(s);
@@ -991,15 +991,19 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 		return;
 	}
 	fill_facts(s, &f);
-	delay = may_delay(s, stage);
+	/* An earlier stage waits: this one's rules come after it, at MAIL FROM
+	   (even rules that cannot reply: a welcome list before them wins). */
+	follow = s->n_held > 0 && stage_get(stage)->session_wide &&
+	         s->n_held < sizeof s->held / sizeof s->held[0] &&
+	         rules_stage_used(s->rules, stage);
+	delay = follow || may_delay(s, stage);
 	if (delay) /* the run points at its info: where it will stay if held */
 		info = &s->held[s->n_held].info;
 	rules_eval_info_init(info);
 	expensive_for(s, stage, &x);
 	run = rules_run_start(s->rules, stage, &f, &x, info);
-	if (delay && s->n_held > 0 && rules_stage_used(s->rules, stage)) {
-		/* An earlier stage waits: this one's rules come after it, at MAIL. */
-		hold(s, stage, run);
+	if (follow) {
+		hold(s, stage, run, "an earlier stage is delayed");
 		return;
 	}
 	s->info = info; /* $rbl_* for tags in visit() */
@@ -1010,7 +1014,7 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 	                   visit, s, &paused);
 	s->info = NULL;
 	if (paused) {
-		hold(s, stage, run);
+		hold(s, stage, run, "a lookup is not in yet");
 		return;
 	}
 	rules_run_end(run);

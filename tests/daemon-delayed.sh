@@ -7,8 +7,8 @@
 #     connect rule's; with session_stage_wait as long as connect_budget the
 #     554 comes at connect, after the wait.
 #  b. Order: a connect-stage accept (a welcome list, answered late) still
-#     wins over a HELO-stage reject that comes after it in the file, though
-#     the HELO rule's own facts were known first.
+#     wins over a HELO-stage reject or tag that comes after it in the file,
+#     though the HELO rule's own facts were known first.
 #  c. A DNS server that never answers: connect and HELO answer at once, the
 #     wait is at MAIL FROM and ends with connect_budget counted from
 #     connect; the header lists the skip.
@@ -87,6 +87,18 @@ expect_line "$out" '^.*connect [^ ]+ \[192\.0\.2\.50\]: reject 554 5\.7\.1 192\.
 probe "$T_DIR/a.sock" 192.0.2.51 --helo bad.example
 grep -q 'reject' "$out" && { cat "$out"; fail "b: a HELO rule rejected a client that a connect rule before it accepts"; }
 expect_line "$out" '^result: accept$' "b: the connect accept (answered late) wins over the later HELO reject"
+# a HELO stage that only tags, so it needs no reply: it too waits behind
+# the delayed connect stage, whose accept ends the session's rules
+{
+	grep -v '^helo' "$T_DIR/slow.conf"
+	echo 'helo helo tagged.example tag X-Helo-Tag "tagged"'
+} >"$T_DIR/tag.conf"
+start_daemon "$T_DIR/b.log" "unix:$T_DIR/b.sock" -c "$T_DIR/tag.conf"
+probe "$T_DIR/b.sock" 192.0.2.51 --helo tagged.example
+grep -q 'X-Helo-Tag' "$out" && { cat "$out"; fail "b: a HELO tag ran before the connect accept that comes first"; }
+expect_line "$out" '^result: accept$' "b: a HELO stage that only tags waits behind the delayed connect stage too"
+probe "$T_DIR/b.sock" 192.0.2.54 --helo tagged.example
+expect_line "$out" '^eom: add header X-Helo-Tag: tagged$' "b: a client on no list gets the HELO stage's tag"
 probe "$T_DIR/a.sock" 192.0.2.52 --helo bad.example
 expect_line "$out" '^mail <[^>]*>: reject 550 5\.7\.1 bad helo$' \
 	"b: a client on no list: the HELO rule rejects, at MAIL FROM after the connect rules"
