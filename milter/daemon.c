@@ -583,6 +583,7 @@ nudge_pool(void *arg)
 		/* TCP: let the handshake finish (loopback: at once) */
 		if (errno == EINPROGRESS)
 			(void)poll(&p, 1, 10);
+		metrics_worker_lent();
 	}
 	close(fd);
 }

@@ -35,6 +35,8 @@ typedef struct series {
 
 static counter metrics_sessions[2][METRICS_N_SOURCES];
 static counter metrics_budget[STAGE_N];
+static counter metrics_delayed[STAGE_N];
+static counter metrics_lent;
 static histogram metrics_stage[STAGE_N];
 static counter metrics_reload_time, metrics_reload_failures;
 
@@ -167,6 +169,18 @@ void
 metrics_budget_expired(enum stage stage)
 {
 	add(&metrics_budget[checked(stage)], 1);
+}
+
+void
+metrics_stage_delayed(enum stage stage)
+{
+	add(&metrics_delayed[checked(stage)], 1);
+}
+
+void
+metrics_worker_lent(void)
+{
+	add(&metrics_lent, 1);
 }
 
 long long
@@ -377,6 +391,20 @@ render_skips(const metrics_sources *src, strbuf *out)
 		label(out, "stage", stage_name((enum stage)st), true);
 		strbuf_printf(out, "} %llu\n", get(&metrics_budget[st]));
 	}
+	family(out, "stages_delayed_total", "counter",
+	       "Connect and HELO stages decided at MAIL FROM: an answer was not in "
+	       "within session_stage_wait, or an earlier stage was delayed.");
+	for (int st = 0; st < STAGE_N; st++) {
+		if (!stage_get((enum stage)st)->session_wide)
+			continue;
+		strbuf_puts(out, METRICS_PREFIX "stages_delayed_total{");
+		label(out, "stage", stage_name((enum stage)st), true);
+		strbuf_printf(out, "} %llu\n", get(&metrics_delayed[st]));
+	}
+	family(out, "workers_lent_total", "counter",
+	       "Connections to our own socket before a session blocked on a lookup, "
+	       "so that libmilter starts a worker for the commands queued meanwhile.");
+	strbuf_printf(out, METRICS_PREFIX "workers_lent_total %llu\n", get(&metrics_lent));
 }
 
 static void

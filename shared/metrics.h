@@ -74,6 +74,8 @@ void metrics_register_conf(const conf *c);
 void metrics_session(bool stressed, enum stress_source source);
 void metrics_verdict(enum stage stage, const char *action, const char *rule_id);
 void metrics_budget_expired(enum stage stage);
+void metrics_stage_delayed(enum stage stage); /* session.h DELAYED STAGES */
+void metrics_worker_lent(void);               /* daemon_lend_workers() */
 long long metrics_now_ns(void); /* monotonic */
 void metrics_stage_time(enum stage stage, long long ns);
 void metrics_zone(const char *zone, bool suspended);

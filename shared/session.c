@@ -929,6 +929,7 @@ hold(session *s, enum stage stage, rules_run *run, const char *why)
 
 	h->stage = stage;
 	h->run = run;
+	metrics_stage_delayed(stage);
 	log_debug(1, "%s: stage=%s delayed to mail: %s",
 	          s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage), why);
 }

@@ -116,7 +116,7 @@ START_TEST(test_format_lines)
 		              "sample outside its family %s: %s", family, line);
 		ck_assert_msg(strchr(line, ' ') != NULL, "no value: %s", line);
 	}
-	ck_assert_uint_eq(n_types, 19);
+	ck_assert_uint_eq(n_types, 21);
 	strbuf_free(&out);
 }
 END_TEST
@@ -143,6 +143,14 @@ START_TEST(test_counting)
 	}
 	metrics_budget_expired(STAGE_BODY);
 	ck_assert_int_eq(scrape(P "budget_expired_total{stage=\"body\"}"), 1);
+	/* Delayed stages: connect and HELO only; the workers lent. */
+	metrics_stage_delayed(STAGE_HELO);
+	ck_assert_int_eq(scrape(P "stages_delayed_total{stage=\"helo\"}"), 1);
+	ck_assert_int_eq(scrape(P "stages_delayed_total{stage=\"connect\"}"), 0);
+	ck_assert_int_eq(scrape(P "stages_delayed_total{stage=\"mail\"}"), -1);
+	metrics_worker_lent();
+	metrics_worker_lent();
+	ck_assert_int_eq(scrape(P "workers_lent_total"), 2);
 	metrics_config_loaded(1700000000);
 	metrics_config_loaded(1700000100);
 	metrics_config_failed();

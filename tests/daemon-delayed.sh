@@ -123,4 +123,17 @@ expect_line "$out" '^mail <[^>]*>: reject 554 5\.7\.1 192\.0\.2\.50 listed by bl
 [ "$slow" -lt 150 ] || { cat "$out.bench"; fail "d: a reply waited $slow ms at $slow_at: the lookup did not overlap the client's round trips"; }
 pass "d: the slowest reply took $slow ms ($slow_at): the 300 ms lookup ran during the client's round trips"
 
+# The metrics count what was delayed, and the workers lent to libmilter
+# (the silent server of c made sessions block).
+need curl
+M_PORT=$(free_port)
+start_daemon "$T_DIR/m.log" "unix:$T_DIR/m.sock" -c "$T_DIR/silent.conf" \
+	-o "metrics_listen=127.0.0.1:$M_PORT"
+probe "$T_DIR/m.sock" 192.0.2.55
+curl -sf "http://127.0.0.1:$M_PORT/metrics" >"$T_DIR/metrics" || fail "no metrics"
+expect_line "$T_DIR/metrics" '^milter_stress_stages_delayed_total\{stage="connect"\} 1$' \
+	"metrics: one connect stage delayed"
+expect_line "$T_DIR/metrics" '^milter_stress_workers_lent_total [1-9][0-9]*$' \
+	"metrics: a worker lent before the session blocked"
+
 stop_daemon "$a_pid" "$T_DIR/a.log" "delayed stages"
