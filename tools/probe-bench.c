@@ -192,8 +192,10 @@ probe_bench_run(const probe_opts *opts)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* budget_now_ms() drops the fraction of a millisecond that t0 keeps: one
+	   more, so that a run of D seconds never measures 0.999 D. */
 	if (opts->bench_secs > 0)
-		b.deadline = budget_deadline(budget_now_ms(),
+		b.deadline = budget_deadline(budget_now_ms() + 1,
 		                             (long long)(opts->bench_secs * 1e3));
 	for (unsigned i = 0; i < opts->bench_conc; i++)
 		if (pthread_create(&tids[i], &attr, bench_worker, &b) != 0) {
