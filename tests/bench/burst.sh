@@ -41,7 +41,7 @@ cat >"$T_DIR/burst.conf" <<CONF
 dns_servers = 127.0.0.1:$SILENT_PORT
 connect_budget = ${budget}ms
 dnsbl_breaker_threshold = 1000
-max_sessions = 2000
+max_sessions = 4000
 connect dnsbl black.test reject 554 5.7.1 "\$client_addr blocked using \$rbl_domain"
 CONF
 
