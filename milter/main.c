@@ -197,7 +197,9 @@ load_config(struct options *o)
 		o->config = NULL;
 	c = conf_load(o->config, o->overrides, o->n_overrides, &err);
 	if (c == NULL) {
-		fprintf(stderr, "%s", strbuf_str(&err));
+		/* Under systemd stderr is the journal, which gets the syslog lines. */
+		if (o->check_only || !daemon_stderr_is_journal())
+			fprintf(stderr, "%s", strbuf_str(&err));
 		/* A daemon that refuses to start says why in the mail log too. */
 		if (!o->check_only) {
 			log_init("milter-stress", false);

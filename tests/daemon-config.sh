@@ -111,3 +111,21 @@ track_pid "$(cat "$T_DIR/ms3.pid")"
 "$MILTER_STRESS" -f -c "$conf" -p "inet:$port@127.0.0.1" >"$T_DIR/inuse.out" 2>&1 &&
 	fail "a second milter started on a port in use"
 expect_line "$T_DIR/inuse.out" "cannot open socket inet:$port@127\.0\.0\.1" "a port in use is refused"
+
+# Under systemd stderr is the journal (JOURNAL_STREAM names it), which also
+# gets the syslog lines: nothing is written to it twice. Refusing a broken
+# config says why on a plain stderr, and only in syslog on the journal's;
+# -n always answers on stderr.
+printf 'connect client 192.0.2.1 frobnicate\n' >"$T_DIR/broken.conf"
+: >"$T_DIR/journal.err"
+journal=$(stat -c '%d:%i' "$T_DIR/journal.err")
+JOURNAL_STREAM=$journal "$MILTER_STRESS" -f -c "$T_DIR/broken.conf" -p "unix:$T_DIR/j.sock" \
+	2>>"$T_DIR/journal.err" && fail "the daemon started on a broken config"
+[ ! -s "$T_DIR/journal.err" ] || { cat "$T_DIR/journal.err"; fail "journal: the errors were written to stderr too"; }
+pass "journal: a refused config is not written twice"
+"$MILTER_STRESS" -f -c "$T_DIR/broken.conf" -p "unix:$T_DIR/j.sock" 2>"$T_DIR/plain.err" &&
+	fail "the daemon started on a broken config"
+expect_line "$T_DIR/plain.err" 'broken\.conf:1:' "plain stderr: the refused config's errors name file:line"
+JOURNAL_STREAM=$journal "$MILTER_STRESS" -n -c "$T_DIR/broken.conf" 2>>"$T_DIR/journal.err" >/dev/null &&
+	fail "-n accepted a broken config"
+expect_line "$T_DIR/journal.err" 'broken\.conf:1:' "journal: -n still answers on stderr"
