@@ -1131,7 +1131,7 @@ dnsbl_status_name(enum dnsbl_status s)
 	case DNSBL_LISTED:
 		return "listed";
 	case DNSBL_NOT_LISTED:
-		return "not listed";
+		return "not_listed";
 	case DNSBL_ERROR:
 		return "error";
 	case DNSBL_TIMEOUT:

@@ -269,6 +269,7 @@ void dnsbl_finish(dnsbl_call *call);
  * (out empty) when addr is not an address. */
 bool dnsbl_reverse_ip(const char *addr, strbuf *out);
 
+/* "listed", "not_listed", ...: one word each, fit for a metrics label. */
 const char *dnsbl_status_name(enum dnsbl_status s);
 
 /* For tests and statistics: running totals since dnsbl_create(), and

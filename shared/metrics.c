@@ -213,33 +213,10 @@ metrics_zone(const char *zone, bool suspended)
 	__atomic_store_n(&s->value, suspended ? 1ULL : 0ULL, __ATOMIC_RELAXED);
 }
 
-/* Prometheus label values for dnsbl_status_name()'s words. */
-static const char *
-result_label(enum dnsbl_status status)
-{
-	switch (status) {
-	case DNSBL_LISTED:
-		return "listed";
-	case DNSBL_NOT_LISTED:
-		return "not_listed";
-	case DNSBL_ERROR:
-		return "error";
-	case DNSBL_TIMEOUT:
-		return "timeout";
-	case DNSBL_SKIPPED:
-		return "skipped";
-	case DNSBL_CANCELLED:
-		return "cancelled";
-	case DNSBL_PENDING:
-		break;
-	}
-	return "pending";
-}
-
 void
 metrics_dns_query(const char *zone, enum dnsbl_status status, bool cached)
 {
-	add(&find_or_add(&metrics_zone_queries, STAGE_CONNECT, result_label(status), zone)
+	add(&find_or_add(&metrics_zone_queries, STAGE_CONNECT, dnsbl_status_name(status), zone)
 	             ->value,
 	    1);
 	if (cached)
@@ -375,6 +352,21 @@ metrics_suspended_zones(strbuf *out)
 			strbuf_printf(out, "%s%s", out->len > 0 ? " " : "", s->name);
 }
 
+/* A counter family with one series per stage (session_wide: connect and HELO only). */
+static void
+stage_counters(strbuf *out, const char *name, const char *help, const counter *v,
+               bool session_wide)
+{
+	family(out, name, "counter", help);
+	for (int st = 0; st < STAGE_N; st++) {
+		if (session_wide && !stage_get((enum stage)st)->session_wide)
+			continue;
+		strbuf_printf(out, METRICS_PREFIX "%s{", name);
+		label(out, "stage", stage_name((enum stage)st), true);
+		strbuf_printf(out, "} %llu\n", get(&v[st]));
+	}
+}
+
 static void
 render_skips(const metrics_sources *src, strbuf *out)
 {
@@ -384,23 +376,12 @@ render_skips(const metrics_sources *src, strbuf *out)
 	              src->sessions.skipped_dnsbl);
 	strbuf_printf(out, METRICS_PREFIX "skipped_total{kind=\"body\"} %llu\n",
 	              src->sessions.skipped_body);
-	family(out, "budget_expired_total", "counter",
-	       "Stages whose time budget ran out.");
-	for (int st = 0; st < STAGE_N; st++) {
-		strbuf_puts(out, METRICS_PREFIX "budget_expired_total{");
-		label(out, "stage", stage_name((enum stage)st), true);
-		strbuf_printf(out, "} %llu\n", get(&metrics_budget[st]));
-	}
-	family(out, "stages_delayed_total", "counter",
-	       "Connect and HELO stages decided at MAIL FROM: an answer was not in "
-	       "within session_stage_wait, or an earlier stage was delayed.");
-	for (int st = 0; st < STAGE_N; st++) {
-		if (!stage_get((enum stage)st)->session_wide)
-			continue;
-		strbuf_puts(out, METRICS_PREFIX "stages_delayed_total{");
-		label(out, "stage", stage_name((enum stage)st), true);
-		strbuf_printf(out, "} %llu\n", get(&metrics_delayed[st]));
-	}
+	stage_counters(out, "budget_expired_total", "Stages whose time budget ran out.",
+	               metrics_budget, false);
+	stage_counters(out, "stages_delayed_total",
+	               "Connect and HELO stages decided at MAIL FROM: an answer was not in "
+	               "within session_stage_wait, or an earlier stage was delayed.",
+	               metrics_delayed, true);
 	family(out, "workers_lent_total", "counter",
 	       "Connections to our own socket before a session blocked on a lookup, "
 	       "so that libmilter starts a worker for the commands queued meanwhile.");
