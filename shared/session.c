@@ -28,6 +28,9 @@
 #define SESSION_BODY_LINE_CAP 65536
 #define SESSION_BODY_OVERLAP 1024
 
+/* Delayed stages at once: connect and HELO (DELAYED STAGES). */
+#define HELD_MAX 2
+
 typedef struct taglist {
 	session_header_change *v;
 	size_t n, cap;
@@ -80,7 +83,7 @@ struct session {
 		enum stage stage;
 		rules_run *run;
 		rules_eval_info info;
-	} held[2];
+	} held[HELD_MAX];
 	size_t n_held;
 	/* Time spent inside callbacks since the last message ended. */
 	long long busy_ns;
@@ -946,14 +949,14 @@ is_held(const session *s, enum stage stage)
 /*
  * May this stage hand its rules on to MAIL FROM instead of waiting? A
  * session-wide stage that can reply, when MAIL FROM can (negotiation makes
- * it so when delay_session_checks is on and connect or HELO has expensive
- * rules).
+ * it so when session_stage_wait is shorter than the stage's budget and
+ * connect or HELO has expensive rules).
  */
 static bool
 may_delay(const session *s, enum stage stage)
 {
 	return may_delay_stage(s->params, stage) && can_reply(s, stage) &&
-	       can_reply(s, STAGE_MAIL) && s->n_held < sizeof s->held / sizeof s->held[0];
+	       can_reply(s, STAGE_MAIL) && s->n_held < HELD_MAX;
 }
 
 /*
@@ -995,7 +998,7 @@ decide_stage(session *s, enum stage stage, session_reply *r)
 	/* An earlier stage waits: this one's rules come after it, at MAIL FROM
 	   (even rules that cannot reply: a welcome list before them wins). */
 	follow = s->n_held > 0 && stage_get(stage)->session_wide &&
-	         s->n_held < sizeof s->held / sizeof s->held[0] &&
+	         s->n_held < HELD_MAX &&
 	         rules_stage_used(s->rules, stage);
 	delay = follow || may_delay(s, stage);
 	if (delay) /* the run points at its info: where it will stay if held */
