@@ -77,6 +77,8 @@ struct conn {
 	session *s;
 	admission_ticket ticket;
 	bool over; /* past max_sessions: overload_action at connect, nothing else */
+	bool known;          /* the personality was known at negotiation */
+	stress_state stress; /* ... and this is it */
 };
 
 static struct conn *
@@ -133,7 +135,8 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	 * send (milter_*_macros). The stress macro comes the documented way.
 	 */
 	*pf0 = f0 & session_actions();
-	*pf1 = f1 & session_protocol(c->cf);
+	c->known = session_known_at_negotiation(c->cf, c->rt, &c->stress);
+	*pf1 = f1 & session_protocol_known(c->cf, c->known ? c->stress.stressed : -1);
 	c->proto = *pf1;
 	return SMFIS_CONTINUE;
 }
@@ -222,6 +225,8 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	c->s = session_create(c->cf, c->rt, hostname, addr);
 	session_set_macros(c->s, macro_of, ctx);
 	session_set_protocol(c->s, c->proto);
+	if (c->known)
+		session_preset_stress(c->s, c->stress);
 	session_enter(c->s);
 	session_on_connect(c->s, &r);
 	session_leave(c->s);

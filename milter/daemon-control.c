@@ -3,6 +3,8 @@
 
 #include "daemon-control.h"
 #include "control.h"
+#include "budget.h"
+#include "load.h"
 #include "log.h"
 #include "metrics.h"
 #include "sockspec.h"
@@ -59,6 +61,8 @@ op_status(void *ctx, control_status *st)
 	metrics_suspended_zones(&st->zones);
 	metrics_busiest_rules(5, &st->busiest);
 	daemon_format_counts(&st->stats);
+	load_status(runtime_load(rt), budget_now_ms(), &st->load);
+	strbuf_puts(&st->sources, conf_param_text(c, false, "stress_sources"));
 	runtime_unref(rt);
 	conf_unref(c);
 }

@@ -3,6 +3,7 @@
 
 #include "daemon.h"
 #include "budget.h"
+#include "load-conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
@@ -311,6 +312,22 @@ daemon_block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The latency source's input and the levels' timers (load-conf.h). */
+static void
+load_tick(void)
+{
+	runtime *rt;
+
+	/* not daemon_acquire(): this thread also ticks after the release */
+	pthread_mutex_lock(&daemon_conf_lock);
+	rt = daemon_rt;
+	runtime_ref(rt);
+	pthread_mutex_unlock(&daemon_conf_lock);
+	if (rt != NULL)
+		load_conf_tick(runtime_load(rt), budget_now_ms());
+	runtime_unref(rt);
+}
+
 static void *
 reload_thread(void *arg)
 {
@@ -321,8 +338,11 @@ reload_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		/* Between signals, once a second: the load levels' clock. */
+		if ((sig = sigtimedwait(&set, NULL, &(struct timespec){1, 0})) < 0) {
+			load_tick();
 			continue;
+		}
 		log_msg(LOG_INFO, "SIGUSR1 received: reloading configuration");
 		daemon_log_counts();
 		daemon_reload(NULL, NULL);

@@ -8,7 +8,9 @@
 #include "names.h"
 #include "expand.h"
 #include "rules.h"
+#include "mastercf.h"
 #include "sockspec.h"
+#include "stress.h"
 #include "stage.h"
 #include "textfile.h"
 
@@ -37,6 +39,8 @@ static bool valid_mode(const char *value, strbuf *why);
 static bool valid_control_socket(const char *value, strbuf *why);
 static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
+static bool valid_stress_sources(const char *value, strbuf *why);
+static bool valid_service_limits(const char *value, strbuf *why);
 
 #define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
 	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
@@ -58,6 +62,7 @@ struct conf {
 	struct conf_values pers[2]; /* [0] normal, [1] stress */
 	pers_text text[2];
 	rules_table *rules[2];
+	char *where[N_PARAMS]; /* where a value was set: "FILE:LINE"; NULL: default */
 };
 
 /* Where a raw value came from, for the prefix of its error messages. */
@@ -713,6 +718,22 @@ check_budgets(loader *ld, const conf *c)
 	}
 }
 
+/* stress_leave above stress_enter would leave stress before entering it. */
+static void
+check_stress_levels(loader *ld, const conf *c)
+{
+	strbuf msg[2] = {STRBUF_INIT, STRBUF_INIT};
+	size_t leave = (size_t)find_param("stress_leave");
+
+	for (int p = 0; p < 2; p++)
+		if (c->pers[p].stress_leave > c->pers[p].stress_enter)
+			strbuf_printf(&msg[p], "stress_leave = %lld is above stress_enter = %lld",
+			              c->pers[p].stress_leave, c->pers[p].stress_enter);
+	report_param(ld, leave, &msg[0], &msg[1]);
+	strbuf_free(&msg[0]);
+	strbuf_free(&msg[1]);
+}
+
 static void
 free_values(struct conf_values *v)
 {
@@ -765,8 +786,24 @@ conf_free(conf *c)
 	}
 	free_values(&c->pers[0]);
 	free_values(&c->pers[1]);
+	for (i = 0; i < N_PARAMS; i++)
+		free(c->where[i]);
 	free(c->path);
 	free(c);
+}
+
+/* Where parameter i was set, as a message prefix without ": "; NULL: default. */
+static char *
+origin_text(const loader *ld, size_t i)
+{
+	strbuf b = STRBUF_INIT;
+
+	if (ld->raw[i] == NULL)
+		return NULL;
+	put_origin(&b, ld, &ld->from[i]);
+	while (b.len > 0 && (b.s[b.len - 1] == ' ' || b.s[b.len - 1] == ':'))
+		b.s[--b.len] = '\0';
+	return strbuf_detach(&b);
 }
 
 /*
@@ -801,9 +838,13 @@ load(const char *name, const char *text, size_t len, const char *read_error,
 	c = ms_xcalloc(1, sizeof *c);
 	evaluate(&ld, c);
 	/* Only values that all loaded can be compared. */
-	if (!ld.failed)
+	if (!ld.failed) {
 		check_budgets(&ld, c);
+		check_stress_levels(&ld, c);
+	}
 	compile_rules(&ld, c);
+	for (i = 0; i < N_PARAMS; i++)
+		c->where[i] = origin_text(&ld, i);
 	for (i = 0; i < N_PARAMS; i++)
 		free(ld.raw[i]);
 	for (i = 0; i < ld.n_names; i++)
@@ -904,6 +945,14 @@ const char *
 conf_param_text(const conf *c, bool stressed, const char *name)
 {
 	return text_lookup((void *)&c->text[stressed ? 1 : 0], name);
+}
+
+const char *
+conf_param_origin(const conf *c, const char *name)
+{
+	long i = find_param(name);
+
+	return i < 0 ? NULL : c->where[i];
 }
 
 void
@@ -1067,4 +1116,26 @@ valid_overload_reply(const char *value, strbuf *why)
 
 	strbuf_free(&text);
 	return ok;
+}
+
+/* stress_sources: macro, sessions, latency (stress.h). */
+static bool
+valid_stress_sources(const char *value, strbuf *why)
+{
+	unsigned mask;
+
+	return stress_sources_parse(value, &mask, why);
+}
+
+/* service_limits: auto or SERVICE=N, ... (mastercf.h). */
+static bool
+valid_service_limits(const char *value, strbuf *why)
+{
+	mastercf_limits_list l;
+	bool is_auto;
+
+	if (!mastercf_parse_limits(value, &is_auto, &l, why))
+		return false;
+	mastercf_limits_free(&l);
+	return true;
 }

@@ -131,6 +131,13 @@ const rules_table *conf_rules(const conf *c, bool stressed);
 /* A parameter's expanded text in a personality ("600s"); NULL: no such one. */
 const char *conf_param_text(const conf *c, bool stressed, const char *name);
 
+/*
+ * Where a parameter's value was set, for a warning about it found after
+ * loading: "FILE:LINE" or "-o name=value"; NULL for a default (or no such
+ * parameter).
+ */
+const char *conf_param_origin(const conf *c, const char *name);
+
 /* True when -o stress=... was given; *stressed (if not NULL) = value != "". */
 bool conf_stress_forced(const conf *c, bool *stressed);
 

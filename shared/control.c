@@ -228,6 +228,20 @@ put_stress(strbuf *out, const control_status *st)
 		              strbuf_str(&st->stress_macro));
 }
 
+/* Each line of text, indented under a heading. */
+static void
+put_lines(strbuf *out, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, "\n");
+
+		strbuf_printf(out, "            %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
 static void
 format_status(const control_status *st, strbuf *out)
 {
@@ -244,21 +258,20 @@ format_status(const control_status *st, strbuf *out)
 	              st->sessions_now, st->sessions_peak, st->max_sessions,
 	              st->overloaded);
 	put_stress(out, st);
+	if (st->load.len > 0) {
+		strbuf_printf(out, "load:       stress_sources = %s; levels (source, service, "
+		                   "load/limit, state):\n",
+		              strbuf_str(&st->sources));
+		put_lines(out, strbuf_str(&st->load));
+	}
 	strbuf_printf(out, "dnsbl:      %u suspended zone%s%s%s\n", st->suspended_zones,
 	              st->suspended_zones == 1 ? "" : "s", st->zones.len > 0 ? ": " : "",
 	              strbuf_str(&st->zones));
 	if (st->busiest.len == 0) {
 		strbuf_puts(out, "rules:      no verdict yet\n");
 	} else {
-		const char *p = strbuf_str(&st->busiest);
-
 		strbuf_puts(out, "rules:      the busiest (verdicts, stage, action, rule):\n");
-		while (*p != '\0') {
-			size_t n = strcspn(p, "\n");
-
-			strbuf_printf(out, "            %.*s\n", (int)n, p);
-			p += n + (p[n] == '\n');
-		}
+		put_lines(out, strbuf_str(&st->busiest));
 	}
 	strbuf_printf(out, "%s\n", strbuf_str(&st->stats));
 }
@@ -274,7 +287,11 @@ run_status(const control_ops *ops, void *ctx, strbuf *out)
 	strbuf_init(&st.stats);
 	strbuf_init(&st.zones);
 	strbuf_init(&st.busiest);
+	strbuf_init(&st.load);
+	strbuf_init(&st.sources);
 	ops->status(ctx, &st);
+	scrub(&st.sources, false);
+	scrub(&st.load, true);
 	scrub(&st.config, false);
 	scrub(&st.stress_macro, false);
 	scrub(&st.stats, false);
@@ -286,6 +303,8 @@ run_status(const control_ops *ops, void *ctx, strbuf *out)
 	strbuf_free(&st.stats);
 	strbuf_free(&st.zones);
 	strbuf_free(&st.busiest);
+	strbuf_free(&st.load);
+	strbuf_free(&st.sources);
 }
 
 static void

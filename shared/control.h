@@ -80,6 +80,8 @@ typedef struct control_status {
 	strbuf zones;   /* the suspended zones' names, space-separated */
 	strbuf busiest; /* "COUNT STAGE ACTION RULE" lines, most first */
 	strbuf stats;   /* the statistics line */
+	strbuf load;    /* load_status(): one line per level, the transitions */
+	strbuf sources; /* stress_sources */
 } control_status;
 
 /*

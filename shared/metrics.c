@@ -206,6 +206,15 @@ metrics_stage_time(enum stage stage, long long ns)
 }
 
 void
+metrics_stage_counts(enum stage stage, unsigned long long *counts)
+{
+	const histogram *h = &metrics_stage[checked(stage)];
+
+	for (unsigned i = 0; i <= METRICS_N_BUCKETS; i++)
+		counts[i] += get(&h->bucket[i]);
+}
+
+void
 metrics_zone(const char *zone, bool suspended)
 {
 	series *s = find_or_add(&metrics_zones, STAGE_CONNECT, NULL, zone);

@@ -78,6 +78,9 @@ void metrics_stage_delayed(enum stage stage); /* session.h DELAYED STAGES */
 void metrics_worker_lent(void);               /* daemon_lend_workers() */
 long long metrics_now_ns(void); /* monotonic */
 void metrics_stage_time(enum stage stage, long long ns);
+/* Adds the stage's histogram (METRICS_N_BUCKETS + 1 counts, not
+   cumulative, the last +Inf) to counts: the latency source reads it. */
+void metrics_stage_counts(enum stage stage, unsigned long long *counts);
 void metrics_zone(const char *zone, bool suspended);
 /* One DNSBL query of zone ended with status (dnsbl.h), from the cache or not. */
 void metrics_dns_query(const char *zone, enum dnsbl_status status, bool cached);

@@ -51,6 +51,18 @@ typedef enum conf_type {
 	  "the macro whose value tells the session's stress state (Postfix: milter_macro_defaults)") \
 	X(stress_values, CONF_LIST, "yes", 0, 0, NULL, \
 	  "values of stress_macro that mean stress") \
+	X(stress_sources, CONF_LIST, "macro, sessions", 0, 0, valid_stress_sources, \
+	  "what makes a session stressed, any of: macro (stress_macro), sessions (the sessions of its Postfix service against service_limits), latency (the early stages' p90 against stress_latency); -o stress= and the control socket still force (see The own stress signal)") \
+	X(service_limits, CONF_STRING, "auto", 0, 0, valid_service_limits, \
+	  "process limits of the Postfix services for the sessions source: SERVICE=N, ... where SERVICE is a {daemon_name} (master.cf's -o milter_macro_daemon_name) and smtpd counts every session no other name does; auto: read from postconf -M at start and at reload") \
+	X(stress_enter, CONF_INT, "80", 1, 1000, NULL, \
+	  "a load source's level, in percent of its limit, from which it stresses new sessions") \
+	X(stress_leave, CONF_INT, "60", 0, 1000, NULL, \
+	  "a stressed source is calm again once its level stayed below this percent for stress_hold; at most stress_enter") \
+	X(stress_hold, CONF_TIME, "10s", 0, 1 * CONF_DAY, NULL, \
+	  "how long a level stays below stress_leave before stress ends, and the least time between two transitions of one source") \
+	X(stress_latency, CONF_TIME, "1s", 1, 1 * CONF_DAY, NULL, \
+	  "the latency source's limit: the 90th percentile of the connect, HELO and MAIL FROM stages inside the milter over the last 10 s") \
 	X(stress_header, CONF_STRING, "X-Stress", 0, 0, valid_header_name, \
 	  "header added at end of message with the stress state; empty: none") \
 	X(stress_header_always, CONF_BOOL, "yes", 0, 0, NULL, \

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
+#include "load-conf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -22,6 +24,7 @@ struct runtime {
 	atomic_int stress; /* enum stress_force */
 	void (*on_block)(void *arg); /* runtime_on_block(): for the resolver */
 	void *block_arg;
+	load *load; /* the own stress signal (load.h): counts survive reloads */
 };
 
 static void
@@ -47,6 +50,7 @@ runtime_create(void)
 	pthread_mutex_init(&rt->mu, NULL);
 	atomic_init(&rt->dns, NULL);
 	atomic_init(&rt->stress, STRESS_FORCE_NONE);
+	rt->load = load_create();
 	return rt;
 }
 
@@ -64,6 +68,7 @@ runtime_unref(runtime *rt)
 		return;
 	dnsbl_free(atomic_load(&rt->dns));
 	free(rt->servers);
+	load_free(rt->load);
 	pthread_mutex_destroy(&rt->mu);
 	free(rt);
 }
@@ -112,7 +117,15 @@ runtime_configure(runtime *rt, const conf *c, strbuf *err)
 		rt->dns_failed = false;
 	}
 	pthread_mutex_unlock(&rt->mu);
+	if (ok)
+		load_conf_apply(rt->load, c, NULL, budget_now_ms());
 	return ok;
+}
+
+load *
+runtime_load(runtime *rt)
+{
+	return rt != NULL ? rt->load : NULL;
 }
 
 const dns_provider *

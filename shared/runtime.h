@@ -42,6 +42,9 @@
  *	The breakers' suspended/resumed lines are logged from here, and
  *	told to metrics_zone() (metrics.h).
  *
+ *	The load levels (load.h) count sessions across reloads: a reload
+ *	hands them new limits and thresholds, never new counts.
+ *
  *	The stress switch (stress.h: on, off or auto) is set through the
  *	control socket and read by each session at connect. It is the
  *	operator's runtime decision, not configuration: a reload keeps it.
@@ -63,6 +66,7 @@
 
 #include "conf.h"
 #include "dnsbl.h"
+#include "load.h"
 #include "provider.h"
 #include "strbuf.h"
 #include "stress.h"
@@ -84,6 +88,14 @@ void runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg);
 
 /* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
 void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
+
+/*
+ * The load levels (load.h): sessions counted per service, latency; set up
+ * by runtime_configure() from each snapshot (load-conf.h: service_limits
+ * = auto runs postconf there). Lives as long as the runtime; NULL for a
+ * NULL rt.
+ */
+load *runtime_load(runtime *rt);
 
 /* The stress switch; NULL-safe (NULL: STRESS_FORCE_NONE). */
 void runtime_set_stress(runtime *rt, enum stress_force force);

@@ -4,6 +4,7 @@
 #include "session.h"
 #include "bodyscan.h"
 #include "budget.h"
+#include "load.h"
 #include "log.h"
 #include "metrics.h"
 #include "protocol.h"
@@ -48,6 +49,9 @@ struct session {
 	char *client_name;
 	char *client_addr;
 	char *daemon_name; /* Postfix's {daemon_name}, read at connect */
+	int load_slot;     /* where the load counts this session (load.h); -1: not */
+	bool preset;       /* the personality was known at negotiation: */
+	stress_state preset_stress;
 	char *helo;
 	unsigned errors;       /* rejections issued in this session */
 	bool hung_up;          /* a 421 went out: Postfix has hung up */
@@ -241,8 +245,19 @@ may_delay_stage(const struct conf_values *p, enum stage stage)
 unsigned long
 session_protocol(const conf *c)
 {
+	return session_protocol_known(c, -1);
+}
+
+unsigned long
+session_protocol_known(const conf *c, int known)
+{
 	bool forced_value;
 	bool forced = conf_stress_forced(c, &forced_value);
+
+	if (!forced && known >= 0) {
+		forced = true;
+		forced_value = known > 0;
+	}
 	bool used[STAGE_N] = {false}, reply[STAGE_N] = {false};
 	bool want_headers = false;
 	unsigned long flags = PROTO_P_NOUNKNOWN;
@@ -307,6 +322,7 @@ session_create(conf *c, runtime *rt, const char *client_name, const char *client
 	s->client_name = dup_or_null(client_name);
 	s->client_addr = dup_or_null(client_addr);
 	s->stage = STAGE_CONNECT;
+	s->load_slot = -1;
 	return s;
 }
 
@@ -374,6 +390,7 @@ session_free(session *s)
 	free(s->client_addr);
 	free(s->daemon_name);
 	free(s->helo);
+	load_end(runtime_load(s->rt), s->load_slot, budget_now_ms());
 	conf_unref(s->conf);
 	runtime_unref(s->rt);
 	free(s);
@@ -1058,12 +1075,78 @@ run_stage(session *s, enum stage stage, session_reply *r)
 
 /* ---- events ---- */
 
+/* stress_sources of a snapshot (validated at load). */
+static unsigned
+stress_sources_of(const conf *c)
+{
+	const char *text = conf_param_text(c, false, "stress_sources");
+	strbuf why = STRBUF_INIT;
+	unsigned mask = 0;
+
+	(void)stress_sources_parse(text != NULL ? text : "", &mask, &why);
+	strbuf_free(&why);
+	return mask;
+}
+
+static enum stress_source
+load_stress_source(const load_verdict *v)
+{
+	return v->source == LOAD_LATENCY ? STRESS_SRC_LATENCY : STRESS_SRC_SESSIONS;
+}
+
+/* At connect: the macro, the switch, -o stress=, and the load of its service. */
+static stress_state
+decide_stress(session *s)
+{
+	stress_state st = stress_decide(s->conf, runtime_stress(s->rt), s->macro, s->macro_ctx);
+	load_verdict v;
+	bool on = load_check(runtime_load(s->rt), s->daemon_name, budget_now_ms(), &v);
+
+	return stress_with_load(st, stress_sources_of(s->conf), on, load_stress_source(&v));
+}
+
+bool
+session_known_at_negotiation(const conf *c, runtime *rt, stress_state *st)
+{
+	enum stress_force force = runtime_stress(rt);
+	unsigned sources = stress_sources_of(c);
+	load_verdict v;
+	bool forced;
+
+	if (conf_stress_forced(c, &forced)) {
+		*st = (stress_state){forced, STRESS_SRC_FORCED};
+		return true;
+	}
+	if (force != STRESS_FORCE_NONE) {
+		*st = (stress_state){force == STRESS_FORCE_ON, STRESS_SRC_CONTROL};
+		return true;
+	}
+	if ((sources & (STRESS_USE_SESSIONS | STRESS_USE_LATENCY)) &&
+	    load_check_all(runtime_load(rt), budget_now_ms(), &v)) {
+		*st = (stress_state){true, load_stress_source(&v)};
+		return true;
+	}
+	if (sources == 0) {
+		*st = (stress_state){false, STRESS_SRC_NONE};
+		return true;
+	}
+	return false;
+}
+
+void
+session_preset_stress(session *s, stress_state st)
+{
+	s->preset = true;
+	s->preset_stress = st;
+}
+
 void
 session_on_connect(session *s, session_reply *r)
 {
-	s->stress = stress_decide(s->conf, runtime_stress(s->rt), s->macro, s->macro_ctx);
-	metrics_session(s->stress.stressed, s->stress.source);
 	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
+	s->load_slot = load_begin(runtime_load(s->rt), s->daemon_name, budget_now_ms());
+	s->stress = s->preset ? s->preset_stress : decide_stress(s);
+	metrics_session(s->stress.stressed, s->stress.source);
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);
 	if (log_verbose() >= 1) {

@@ -122,6 +122,18 @@ void session_changes_free(session_changes *c);
 unsigned long session_protocol(const conf *c);
 
 /*
+ * The personality when it is known before connect, hence at negotiation:
+ * -o stress=..., the runtime switch, a load source that stresses every
+ * service (load_check_all()), or stress_sources empty (calm). Then the
+ * session negotiates only what that personality needs:
+ * session_protocol_known(c, st.stressed), and session_preset_stress()
+ * keeps it for the session whatever connect brings. Otherwise
+ * (known -1) the union, as session_protocol().
+ */
+bool session_known_at_negotiation(const conf *c, runtime *rt, stress_state *st);
+unsigned long session_protocol_known(const conf *c, int known);
+
+/*
  * The PROTO_F_* modifications a session may make: add and change headers
  * (the stress header, and removing a forged copy of it) and whatever the
  * actions of the rule language need (rules_milter_flags()).
@@ -136,6 +148,8 @@ void session_free(session *s); /* NULL-safe */
 /* The MTA's macros, by name ("{stress}", "i"); NULL when not sent. */
 typedef const char *(*session_macro_fn)(void *ctx, const char *name);
 void session_set_macros(session *s, session_macro_fn fn, void *ctx);
+/* The personality negotiation already chose (session_known_at_negotiation). */
+void session_preset_stress(session *s, stress_state st);
 /* The NR_* flags agreed for this connection: no reply at those stages. */
 void session_set_protocol(session *s, unsigned long proto);
 

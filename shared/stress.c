@@ -3,6 +3,7 @@
 
 #include "stress.h"
 
+#include <string.h>
 #include <strings.h>
 
 static bool
@@ -39,6 +40,56 @@ stress_decide(const conf *c, enum stress_force force, stress_macro_fn fn, void *
 	return st;
 }
 
+static const struct {
+	const char *name;
+	unsigned bit;
+} stress_uses[] = {
+        {"macro", STRESS_USE_MACRO},
+        {"sessions", STRESS_USE_SESSIONS},
+        {"latency", STRESS_USE_LATENCY},
+};
+
+bool
+stress_sources_parse(const char *text, unsigned *mask, strbuf *why)
+{
+	const char *p = text;
+
+	*mask = 0;
+	while (*p != '\0') {
+		size_t n = strcspn(p, ", \t"), i;
+
+		for (i = 0; n > 0 && i < sizeof stress_uses / sizeof stress_uses[0]; i++)
+			if (strlen(stress_uses[i].name) == n &&
+			    strncasecmp(p, stress_uses[i].name, n) == 0)
+				break;
+		if (n > 0 && i == sizeof stress_uses / sizeof stress_uses[0]) {
+			strbuf_printf(why, "unknown stress source '%.*s': expected macro, "
+			              "sessions or latency", (int)(n > 64 ? 64 : n), p);
+			return false;
+		}
+		if (n > 0)
+			*mask |= stress_uses[i].bit;
+		p += n;
+		p += strspn(p, ", \t");
+	}
+	return true;
+}
+
+stress_state
+stress_with_load(stress_state st, unsigned sources, bool load_stressed,
+                 enum stress_source load_src)
+{
+	if (st.source == STRESS_SRC_FORCED || st.source == STRESS_SRC_CONTROL)
+		return st;
+	if (!(sources & STRESS_USE_MACRO))
+		st = (stress_state){false, STRESS_SRC_NONE};
+	if (!st.stressed && load_stressed) {
+		st.stressed = true;
+		st.source = load_src;
+	}
+	return st;
+}
+
 const char *
 stress_source_name(enum stress_source src)
 {
@@ -49,6 +100,10 @@ stress_source_name(enum stress_source src)
 		return "forced";
 	case STRESS_SRC_CONTROL:
 		return "control";
+	case STRESS_SRC_SESSIONS:
+		return "sessions";
+	case STRESS_SRC_LATENCY:
+		return "latency";
 	case STRESS_SRC_NONE:
 	case STRESS_SRC_N:
 		break;

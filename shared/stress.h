@@ -34,6 +34,8 @@ enum stress_source {
 	STRESS_SRC_MACRO,  /* the MTA's macro decided */
 	STRESS_SRC_FORCED, /* -o stress=... decided */
 	STRESS_SRC_CONTROL, /* the runtime switch (control socket) decided */
+	STRESS_SRC_SESSIONS, /* the sessions of the service against its limit (load.h) */
+	STRESS_SRC_LATENCY,  /* the early stages' latency (load.h) */
 	STRESS_SRC_N
 };
 
@@ -58,6 +60,26 @@ typedef const char *(*stress_macro_fn)(void *ctx, const char *name);
  */
 stress_state stress_decide(const conf *c, enum stress_force force, stress_macro_fn fn,
                            void *ctx);
+
+/*
+ * stress_sources: which sources may stress a session, as a mask of
+ * STRESS_USE_*. The words are macro, sessions and latency, separated by
+ * commas and/or whitespace; false with why on another word.
+ */
+#define STRESS_USE_MACRO 1u
+#define STRESS_USE_SESSIONS 2u
+#define STRESS_USE_LATENCY 4u
+bool stress_sources_parse(const char *text, unsigned *mask, strbuf *why);
+
+/*
+ * What stress_decide() said, with stress_sources applied: when the macro
+ * decided (or nothing did) and macro is not a source, the macro says
+ * nothing; then a stressed load source (load_src: STRESS_SRC_SESSIONS or
+ * STRESS_SRC_LATENCY) stresses a session the macro left calm. -o stress=
+ * and the runtime switch still decide alone.
+ */
+stress_state stress_with_load(stress_state st, unsigned sources, bool load_stressed,
+                              enum stress_source load_src);
 
 /* "on", "off", "auto". */
 const char *stress_force_name(enum stress_force force);

@@ -268,6 +268,10 @@ usage(void)
 	       "  -h, --help              this help\n"
 	       "      --hold SECONDS      after connect, keep the session open and idle\n"
 	       "                          for SECONDS before going on\n"
+	       "      --idle N            hold N sessions open and idle at once (after\n"
+	       "                          connect, for --hold SECONDS, default 3600),\n"
+	       "                          then finish them; with -m '{daemon_name}=NAME'\n"
+	       "                          they load that Postfix service\n"
 	       "      --cut-after BYTES   hang up after writing BYTES bytes, mid-packet\n"
 	       "                          too; with --bench, transaction k is cut\n"
 	       "                          after k mod (BYTES+1) bytes\n"
@@ -298,6 +302,7 @@ enum {
 	OPT_BENCH,
 	OPT_BENCH_VARY,
 	OPT_HOLD,
+	OPT_IDLE,
 	OPT_CUT_AFTER,
 	OPT_BENCH_TRANSCRIPT,
 };
@@ -326,6 +331,7 @@ static const struct option long_opts[] = {
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {"hold", required_argument, NULL, OPT_HOLD},
+        {"idle", required_argument, NULL, OPT_IDLE},
         {"cut-after", required_argument, NULL, OPT_CUT_AFTER},
         {"bench-transcript", required_argument, NULL, OPT_BENCH_TRANSCRIPT},
         {NULL, 0, NULL, 0},
@@ -348,6 +354,7 @@ parse_args(probe_opts *opts, int argc, char **argv)
 {
 	probe_message_args msg = {.gen_headers = -1, .gen_body = -1};
 	unsigned long gen_rcpts = 0;
+	bool idle = false;
 	int c;
 
 	memset(opts, 0, sizeof *opts);
@@ -456,6 +463,16 @@ parse_args(probe_opts *opts, int argc, char **argv)
 		case OPT_HOLD:
 			opts->hold_s = (unsigned)parse_number(optarg, "--hold", 86400);
 			break;
+		case OPT_IDLE:
+			/* --bench N,N with every session held: load for a milter */
+			opts->bench_conc = (unsigned)parse_number(optarg, "--idle", 100000);
+			opts->bench_n = opts->bench_conc;
+			opts->bench_secs = 0;
+			opts->quiet = true;
+			idle = true;
+			if (opts->bench_conc == 0)
+				probe_usage_error("--idle: the number of sessions must be positive");
+			break;
 		case OPT_CUT_AFTER:
 			opts->cut = true;
 			opts->cut_after = parse_number(optarg, "--cut-after", 1UL << 40);
@@ -467,6 +484,8 @@ parse_args(probe_opts *opts, int argc, char **argv)
 	}
 	if (optind < argc)
 		probe_usage_error("unexpected argument '%s'", argv[optind]);
+	if (idle && opts->hold_s == 0)
+		opts->hold_s = PROBE_IDLE_HOLD_S;
 	if (opts->socket == NULL)
 		probe_usage_error("-p SOCKET is required");
 	if (opts->bench_transcript != NULL && opts->bench_conc == 0)

@@ -1017,11 +1017,19 @@ finish(probe_txn *t, bool helo_sent)
 	(void)flush_out(t);
 }
 
-/* --hold: the session stays open and idle, as a slow client's would. */
+/*
+ * --hold: the session stays open and idle, as a slow client's would. What
+ * is queued (connect, when the milter asked for no reply there) goes out
+ * first, as Postfix sends it: the milter sees the session begin.
+ */
 static bool
-hold(const probe_opts *opts)
+hold(probe_txn *tx)
 {
+	const probe_opts *opts = tx->opts;
 	struct timespec t = {(time_t)opts->hold_s, 0};
+
+	if (opts->hold_s > 0 && flush_out(tx) < 0)
+		return false;
 
 	while (nanosleep(&t, &t) < 0 && errno == EINTR)
 		;
@@ -1054,7 +1062,7 @@ probe_txn_run(const probe_opts *opts, probe_verdict *vout, const char **stage_ou
 	} else {
 		t.open = true;
 		if (negotiate(&t) == 0 && !do_connect(&t, &ev) && !t.failed &&
-		    hold(opts) && !do_helo(&t, &ev) && !t.failed) {
+		    hold(&t) && !do_helo(&t, &ev) && !t.failed) {
 			if (do_envelope(&t, &ev) && !t.hangup)
 				do_message(&t, &ev);
 			finish(&t, true);

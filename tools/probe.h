@@ -37,6 +37,7 @@
 
 #define PROBE_NAME "milter-probe"
 #define PROBE_MTA_HOSTNAME "probe.example" /* the j macro */
+#define PROBE_IDLE_HOLD_S 3600        /* --idle without --hold */
 
 enum { PROBE_EXIT_DONE = 0, PROBE_EXIT_FAIL = 1, PROBE_EXIT_USAGE = 2 };
 
