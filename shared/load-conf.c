@@ -100,7 +100,7 @@ done:
 }
 
 void
-load_conf_apply(load *l, const conf *c, const char *postconf, long long now)
+load_conf_apply(load_levels *l, const conf *c, const char *postconf, long long now)
 {
 	const struct conf_values *v = conf_personality(c, false);
 	const char *sources = conf_param_text(c, false, "stress_sources");
@@ -114,7 +114,7 @@ load_conf_apply(load *l, const conf *c, const char *postconf, long long now)
 
 	for (unsigned i = 0; i < METRICS_N_BUCKETS; i++)
 		bucket_ms[i] = metrics_bucket_le[i] * 1000.0;
-	/* both were validated at load */
+	/* both were validated at load_levels */
 	(void)stress_sources_parse(sources != NULL ? sources : "", &mask, &why);
 	if (mask & STRESS_USE_SESSIONS) {
 		(void)mastercf_parse_limits(limits != NULL ? limits : "auto", &is_auto, &list,
@@ -145,7 +145,7 @@ load_conf_apply(load *l, const conf *c, const char *postconf, long long now)
 }
 
 void
-load_conf_tick(load *l, long long now)
+load_conf_tick(load_levels *l, long long now)
 {
 	unsigned long long counts[METRICS_N_BUCKETS + 1];
 

@@ -33,7 +33,7 @@
 
 #define LOAD_FALLBACK_LIMIT 100
 
-void load_conf_apply(load *l, const conf *c, const char *postconf, long long now);
-void load_conf_tick(load *l, long long now);
+void load_conf_apply(load_levels *l, const conf *c, const char *postconf, long long now);
+void load_conf_tick(load_levels *l, long long now);
 
 #endif

@@ -34,7 +34,7 @@ typedef struct event {
 
 #define MAX_EVENTS (LOAD_MAX_SERVICES + 1)
 
-struct load {
+struct load_levels {
 	pthread_mutex_t lock;
 	bool enabled[LOAD_N];
 	long long enter, leave, hold_ms, latency_ms;
@@ -94,10 +94,10 @@ level_reset(level *lv)
 	lv->below_since = -1;
 }
 
-load *
+load_levels *
 load_create(void)
 {
-	load *l = ms_xcalloc(1, sizeof *l);
+	load_levels *l = ms_xcalloc(1, sizeof *l);
 
 	pthread_mutex_init(&l->lock, NULL);
 	l->svc[0].name = ms_xstrdup(LOAD_DEFAULT_SERVICE);
@@ -110,7 +110,7 @@ load_create(void)
 }
 
 void
-load_free(load *l)
+load_free(load_levels *l)
 {
 	if (l == NULL)
 		return;
@@ -121,7 +121,7 @@ load_free(load *l)
 }
 
 static void
-queue_event(load *l, const level *lv, enum load_source src, const char *name)
+queue_event(load_levels *l, const level *lv, enum load_source src, const char *name)
 {
 	event *e;
 
@@ -142,7 +142,7 @@ queue_event(load *l, const level *lv, enum load_source src, const char *name)
  * least hold apart. Under the lock.
  */
 static void
-level_eval(load *l, level *lv, enum load_source src, const char *name, long long now)
+level_eval(load_levels *l, level *lv, enum load_source src, const char *name, long long now)
 {
 	long long pct = load_percent(lv->value, lv->limit);
 	bool spaced = lv->since < 0 || now - lv->since >= l->hold_ms;
@@ -183,7 +183,7 @@ level_eval(load *l, level *lv, enum load_source src, const char *name, long long
 }
 
 static void
-eval_all(load *l, long long now)
+eval_all(load_levels *l, long long now)
 {
 	for (size_t i = 0; i < l->n_svc; i++)
 		level_eval(l, &l->svc[i].lv, LOAD_SESSIONS, l->svc[i].name, now);
@@ -192,7 +192,7 @@ eval_all(load *l, long long now)
 
 /* Unlock, then log what changed: syslog() may block, the lock must not. */
 static void
-unlock_and_log(load *l)
+unlock_and_log(load_levels *l)
 {
 	event ev[MAX_EVENTS];
 	size_t n = l->n_ev;
@@ -214,7 +214,7 @@ unlock_and_log(load *l)
 }
 
 static service *
-find_service(load *l, const char *name)
+find_service(load_levels *l, const char *name)
 {
 	for (size_t i = 0; i < l->n_svc; i++)
 		if (strcmp(l->svc[i].name, name) == 0)
@@ -223,7 +223,7 @@ find_service(load *l, const char *name)
 }
 
 void
-load_configure(load *l, const load_params *cfg, long long now)
+load_configure(load_levels *l, const load_params *cfg, long long now)
 {
 	pthread_mutex_lock(&l->lock);
 	memcpy(l->enabled, cfg->enabled, sizeof l->enabled);
@@ -267,7 +267,7 @@ load_configure(load *l, const load_params *cfg, long long now)
 
 /* The slot a {daemon_name} counts in: its own limit, or the default. */
 static size_t
-slot_of(load *l, const char *daemon_name)
+slot_of(load_levels *l, const char *daemon_name)
 {
 	if (daemon_name != NULL)
 		for (size_t i = 1; i < l->n_svc; i++)
@@ -277,7 +277,7 @@ slot_of(load *l, const char *daemon_name)
 }
 
 static void
-count(load *l, size_t slot, long long delta, long long now)
+count(load_levels *l, size_t slot, long long delta, long long now)
 {
 	service *s = &l->svc[slot];
 
@@ -290,7 +290,7 @@ count(load *l, size_t slot, long long delta, long long now)
 }
 
 int
-load_begin(load *l, const char *daemon_name, long long now)
+load_begin(load_levels *l, const char *daemon_name, long long now)
 {
 	size_t slot;
 
@@ -304,7 +304,7 @@ load_begin(load *l, const char *daemon_name, long long now)
 }
 
 void
-load_end(load *l, int slot, long long now)
+load_end(load_levels *l, int slot, long long now)
 {
 	if (l == NULL || slot < 0)
 		return;
@@ -315,7 +315,7 @@ load_end(load *l, int slot, long long now)
 }
 
 void
-load_latency_tick(load *l, const unsigned long long *counts, long long now)
+load_latency_tick(load_levels *l, const unsigned long long *counts, long long now)
 {
 	unsigned long long delta[LOAD_MAX_BUCKETS + 1];
 	size_t n, oldest;
@@ -356,7 +356,7 @@ verdict_of(const level *lv, enum load_source src, const char *name, load_verdict
 
 /* Locks l and evaluates; true when the latency level (every service) is on. */
 static bool
-check_begin(load *l, long long now, load_verdict *v)
+check_begin(load_levels *l, long long now, load_verdict *v)
 {
 	pthread_mutex_lock(&l->lock);
 	eval_all(l, now);
@@ -367,7 +367,7 @@ check_begin(load *l, long long now, load_verdict *v)
 }
 
 bool
-load_check(load *l, const char *daemon_name, long long now, load_verdict *v)
+load_check(load_levels *l, const char *daemon_name, long long now, load_verdict *v)
 {
 	bool on = true;
 
@@ -386,7 +386,7 @@ load_check(load *l, const char *daemon_name, long long now, load_verdict *v)
 }
 
 bool
-load_check_all(load *l, long long now, load_verdict *v)
+load_check_all(load_levels *l, long long now, load_verdict *v)
 {
 	bool on = true;
 	size_t n_limited = 0, n_on = 0, first_on = 0;
@@ -412,7 +412,7 @@ load_check_all(load *l, long long now, load_verdict *v)
 }
 
 static void
-status_line(strbuf *out, const load *l, const level *lv, enum load_source src,
+status_line(strbuf *out, const load_levels *l, const level *lv, enum load_source src,
             const char *name, long long now)
 {
 	strbuf_printf(out, "%-8s %-12s %lld/%lld%s %lld%% %s", load_source_name(src),
@@ -428,7 +428,7 @@ status_line(strbuf *out, const load *l, const level *lv, enum load_source src,
 }
 
 void
-load_status(load *l, long long now, strbuf *out)
+load_status(load_levels *l, long long now, strbuf *out)
 {
 	if (l == NULL)
 		return;

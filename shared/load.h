@@ -77,7 +77,7 @@ enum load_source {
 	LOAD_N
 };
 
-typedef struct load load;
+typedef struct load_levels load_levels;
 
 typedef struct load_limit {
 	const char *service; /* a {daemon_name}, or LOAD_DEFAULT_SERVICE */
@@ -104,28 +104,28 @@ typedef struct load_verdict {
 	long long value, limit;
 } load_verdict;
 
-load *load_create(void);
-void load_free(load *l); /* NULL-safe */
+load_levels *load_create(void);
+void load_free(load_levels *l); /* NULL-safe */
 
-void load_configure(load *l, const load_params *cfg, long long now);
+void load_configure(load_levels *l, const load_params *cfg, long long now);
 
 /* -1: nothing counted (l NULL, or the sessions source off and no slot). */
-int load_begin(load *l, const char *daemon_name, long long now);
-void load_end(load *l, int slot, long long now); /* slot -1: nothing */
+int load_begin(load_levels *l, const char *daemon_name, long long now);
+void load_end(load_levels *l, int slot, long long now); /* slot -1: nothing */
 
 /* counts: cfg.n_buckets + 1 cumulative-since-start counters (not
    cumulative across buckets), summed over the early stages. */
-void load_latency_tick(load *l, const unsigned long long *counts, long long now);
+void load_latency_tick(load_levels *l, const unsigned long long *counts, long long now);
 
 /* Is a session of this service (NULL: the default one) stressed by a
    source? *v (if not NULL) says which and its figures. */
-bool load_check(load *l, const char *daemon_name, long long now, load_verdict *v);
+bool load_check(load_levels *l, const char *daemon_name, long long now, load_verdict *v);
 /* Stressed whatever service a session belongs to: the latency level, or
    every service with a limit stressed. What negotiation can know. */
-bool load_check_all(load *l, long long now, load_verdict *v);
+bool load_check_all(load_levels *l, long long now, load_verdict *v);
 
 /* "sessions smtpd 3/4 75% on since 12.3s, 2 transitions" ... per level. */
-void load_status(load *l, long long now, strbuf *out);
+void load_status(load_levels *l, long long now, strbuf *out);
 
 /* A level's percent of value against limit (0 for a limit <= 0). */
 long long load_percent(long long value, long long limit);

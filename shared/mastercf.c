@@ -126,9 +126,9 @@ parse_maxproc(const word *w, long long default_limit)
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->p[i] < '0' || w->p[i] > '9')
 			return -1;
-		if (v > MASTERCF_MAX_LIMIT)
-			return MASTERCF_MAX_LIMIT; /* far past any count */
 		v = v * 10 + (w->p[i] - '0');
+		if (v > MASTERCF_MAX_LIMIT)
+			v = MASTERCF_MAX_LIMIT; /* far past any count */
 	}
 	return w->n > 0 ? v : -1;
 }
@@ -140,6 +140,8 @@ parse_line(const char *p, const char *end, long long default_limit, mastercf_ser
 	char *name, *daemon_name = NULL;
 	long long limit;
 
+	if (memchr(p, '\0', (size_t)(end - p)) != NULL)
+		return; /* not postconf's: its lines are text */
 	for (int i = 0; i < MAX_FIELDS; i++)
 		if (!next_word(&p, end, &f[i]))
 			return;

@@ -24,7 +24,7 @@ struct runtime {
 	atomic_int stress; /* enum stress_force */
 	void (*on_block)(void *arg); /* runtime_on_block(): for the resolver */
 	void *block_arg;
-	load *load; /* the own stress signal (load.h): counts survive reloads */
+	load_levels *load; /* the own stress signal (load.h): counts survive reloads */
 };
 
 static void
@@ -122,7 +122,7 @@ runtime_configure(runtime *rt, const conf *c, strbuf *err)
 	return ok;
 }
 
-load *
+load_levels *
 runtime_load(runtime *rt)
 {
 	return rt != NULL ? rt->load : NULL;

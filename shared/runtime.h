@@ -95,7 +95,7 @@ void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
  * = auto runs postconf there). Lives as long as the runtime; NULL for a
  * NULL rt.
  */
-load *runtime_load(runtime *rt);
+load_levels *runtime_load(runtime *rt);
 
 /* The stress switch; NULL-safe (NULL: STRESS_FORCE_NONE). */
 void runtime_set_stress(runtime *rt, enum stress_force force);
