@@ -81,6 +81,14 @@ struct conn {
 	stress_state stress; /* ... and this is it */
 };
 
+static bool callbacks_endpoint; /* set before libmilter's threads start */
+
+void
+callbacks_set_endpoint(void)
+{
+	callbacks_endpoint = true;
+}
+
 static struct conn *
 conn_of(SMFICTX *ctx)
 {
@@ -135,7 +143,12 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	 * send (milter_*_macros). The stress macro comes the documented way.
 	 */
 	*pf0 = f0 & session_actions();
-	c->known = session_known_at_negotiation(c->cf, c->rt, &c->stress);
+	if (callbacks_endpoint) {
+		c->known = true;
+		c->stress = (stress_state){true, STRESS_SRC_ENDPOINT};
+	} else {
+		c->known = session_known_at_negotiation(c->cf, c->rt, &c->stress);
+	}
 	*pf1 = f1 & session_protocol_known(c->cf, c->known ? c->stress.stressed : -1);
 	c->proto = *pf1;
 	return SMFIS_CONTINUE;

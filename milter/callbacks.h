@@ -14,4 +14,10 @@
 /* The filter description to pass to smfi_register(). */
 struct smfiDesc *callbacks_desc(const char *name);
 
+/*
+ * In the stress endpoint's process (daemon-endpoint.h): every session is
+ * stressed from negotiation on, source=endpoint. Before smfi_main().
+ */
+void callbacks_set_endpoint(void);
+
 #endif

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "daemon.h"
+#include "daemon-endpoint.h"
 #include "budget.h"
 #include "load-conf.h"
 #include "log.h"
@@ -289,6 +290,7 @@ daemon_reload(strbuf *why, unsigned long *generation)
 	conf_unref(old);
 	log_msg(LOG_INFO, "reloaded configuration from %s",
 		daemon_conf_path ? daemon_conf_path : "(defaults)");
+	endpoint_reload();
 	return true;
 }
 
@@ -340,7 +342,8 @@ reload_thread(void *arg)
 	for (;;) {
 		/* Between signals, once a second: the load levels' clock. */
 		if ((sig = sigtimedwait(&set, NULL, &(struct timespec){1, 0})) < 0) {
-			load_tick();
+			if (!endpoint_in_child())
+				load_tick();
 			continue;
 		}
 		log_msg(LOG_INFO, "SIGUSR1 received: reloading configuration");

@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "daemon-control.h"
+#include "daemon-endpoint.h"
 #include "log.h"
 #include "metrics-http.h"
 #include "paths.h"
@@ -287,7 +288,7 @@ check_config_readable(const struct options *o)
 
 /* Everything libmilter needs before smfi_main(); false after logging why. */
 static bool
-setup_milter(const struct conf_values *p, const sockspec *ss)
+setup_milter(const struct conf_values *p, const char *socket, const sockspec *ss)
 {
 	pthread_attr_t attr;
 
@@ -310,27 +311,54 @@ setup_milter(const struct conf_values *p, const sockspec *ss)
 	smfi_setmaxdatasize(MILTER_MAX_PACKET);
 	strbuf conn = STRBUF_INIT;
 
-	if (!milter_conn(p->socket, ss, (int)p->listen_backlog, &conn)) {
+	if (!milter_conn(socket, ss, (int)p->listen_backlog, &conn)) {
 		strbuf_free(&conn);
 		return false;
 	}
 	if (smfi_setconn(conn.s) != MI_SUCCESS ||
 	    smfi_settimeout((int)(p->milter_timeout / 1000)) != MI_SUCCESS ||
 	    smfi_setbacklog((int)p->listen_backlog) != MI_SUCCESS) {
-		log_msg(LOG_ERR, "cannot configure libmilter for socket %s", p->socket);
+		log_msg(LOG_ERR, "cannot configure libmilter for socket %s", socket);
 		strbuf_free(&conn);
 		return false;
 	}
 	strbuf_free(&conn); /* libmilter keeps a copy */
 	if (smfi_opensocket(true) != MI_SUCCESS) {
 		log_msg(LOG_ERR, "cannot open socket %s (in use, or no permission?)",
-			p->socket);
+			socket);
 		return false;
 	}
 	/* Before privileges are dropped: the socket belongs to root until then. */
 	const char *path = unix_socket_path(ss);
 
 	return path == NULL || daemon_socket_mode(path, p->socket_mode);
+}
+
+/*
+ * Fork the stress endpoint's process (daemon-endpoint.h): 0 in it, 1 in
+ * the main process, -1 after logging why not.
+ */
+static int
+start_endpoint(const struct conf_values *p)
+{
+	int r;
+
+	if (strcmp(p->stress_socket, p->socket) == 0) {
+		log_msg(LOG_ERR, "stress_socket and socket are both %s", p->socket);
+		return -1;
+	}
+	r = endpoint_start();
+	if (r == 0) {
+		conf *c;
+		runtime *rt;
+
+		callbacks_set_endpoint();
+		daemon_acquire(&c, &rt);
+		runtime_load_follow(rt);
+		runtime_unref(rt);
+		conf_unref(c);
+	}
+	return r;
 }
 
 int
@@ -376,16 +404,33 @@ main(int argc, char **argv)
 	daemon_block_signals();
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
-	parse_socket(p->socket, &ss);
-	/* Bound as root (a port below 1024 works), served after -u. */
-	int metrics_fd = metrics_http_listen(p->metrics_listen, &metrics_failed);
+	/* The stress endpoint's process forks here, before any thread. */
+	int forked = p->stress_socket[0] != '\0' ? start_endpoint(p) : 1;
+	bool endpoint = forked == 0;
+	const char *listen_on = endpoint ? p->stress_socket : p->socket;
 
-	if (metrics_failed || !setup_milter(p, &ss) ||
-	    (o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
-	    !daemon_control_open(p->control_socket, o.user != NULL ? &user : NULL) ||
+	if (forked < 0) {
+		daemon_ready(1);
+		daemon_user_free(&user);
+		return 1;
+	}
+	parse_socket(listen_on, &ss);
+	/* Bound as root (a port below 1024 works), served after -u. */
+	int metrics_fd = -1;
+
+	metrics_failed = false;
+	if (!endpoint)
+		metrics_fd = metrics_http_listen(p->metrics_listen, &metrics_failed);
+	if (metrics_failed || !setup_milter(p, listen_on, &ss) ||
+	    (!endpoint && o.pidfile != NULL && !daemon_write_pidfile(o.pidfile)) ||
+	    (!endpoint &&
+	     !daemon_control_open(p->control_socket, o.user != NULL ? &user : NULL)) ||
 	    (o.user != NULL && !daemon_drop_privileges(&user, unix_socket_path(&ss))) ||
 	    !daemon_start_reload_thread() || !metrics_http_start(metrics_fd) ||
-	    !daemon_control_start()) {
+	    (!endpoint && !daemon_control_start()) ||
+	    (!endpoint && (!endpoint_wait_ready() || !endpoint_watch()))) {
+		if (!endpoint)
+			endpoint_stop();
 		daemon_ready(1);
 		daemon_user_free(&user);
 		return 1;
@@ -393,13 +438,18 @@ main(int argc, char **argv)
 	daemon_user_free(&user);
 	daemon_lend_workers(&ss);
 	check_config_readable(&o);
-	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
-		o.config ? o.config : "(defaults)");
+	log_msg(LOG_INFO, "starting%s: listening on %s, config %s",
+	        endpoint ? " the stress endpoint" : "", listen_on,
+	        o.config ? o.config : "(defaults)");
+	if (endpoint)
+		endpoint_ready();
 	if (metrics_fd >= 0)
 		log_msg(LOG_INFO, "serving metrics on http://%s/metrics", p->metrics_listen);
-	daemon_ready(0);
+	if (!endpoint)
+		daemon_ready(0);
 	rc = smfi_main();
-	daemon_stopping();
+	if (!endpoint)
+		daemon_stopping();
 	/*
 	 * libmilter's signal thread stops the milter by setting a flag under
 	 * its mutex, then closes the listener and only then unlocks;
@@ -410,6 +460,8 @@ main(int argc, char **argv)
 	 * thread has let go of it, and TSan sees that order (tests/tsan.supp).
 	 */
 	smfi_stop();
+	if (!endpoint)
+		endpoint_stop();
 	metrics_http_stop(); /* its scrapes read the runtime released below */
 	daemon_control_stop();
 	daemon_log_counts();
@@ -417,5 +469,5 @@ main(int argc, char **argv)
 	daemon_remove_pidfile();
 	daemon_conf_release();
 	free_options(&o);
-	return rc == MI_SUCCESS ? 0 : 1;
+	return rc == MI_SUCCESS && !endpoint_failed() ? 0 : 1;
 }

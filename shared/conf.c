@@ -41,6 +41,7 @@ static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
 static bool valid_stress_sources(const char *value, strbuf *why);
 static bool valid_service_limits(const char *value, strbuf *why);
+static bool valid_stress_socket(const char *value, strbuf *why);
 
 #define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
 	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
@@ -1138,4 +1139,11 @@ valid_service_limits(const char *value, strbuf *why)
 		return false;
 	mastercf_limits_free(&l);
 	return true;
+}
+
+/* stress_socket: empty (none) or a socket in the socket syntax. */
+static bool
+valid_stress_socket(const char *value, strbuf *why)
+{
+	return value[0] == '\0' || valid_socket(value, why);
 }

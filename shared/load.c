@@ -5,7 +5,9 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 /* One level: a source's figures for one service, and its state. */
@@ -17,8 +19,10 @@ typedef struct level {
 	unsigned long transitions;
 } level;
 
+#define NAME_MAX_LEN 64 /* a {daemon_name} longer than this is not a service */
+
 typedef struct service {
-	char *name;
+	char name[NAME_MAX_LEN];
 	long long limit; /* 0: no longer configured */
 	long long open;  /* sessions now */
 	level lv;
@@ -94,13 +98,27 @@ level_reset(level *lv)
 	lv->below_since = -1;
 }
 
+/*
+ * Shared with the processes forked after it (the stress endpoint's), so
+ * the mapping is MAP_SHARED and the mutex process-shared and robust: a
+ * process that dies holding it does not stop the other.
+ */
 load_levels *
 load_create(void)
 {
-	load_levels *l = ms_xcalloc(1, sizeof *l);
+	load_levels *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+	                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pthread_mutexattr_t attr;
 
-	pthread_mutex_init(&l->lock, NULL);
-	l->svc[0].name = ms_xstrdup(LOAD_DEFAULT_SERVICE);
+	if (l == MAP_FAILED)
+		ms_panic("cannot map %zu bytes for the load levels", sizeof *l);
+	memset(l, 0, sizeof *l);
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&l->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	strcpy(l->svc[0].name, LOAD_DEFAULT_SERVICE);
 	level_reset(&l->svc[0].lv);
 	l->n_svc = 1;
 	level_reset(&l->latency);
@@ -114,10 +132,8 @@ load_free(load_levels *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < l->n_svc; i++)
-		free(l->svc[i].name);
 	pthread_mutex_destroy(&l->lock);
-	free(l);
+	munmap(l, sizeof *l);
 }
 
 static void
@@ -190,6 +206,14 @@ eval_all(load_levels *l, long long now)
 	level_eval(l, &l->latency, LOAD_LATENCY, "", now);
 }
 
+/* A process that died holding the lock left the counts as they were. */
+static void
+lock(load_levels *l)
+{
+	if (pthread_mutex_lock(&l->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&l->lock);
+}
+
 /* Unlock, then log what changed: syslog() may block, the lock must not. */
 static void
 unlock_and_log(load_levels *l)
@@ -225,7 +249,7 @@ find_service(load_levels *l, const char *name)
 void
 load_configure(load_levels *l, const load_params *cfg, long long now)
 {
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	memcpy(l->enabled, cfg->enabled, sizeof l->enabled);
 	l->enter = cfg->enter;
 	l->leave = cfg->leave;
@@ -244,9 +268,14 @@ load_configure(load_levels *l, const load_params *cfg, long long now)
 	for (size_t i = 0; i < cfg->n_limits; i++) {
 		service *s = find_service(l, cfg->limits[i].service);
 
+		if (strlen(cfg->limits[i].service) >= NAME_MAX_LEN) {
+			log_msg(LOG_WARNING, "load: service name %.40s... is too long: "
+			        "not counted", cfg->limits[i].service);
+			continue;
+		}
 		if (s == NULL && l->n_svc < LOAD_MAX_SERVICES) {
 			s = &l->svc[l->n_svc++];
-			s->name = ms_xstrdup(cfg->limits[i].service);
+			strcpy(s->name, cfg->limits[i].service);
 			level_reset(&s->lv);
 		}
 		if (s == NULL) {
@@ -296,7 +325,7 @@ load_begin(load_levels *l, const char *daemon_name, long long now)
 
 	if (l == NULL)
 		return -1;
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	slot = slot_of(l, daemon_name);
 	count(l, slot, 1, now);
 	unlock_and_log(l);
@@ -308,7 +337,7 @@ load_end(load_levels *l, int slot, long long now)
 {
 	if (l == NULL || slot < 0)
 		return;
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	if ((size_t)slot < l->n_svc)
 		count(l, (size_t)slot, -1, now);
 	unlock_and_log(l);
@@ -322,7 +351,7 @@ load_latency_tick(load_levels *l, const unsigned long long *counts, long long no
 
 	if (l == NULL)
 		return;
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	n = l->n_buckets;
 	if (n > 0 && counts != NULL) {
 		memcpy(l->ring[l->ring_head], counts, (n + 1) * sizeof *counts);
@@ -358,7 +387,7 @@ verdict_of(const level *lv, enum load_source src, const char *name, load_verdict
 static bool
 check_begin(load_levels *l, long long now, load_verdict *v)
 {
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	eval_all(l, now);
 	if (!l->latency.on)
 		return false;
@@ -432,7 +461,7 @@ load_status(load_levels *l, long long now, strbuf *out)
 {
 	if (l == NULL)
 		return;
-	pthread_mutex_lock(&l->lock);
+	lock(l);
 	eval_all(l, now);
 	strbuf_printf(out, "enter %lld%%, leave %lld%% after %.1fs\n", l->enter, l->leave,
 	              (double)l->hold_ms / 1000.0);

@@ -63,6 +63,8 @@ typedef enum conf_type {
 	  "how long a level stays below stress_leave before stress ends, and the least time between two transitions of one source") \
 	X(stress_latency, CONF_TIME, "1s", 1, 1 * CONF_DAY, NULL, \
 	  "the latency source's limit: the 90th percentile of the connect, HELO and MAIL FROM stages inside the milter over the last 10 s") \
+	X(stress_socket, CONF_STRING, "", 0, 0, valid_stress_socket, \
+	  "the stress endpoint: a second socket whose sessions are stressed from negotiation on (source=endpoint), for Postfix's smtpd_milters = ${stress?{...}:{...}}; served by a second process; empty: none; read at start only (see The stress endpoint)") \
 	X(stress_header, CONF_STRING, "X-Stress", 0, 0, valid_header_name, \
 	  "header added at end of message with the stress state; empty: none") \
 	X(stress_header_always, CONF_BOOL, "yes", 0, 0, NULL, \

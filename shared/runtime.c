@@ -25,6 +25,7 @@ struct runtime {
 	void (*on_block)(void *arg); /* runtime_on_block(): for the resolver */
 	void *block_arg;
 	load_levels *load; /* the own stress signal (load.h): counts survive reloads */
+	bool load_follower; /* another process configures it */
 };
 
 static void
@@ -117,9 +118,15 @@ runtime_configure(runtime *rt, const conf *c, strbuf *err)
 		rt->dns_failed = false;
 	}
 	pthread_mutex_unlock(&rt->mu);
-	if (ok)
+	if (ok && !rt->load_follower)
 		load_conf_apply(rt->load, c, NULL, budget_now_ms());
 	return ok;
+}
+
+void
+runtime_load_follow(runtime *rt)
+{
+	rt->load_follower = true;
 }
 
 load_levels *

@@ -96,6 +96,9 @@ void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
  * NULL rt.
  */
 load_levels *runtime_load(runtime *rt);
+/* This process shares the load levels of another, which configures them:
+   runtime_configure() leaves them alone from now on. */
+void runtime_load_follow(runtime *rt);
 
 /* The stress switch; NULL-safe (NULL: STRESS_FORCE_NONE). */
 void runtime_set_stress(runtime *rt, enum stress_force force);

@@ -104,6 +104,8 @@ stress_source_name(enum stress_source src)
 		return "sessions";
 	case STRESS_SRC_LATENCY:
 		return "latency";
+	case STRESS_SRC_ENDPOINT:
+		return "endpoint";
 	case STRESS_SRC_NONE:
 	case STRESS_SRC_N:
 		break;

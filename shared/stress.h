@@ -36,6 +36,7 @@ enum stress_source {
 	STRESS_SRC_CONTROL, /* the runtime switch (control socket) decided */
 	STRESS_SRC_SESSIONS, /* the sessions of the service against its limit (load.h) */
 	STRESS_SRC_LATENCY,  /* the early stages' latency (load.h) */
+	STRESS_SRC_ENDPOINT, /* the session came to stress_socket */
 	STRESS_SRC_N
 };
 
