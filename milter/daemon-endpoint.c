@@ -21,6 +21,15 @@ static int endpoint_pipe = -1; /* main: read end; endpoint: write end */
 static pthread_t endpoint_watcher;
 static bool endpoint_watching;
 static atomic_bool endpoint_stopping, endpoint_died;
+static pid_t endpoint_parent; /* in the endpoint: the main process */
+
+/* Die with the main process, also when it died already. */
+static void
+die_with_parent(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != endpoint_parent)
+		_exit(1);
+}
 
 int
 endpoint_start(void)
@@ -48,9 +57,8 @@ endpoint_start(void)
 	close(fds[0]);
 	endpoint_pipe = fds[1];
 	endpoint_child = true;
-	/* Die with the main process, also when it died before this line. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-		_exit(1);
+	endpoint_parent = parent;
+	die_with_parent();
 	/* systemd hears the main process only (MAINPID). */
 	unsetenv("NOTIFY_SOCKET");
 	return 0;
@@ -65,6 +73,8 @@ endpoint_in_child(void)
 void
 endpoint_ready(void)
 {
+	/* Again: a change of user (-u) cleared it (prctl(2)). */
+	die_with_parent();
 	if (endpoint_pipe < 0)
 		return;
 	if (write(endpoint_pipe, "R", 1) != 1)

@@ -107,6 +107,7 @@ static const char *const default_lines[] = {
 	"stress_leave = 60",
 	"stress_hold = 10s",
 	"stress_latency = 1s",
+	"stress_socket =",
 	"stress_header = X-Stress",
 	"stress_header_always = yes",
 	"milter_timeout = 600s",
