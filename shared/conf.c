@@ -42,6 +42,7 @@ static bool valid_overload_reply(const char *value, strbuf *why);
 static bool valid_stress_sources(const char *value, strbuf *why);
 static bool valid_service_limits(const char *value, strbuf *why);
 static bool valid_stress_socket(const char *value, strbuf *why);
+static bool valid_forged(const char *value, strbuf *why);
 
 #define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
 	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
@@ -1146,4 +1147,14 @@ static bool
 valid_stress_socket(const char *value, strbuf *why)
 {
 	return value[0] == '\0' || valid_socket(value, why);
+}
+
+/* stress_header_forged: who removes forged copies of the stress header. */
+static bool
+valid_forged(const char *value, strbuf *why)
+{
+	if (strcmp(value, "remove") == 0 || strcmp(value, "postfix") == 0)
+		return true;
+	strbuf_printf(why, "bad value '%s': expected remove or postfix", value);
+	return false;
 }

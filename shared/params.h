@@ -67,6 +67,8 @@ typedef enum conf_type {
 	  "the stress endpoint: a second socket whose sessions are stressed from negotiation on (source=endpoint), for Postfix's smtpd_milters = ${stress?{...}:{...}}; served by a second process; empty: none; read at start only (see The stress endpoint)") \
 	X(stress_header, CONF_STRING, "X-Stress", 0, 0, valid_header_name, \
 	  "header added at end of message with the stress state; empty: none") \
+	X(stress_header_forged, CONF_STRING, "remove", 0, 0, valid_forged, \
+	  "copies of stress_header the client sent: remove (the milter asks the MTA for every header to find them) or postfix (Postfix's header_checks remove them, e.g. /^X-Stress:/ IGNORE, and the milter asks for no header for this)") \
 	X(stress_header_always, CONF_BOOL, "yes", 0, 0, NULL, \
 	  "add stress_header also to messages received without stress (value: no)") \
 	X(milter_timeout, CONF_TIME, "600s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \

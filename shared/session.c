@@ -242,6 +242,13 @@ may_delay_stage(const struct conf_values *p, enum stage stage)
 	       p->session_stage_wait < stage_budget(p, stage);
 }
 
+/* Does the milter look for forged copies of its header (stress_header_forged)? */
+static bool
+reads_forged(const struct conf_values *p)
+{
+	return p->stress_header[0] != '\0' && strcmp(p->stress_header_forged, "postfix") != 0;
+}
+
 unsigned long
 session_protocol(const conf *c)
 {
@@ -272,8 +279,7 @@ session_protocol_known(const conf *c, int known)
 			used[st] |= rules_stage_used(t, (enum stage)st);
 			reply[st] |= rules_stage_may_reply(t, (enum stage)st);
 		}
-		want_headers |= rules_need_header_set(t) ||
-		                conf_personality(c, stressed)->stress_header[0] != '\0';
+		want_headers |= rules_need_header_set(t) || reads_forged(conf_personality(c, stressed));
 		/* rcpt_limit can answer every recipient. */
 		reply[STAGE_RCPT] |= conf_personality(c, stressed)->rcpt_limit > 0;
 		/* A delayed connect or HELO stage answers at MAIL FROM. */
@@ -1219,7 +1225,7 @@ session_on_header(session *s, const char *name, const char *value, session_reply
 	const char *ours = s->params->stress_header;
 	rules_header h = {name, value};
 
-	if (ours[0] != '\0' && strcasecmp(name, ours) == 0)
+	if (reads_forged(s->params) && strcasecmp(name, ours) == 0)
 		s->n_forged++;
 	if (rules_need_header_set(s->rules))
 		headers_add(s, name, value);

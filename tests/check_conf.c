@@ -109,6 +109,7 @@ static const char *const default_lines[] = {
 	"stress_latency = 1s",
 	"stress_socket =",
 	"stress_header = X-Stress",
+	"stress_header_forged = remove",
 	"stress_header_always = yes",
 	"milter_timeout = 600s",
 	"listen_backlog = 256",

@@ -889,7 +889,28 @@ static const struct proto_case {
         {"eoh any tag X-A b\n", NULL, PROTO_P_NR_EOH, PROTO_P_NOEOH},
         {"eom body /x/ reject\n", NULL, PROTO_P_SKIP,
          PROTO_P_NOBODY | PROTO_P_NR_BODY},
+        /* forged copies of the stress header: the milter reads every header */
+        {"", NULL, 0, PROTO_P_NOHDRS},
+        /* ... unless Postfix's header_checks remove them */
+        {"", "stress_header_forged=postfix", PROTO_P_NOHDRS, 0},
 };
+
+/* A personality known at negotiation asks only for its own stages. */
+START_TEST(test_protocol_known)
+{
+	conf *c = load("body normal name=b body /x/ reject\n", NULL, NULL);
+
+	ck_assert((session_protocol(c) & PROTO_P_NOBODY) == 0);
+	ck_assert((session_protocol_known(c, -1) & PROTO_P_NOBODY) == 0);
+	ck_assert((session_protocol_known(c, 0) & PROTO_P_NOBODY) == 0);
+	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) != 0);
+	conf_unref(c);
+	/* -o stress= pins it whatever negotiation was told */
+	c = load("body normal name=b body /x/ reject\n", "stress=", NULL);
+	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) == 0);
+	conf_unref(c);
+}
+END_TEST
 
 START_TEST(test_protocol)
 {
@@ -960,6 +981,7 @@ session_suite(void)
 	tcase_add_test(tc, test_rcpt_limit);
 	tcase_add_test(tc, test_rcpt_limit_not_an_error);
 	tcase_add_loop_test(tc, test_protocol, 0, N(proto_cases));
+	tcase_add_test(tc, test_protocol_known);
 	tcase_add_loop_test(tc, test_body, 0, N(body_cases));
 	tcase_add_test(tc, test_continue_at_no_reply_stage);
 	tcase_add_loop_test(tc, test_calm_skipped, 0, N(calm_cases));
