@@ -136,6 +136,14 @@ load_free(load_levels *l)
 	munmap(l, sizeof *l);
 }
 
+/* name into a fixed slot of n bytes, cut if longer. */
+static void
+copy_name(char *dst, size_t n, const char *name)
+{
+	strncpy(dst, name, n - 1);
+	dst[n - 1] = '\0';
+}
+
 static void
 queue_event(load_levels *l, const level *lv, enum load_source src, const char *name)
 {
@@ -146,8 +154,7 @@ queue_event(load_levels *l, const level *lv, enum load_source src, const char *n
 	e = &l->ev[l->n_ev++];
 	e->on = lv->on;
 	e->source = src;
-	strncpy(e->service, name, sizeof e->service - 1);
-	e->service[sizeof e->service - 1] = '\0';
+	copy_name(e->service, sizeof e->service, name);
 	e->value = lv->value;
 	e->limit = lv->limit;
 	e->pct = load_percent(lv->value, lv->limit);
@@ -377,8 +384,7 @@ verdict_of(const level *lv, enum load_source src, const char *name, load_verdict
 		return;
 	v->stressed = lv->on;
 	v->source = src;
-	strncpy(v->service, name, sizeof v->service - 1);
-	v->service[sizeof v->service - 1] = '\0';
+	copy_name(v->service, sizeof v->service, name);
 	v->value = lv->value;
 	v->limit = lv->limit;
 }
