@@ -4,10 +4,16 @@
 #include "mastercf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include "budget.h"
 
 #define DAEMON_NAME_PARAM "milter_macro_daemon_name"
 #define MAX_FIELDS 7 /* name type private unpriv chroot wakeup maxproc */
@@ -336,55 +342,105 @@ fail:
 	return false;
 }
 
-/* The whole output of a command line; false when it did not exit 0. */
+/*
+ * The output of postconf ARG... (stdin /dev/null, stderr discarded); false
+ * when it did not exit 0 within MASTERCF_TIMEOUT_MS, which kills it: a
+ * postconf that hangs must not hang a start or a reload.
+ */
 static bool
-run(const char *cmd, strbuf *out, strbuf *why)
+run(const char *postconf, const char *const *args, strbuf *out, strbuf *why)
 {
-	FILE *fp = popen(cmd, "r");
-	char buf[4096];
-	size_t n;
-	int st;
+	const char *argv[8];
+	long long deadline = budget_deadline(budget_now_ms(), MASTERCF_TIMEOUT_MS);
+	int fds[2], st = 0, null_fd;
+	size_t n = 0;
+	pid_t pid;
+	bool ok = true;
 
-	if (fp == NULL) {
-		strbuf_printf(why, "cannot run %s: %s", cmd, strerror(errno));
+	argv[n++] = postconf;
+	for (size_t i = 0; args[i] != NULL && n < 7; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		strbuf_printf(why, "pipe: %s", strerror(errno));
 		return false;
 	}
-	while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
-		strbuf_append(out, buf, n);
-	st = pclose(fp);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		strbuf_printf(why, "%s failed (exit %d)", cmd,
-		              st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	pid = fork();
+	if (pid < 0) {
+		strbuf_printf(why, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
 		return false;
 	}
-	return true;
+	if (pid == 0) {
+		null_fd = open("/dev/null", O_RDWR);
+		if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(fds[1], 1) < 0 ||
+		    dup2(null_fd, 2) < 0)
+			_exit(126);
+		execvp(postconf, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pfd = {fds[0], POLLIN, 0};
+		char buf[4096];
+		ssize_t got;
+		int rc = poll(&pfd, 1, (int)budget_left(deadline));
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0) {
+			strbuf_printf(why, "%s %s gave no answer within %d s", postconf, args[0],
+			              MASTERCF_TIMEOUT_MS / 1000);
+			kill(pid, SIGKILL);
+			ok = false;
+			break;
+		}
+		got = read(fds[0], buf, sizeof buf);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		strbuf_append(out, buf, (size_t)got);
+	}
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (ok && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+			strbuf_printf(why, "cannot run %s (not installed?)", postconf);
+		else
+			strbuf_printf(why, "%s %s failed (exit %d)", postconf, args[0],
+			              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		ok = false;
+	}
+	return ok;
 }
 
 bool
 mastercf_read_local(const char *postconf, strbuf *text, long long *default_limit,
                     strbuf *why)
 {
-	strbuf cmd = STRBUF_INIT, out = STRBUF_INIT;
+	static const char *const m_args[] = {"-M", NULL};
+	static const char *const d_args[] = {"-h", "default_process_limit", NULL};
+	strbuf out = STRBUF_INIT;
 	bool ok;
 	char *end;
 	long long v;
 
 	if (postconf == NULL)
 		postconf = "postconf";
-	strbuf_printf(&cmd, "%s -M </dev/null 2>/dev/null", postconf);
-	ok = run(cmd.s, text, why);
-	strbuf_reset(&cmd);
-	strbuf_printf(&cmd, "%s -h default_process_limit </dev/null 2>/dev/null", postconf);
-	if (ok && (ok = run(cmd.s, &out, why))) {
+	ok = run(postconf, m_args, text, why);
+	if (ok && (ok = run(postconf, d_args, &out, why))) {
 		v = strtoll(strbuf_str(&out), &end, 10);
 		if (end == strbuf_str(&out) || v < 0) {
-			strbuf_printf(why, "%s printed no number", cmd.s);
+			strbuf_printf(why, "%s -h default_process_limit printed no number",
+			              postconf);
 			ok = false;
 		} else {
 			*default_limit = v;
 		}
 	}
-	strbuf_free(&cmd);
 	strbuf_free(&out);
 	return ok;
 }

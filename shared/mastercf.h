@@ -36,11 +36,13 @@
  *
  *	mastercf_read_local() runs "postconf -M" and "postconf -h
  *	default_process_limit" (postconf: the command; NULL: "postconf" on
- *	PATH) with stdin closed and stderr discarded.
+ *	PATH) with stdin and stderr on /dev/null, each for at most
+ *	MASTERCF_TIMEOUT_MS: one that hangs is killed and counts as failed.
  *
  * CONCURRENCY
- *	No state. mastercf_read_local() forks (popen): call it at start or
- *	from the reload thread, not from a session.
+ *	No state. mastercf_read_local() forks and execs postconf (the pipe
+ *	close-on-exec): call it at start or from the reload thread, not from a
+ *	session.
  */
 #ifndef MS_MASTERCF_H
 #define MS_MASTERCF_H
@@ -51,6 +53,7 @@
 #include "strbuf.h"
 
 #define MASTERCF_MAX_LIMIT 1000000LL
+#define MASTERCF_TIMEOUT_MS 10000 /* for each postconf run */
 
 typedef struct mastercf_service {
 	char *name;        /* master.cf's service name: "submission", "smtpd" */

@@ -7,10 +7,11 @@
 # transition logged once. service_limits = auto reads postconf -M (a
 # stand-in postconf that prints a real transcript), a name master.cf does
 # not send is a warning naming file:line, no postconf falls back to the
-# documented default and says so, and a limit of zero is refused at load.
+# documented default and says so, one that hangs is killed after 10 s, and
+# a limit of zero is refused at load.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
-watchdog 90
+watchdog 150
 CTL="$top_builddir/tools/milter-stress-ctl"
 sock="$T_DIR/ms.sock"
 ctl="$T_DIR/control"
@@ -103,9 +104,24 @@ grep -q 'milter_macro_daemon_name=smtpd' "$T_DIR/named.log" && fail "smtpd itsel
 stop_daemon_status "$ms_pid" "$T_DIR/named.log" named
 
 PATH="/nonexistent" start_daemon "$T_DIR/nopostconf.log" "unix:$sock" -c "$T_DIR/auto.conf"
-wait_for_line "$T_DIR/nopostconf.log" 'warning: service_limits = auto: .*failed.*; counting every session as smtpd against 100' 50 "$ms_pid"
+wait_for_line "$T_DIR/nopostconf.log" 'warning: service_limits = auto: cannot run postconf \(not installed\?\); counting every session as smtpd against 100' 50 "$ms_pid"
 pass "no postconf: auto falls back to smtpd=100 and says so"
 stop_daemon_status "$ms_pid" "$T_DIR/nopostconf.log" "no postconf"
+
+# A postconf that hangs: killed after 10 s, the start goes on with the fallback.
+mkdir "$T_DIR/hung"
+printf '#!/bin/sh
+exec sleep 600
+' >"$T_DIR/hung/postconf"
+chmod 755 "$T_DIR/hung/postconf"
+rm -f "${sock#unix:}"
+t0=$EPOCHREALTIME
+PATH="$T_DIR/hung:$PATH" start_daemon "$T_DIR/hung.log" "unix:$sock" -c "$T_DIR/auto.conf"
+took=$(echo "$t0 $EPOCHREALTIME" | awk '{ printf "%.1f", $2 - $1 }')
+wait_for_line "$T_DIR/hung.log" 'warning: service_limits = auto: postconf -M gave no answer within 10 s; counting every session as smtpd against 100' 30 "$ms_pid"
+pass "a hung postconf is killed after 10 s (the daemon listened after $took s) and auto falls back"
+pgrep -f "$T_DIR/hung/postconf" >/dev/null && fail "the hung postconf is still running"
+stop_daemon_status "$ms_pid" "$T_DIR/hung.log" "hung postconf"
 
 "$MILTER_STRESS_BIN" -n -c /dev/null -o service_limits=smtpd=0 >"$T_DIR/zero.out" 2>&1 &&
 	fail "a limit of zero loaded"
