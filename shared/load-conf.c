@@ -39,7 +39,8 @@ auto_limits(const char *postconf, mastercf_limits_list *out)
 	mastercf_services svc;
 
 	if (!mastercf_read_local(postconf, &text, &def, &why)) {
-		log_msg(LOG_WARNING,
+		/* A notice, not a warning: a host without Postfix is no fault. */
+		log_msg(LOG_NOTICE,
 		        "service_limits = auto: %s; counting every session as smtpd "
 		        "against %d (set service_limits)",
 		        strbuf_str(&why), LOAD_FALLBACK_LIMIT);
@@ -55,7 +56,7 @@ auto_limits(const char *postconf, mastercf_limits_list *out)
 	mastercf_limits(&svc, out, &found);
 	log_lines(LOG_INFO, "service_limits = auto: ", strbuf_str(&found));
 	if (svc.n == 0)
-		log_msg(LOG_WARNING, "service_limits = auto: postconf -M shows no smtpd "
+		log_msg(LOG_NOTICE, "service_limits = auto: postconf -M shows no smtpd "
 		                     "service: the sessions source counts nothing");
 	mastercf_services_free(&svc);
 done:

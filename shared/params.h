@@ -51,7 +51,7 @@ typedef enum conf_type {
 	  "the macro whose value tells the session's stress state (Postfix: milter_macro_defaults)") \
 	X(stress_values, CONF_LIST, "yes", 0, 0, NULL, \
 	  "values of stress_macro that mean stress") \
-	X(stress_sources, CONF_LIST, "macro, sessions", 0, 0, valid_stress_sources, \
+	X(stress_sources, CONF_LIST, "macro", 0, 0, valid_stress_sources, \
 	  "what makes a session stressed, any of: macro (stress_macro), sessions (the sessions of its Postfix service against service_limits), latency (the early stages' p90 against stress_latency); -o stress= and the control socket still force (see The own stress signal)") \
 	X(service_limits, CONF_STRING, "auto", 0, 0, valid_service_limits, \
 	  "process limits of the Postfix services for the sessions source: SERVICE=N, ... where SERVICE is a {daemon_name} (master.cf's -o milter_macro_daemon_name) and smtpd counts every session no other name does; auto: read from postconf -M at start and at reload") \

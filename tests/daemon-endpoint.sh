@@ -17,6 +17,7 @@ log="$T_DIR/ms.log"
 cat >"$conf" <<EOF
 stress_socket = unix:$endp
 control_socket = $ctl
+stress_sources = macro, sessions
 service_limits = smtpd=10
 stress_hold = 1s
 header normal name=subject header subject /buy now/ reject 550 5.7.1 "no"

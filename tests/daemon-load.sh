@@ -21,6 +21,7 @@ hold_s=2
 # The calm personality reads headers and the body; the stressed one neither.
 cat >"$conf" <<EOF
 control_socket = $ctl
+stress_sources = macro, sessions
 service_limits = smtpd=10
 stress_hold = ${hold_s}s
 header normal name=subject header subject /buy now/ reject 550 5.7.1 "no"
@@ -87,8 +88,8 @@ case "\$*" in
 esac
 EOF
 chmod 755 "$T_DIR/bin/postconf"
-printf 'service_limits = auto\n' >"$T_DIR/auto.conf"
-printf '# limits by hand\nservice_limits = smtpd=10, nosuch=3\n' >"$T_DIR/named.conf"
+printf 'stress_sources = macro, sessions\nservice_limits = auto\n' >"$T_DIR/auto.conf"
+printf '# limits by hand\nservice_limits = smtpd=10, nosuch=3\nstress_sources = sessions\n' >"$T_DIR/named.conf"
 chmod 644 "$T_DIR/auto.conf" "$T_DIR/named.conf"
 
 PATH="$T_DIR/bin:$PATH" start_daemon "$T_DIR/auto.log" "unix:$sock" -c "$T_DIR/auto.conf"
@@ -104,7 +105,7 @@ grep -q 'milter_macro_daemon_name=smtpd' "$T_DIR/named.log" && fail "smtpd itsel
 stop_daemon_status "$ms_pid" "$T_DIR/named.log" named
 
 PATH="/nonexistent" start_daemon "$T_DIR/nopostconf.log" "unix:$sock" -c "$T_DIR/auto.conf"
-wait_for_line "$T_DIR/nopostconf.log" 'warning: service_limits = auto: cannot run postconf \(not installed\?\); counting every session as smtpd against 100' 50 "$ms_pid"
+wait_for_line "$T_DIR/nopostconf.log" 'service_limits = auto: cannot run postconf \(not installed\?\); counting every session as smtpd against 100' 50 "$ms_pid"
 pass "no postconf: auto falls back to smtpd=100 and says so"
 stop_daemon_status "$ms_pid" "$T_DIR/nopostconf.log" "no postconf"
 
@@ -118,7 +119,7 @@ rm -f "${sock#unix:}"
 t0=$EPOCHREALTIME
 PATH="$T_DIR/hung:$PATH" start_daemon "$T_DIR/hung.log" "unix:$sock" -c "$T_DIR/auto.conf"
 took=$(echo "$t0 $EPOCHREALTIME" | awk '{ printf "%.1f", $2 - $1 }')
-wait_for_line "$T_DIR/hung.log" 'warning: service_limits = auto: postconf -M gave no answer within 10 s; counting every session as smtpd against 100' 30 "$ms_pid"
+wait_for_line "$T_DIR/hung.log" 'service_limits = auto: postconf -M gave no answer within 10 s; counting every session as smtpd against 100' 30 "$ms_pid"
 pass "a hung postconf is killed after 10 s (the daemon listened after $took s) and auto falls back"
 pgrep -f "$T_DIR/hung/postconf" >/dev/null && fail "the hung postconf is still running"
 stop_daemon_status "$ms_pid" "$T_DIR/hung.log" "hung postconf"

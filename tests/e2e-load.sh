@@ -56,6 +56,7 @@ pass "Postfix: $ep_line; loadtest (unix, maxproc 5)"
 cat >"$T_DIR/ms.conf" <<EOF
 socket = inet:$p_ms@127.0.0.1
 stress_socket = inet:$p_ep@127.0.0.1
+stress_sources = macro, sessions
 service_limits = auto
 stress_hold = ${hold_s}s
 syslog_name = milter-stress-e2e
