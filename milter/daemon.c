@@ -117,6 +117,10 @@ warn_restart_only(const conf *old, const conf *new)
 		log_msg(LOG_WARNING,
 		        "socket_mode changed to %s: takes effect after a restart",
 		        b->socket_mode);
+	if (strcmp(a->stress_socket, b->stress_socket) != 0 && !endpoint_in_child())
+		log_msg(LOG_WARNING,
+		        "stress_socket changed to '%s': takes effect after a restart",
+		        b->stress_socket);
 	if (strcmp(a->metrics_listen, b->metrics_listen) != 0)
 		log_msg(LOG_WARNING,
 		        "metrics_listen changed to '%s': takes effect after a restart",
