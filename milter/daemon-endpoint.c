@@ -19,7 +19,6 @@ static atomic_int endpoint_pid; /* main process: the endpoint; 0: none */
 static bool endpoint_child; /* this is the endpoint */
 static int endpoint_pipe = -1; /* main: read end; endpoint: write end */
 static pthread_t endpoint_watcher;
-static bool endpoint_watching;
 static atomic_bool endpoint_stopping, endpoint_died;
 static pid_t endpoint_parent; /* in the endpoint: the main process */
 
@@ -150,7 +149,7 @@ endpoint_watch(void)
 		        strerror(rc));
 		return false;
 	}
-	endpoint_watching = true;
+	pthread_detach(endpoint_watcher);
 	return true;
 }
 
@@ -163,6 +162,13 @@ endpoint_reload(void)
 		kill(pid, SIGUSR1);
 }
 
+/*
+ * SIGTERM, without waiting: the endpoint's libmilter takes seconds to stop,
+ * and a main process that lingered after smfi_main() meanwhile would see
+ * its own libmilter tear its worker pool down under it. The watcher thread
+ * is detached; the endpoint is reaped by whoever inherits it (systemd waits
+ * for the whole control group).
+ */
 void
 endpoint_stop(void)
 {
@@ -171,11 +177,6 @@ endpoint_stop(void)
 	atomic_store(&endpoint_stopping, true);
 	if (pid > 0)
 		kill(pid, SIGTERM);
-	if (endpoint_watching)
-		pthread_join(endpoint_watcher, NULL);
-	else
-		reap();
-	endpoint_watching = false;
 }
 
 bool

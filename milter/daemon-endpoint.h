@@ -25,7 +25,9 @@
  *	The endpoint dies with the main process (PR_SET_PDEATHSIG, and a
  *	check that the parent is still the one that forked it); the main
  *	process forwards every successful reload to it (SIGUSR1) and stops it
- *	at its own stop (SIGTERM, then waits). When the endpoint dies on its
+ *	at its own stop (SIGTERM, without waiting: the endpoint's libmilter
+ *	takes seconds to stop, and the service manager waits for the whole
+ *	group). When the endpoint dies on its
  *	own, the main process logs it and stops too, with exit status 1: the
  *	service manager restarts both (a process with threads does not fork
  *	a new endpoint). systemd's MAINPID is the main process; the endpoint
