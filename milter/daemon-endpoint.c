@@ -5,7 +5,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <libmilter/mfapi.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -131,7 +130,12 @@ watch(void *arg)
 	if (!atomic_load(&endpoint_stopping)) {
 		atomic_store(&endpoint_died, true);
 		log_msg(LOG_ERR, "the stress endpoint is gone: stopping");
-		smfi_stop();
+		/*
+		 * Not smfi_stop(): libmilter may not have set up its stop yet.
+		 * SIGTERM is blocked in every thread of ours and waits for
+		 * libmilter's signal thread, which stops the milter.
+		 */
+		kill(getpid(), SIGTERM);
 	}
 	return NULL;
 }
