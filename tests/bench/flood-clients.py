@@ -297,6 +297,21 @@ def milter_transitions(path):
     return out
 
 
+def milter_macro_samples(path):
+    """(epoch, stressed) from the milter's per-session log lines: the
+    personality each logged session got ("stress=yes(macro)", ...)."""
+    out = []
+    if not path or not os.path.exists(path):
+        return out
+    pat = re.compile(r"^(\d+\.\d+) .* stress=(yes|no)\(")
+    with open(path, encoding="latin-1") as f:
+        for line in f:
+            m = pat.match(line)
+            if m:
+                out.append((float(m.group(1)), m.group(2) == "yes"))
+    return out
+
+
 def onset_and_calm(samples, start, end):
     """samples: (epoch, stressed bool) in time order. Seconds from START to
     the first stressed sample, and from END to the first calm sample after
@@ -330,12 +345,14 @@ def cmd_report(a):
     banners = sorted((e["t_banner"], e["stress"] == "yes") for e in legit + bots
                      if e.get("stress") is not None)
     pf_on, pf_calm = onset_and_calm(banners, fs, fe)
+    seen_by_milter = milter_macro_samples(a.milter_log)
+    mm_on = next((t - fs for t, st in seen_by_milter if st and t >= fs), None)
     tr = milter_transitions(a.milter_log)
     ms_on, ms_calm = onset_and_calm([(t, s == "on") for t, s in tr], fs, fe) if tr else (None, None)
 
     def smtpd_held(e):
-        if e.get("banner_code") != 220:  # refused by postscreen, or never greeted
-            return 0.0
+        if e.get("banner_code") != 220 or e.get("stress") is None:
+            return 0.0  # refused or greeted by postscreen, or never greeted
         return max(0.0, e["t_close"] - e["t_banner"])
 
     deferred_why = {}
@@ -368,11 +385,14 @@ def cmd_report(a):
         "pf_stress_after_s": pf_on, "pf_calm_after_s": pf_calm,
         "ms_stress_after_s": ms_on, "ms_calm_after_s": ms_calm, "ms_transitions": len(tr),
         "stressed_banners": sum(1 for _, s in banners if s),
+        "milter_sessions_logged": len(seen_by_milter),
+        "milter_sessions_stressed": sum(1 for _, st in seen_by_milter if st),
+        "milter_first_stressed_s": mm_on,
         "cpu_postfix_s": a.cpu_postfix, "cpu_milter_s": a.cpu_milter,
         "deferred_why": deferred_why,
         "goodput": [[b * bucket, n / bucket] for b, n in sorted(goodput.items())],
     }
-    for k in ("p50_s", "p99_s", "pf_stress_after_s", "pf_calm_after_s", "ms_stress_after_s", "ms_calm_after_s"):
+    for k in ("p50_s", "p99_s", "pf_stress_after_s", "milter_first_stressed_s", "pf_calm_after_s", "ms_stress_after_s", "ms_calm_after_s"):
         if r[k] is not None:
             r[k] = round(r[k], 2)
     print(json.dumps(r))
@@ -414,6 +434,9 @@ def cmd_table(a):
         print("%s: %s" % (r["tag"], r["label"]))
         for why, n in sorted(r["deferred_why"].items(), key=lambda x: -x[1])[:4]:
             print("    deferred %d at %s" % (n, why))
+        if r["milter_sessions_logged"]:
+            print("    the milter logged %d sessions, %d of them stressed; the first stressed one %s s into the flood"
+                  % (r["milter_sessions_logged"], r["milter_sessions_stressed"], fmt(r["milter_first_stressed_s"])))
         bad = [k for k in ("delivered_twice", "accepted_not_delivered", "delivered_not_accepted") if r[k]]
         for k in bad:
             print("    %s: %d" % (k.replace("_", " "), r[k]))

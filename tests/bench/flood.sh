@@ -8,7 +8,8 @@
 #   "smtpd pass" with a small process limit (FLOOD_SMTPD_LIMIT, 20). master
 #   puts that service under stress when all its processes are busy (it never
 #   does for a plain loopback smtpd); the greeting shows stress=yes|no, which
-#   every client records. Legitimate clients skip postscreen's tests
+#   every client records (only smtpd's greeting has it: postscreen's own,
+#   when it cannot hand a client over, does not). Legitimate clients skip postscreen's tests
 #   (postscreen_access_list), bots take its greeting test. Mail is relayed to
 #   smtp-sink; relay_recipient_maps knows one recipient, rcpt@example.net.
 # - a DNSBL, bl.test, listing the bots' network 127.1.0.0/16: dnsmasq behind
@@ -43,7 +44,11 @@
 #      dns_servers) and @PORT2@ by a second free port; FLOOD_MAIN_C /
 #      FLOOD_MAIN_D are extra main.cf lines for them (@PORT@ and @PORT2@ are
 #      the milter's ports), e.g. a stress endpoint in smtpd_milters.
-# FLOOD_CONFIGS ("a b c d") picks which run.
+#   Any other name (a-z0-9) is a configuration of your own, defined the same
+#   way (FLOOD_CONF_name or FLOOD_ADD_name), e.g. a variant of b to compare;
+#   FLOOD_OPTS_name are options for the milter's command line (e.g.
+#   "-o stress=yes", the stress personality from the start).
+# FLOOD_CONFIGS ("a b c d") picks which run, in that order.
 #
 # Figures per configuration: legitimate messages accepted per second during
 # the flood, p50/p99 latency (connect to the final 250) of the legitimate
@@ -96,8 +101,12 @@ echo "milter-stress flood benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) 
 echo "command: make bench-flood FLOOD_CONFIGS=\"$configs\" FLOOD_WARM=$warm FLOOD_SECONDS=$flood FLOOD_CALM=$calm" \
 	"FLOOD_BOTS=$bots FLOOD_LEGIT_RATE=$rate FLOOD_SMTPD_LIMIT=$limit FLOOD_DNS_DELAY=$dns_delay" \
 	"FLOOD_BOT_DELAY=$bot_delay FLOOD_LEGIT_TIMEOUT=$legit_timeout" \
-	"${FLOOD_CONF_C:+FLOOD_CONF_C=$(basename "$FLOOD_CONF_C")}" "${FLOOD_CONF_D:+FLOOD_CONF_D=$(basename "$FLOOD_CONF_D")}" \
-	"${FLOOD_ADD_C:+FLOOD_ADD_C=\"$FLOOD_ADD_C\"}" "${FLOOD_ADD_D:+FLOOD_ADD_D=\"$FLOOD_ADD_D\"}"
+	"$(for c in $configs; do
+		for k in CONF ADD OPTS MAIN; do
+			v=FLOOD_${k}_${c^^}
+			[ -z "${!v:-}" ] || printf '%s="%s" ' "$v" "$([ $k = CONF ] && basename "${!v}" || echo "${!v}")"
+		done
+	done)"
 
 # ---- the DNSBL: dnsmasq, and the delaying relay on port 53 ------------------
 DNS_UP=""
@@ -170,11 +179,12 @@ pf_main_a="mynetworks = 127.0.0.1/32
 smtpd_client_restrictions = reject_rbl_client bl.test
 rbl_reply_maps = \${stress?{texthash:$T_DIR/rbl_reply}}
 relay_recipient_maps = texthash:$T_DIR/recipients
-postscreen_access_list = permit_mynetworks, cidr:$T_DIR/legit.cidr"
+postscreen_access_list = permit_mynetworks, cidr:$T_DIR/legit.cidr
+smtpd_banner = \$myhostname ESMTP"
 
 # run_config TAG LABEL [MILTER_CONF [EXTRA_MAIN]]
 run_config() {
-	rc_tag=$1 rc_label=$2 rc_conf=${3:-} rc_extra=${4:-}
+	rc_tag=$1 rc_label=$2 rc_conf=${3:-} rc_extra=${4:-} # and rc_opts: the milter's options
 	rc_dir=$T_DIR/$rc_tag
 	mkdir -p "$rc_dir"
 	rc_main=$pf_main_a
@@ -187,7 +197,7 @@ run_config() {
 		chmod 644 "$rc_dir/milter.conf"
 		rc_mlog=$rc_dir/milter.log
 		start_listener "$rc_mlog" "inet:$rc_port@127.0.0.1" "$T_DIR/ts-exec" "$MILTER_STRESS" -f \
-			-c "$rc_dir/milter.conf" -p "inet:$rc_port@127.0.0.1"
+			-c "$rc_dir/milter.conf" -p "inet:$rc_port@127.0.0.1" "${rc_opts[@]}"
 		rc_mpid=$bg_pid
 		rc_main="$rc_main
 $(pf_shipped_main "$rc_port")" || fail "main.cf snippet"
@@ -197,7 +207,8 @@ $(sed -e "s/@PORT@/$rc_port/g" -e "s/@PORT2@/$rc_port2/g" <<<"$rc_extra")"
 	rc_smtp=$(free_port)
 	pf_start "$rc_dir/pf" "$rc_main" "127.0.0.1:$rc_smtp inet  n       -       n       -       1       postscreen
 smtpd     pass  -       -       n       -       $limit      smtpd
-  -o milter_macro_daemon_name=smtpd"
+  -o milter_macro_daemon_name=smtpd
+  -o { smtpd_banner = \$myhostname ESMTP stress=\${stress?{yes}:{no}} }"
 	rc_cpu0=$(tree_cpu "$PF_MASTER_PID")
 	rc_mcpu0=""
 	[ -z "$rc_mpid" ] || rc_mcpu0=$(tree_cpu "$rc_mpid")
@@ -229,27 +240,33 @@ smtpd     pass  -       -       n       -       $limit      smtpd
 }
 
 for c in $configs; do
+	rc_opts=()
+	[[ $c =~ ^[a-z][a-z0-9]*$ ]] || fail "FLOOD_CONFIGS: '$c' is not a configuration name (a, b, c, d, or a-z0-9 of your own)"
 	case $c in
 	a) run_config a "Postfix alone: stress defaults, reject_rbl_client, 521 under stress" ;;
 	b) run_config b "+ milter-stress, {stress} macro only, example-flood.conf + stress DNSBL rule" "$conf_b" ;;
-	c | d)
+	*)
 		v=FLOOD_CONF_${c^^}
 		add=FLOOD_ADD_${c^^}
+		opts=FLOOD_OPTS_${c^^}
 		m=FLOOD_MAIN_${c^^}
+		read -r -a rc_opts <<<"${!opts:-}"
 		if [ -n "${!v:-}" ]; then
 			[ -r "${!v}" ] || fail "$v=${!v}: cannot read it"
-			run_config "$c" "+ milter-stress with $(basename "${!v}")" "${!v}" "${!m:-}"
-		elif [ -n "${!add:-}" ]; then
+			run_config "$c" "+ milter-stress with $(basename "${!v}")${!opts:+ ${!opts}}" "${!v}" "${!m:-}"
+		elif [ -n "${!add:-}${!opts:-}" ]; then
 			{
 				cat "$conf_b"
-				printf '%s\n' "${!add}"
+				[ -z "${!add:-}" ] || printf '%s\n' "${!add}"
 			} >"$T_DIR/flood-$c.conf"
-			run_config "$c" "b + $(tr '\n' ';' <<<"${!add}" | sed 's/;$//')" "$T_DIR/flood-$c.conf" "${!m:-}"
-		else
+			run_config "$c" "b + $(tr '\n' ';' <<<"${!add:-}" | sed 's/;$//')${!opts:+ ${!opts}}" \
+				"$T_DIR/flood-$c.conf" "${!m:-}"
+		elif [ "$c" = c ] || [ "$c" = d ]; then
 			echo "== $c: skipped: neither $v (a milter-stress configuration file) nor $add (lines added to b's) given"
+		else
+			fail "FLOOD_CONFIGS: configuration '$c' has none of $v, $add, $opts"
 		fi
 		;;
-	*) fail "FLOOD_CONFIGS: unknown configuration '$c' (a b c d)" ;;
 	esac
 done
 
