@@ -282,33 +282,18 @@ def sink_ids(sink, tag):
     return seen
 
 
-def milter_transitions(path):
-    """(epoch, "on"|"off") from the milter's time-stamped log: lines
-    "EPOCH ... stress on: ..." / "stress off: ..." (its own load signal)."""
+def milter_log(path, regex):
+    """(epoch, first group) of each line of the milter's time-stamped log
+    ("EPOCH milter-stress[PID]: ...") that matches regex."""
     out = []
     if not path or not os.path.exists(path):
         return out
-    pat = re.compile(r"^(\d+\.\d+) .*\bstress (on|off)\b")
+    pat = re.compile(r"^(\d+\.\d+) .*" + regex)
     with open(path, encoding="latin-1") as f:
         for line in f:
             m = pat.match(line)
             if m:
                 out.append((float(m.group(1)), m.group(2)))
-    return out
-
-
-def milter_macro_samples(path):
-    """(epoch, stressed) from the milter's per-session log lines: the
-    personality each logged session got ("stress=yes(macro)", ...)."""
-    out = []
-    if not path or not os.path.exists(path):
-        return out
-    pat = re.compile(r"^(\d+\.\d+) .* stress=(yes|no)\(")
-    with open(path, encoding="latin-1") as f:
-        for line in f:
-            m = pat.match(line)
-            if m:
-                out.append((float(m.group(1)), m.group(2) == "yes"))
     return out
 
 
@@ -345,9 +330,11 @@ def cmd_report(a):
     banners = sorted((e["t_banner"], e["stress"] == "yes") for e in legit + bots
                      if e.get("stress") is not None)
     pf_on, pf_calm = onset_and_calm(banners, fs, fe)
-    seen_by_milter = milter_macro_samples(a.milter_log)
+    # Its own load signal: "stress on: ..." / "stress off: ..." lines; and
+    # the personality each logged session got ("stress=yes(macro)", ...).
+    seen_by_milter = [(t, v == "yes") for t, v in milter_log(a.milter_log, r" stress=(yes|no)\(")]
     mm_on = next((t - fs for t, st in seen_by_milter if st and t >= fs), None)
-    tr = milter_transitions(a.milter_log)
+    tr = milter_log(a.milter_log, r"\bstress (on|off)\b")
     ms_on, ms_calm = onset_and_calm([(t, s == "on") for t, s in tr], fs, fe) if tr else (None, None)
 
     def smtpd_held(e):

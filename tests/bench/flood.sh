@@ -137,9 +137,11 @@ sink_start "$T_DIR/sink"
 # tree_cpu PID: CPU seconds (user + system, reaped children included) of PID
 # and every process below it.
 tree_cpu() {
-	awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
-		FNR == 1 {
-			pid = FILENAME; sub(/^\/proc\//, "", pid); sub(/\/stat$/, "", pid)
+	# cat, not awk, opens the files: a process may end between the glob and
+	# the open, and awk would stop there.
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" -v hz="$(getconf CLK_TCK)" '
+		{
+			pid = $1
 			line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
 			ppid[pid] = f[2]; ticks[pid] = f[12] + f[13] + f[14] + f[15]
 		}
@@ -151,7 +153,7 @@ tree_cpu() {
 			} while (grew)
 			for (p in in_tree) s += ticks[p]
 			printf "%.2f\n", s / hz
-		}' /proc/[0-9]*/stat 2>/dev/null
+		}'
 }
 
 # The milter's stderr, each line prefixed with the time (epoch seconds), for
