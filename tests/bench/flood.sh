@@ -9,9 +9,10 @@
 #   puts that service under stress when all its processes are busy (it never
 #   does for a plain loopback smtpd); the greeting shows stress=yes|no, which
 #   every client records (only smtpd's greeting has it: postscreen's own,
-#   when it cannot hand a client over, does not). Legitimate clients skip postscreen's tests
-#   (postscreen_access_list), bots take its greeting test. Mail is relayed to
-#   smtp-sink; relay_recipient_maps knows one recipient, rcpt@example.net.
+#   when it cannot hand a client over, does not). Legitimate clients skip
+#   postscreen's tests (postscreen_access_list), bots take its greeting
+#   test. Mail is relayed to smtp-sink; relay_recipient_maps knows one
+#   recipient, rcpt@example.net.
 # - a DNSBL, bl.test, listing the bots' network 127.1.0.0/16: dnsmasq behind
 #   tests/bench/dns-delay.pl (FLOOD_DNS_DELAY ms, 50) on port 53 of a
 #   loopback address of its own. Postfix's resolver only asks port 53 of the
