@@ -33,8 +33,9 @@ cat "$T_DIR/flood.out"
 [ "$rc" -eq 0 ] || fail "flood.sh exited $rc"
 expect_line "$T_DIR/flood.out" '^command: make bench-flood ' "the command is printed"
 expect_line "$T_DIR/flood.out" '^config +\| legit/s flood \| p50 s \| p99 s' "the table is printed"
-[ -s "$T_DIR/flood.png" ] && [ "$(head -c 4 "$T_DIR/flood.png" | od -An -c | tr -d ' ')" = '211PNG' ] ||
+if [ ! -s "$T_DIR/flood.png" ] || [ "$(head -c 4 "$T_DIR/flood.png" | od -An -c | tr -d ' ')" != '211PNG' ]; then
 	fail "no PNG plot"
+fi
 pass "the goodput plot is a PNG"
 
 # One line per configuration: TAG ACCEPTED REFUSED DEFERRED DELIVERED TWICE

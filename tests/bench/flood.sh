@@ -171,6 +171,7 @@ conf_b=$T_DIR/flood-b.conf
 {
 	grep -v '^connect client 127\.0\.0\.0/8' "$top_srcdir/conf/example-flood.conf"
 	echo "dns_servers = $dns_addr:53"
+	# shellcheck disable=SC2016 # the milter expands these
 	echo 'connect stress dnsbl bl.test=127.0.0.2 tempfail 421 4.7.1 "$client_addr blocked using $rbl_domain"'
 } >"$conf_b"
 
