@@ -13,12 +13,20 @@ watchdog 420
 configs="a b"
 add_c=""
 calm=6
-printf 'stress_sources = macro, sessions\n' >"$T_DIR/own-signal.conf"
+# Its count of sessions against this Postfix's limit (flood.sh puts the
+# limit for @LIMIT@), if the daemon takes the limit as a parameter.
+own="stress_sources = macro, sessions"
+printf '%s\n' "$own" >"$T_DIR/own-signal.conf"
 if "$MILTER_STRESS_BIN" -n -c "$T_DIR/own-signal.conf" >/dev/null 2>&1; then
 	configs="a b c"
-	add_c="stress_sources = macro, sessions"
+	add_c=$own
+	printf '%s\nservice_limits = smtpd=5\n' "$own" >"$T_DIR/own-signal.conf"
+	if "$MILTER_STRESS_BIN" -n -c "$T_DIR/own-signal.conf" >/dev/null 2>&1; then
+		add_c="$own
+service_limits = smtpd=@LIMIT@"
+	fi
 	calm=20
-	pass "the daemon has its own load signal: configuration c uses it"
+	pass "the daemon has its own load signal: configuration c uses it ($(tr '\n' ';' <<<"$add_c"))"
 else
 	echo "skip: the daemon has no stress_sources parameter: no check of its own stress on/off"
 fi

@@ -42,7 +42,8 @@
 #   d  the same with FLOOD_CONF_D or FLOOD_ADD_D (e.g. the client history)
 #      (c and d are skipped, with a line saying so, when neither is given.)
 #      In those files @DNS@ is replaced by the DNSBL's server (for
-#      dns_servers) and @PORT2@ by a second free port; FLOOD_MAIN_C /
+#      dns_servers), @LIMIT@ by smtpd's process limit (for the milter's
+#      count of sessions) and @PORT2@ by a second free port; FLOOD_MAIN_C /
 #      FLOOD_MAIN_D are extra main.cf lines for them (@PORT@ and @PORT2@ are
 #      the milter's ports), e.g. a stress endpoint in smtpd_milters.
 #   Any other name (a-z0-9) is a configuration of your own, defined the same
@@ -197,7 +198,8 @@ run_config() {
 	if [ -n "$rc_conf" ]; then
 		rc_port=$(free_port)
 		rc_port2=$(free_port)
-		sed -e "s/@DNS@/$dns_addr:53/g" -e "s/@PORT2@/$rc_port2/g" "$rc_conf" >"$rc_dir/milter.conf"
+		sed -e "s/@DNS@/$dns_addr:53/g" -e "s/@PORT2@/$rc_port2/g" -e "s/@LIMIT@/$limit/g" \
+			"$rc_conf" >"$rc_dir/milter.conf"
 		chmod 644 "$rc_dir/milter.conf"
 		rc_mlog=$rc_dir/milter.log
 		start_listener "$rc_mlog" "inet:$rc_port@127.0.0.1" "$T_DIR/ts-exec" "$MILTER_STRESS" -f \
@@ -274,6 +276,10 @@ for c in $configs; do
 	esac
 done
 
+if [ ! -s "$results" ]; then
+	echo "no configuration ran: no table, no plot"
+	exit 0
+fi
 echo
 echo "phases: ${warm} s calm, ${flood} s flood ($bots bots), ${calm} s calm; legitimate: $rate msg/s offered, timeout ${legit_timeout} s"
 python3 -B "$clients" table --results "$results" --plot-data "$out/goodput.dat" || fail "no table"
