@@ -19,4 +19,5 @@ apt-get install -y -q --no-install-recommends \
 	postfix swaks miltertest prometheus curl \
 	clang libclang-rt-14-dev \
 	procps iproute2 ca-certificates \
-	debhelper dpkg-dev devscripts lintian systemd git python3
+	debhelper dpkg-dev devscripts lintian systemd git python3 \
+	gnuplot-nox util-linux mount

@@ -34,6 +34,8 @@
 #        PF_QUEUE, PF_LOG (the maillog) and PF_MASTER_PID. Fails with the log
 #        on any error, a parameter that postconf does not know included (a
 #        typo).
+#        PF_POSTFIX, if set, is run instead of postfix(1) for the start
+#        (a wrapper that starts the instance in a namespace of its own).
 #   pf_smtpd PORT [ARG...]    print a master.cf line: smtpd on 127.0.0.1:PORT
 #                             with ARGs (e.g. -o stress=yes)
 #   pf_shipped_main MILTER_PORT
@@ -262,7 +264,7 @@ pf_start() {
 		at_exit pf_stop
 		PF_AT_EXIT=1
 	fi
-	if ! postfix -c "$PF_CONF" start >"$PF_DIR/start.out" 2>&1; then
+	if ! "${PF_POSTFIX:-postfix}" -c "$PF_CONF" start >"$PF_DIR/start.out" 2>&1; then
 		cat "$PF_DIR/start.out"
 		pf_log
 		fail "postfix -c $PF_CONF start failed"

@@ -1,6 +1,8 @@
 #!/usr/bin/perl
-# dns-delay.pl LISTEN_PORT UPSTREAM_PORT DELAY_MS
-# A UDP DNS relay on 127.0.0.1 that answers every query DELAY_MS late: the
+# dns-delay.pl [LISTEN_ADDR:]LISTEN_PORT UPSTREAM_PORT DELAY_MS
+# A UDP DNS relay on 127.0.0.1 (or LISTEN_ADDR, another loopback address,
+# e.g. 127.53.0.1:53 for a resolver that only speaks to port 53) that
+# answers every query DELAY_MS late: the
 # answer comes from the upstream server on 127.0.0.1, held back before it is
 # sent on. For benchmarks of a DNSBL that is slow but alive. Runs until killed.
 use strict;
@@ -10,8 +12,9 @@ use IO::Select;
 use Time::HiRes qw(time);
 
 my ($listen_port, $up_port, $delay_ms) = @ARGV;
-die "usage: dns-delay.pl LISTEN_PORT UPSTREAM_PORT DELAY_MS\n" unless defined $delay_ms;
-my $front = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$listen_port", Proto => 'udp')
+die "usage: dns-delay.pl [LISTEN_ADDR:]LISTEN_PORT UPSTREAM_PORT DELAY_MS\n" unless defined $delay_ms;
+$listen_port = "127.0.0.1:$listen_port" unless $listen_port =~ /:/;
+my $front = IO::Socket::INET->new(LocalAddr => $listen_port, Proto => 'udp')
 	or die "listen: $!\n";
 my $back = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$up_port", Proto => 'udp')
 	or die "upstream: $!\n";
