@@ -392,6 +392,7 @@ main(int argc, char **argv)
 	}
 	daemon_user_free(&user);
 	daemon_lend_workers(&ss);
+	daemon_start_history();
 	check_config_readable(&o);
 	log_msg(LOG_INFO, "starting: listening on %s, config %s", p->socket,
 		o.config ? o.config : "(defaults)");
