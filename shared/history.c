@@ -21,6 +21,9 @@ const double history_read_le[HISTORY_READ_BUCKETS] = {0.1, 0.5, 1, 5, 10, 50, 25
 #define DOWN_MS 1000 /* after a failed read, reads answer unavailable at once */
 #define COMPLAIN_MS 60000
 #define SWEEP_MS (3600 * 1000LL)
+/* Updates wait this long for others to share their batch: one commit (an
+   fsync) or one pipeline per batch, the same client's updates merged. */
+#define WRITE_DELAY_MS 100
 
 /* A cached answer: found (rec) or not (a new client). */
 typedef struct centry {
@@ -68,6 +71,8 @@ struct history {
 	unsigned long read_failures; /* +1 per failed store read */
 	long long down_until_ms;
 	bool busy; /* the thread is writing a batch */
+	long long first_queued_ms; /* when the oldest queued update came */
+	unsigned flushing;         /* history_flush() waits: write at once */
 
 	long long complained_ms[C_N];
 	history_stats st;
@@ -324,18 +329,31 @@ do_writes(history *h)
 	size_t n = 0;
 	bool ok;
 
-	while (n < BATCH && h->q_len > 0) {
-		batch[n] = h->q[h->q_head];
+	size_t taken = 0;
+
+	/* The same client's updates in one batch become one. */
+	while (taken < BATCH && h->q_len > 0) {
+		const pending *p = &h->q[h->q_head];
+		size_t i;
+
+		for (i = 0; i < n && strcmp(batch[i].key, p->key) != 0; i++)
+			;
+		if (i == n) {
+			batch[n] = *p;
+			keys[n] = batch[n].key;
+			d[n++] = p->d;
+		} else {
+			d[i].accepted += p->d.accepted;
+			d[i].refused += p->d.refused;
+		}
 		h->q_head = (h->q_head + 1) % h->q_cap;
 		h->q_len--;
-		keys[n] = batch[n].key;
-		d[n] = batch[n].d;
-		n++;
+		taken++;
 	}
 	if (n == 0)
 		return;
 	if (h->store == NULL) {
-		h->st.dropped += n;
+		h->st.dropped += taken;
 		return;
 	}
 	h->busy = true;
@@ -347,10 +365,10 @@ do_writes(history *h)
 	h->busy = false;
 	if (!ok) {
 		h->st.store_errors++;
-		h->st.dropped += n;
+		h->st.dropped += taken;
 		complain(h, C_WRITE, "write", &why);
 	} else {
-		h->st.updates += n;
+		h->st.updates += taken;
 		for (size_t i = 0; i < n; i++)
 			cache_put(h, keys[i], true, &out[i]);
 	}
@@ -390,6 +408,8 @@ wait_work(history *h)
 
 	if (h->open_gen != h->spec_gen && h->next_open_ms < until)
 		until = h->next_open_ms;
+	if (h->q_len > 0 && h->first_queued_ms + WRITE_DELAY_MS < until)
+		until = h->first_queued_ms + WRITE_DELAY_MS;
 	if (until <= now)
 		return;
 	ts = budget_timespec(until < now + 1000 ? until : now + 1000);
@@ -406,7 +426,9 @@ run(void *arg)
 		if (h->open_gen != h->spec_gen && budget_now_ms() >= h->next_open_ms)
 			open_store(h);
 		do_reads(h);
-		if (h->q_len > 0) {
+		if (h->q_len > 0 &&
+		    (h->stop || h->flushing > 0 || h->q_len >= BATCH ||
+		     budget_now_ms() >= h->first_queued_ms + WRITE_DELAY_MS)) {
 			do_writes(h);
 			pthread_cond_broadcast(&h->written);
 			continue; /* reads first again */
@@ -415,7 +437,7 @@ run(void *arg)
 			break;
 		if (budget_now_ms() >= h->next_sweep_ms)
 			do_sweep(h);
-		if (h->n_reads == 0 && h->q_len == 0)
+		if (h->n_reads == 0 && !h->stop)
 			wait_work(h);
 	}
 	pthread_mutex_unlock(&h->mu);
@@ -640,10 +662,13 @@ history_note(history *h, const char *client_addr, const history_delta *d)
 	p = &h->q[(h->q_head + h->q_len) % h->q_cap];
 	snprintf(p->key, sizeof p->key, "%s", key);
 	p->d = *d;
-	h->q_len++;
+	if (h->q_len++ == 0)
+		h->first_queued_ms = budget_now_ms();
 	if (h->q_len > h->st.queue_peak)
 		h->st.queue_peak = h->q_len;
-	pthread_cond_signal(&h->work);
+	/* The thread wakes for the first (its delay starts) and for a full batch. */
+	if (h->q_len == 1 || h->q_len == BATCH)
+		pthread_cond_signal(&h->work);
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -657,8 +682,11 @@ history_flush(history *h, long long deadline_ms)
 		return true;
 	ts = budget_timespec(deadline_ms);
 	pthread_mutex_lock(&h->mu);
+	h->flushing++;
+	pthread_cond_signal(&h->work);
 	while ((h->q_len > 0 || h->busy) && h->started && !budget_expired(deadline_ms))
 		pthread_cond_timedwait(&h->written, &h->mu, &ts);
+	h->flushing--;
 	done = h->q_len == 0 && !h->busy;
 	pthread_mutex_unlock(&h->mu);
 	return done;

@@ -26,9 +26,11 @@
  *	is not open yet, or history is off. Such a client is unknown.
  *
  *	history_note() queues a transaction's outcome and returns at once
- *	(write-behind); the thread applies the queue in batches (one LMDB
- *	transaction, one Redis pipeline per batch) and puts the new records
- *	in the cache. Past cfg.queue_max queued updates the newest are
+ *	(write-behind); the thread applies the queue in batches, 100 ms
+ *	after the first update of a batch came (at once for a full batch of
+ *	512, at a flush and at stop), the same client's updates merged: one
+ *	LMDB transaction (one fsync) or one Redis pipeline per batch. It puts
+ *	the new records in the cache. Past cfg.queue_max queued updates the newest are
  *	dropped and counted. A batch the store refused is dropped and
  *	counted; errors are logged at most once a minute each kind.
  *
