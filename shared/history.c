@@ -40,6 +40,19 @@ typedef struct pending {
 	history_delta d;
 } pending;
 
+/*
+ * A read handed to the thread (Redis), shared by the sessions that wait for
+ * the same client; freed by the last of them and the thread to let go.
+ */
+typedef struct readreq {
+	struct readreq *next;
+	char key[HISTORY_KEY_MAX];
+	enum { RQ_QUEUED, RQ_READING, RQ_DONE, RQ_FAILED } state;
+	bool found;
+	history_record rec;
+	unsigned refs;
+} readreq;
+
 enum complaint { C_OPEN, C_READ, C_WRITE, C_SWEEP, C_N };
 
 struct history {
@@ -66,9 +79,7 @@ struct history {
 	/* the queues */
 	pending *q;
 	size_t q_head, q_len, q_cap;
-	char (*reads)[HISTORY_KEY_MAX];
-	size_t n_reads, cap_reads;
-	unsigned long read_failures; /* +1 per failed store read */
+	readreq *rq; /* reads for the thread, oldest first, and answers not yet taken */
 	long long down_until_ms;
 	bool busy; /* the thread is writing a batch */
 	long long first_queued_ms; /* when the oldest queued update came */
@@ -282,36 +293,71 @@ open_store(history *h)
 	strbuf_free(&moved);
 }
 
-/* The reads asked of the thread (Redis). Under mu; unlocks around I/O. */
+/* Drops a reference; the last one unlinks and frees. Under mu. */
+static void
+rq_release(history *h, readreq *q)
+{
+	readreq **pp;
+
+	if (--q->refs > 0)
+		return;
+	for (pp = &h->rq; *pp != q; pp = &(*pp)->next)
+		;
+	*pp = q->next;
+	free(q);
+}
+
+static readreq *
+rq_next_queued(history *h)
+{
+	readreq *q;
+
+	for (q = h->rq; q != NULL && q->state != RQ_QUEUED; q = q->next)
+		;
+	return q;
+}
+
+/* The reads asked of the thread (Redis), oldest first. Under mu; unlocks around I/O. */
 static void
 do_reads(history *h)
 {
-	while (h->n_reads > 0) {
-		char key[HISTORY_KEY_MAX];
-		history_record r;
+	readreq *q;
+
+	while ((q = rq_next_queued(h)) != NULL) {
 		strbuf why = STRBUF_INIT;
 		long long t0;
-		int rc;
+		int rc = -1;
 
-		memcpy(key, h->reads[--h->n_reads], sizeof key);
-		if (h->store == NULL)
-			continue;
-		pthread_mutex_unlock(&h->mu);
-		t0 = metrics_now_ns();
-		rc = h->store->ops->get(h->store, key, &r, &why);
-		t0 = metrics_now_ns() - t0;
-		pthread_mutex_lock(&h->mu);
-		count_read(h, t0);
+		q->state = RQ_READING;
+		q->refs++; /* the thread's, while it reads */
+		if (h->store != NULL) {
+			pthread_mutex_unlock(&h->mu);
+			t0 = metrics_now_ns();
+			rc = h->store->ops->get(h->store, q->key, &q->rec, &why);
+			t0 = metrics_now_ns() - t0;
+			pthread_mutex_lock(&h->mu);
+			count_read(h, t0);
+		}
 		if (rc < 0) {
-			h->st.store_errors++;
-			h->read_failures++;
-			h->down_until_ms = budget_now_ms() + DOWN_MS;
-			h->n_reads = 0; /* the others would fail the same way */
-			complain(h, C_READ, "read", &why);
+			readreq *o;
+
+			if (h->store != NULL) {
+				h->st.store_errors++;
+				h->down_until_ms = budget_now_ms() + DOWN_MS;
+				complain(h, C_READ, "read", &why);
+			}
+			/* The others would fail the same way. */
+			for (o = h->rq; o != NULL; o = o->next)
+				if (o->state == RQ_QUEUED)
+					o->state = RQ_FAILED;
+			q->state = RQ_FAILED;
 		} else {
-			cache_put(h, key, rc == 1, &r);
+			q->found = rc == 1;
+			q->state = RQ_DONE;
+			cache_put(h, q->key, q->found, &q->rec);
 		}
 		strbuf_free(&why);
+		rq_release(h, q);
 		pthread_cond_broadcast(&h->answered);
 	}
 }
@@ -437,7 +483,7 @@ run(void *arg)
 			break;
 		if (budget_now_ms() >= h->next_sweep_ms)
 			do_sweep(h);
-		if (h->n_reads == 0 && !h->stop)
+		if (rq_next_queued(h) == NULL && !h->stop)
 			wait_work(h);
 	}
 	pthread_mutex_unlock(&h->mu);
@@ -524,10 +570,15 @@ history_free(history *h)
 	if (h->started)
 		pthread_join(h->thread, NULL);
 	history_store_close(h->store);
+	while (h->rq != NULL) { /* none is waited for any more */
+		readreq *q = h->rq;
+
+		h->rq = q->next;
+		free(q);
+	}
 	cache_clear(h);
 	free(h->bucket);
 	free(h->q);
-	free(h->reads);
 	free(h->spec);
 	pthread_rwlock_destroy(&h->store_lock);
 	pthread_cond_destroy(&h->written);
@@ -541,32 +592,30 @@ history_free(history *h)
 static enum history_status
 read_remote(history *h, const char *key, long long deadline_ms, history_record *out)
 {
-	unsigned long failures = h->read_failures;
-	struct timespec ts;
-	centry *e;
-	size_t i;
+	struct timespec ts = budget_timespec(deadline_ms);
+	enum history_status st = HISTORY_UNAVAILABLE;
+	readreq *q, **tail = &h->rq;
 
-	for (i = 0; i < h->n_reads && strcmp(h->reads[i], key) != 0; i++)
-		;
-	if (i == h->n_reads) {
-		if (h->n_reads == h->cap_reads) {
-			h->cap_reads = h->cap_reads ? 2 * h->cap_reads : 64;
-			h->reads = ms_xrealloc(h->reads, h->cap_reads * sizeof *h->reads);
-		}
-		snprintf(h->reads[h->n_reads++], HISTORY_KEY_MAX, "%s", key);
+	for (q = h->rq; q != NULL; tail = &q->next, q = q->next)
+		if (strcmp(q->key, key) == 0 && (q->state == RQ_QUEUED || q->state == RQ_READING))
+			break;
+	if (q == NULL) {
+		q = ms_xcalloc(1, sizeof *q);
+		snprintf(q->key, sizeof q->key, "%s", key);
+		q->state = RQ_QUEUED;
+		*tail = q;
 		pthread_cond_signal(&h->work);
 	}
-	ts = budget_timespec(deadline_ms);
-	for (;;) {
-		if ((e = cache_get(h, key)) != NULL) {
-			if (e->found)
-				*out = e->rec;
-			return e->found ? HISTORY_FOUND : HISTORY_NEW;
-		}
-		if (h->read_failures != failures || budget_expired(deadline_ms))
-			return HISTORY_UNAVAILABLE;
+	q->refs++;
+	while ((q->state == RQ_QUEUED || q->state == RQ_READING) && !budget_expired(deadline_ms))
 		pthread_cond_timedwait(&h->answered, &h->mu, &ts);
+	if (q->state == RQ_DONE) {
+		if (q->found)
+			*out = q->rec;
+		st = q->found ? HISTORY_FOUND : HISTORY_NEW;
 	}
+	rq_release(h, q);
+	return st;
 }
 
 static enum history_status

@@ -45,7 +45,10 @@ CONF
 chmod 644 "$conf"
 start_daemon "$T_DIR/a.log" "unix:$T_DIR/a.sock" -c "$conf"
 a_pid=$ms_pid
-start_daemon "$T_DIR/b.log" "unix:$T_DIR/b.sock" -c "$conf"
+# The second without a cache: every lookup asks Redis, through its thread.
+{ cat "$conf"; echo "history_cache_size = 0"; } >"$T_DIR/b.conf"
+chmod 644 "$T_DIR/b.conf"
+start_daemon "$T_DIR/b.log" "unix:$T_DIR/b.sock" -c "$T_DIR/b.conf"
 b_pid=$ms_pid
 
 n=0
