@@ -373,6 +373,7 @@ do_writes(history *h)
 	history_store_opts o = h->cfg.store;
 	strbuf why = STRBUF_INIT;
 	size_t n = 0;
+	uint64_t now;
 	bool ok;
 
 	size_t taken = 0;
@@ -403,9 +404,10 @@ do_writes(history *h)
 		return;
 	}
 	h->busy = true;
+	now = wall_now(h); /* cfg is read under mu */
 	pthread_mutex_unlock(&h->mu);
 	pthread_rwlock_rdlock(&h->store_lock);
-	ok = h->store->ops->update(h->store, keys, d, n, wall_now(h), &o, out, &why);
+	ok = h->store->ops->update(h->store, keys, d, n, now, &o, out, &why);
 	pthread_rwlock_unlock(&h->store_lock);
 	pthread_mutex_lock(&h->mu);
 	h->busy = false;
@@ -426,6 +428,7 @@ do_sweep(history *h)
 {
 	history_store_opts o = h->cfg.store;
 	strbuf why = STRBUF_INIT;
+	uint64_t now = wall_now(h);
 	long n;
 
 	h->next_sweep_ms = budget_now_ms() + SWEEP_MS;
@@ -433,7 +436,7 @@ do_sweep(history *h)
 		return;
 	pthread_mutex_unlock(&h->mu);
 	pthread_rwlock_rdlock(&h->store_lock);
-	n = h->store->ops->sweep(h->store, wall_now(h), &o, &why);
+	n = h->store->ops->sweep(h->store, now, &o, &why);
 	pthread_rwlock_unlock(&h->store_lock);
 	pthread_mutex_lock(&h->mu);
 	if (n < 0) {
