@@ -24,6 +24,7 @@ const double history_read_le[HISTORY_READ_BUCKETS] = {0.1, 0.5, 1, 5, 10, 50, 25
 /* Updates wait this long for others to share their batch: one commit (an
    fsync) or one pipeline per batch, the same client's updates merged. */
 #define WRITE_DELAY_MS 100
+#define READ_TURN 64 /* reads between two write batches */
 
 /* A cached answer: found (rec) or not (a new client). */
 typedef struct centry {
@@ -317,13 +318,17 @@ rq_next_queued(history *h)
 	return q;
 }
 
-/* The reads asked of the thread (Redis), oldest first. Under mu; unlocks around I/O. */
+/*
+ * The reads asked of the thread (Redis), oldest first, at most READ_TURN of
+ * them before the writes get a turn: under a steady stream of new clients
+ * the reads alone would keep the thread. Under mu; unlocks around I/O.
+ */
 static void
 do_reads(history *h)
 {
 	readreq *q;
 
-	while ((q = rq_next_queued(h)) != NULL) {
+	for (unsigned turn = 0; turn < READ_TURN && (q = rq_next_queued(h)) != NULL; turn++) {
 		strbuf why = STRBUF_INIT;
 		long long t0;
 		int rc = -1;
