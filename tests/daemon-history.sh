@@ -3,7 +3,8 @@
 # stress gets the stress rule's 421, a client with enough accepted mail is
 # known and keeps the normal personality (header and log say why); the
 # admin tool reads the file while the daemon runs; the history survives a
-# restart (what is queued at stop is written); a damaged file is moved
+# restart (what is queued at stop is written); a reload switches stores in
+# place; a damaged file is moved
 # aside with a clear error and the daemon starts with a fresh one; and a
 # small history_size holds against thousands of clients.
 #
@@ -72,6 +73,20 @@ start "$log"
 pid=$ms_pid
 probe 192.0.2.20 yes '[192.0.2.20]'
 expect_line "$out" 'client=known; rule=known-clients' "after a restart the client is still known"
+# A reload to another store: opened in place, the cache emptied.
+sed "s#^history_store = .*#history_store = lmdb:$hdir/other.lmdb#" "$conf" >"$conf.new" && mv "$conf.new" "$conf"
+chmod 644 "$conf"
+kill -USR1 "$pid"
+wait_for_line "$log" "client history: lmdb:$hdir/other\.lmdb open" 50
+probe 192.0.2.20 yes mail.example
+expect_line "$out" '^eom: add header X-Stress: yes \(source=macro; client=unknown\)$' "a reload to another store: the client is unknown there"
+sed "s#^history_store = .*#history_store = lmdb:$db#" "$conf" >"$conf.new" && mv "$conf.new" "$conf"
+chmod 644 "$conf"
+kill -USR1 "$pid"
+reopened() { [ "$(grep -c "client history: lmdb:$db open" "$log")" -ge 2 ]; }
+wait_until "the first store is not opened again" 50 "$pid" reopened
+probe 192.0.2.20 yes mail.example
+expect_line "$out" 'client=known; rule=known-clients' "and back: known again"
 stop_daemon "$pid" "$log" "b"
 
 # ---- a damaged file ----
