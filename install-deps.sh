@@ -16,6 +16,7 @@ apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake autoconf-archive libtool pkg-config make \
 	libmilter-dev check libpcre2-dev libc-ares-dev libmicrohttpd-dev libsystemd-dev \
 	dnsmasq-base \
+	liblmdb-dev lmdb-utils libhiredis-dev redis-server \
 	postfix swaks miltertest prometheus curl \
 	clang libclang-rt-14-dev \
 	procps iproute2 ca-certificates \

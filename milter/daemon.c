@@ -157,6 +157,12 @@ daemon_config_path(void)
 }
 
 void
+daemon_start_history(void)
+{
+	runtime_history_start(daemon_rt);
+}
+
+void
 daemon_metrics_sources(metrics_sources *src)
 {
 	memset(src, 0, sizeof *src);
@@ -164,6 +170,7 @@ daemon_metrics_sources(metrics_sources *src)
 	if (daemon_adm != NULL)
 		admission_get_counts(daemon_adm, &src->admission);
 	runtime_dns_stats(daemon_rt, &src->dns);
+	runtime_history_stats(daemon_rt, &src->history);
 	src->generation = daemon_generation_now();
 	src->version = PACKAGE_VERSION;
 }

@@ -61,6 +61,8 @@ unsigned long daemon_generation_now(void);
 long long daemon_uptime_ms(void);
 const char *daemon_config_path(void);
 
+/* The client history's thread and store, once detached and with the final user. */
+void daemon_start_history(void);
 /* What other modules count, for one scrape of /metrics (any thread). */
 void daemon_metrics_sources(metrics_sources *src);
 

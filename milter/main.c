@@ -437,6 +437,7 @@ main(int argc, char **argv)
 	}
 	daemon_user_free(&user);
 	daemon_lend_workers(&ss);
+	daemon_start_history();
 	check_config_readable(&o);
 	log_msg(LOG_INFO, "starting%s: listening on %s, config %s",
 	        endpoint ? " the stress endpoint" : "", listen_on,

@@ -57,3 +57,10 @@ budget_nests(long long inner_ms, long long outer_ms)
 	/* inner + margin <= outer, written so that nothing overflows. */
 	return inner_ms <= outer_ms && budget_margin(outer_ms) <= outer_ms - inner_ms;
 }
+
+struct timespec
+budget_timespec(long long deadline)
+{
+	return (struct timespec){.tv_sec = (time_t)(deadline / 1000),
+	                         .tv_nsec = (long)(deadline % 1000) * 1000000L};
+}

@@ -35,6 +35,7 @@
 #define MS_BUDGET_H
 
 #include <stdbool.h>
+#include <time.h>
 
 /* Monotonic now, in milliseconds. */
 long long budget_now_ms(void);
@@ -46,6 +47,10 @@ long long budget_deadline(long long now, long long ms);
 long long budget_left(long long deadline);
 
 bool budget_expired(long long deadline);
+
+/* deadline as a timespec for pthread_cond_timedwait() on a condition
+   variable whose clock is CLOCK_MONOTONIC (pthread_condattr_setclock). */
+struct timespec budget_timespec(long long deadline);
 
 /* The part of outer_ms a budget inside it must leave free; 0 for outer <= 0. */
 long long budget_margin(long long outer_ms);

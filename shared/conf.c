@@ -7,6 +7,7 @@
 #include "log.h"
 #include "names.h"
 #include "expand.h"
+#include "history-store.h"
 #include "rules.h"
 #include "mastercf.h"
 #include "sockspec.h"

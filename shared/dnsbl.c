@@ -859,13 +859,6 @@ call_new(size_t n)
 	return c;
 }
 
-static struct timespec
-deadline_ts(long long deadline)
-{
-	return (struct timespec){.tv_sec = (time_t)(deadline / 1000),
-	                         .tv_nsec = (long)(deadline % 1000) * 1000000L};
-}
-
 static bool
 slot_final(const struct slot *s)
 {
@@ -1068,7 +1061,7 @@ before_blocking(struct dnsbl_call *c, const struct slot *s, long long until)
 bool
 dnsbl_wait(dnsbl_call *c, size_t i)
 {
-	struct timespec ts = deadline_ts(c->deadline);
+	struct timespec ts = budget_timespec(c->deadline);
 	struct slot *s = &c->slot[i];
 	bool ok;
 
@@ -1087,7 +1080,7 @@ bool
 dnsbl_ready(dnsbl_call *c, size_t i, long long until_ms)
 {
 	long long until = until_ms < c->deadline ? until_ms : c->deadline;
-	struct timespec ts = deadline_ts(until);
+	struct timespec ts = budget_timespec(until);
 	struct slot *s = &c->slot[i];
 	bool ready;
 

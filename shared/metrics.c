@@ -462,6 +462,51 @@ render_dns(const metrics_sources *src, strbuf *out)
 }
 
 static void
+render_history(const metrics_sources *src, strbuf *out)
+{
+	const history_stats *h = &src->history;
+	unsigned long long cum = 0;
+
+	family(out, "history_lookups_total", "counter",
+	       "Client history lookups at connect (history_store set).");
+	sample(out, "history_lookups_total", h->lookups);
+	family(out, "history_cache_hits_total", "counter",
+	       "Client history lookups answered from the in-memory cache.");
+	sample(out, "history_cache_hits_total", h->cache_hits);
+	family(out, "history_unavailable_total", "counter",
+	       "Lookups with no answer within history_read_budget (store down, slow or "
+	       "not open): the client was unknown.");
+	sample(out, "history_unavailable_total", h->unavailable);
+	family(out, "history_store_errors_total", "counter",
+	       "Reads, writes, sweeps and opens the history store failed.");
+	sample(out, "history_store_errors_total", h->store_errors);
+	family(out, "history_updates_total", "counter",
+	       "Transaction outcomes written to the history store.");
+	sample(out, "history_updates_total", h->updates);
+	family(out, "history_updates_dropped_total", "counter",
+	       "Transaction outcomes dropped: queue full (history_queue_max) or the store "
+	       "refused the batch.");
+	sample(out, "history_updates_dropped_total", h->dropped);
+	family(out, "history_queue_depth", "gauge", "Updates waiting to be written now.");
+	sample(out, "history_queue_depth", h->queue_depth);
+	family(out, "history_queue_peak", "gauge", "The most updates ever waiting at once.");
+	sample(out, "history_queue_peak", h->queue_peak);
+	family(out, "history_read_seconds", "histogram",
+	       "Time of one read from the history store (cache hits not included).");
+	for (int i = 0; i <= HISTORY_READ_BUCKETS; i++) {
+		cum += h->read_buckets[i];
+		if (i < HISTORY_READ_BUCKETS)
+			strbuf_printf(out, METRICS_PREFIX "history_read_seconds_bucket{le=\"%g\"} %llu\n",
+			              history_read_le[i] / 1000, cum);
+		else
+			strbuf_printf(out, METRICS_PREFIX "history_read_seconds_bucket{le=\"+Inf\"} %llu\n",
+			              cum);
+	}
+	strbuf_printf(out, METRICS_PREFIX "history_read_seconds_sum %.9f\n", h->read_ms_sum / 1000);
+	strbuf_printf(out, METRICS_PREFIX "history_read_seconds_count %llu\n", cum);
+}
+
+static void
 render_config(const metrics_sources *src, strbuf *out)
 {
 	family(out, "config_generation", "gauge",
@@ -487,5 +532,6 @@ metrics_render(const metrics_sources *src, strbuf *out)
 	render_skips(src, out);
 	render_histogram(out);
 	render_dns(src, out);
+	render_history(src, out);
 	render_config(src, out);
 }

@@ -60,6 +60,7 @@
 #include "admission.h"
 #include "conf.h"
 #include "dnsbl.h"
+#include "history.h"
 #include "session.h"
 #include "stage.h"
 #include "strbuf.h"
@@ -92,6 +93,7 @@ typedef struct metrics_sources {
 	session_counts sessions;
 	admission_counts admission;
 	dnsbl_stats dns;
+	history_stats history; /* the client history (history.h) */
 	unsigned long generation; /* the daemon's: 1 at start, +1 per reload */
 	const char *version;
 } metrics_sources;

@@ -126,7 +126,29 @@ typedef enum conf_type {
 	X(metrics_listen, CONF_STRING, "", 0, 0, valid_hostport, \
 	  "where to serve Prometheus metrics over HTTP (GET /metrics): HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9890; empty: off, because an open port is the administrator's decision; read at start only (see Metrics)") \
 	X(syslog_name, CONF_STRING, "milter-stress", 0, 0, valid_nonempty, \
-	  "syslog ident")
+	  "syslog ident") \
+	X(history_store, CONF_STRING, "", 0, 0, history_store_spec_ok, \
+	  "where the client history is kept (see Client history): lmdb:/PATH (one host), redis:HOST:PORT or redis:unix:/PATH (several MX hosts share it), memory: (lost at stop); empty: no history, every client unknown") \
+	X(history_size, CONF_SIZE, "256m", 1 * CONF_MIB, 64 * 1024 * CONF_MIB, NULL, \
+	  "lmdb: the most the file may grow to (its map size); when full, the clients not seen for longest go first") \
+	X(history_known_messages, CONF_INT, "3", 1, 1000000, NULL, \
+	  "a client is known with at least this many messages accepted within history_known_time") \
+	X(history_known_refusals, CONF_INT, "10", 0, 100, NULL, \
+	  "and at most this percentage of its messages refused (rejected or tempfailed) in that time") \
+	X(history_known_time, CONF_TIME, "30d", 1 * CONF_DAY, 3650 * CONF_DAY, NULL, \
+	  "the window the counts cover (older counts fade by half each window); a client not seen for this long is forgotten (LMDB sweep, Redis TTL)") \
+	X(history_read_budget, CONF_TIME, "50ms", 1, 10 * CONF_SEC, NULL, \
+	  "how long connect waits for a client's history that is not cached; past it the client is unknown") \
+	X(history_store_timeout, CONF_TIME, "1s", 10, 60 * CONF_SEC, NULL, \
+	  "redis: connect and command timeout of the history thread (reads still wait at most history_read_budget)") \
+	X(history_cache_size, CONF_INT, "100000", 0, 10000000, NULL, \
+	  "client histories kept in memory, least recently used out first") \
+	X(history_cache_time, CONF_TIME, "60s", 0, 1 * CONF_DAY, NULL, \
+	  "how long a cached history is trusted before the store is read again (with several MX hosts: how soon one sees another's updates)") \
+	X(history_ipv6_prefix, CONF_INT, "64", 16, 128, NULL, \
+	  "IPv6 clients are counted per network of this many bits") \
+	X(history_queue_max, CONF_INT, "100000", 1, 10000000, NULL, \
+	  "updates waiting to be written (write-behind); past it new ones are dropped and counted")
 /* clang-format on */
 
 #endif

@@ -49,6 +49,7 @@
 #include <stddef.h>
 
 #include "dnsbl.h"
+#include "history-record.h"
 
 typedef struct provider_call provider_call; /* opaque, the provider's own */
 
@@ -60,5 +61,20 @@ typedef struct dns_provider {
 	bool (*ready)(provider_call *call, size_t i, long long until_ms);
 	void (*finish)(provider_call *call);
 } dns_provider;
+
+/*
+ * HISTORY PROVIDER
+ *	The client history (history.h): lookup() answers from the cache or
+ *	the store by deadline_ms (absolute, budget_now_ms() clock) and never
+ *	later; HISTORY_UNAVAILABLE makes the client unknown. note() hands a
+ *	transaction's outcome to the write-behind queue and returns at once.
+ */
+typedef struct history_provider {
+	const char *name; /* for logs: "history" */
+	void *self;
+	enum history_status (*lookup)(void *self, const char *client_addr,
+	                              long long deadline_ms, history_record *out);
+	void (*note)(void *self, const char *client_addr, const history_delta *d);
+} history_provider;
 
 #endif

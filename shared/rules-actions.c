@@ -27,6 +27,8 @@ const action_desc rules_actions[] = {
         [RULES_TAG] = {"tag", false, false, A_TAG, 0, NULL, NULL, NULL, true,
                        PROTO_F_ADDHDRS},
         [RULES_LOG] = {"log", false, false, A_LOG, 0, NULL, NULL, NULL, true, 0},
+        [RULES_PERSONALITY] = {"personality", false, false, A_PERSONALITY, 0, NULL, NULL,
+                               NULL, true, 0},
 };
 
 const unsigned rules_n_actions = sizeof rules_actions / sizeof rules_actions[0];

@@ -191,6 +191,16 @@ parse_address(cctx *c, const check_desc *d, const char *word, const where *w, va
 	return address_value(v, word) || bad_value(c, d, word, w);
 }
 
+/* history: known or unknown, the session's verdict from the client history. */
+static bool
+parse_history(cctx *c, const check_desc *d, const char *word, const where *w, value *v)
+{
+	if (strcmp(word, "known") != 0 && strcmp(word, "unknown") != 0)
+		return bad_value(c, d, word, w);
+	set_string(v, V_STRING, word, strlen(word));
+	return true;
+}
+
 /* macro, daemon_name: the value exactly, with case. */
 static bool
 parse_string(cctx *c, const check_desc *d, const char *word, const where *w, value *v)
@@ -635,6 +645,9 @@ const check_desc rules_checks[] = {
         CHEAP("stress", CS_NONE, STAGE_CONNECT, NULL, RULES_NO_FACT, NULL, m_stress,
               "the session is stressed"),
         CHEAP("any", CS_NONE, STAGE_CONNECT, NULL, RULES_NO_FACT, NULL, m_any, "always"),
+        {"history", CS_VALUES, STAGE_CONNECT, STAGE_EOM, "known or unknown", 0, false, false,
+         false, FACT(history), parse_history, m_string, NULL, DNSBL_IP, NULL,
+         "the client history's verdict (see Client history); unknown without a store"},
 };
 
 const unsigned rules_n_checks = sizeof rules_checks / sizeof rules_checks[0];

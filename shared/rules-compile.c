@@ -557,6 +557,10 @@ compile_action(cctx *c, const paction *pa, rule *r, strbuf *shown)
 		strbuf_printf(shown, " %s", strbuf_str(&x));
 		r->tag_name = strbuf_detach(&x);
 	}
+	if (d->args == A_PERSONALITY) {
+		a->to_stress = strcmp(pa->tag.text, "stress") == 0;
+		strbuf_printf(shown, " %s", pa->tag.text);
+	}
 	if (pa->text.text != NULL) {
 		show_text(shown, &pa->text);
 		if (!check_template(c, &pa->text, d->args == A_REPLY))
@@ -623,6 +627,12 @@ compile_rule(cctx *c)
 	}
 	if (!compile_action(c, &pr->action, r, &shown))
 		ok = false;
+	if (pr->action.would == RULES_PERSONALITY && r->costs != 0) {
+		rules_problem_at(c, pr->action.col,
+		                 "a personality rule takes cheap checks only (no DNS or body "
+		                 "checks): it is decided before any budget");
+		ok = false;
+	}
 	r->shown = strbuf_detach(&shown);
 	if (!ok || c->ps->n > 0) {
 		rule_free(r);

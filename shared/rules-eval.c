@@ -466,6 +466,41 @@ rules_run_end(rules_run *run)
 	free(run);
 }
 
+const rule *
+rules_personality(const rules_table *t, enum stage stage, const rules_facts *f)
+{
+	eval_ctx e;
+
+	if (t == NULL || (unsigned)stage >= STAGE_N)
+		return NULL;
+	memset(&e, 0, sizeof e);
+	e.t = t;
+	e.stage = stage;
+	e.f = f;
+	for (size_t i = 0; i < t->stage_n[stage]; i++) {
+		const rule *r = t->stage_v[stage][i];
+
+		if (r->action.kind == RULES_PERSONALITY && rule_matches(&e, r))
+			return r;
+	}
+	return NULL;
+}
+
+bool
+rules_may_switch(const rules_table *t, bool stressed)
+{
+	if (t == NULL)
+		return false;
+	for (int st = 0; st < STAGE_N; st++)
+		for (size_t i = 0; i < t->stage_n[st]; i++) {
+			const rule *r = t->stage_v[st][i];
+
+			if (r->action.kind == RULES_PERSONALITY && r->action.to_stress != stressed)
+				return true;
+		}
+	return false;
+}
+
 const bodyscan_set *
 rules_body_set(const rules_table *t)
 {

@@ -289,6 +289,7 @@ enum action_args {
 	A_TEXT,  /* TEXT, required */
 	A_TAG,   /* NAME TEXT */
 	A_LOG,   /* another action */
+	A_PERSONALITY, /* normal | stress */
 };
 
 typedef struct action_desc {

@@ -396,6 +396,26 @@ parse_action_args(lexer *lx, prule *r, paction *a)
 			return false;
 		}
 		return true;
+	case A_PERSONALITY:
+		if (r->stage != STAGE_CONNECT && r->stage != STAGE_MAIL) {
+			lex_error(lx, a->col,
+			          "personality is decided at connect (or at mail, for the "
+			          "rest of the session), not at %s",
+			          stage_name(r->stage));
+			return false;
+		}
+		if (lex_next(lx, &a->tag) <= 0 || a->tag.quoted || a->tag.regex ||
+		    (strcmp(a->tag.text, "normal") != 0 && strcmp(a->tag.text, "stress") != 0)) {
+			lex_error(lx, a->tag.col ? a->tag.col : col_of(lx, lx->p),
+			          "personality takes normal or stress");
+			return false;
+		}
+		if (!at_end(lx)) {
+			lex_error(lx, col_of(lx, lx->p), "unexpected text after '%s'",
+			          a->tag.text);
+			return false;
+		}
+		return true;
 	case A_LOG:
 		break;
 	}

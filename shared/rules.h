@@ -197,6 +197,7 @@ enum rules_action_kind {
 	RULES_QUARANTINE,
 	RULES_TAG,
 	RULES_LOG,
+	RULES_PERSONALITY, /* the personality table: not a verdict, see rules_personality() */
 	RULES_N_ACTIONS
 };
 
@@ -213,6 +214,7 @@ typedef struct rules_action {
 	   reason, tag value; NULL for the other kinds */
 	const char *text;
 	const char *tag_name; /* RULES_TAG: the header name */
+	bool to_stress;       /* RULES_PERSONALITY: the stress one, else the normal one */
 } rules_action;
 
 typedef struct rule rule;               /* opaque */
@@ -245,6 +247,7 @@ typedef struct rules_facts {
 	/* Any macro by name ("{auth_authen}", "i"); NULL when not sent. */
 	const char *(*macro)(void *ctx, const char *name);
 	void *macro_ctx;
+	const char *history; /* "known" or "unknown" (history.h) */
 } rules_facts;
 
 /* Return true to stop evaluating (the caller decided). */
@@ -310,6 +313,21 @@ rules_run *rules_run_start(const rules_table *t, enum stage stage, const rules_f
 const rule *rules_run_go(rules_run *run, const rules_facts *f, long long pause_after,
                          rules_visit_fn visit, void *ctx, bool *paused);
 void rules_run_end(rules_run *run);
+
+/*
+ * The personality table: the first rule of the stage (connect or mail)
+ * whose action is personality and whose checks match f, or NULL. Such
+ * rules have cheap checks only (the compiler refuses others), so this
+ * never blocks. rules_eval() passes over them (visit() sees them).
+ */
+const rule *rules_personality(const rules_table *t, enum stage stage, const rules_facts *f);
+
+/*
+ * Has the table of the personality stressed (or not) a personality rule
+ * that names the other one? Then a session that starts in it may still
+ * become the other, and must negotiate what both need.
+ */
+bool rules_may_switch(const rules_table *t, bool stressed);
 
 /* The table's body regexes, for bodyscan_start(); NULL when it has none. */
 const bodyscan_set *rules_body_set(const rules_table *t);

@@ -10,6 +10,7 @@
 
 #include "budget.h"
 #include "load-conf.h"
+#include "history.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -26,7 +27,40 @@ struct runtime {
 	void *block_arg;
 	load_levels *load; /* the own stress signal (load.h): counts survive reloads */
 	bool load_follower; /* another process configures it */
+	history *hist;          /* the client history; its thread starts on first use */
+	history_provider hp;    /* over hist */
+	atomic_bool history_on; /* history_store is set */
 };
+
+static enum history_status
+hp_lookup(void *self, const char *client_addr, long long deadline_ms, history_record *out)
+{
+	return history_lookup(self, client_addr, deadline_ms, out);
+}
+
+static void
+hp_note(void *self, const char *client_addr, const history_delta *d)
+{
+	history_note(self, client_addr, d);
+}
+
+/* The history's parameters in a snapshot (the normal personality's). */
+static void
+history_config_of(const conf *c, history_config *hc)
+{
+	const struct conf_values *v = conf_personality(c, false);
+
+	memset(hc, 0, sizeof *hc);
+	hc->spec = v->history_store;
+	hc->store.map_size = (unsigned long long)v->history_size;
+	hc->store.max_age = (uint64_t)(v->history_known_time / 1000);
+	hc->store.window_s = hc->store.max_age;
+	hc->store.timeout_ms = v->history_store_timeout;
+	hc->cache_size = (size_t)v->history_cache_size;
+	hc->cache_ttl_ms = v->history_cache_time;
+	hc->v6_prefix = (unsigned)v->history_ipv6_prefix;
+	hc->queue_max = (size_t)v->history_queue_max;
+}
 
 static void
 breaker_log(void *arg, const char *zone, bool suspended, unsigned timeouts)
@@ -52,6 +86,9 @@ runtime_create(void)
 	atomic_init(&rt->dns, NULL);
 	atomic_init(&rt->stress, STRESS_FORCE_NONE);
 	rt->load = load_create();
+	rt->hist = history_create();
+	rt->hp = (history_provider){"history", rt->hist, hp_lookup, hp_note};
+	atomic_init(&rt->history_on, false);
 	return rt;
 }
 
@@ -68,6 +105,7 @@ runtime_unref(runtime *rt)
 	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	dnsbl_free(atomic_load(&rt->dns));
+	history_free(rt->hist); /* writes what is queued first */
 	free(rt->servers);
 	load_free(rt->load);
 	pthread_mutex_destroy(&rt->mu);
@@ -116,6 +154,13 @@ runtime_configure(runtime *rt, const conf *c, strbuf *err)
 		rt->cfg.servers = rt->servers;
 		rt->configured = true;
 		rt->dns_failed = false;
+	}
+	if (ok) {
+		history_config hc;
+
+		history_config_of(c, &hc);
+		history_configure(rt->hist, &hc);
+		atomic_store(&rt->history_on, hc.spec[0] != '\0');
 	}
 	pthread_mutex_unlock(&rt->mu);
 	if (ok && !rt->load_follower)
@@ -195,4 +240,23 @@ runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg)
 	rt->on_block = fn;
 	rt->block_arg = arg;
 	pthread_mutex_unlock(&rt->mu);
+}
+
+const history_provider *
+runtime_history(runtime *rt)
+{
+	return rt != NULL && atomic_load(&rt->history_on) ? &rt->hp : NULL;
+}
+
+void
+runtime_history_stats(runtime *rt, history_stats *out)
+{
+	history_get_stats(rt != NULL ? rt->hist : NULL, out);
+}
+
+void
+runtime_history_start(runtime *rt)
+{
+	if (rt != NULL)
+		history_start(rt->hist);
 }

@@ -8,6 +8,7 @@
  *	s = session_create(c, rt, name, addr);	a session holds a reference
  *	p = runtime_dns(rt);			NULL: DNS checks are skipped
  *	runtime_dns_stats(rt, &st);		for the statistics line
+ *	h = runtime_history(rt);		NULL: no client history
  *	runtime_set_stress(rt, STRESS_FORCE_ON);	the control socket's switch
  *	f = runtime_stress(rt);			read by each new session
  *	runtime_unref(rt);			at stop
@@ -67,6 +68,7 @@
 #include "conf.h"
 #include "dnsbl.h"
 #include "load.h"
+#include "history.h"
 #include "provider.h"
 #include "strbuf.h"
 #include "stress.h"
@@ -99,6 +101,19 @@ load_levels *runtime_load(runtime *rt);
 /* This process shares the load levels of another, which configures them:
    runtime_configure() leaves them alone from now on. */
 void runtime_load_follow(runtime *rt);
+
+/*
+ * The client history's provider (history.h; its thread starts at the first
+ * lookup or note); NULL when rt is NULL or history_store is empty. It lives
+ * as long as the runtime: a reload reconfigures it in place (another
+ * history_store closes the old store and opens the new one on the
+ * history's thread). runtime_unref()'s last reference writes what is
+ * queued before it frees it.
+ */
+const history_provider *runtime_history(runtime *rt);
+void runtime_history_stats(runtime *rt, history_stats *out); /* zeros when NULL */
+/* The history's thread and store now (after the fork and -u); NULL-safe. */
+void runtime_history_start(runtime *rt);
 
 /* The stress switch; NULL-safe (NULL: STRESS_FORCE_NONE). */
 void runtime_set_stress(runtime *rt, enum stress_force force);

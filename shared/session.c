@@ -7,6 +7,7 @@
 #include "load.h"
 #include "log.h"
 #include "metrics.h"
+#include "personality.h"
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -42,7 +43,9 @@ struct session {
 	runtime *rt; /* the daemon's: the DNS provider; may be NULL */
 	const struct conf_values *params;
 	const rules_table *rules;
-	stress_state stress;
+	stress_state stress; /* the personality in use: stress.c's, or a personality rule's */
+	personality persona; /* why: the stress decision, the client, the rule */
+	bool msg_refused;    /* the message in progress was refused (client history) */
 	session_macro_fn macro;
 	void *macro_ctx;
 	unsigned long proto;
@@ -261,7 +264,8 @@ session_protocol_known(const conf *c, int known)
 	bool forced_value;
 	bool forced = conf_stress_forced(c, &forced_value);
 
-	if (!forced && known >= 0) {
+	/* Known at negotiation, unless a personality rule may still switch it. */
+	if (!forced && known >= 0 && !rules_may_switch(conf_rules(c, known > 0), known > 0)) {
 		forced = true;
 		forced_value = known > 0;
 	}
@@ -355,10 +359,14 @@ rcpt_limit_summary(session *s)
 	s->n_over = 0;
 }
 
+static void note_history(session *s, bool accepted);
+
 static void
 end_message(session *s)
 {
 	rcpt_limit_summary(s);
+	if (s->msg_refused)
+		note_history(s, false);
 	s->in_message = false;
 	if (s->message_accepted)
 		s->accepted_by = NULL;
@@ -510,7 +518,7 @@ log_line(const session *s, const char *stage, const char *rule_id, const char *a
 	strbuf out = STRBUF_INIT;
 
 	strbuf_printf(&out, "%s: stress=", s->queue_id ? s->queue_id : "NOQUEUE");
-	stress_format_log(&s->stress, &out);
+	personality_format_log(&s->stress, &s->persona, &out);
 	strbuf_printf(&out, " stage=%s", stage);
 	if (rule_id != NULL)
 		strbuf_printf(&out, " rule=%s", rule_id);
@@ -633,6 +641,14 @@ issued(session *s, const char *rule_id, const session_reply *r)
 	if ((r->answer == SESSION_TEMPFAIL || r->answer == SESSION_REJECT) &&
 	    strcmp(r->code, "452") != 0)
 		s->errors++;
+	if (r->answer != SESSION_CONTINUE && r->answer != SESSION_ACCEPT &&
+	    strcmp(r->code, "452") != 0) {
+		/* One refusal per message, or per session before MAIL FROM. */
+		if (stage_get(s->stage)->session_wide && !s->in_message)
+			note_history(s, false);
+		else
+			s->msg_refused = true;
+	}
 	if (r->answer == SESSION_REJECT)
 		count(&session_n_rejected);
 	else if (r->answer == SESSION_TEMPFAIL)
@@ -724,6 +740,7 @@ fill_facts(const session *s, rules_facts *f)
 	f->client_addr = s->client_addr;
 	f->client_name = s->client_name;
 	f->daemon_name = s->daemon_name;
+	f->history = s->persona.client != NULL ? s->persona.client : "unknown";
 	f->helo = s->helo;
 	f->sender = s->from;
 	f->recipient = s->rcpt;
@@ -1079,6 +1096,73 @@ run_stage(session *s, enum stage stage, session_reply *r)
 	metrics_stage_time(stage, metrics_now_ns() - t0);
 }
 
+/* ---- client history and the personality table ---- */
+
+/* A transaction's outcome to the write-behind queue; never waits. */
+static void
+note_history(session *s, bool accepted)
+{
+	const history_provider *hp = runtime_history(s->rt);
+	history_delta d = {accepted ? 1 : 0, accepted ? 0 : 1};
+
+	s->msg_refused = false;
+	if (hp != NULL && s->client_addr != NULL)
+		hp->note(hp->self, s->client_addr, &d);
+}
+
+/* known or unknown, within history_read_budget, with this personality's thresholds. */
+static void
+read_history(session *s)
+{
+	const history_provider *hp = runtime_history(s->rt);
+	const struct conf_values *p = s->params;
+	history_thresholds t = {p->history_known_messages, p->history_known_refusals,
+	                        p->history_known_time / 1000};
+	history_record rec;
+
+	if (hp == NULL)
+		return;
+	s->persona.client =
+	        hp->lookup(hp->self, s->client_addr,
+	                   budget_deadline(budget_now_ms(), p->history_read_budget),
+	                   &rec) == HISTORY_FOUND &&
+	                        history_known(&rec, (uint64_t)time(NULL), &t)
+	                ? "known"
+	                : "unknown";
+}
+
+/*
+ * The personality table of the current personality at connect (or at MAIL
+ * FROM, for the rest of the session): a matching personality rule that
+ * names the other personality switches the session to it. -o stress=...
+ * pins one personality in both slots of the snapshot, so there is nothing
+ * to switch to.
+ */
+static void
+choose_personality(session *s, enum stage stage)
+{
+	rules_facts f;
+	const rule *r;
+	bool to, forced;
+
+	if (conf_stress_forced(s->conf, &forced))
+		return;
+	fill_facts(s, &f);
+	if ((r = rules_personality(s->rules, stage, &f)) == NULL)
+		return;
+	to = rule_action(r)->to_stress;
+	log_debug(1, "%s: personality rule %s matched at %s: %s",
+	          s->queue_id ? s->queue_id : "NOQUEUE", rule_name(r), stage_name(stage),
+	          to ? "stress" : "normal");
+	if (to == s->stress.stressed)
+		return;
+	s->stress.stressed = to;
+	s->params = conf_personality(s->conf, to);
+	s->rules = conf_rules(s->conf, to);
+	s->persona.rule = rule_name(r);
+	s->persona.at = stage;
+}
+
 /* ---- events ---- */
 
 /* stress_sources of a snapshot (validated at load). */
@@ -1152,16 +1236,19 @@ session_on_connect(session *s, session_reply *r)
 	s->daemon_name = dup_or_null(macro(s, "{daemon_name}"));
 	s->load_slot = load_begin(runtime_load(s->rt), s->daemon_name, budget_now_ms());
 	s->stress = s->preset ? s->preset_stress : decide_stress(s);
+	s->persona.decided = s->stress;
 	metrics_session(s->stress.stressed, s->stress.source);
 	s->params = conf_personality(s->conf, s->stress.stressed);
 	s->rules = conf_rules(s->conf, s->stress.stressed);
+	read_history(s);
+	choose_personality(s, STAGE_CONNECT);
 	if (log_verbose() >= 1) {
 		strbuf line = STRBUF_INIT;
 
 		strbuf_puts(&line, "connect from ");
 		session_format_client(s, &line);
 		strbuf_puts(&line, " stress=");
-		stress_format_log(&s->stress, &line);
+		personality_format_log(&s->stress, &s->persona, &line);
 		log_msg(LOG_INFO, "%s", line.s);
 		strbuf_free(&line);
 	}
@@ -1184,6 +1271,8 @@ session_on_mail(session *s, const char *from, session_reply *r)
 	s->busy_ns = busy; /* time spent before MAIL belongs to this message */
 	s->in_message = true;
 	replace(&s->from, from);
+	if (s->persona.rule == NULL || s->persona.at != STAGE_MAIL)
+		choose_personality(s, STAGE_MAIL);
 	run_stage(s, STAGE_MAIL, r);
 }
 
@@ -1315,7 +1404,7 @@ collect_changes(session *s, session_changes *c)
 		c->n_forged = s->n_forged;
 		if (s->stress.stressed || p->stress_header_always ||
 		    (s->skipped | s->skipped_session) != 0) {
-			stress_format_header(&s->stress, &value);
+			personality_format_header(&s->stress, &s->persona, &value);
 			if ((s->skipped | s->skipped_session) != 0) {
 				strbuf_puts(&value, "; skipped=");
 				format_costs(s->skipped | s->skipped_session, &value);
@@ -1340,6 +1429,7 @@ session_on_eom(session *s, session_reply *r, session_changes *changes)
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		collect_changes(s, changes);
 		r->answer = SESSION_ACCEPT;
+		note_history(s, true);
 		log_line(s, "eom", s->accepted_by,
 		         changes->quarantine ? "quarantine" : "accept");
 		/* An accept by a rule was counted at its stage. */

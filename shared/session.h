@@ -127,8 +127,10 @@ unsigned long session_protocol(const conf *c);
  * service (load_check_all()), or stress_sources empty (calm). Then the
  * session negotiates only what that personality needs:
  * session_protocol_known(c, st.stressed), and session_preset_stress()
- * keeps it for the session whatever connect brings. Otherwise
- * (known -1) the union, as session_protocol().
+ * keeps it for the session whatever connect brings; only a personality
+ * rule of that personality may still switch it to the other
+ * (rules_may_switch()), and then the session negotiates the union.
+ * Otherwise (known -1) the union, as session_protocol().
  */
 bool session_known_at_negotiation(const conf *c, runtime *rt, stress_state *st);
 unsigned long session_protocol_known(const conf *c, int known);

@@ -128,6 +128,17 @@ static const char *const default_lines[] = {
 	"dnsbl_breaker_time = 60s",
 	"metrics_listen =",
 	"syslog_name = milter-stress",
+	"history_store =",
+	"history_size = 256m",
+	"history_known_messages = 3",
+	"history_known_refusals = 10",
+	"history_known_time = 30d",
+	"history_read_budget = 50ms",
+	"history_store_timeout = 1s",
+	"history_cache_size = 100000",
+	"history_cache_time = 60s",
+	"history_ipv6_prefix = 64",
+	"history_queue_max = 100000",
 };
 /* clang-format on */
 

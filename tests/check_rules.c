@@ -485,7 +485,7 @@ static const struct err_case {
          NULL,
          {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, daemon_name, helo, "
           "sender, recipient, authenticated, macro, rcpt_count, header, dnsbl, "
-          "rhsbl_helo, rhsbl_sender, rhsbl_client, body, stress or any"},
+          "rhsbl_helo, rhsbl_sender, rhsbl_client, body, stress, any or history"},
          NULL},
         /* the expensive kinds */
         {"connect dnsbl zen.test=127.0.0.[2..x] reject",
@@ -1367,6 +1367,7 @@ static const struct {
         {"body", "body /viagra/i"},
         {"stress", "stress"},
         {"any", "not any"},
+        {"history", "history known unknown"},
 };
 
 typedef struct table_row {

@@ -909,6 +909,13 @@ START_TEST(test_protocol_known)
 	c = load("body normal name=b body /x/ reject\n", "stress=", NULL);
 	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) == 0);
 	conf_unref(c);
+	/* a stressed session a personality rule may make normal asks for both */
+	c = load("connect stress client 192.0.2.0/24 personality normal\n"
+	         "body normal name=b body /x/ reject\n",
+	         NULL, NULL);
+	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) == 0);
+	ck_assert((session_protocol_known(c, 0) & PROTO_P_NOBODY) == 0);
+	conf_unref(c);
 }
 END_TEST
 
