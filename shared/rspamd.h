@@ -2,7 +2,7 @@
  * rspamd - a client of rspamd's HTTP protocol: one message, one verdict
  *
  * SYNOPSIS
- *	curl_global_init(CURL_GLOBAL_DEFAULT);		once, in main(), before threads
+ *	if (!rspamd_global_init(why)) ...		once, in main(), before threads
  *
  *	rspamd_client *c = rspamd_client_new("inet:127.0.0.1:11333", why);
  *	rspamd_request rq = RSPAMD_REQUEST_INIT;
@@ -15,6 +15,7 @@
  *	}
  *	rspamd_reply_free(&r);
  *	rspamd_client_free(c);
+ *	rspamd_global_cleanup();			at exit
  *
  * DESCRIPTION
  *	rspamd_scan() sends one message to rspamd's normal worker as
@@ -26,7 +27,9 @@
  *	several scans may share it). It parses the JSON reply into *out.
  *
  *	The endpoint is "inet:HOST:PORT", "inet:PORT@HOST", "unix:/PATH"
- *	(the socket syntax of sockspec.h) or "http://HOST:PORT".
+ *	(the socket syntax of sockspec.h) or "http://HOST:PORT". A host name
+ *	is resolved once, by rspamd_client_new() (a reload makes a new
+ *	client); its first address is used.
  *
  *	RSPAMD_OK: rspamd answered with a verdict: out->action is one of
  *	"no action", "greylist", "add header", "rewrite subject", "soft
@@ -53,18 +56,24 @@
  *	than RSPAMD_REPLY_MAX bytes are read. rspamd_reply_has_symbol()
  *	looks a name up in a parsed reply.
  *
- *	Connections are kept and reused between scans (HTTP keep-alive, at
- *	most RSPAMD_POOL_MAX idle ones); a connection rspamd closed is
- *	replaced by a new one. The client makes no concurrency cap: its
- *	caller does (a semaphore below rspamd's own limits).
+ *	Each scan is one connection: rspamd's normal worker (3.4) answers
+ *	"Connection: close" whatever the request asks. What is kept between
+ *	scans is curl's state (at most RSPAMD_POOL_MAX idle handles, each an
+ *	easy handle and the multi handle that drives it). The client makes
+ *	no concurrency cap: its caller does (a semaphore below rspamd's own
+ *	limits).
+ *
+ *	Envelope values are sent as they are (UTF-8 included), except that
+ *	a control character becomes '?': a value never makes a second
+ *	header, and a strange HELO never makes the scan fail.
  *
  * LIBCURL
- *	curl_global_init() is not thread-safe: the daemon's main() calls it
- *	once before it starts any thread (and tests theirs), and
- *	curl_global_cleanup() at exit. rspamd_client_new() refuses to run
- *	before it (it checks that curl_version_info() reports what we need).
- *	Signals: every handle is CURLOPT_NOSIGNAL (no SIGALRM from name
- *	resolution; a numeric host or a unix socket never resolves).
+ *	rspamd_global_init() calls curl_global_init(), which is not
+ *	thread-safe in every libcurl build: the daemon's main() calls it
+ *	once before it starts any thread (and each test program in its
+ *	main()), and rspamd_global_cleanup() at exit. It fails when libcurl
+ *	cannot do what the client needs (unix-domain sockets). Every handle
+ *	is CURLOPT_NOSIGNAL: nothing here raises or catches a signal.
  *
  * CONCURRENCY
  *	rspamd_scan() runs on any number of threads at once on one client:
@@ -86,7 +95,7 @@
 #define RSPAMD_SYMBOLS_MAX 256      /* symbol names kept per reply */
 #define RSPAMD_SYMBOL_NAME_MAX 128  /* bytes of a kept name, its NUL not included */
 #define RSPAMD_REPLY_MAX (1 << 20)  /* bytes of a reply read */
-#define RSPAMD_POOL_MAX 64          /* idle connections kept */
+#define RSPAMD_POOL_MAX 64          /* idle curl handles kept */
 #define RSPAMD_CANCEL_POLL_MS 20    /* how soon a cancel is seen */
 
 typedef struct rspamd_request {
@@ -117,6 +126,9 @@ typedef struct rspamd_reply {
 enum rspamd_status { RSPAMD_OK, RSPAMD_ERROR, RSPAMD_TIMEOUT, RSPAMD_CANCELLED };
 
 typedef struct rspamd_client rspamd_client;
+
+bool rspamd_global_init(strbuf *why);
+void rspamd_global_cleanup(void);
 
 /* *out is overwritten (free it before when reusing it); on false it is empty. */
 bool rspamd_reply_parse(const char *json, size_t len, rspamd_reply *out, strbuf *why);
