@@ -16,6 +16,7 @@
 #include "sockspec.h"
 #include "strbuf.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -374,6 +375,8 @@ main(int argc, char **argv)
 		log_init(p->syslog_name, false);
 	}
 	daemon_block_signals();
+	/* Not thread-safe: before any thread, after the fork (rspamd.h). */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
 	parse_socket(p->socket, &ss);

@@ -8,6 +8,7 @@
 #include "names.h"
 #include "expand.h"
 #include "rules.h"
+#include "scanio.h"
 #include "sockspec.h"
 #include "stage.h"
 #include "textfile.h"
@@ -37,6 +38,8 @@ static bool valid_mode(const char *value, strbuf *why);
 static bool valid_control_socket(const char *value, strbuf *why);
 static bool valid_overload_action(const char *value, strbuf *why);
 static bool valid_overload_reply(const char *value, strbuf *why);
+static bool valid_scanner_socket(const char *value, strbuf *why);
+static bool valid_abs_dir(const char *value, strbuf *why);
 
 #define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
 	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
@@ -1055,6 +1058,27 @@ static bool
 valid_overload_action(const char *value, strbuf *why)
 {
 	return valid_choice(value, "tempfail", "accept", why);
+}
+
+/* clamd_socket, ...: empty, or an endpoint a scanner can be reached at. */
+static bool
+valid_scanner_socket(const char *value, strbuf *why)
+{
+	if (*value == '\0')
+		return true;
+	/* rspamd's client also takes a URL; it checks it at configuration. */
+	if (strncmp(value, "http://", 7) == 0)
+		return true;
+	return scanio_check(value, why);
+}
+
+static bool
+valid_abs_dir(const char *value, strbuf *why)
+{
+	if (value[0] == '/')
+		return true;
+	strbuf_printf(why, "bad directory '%s': expected an absolute path", value);
+	return false;
 }
 
 /* Checked like a rule's tempfail reply: Postfix drops a malformed one. */

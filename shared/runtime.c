@@ -22,6 +22,7 @@ struct runtime {
 	atomic_int stress; /* enum stress_force */
 	void (*on_block)(void *arg); /* runtime_on_block(): for the resolver */
 	void *block_arg;
+	scanners *scan; /* the content scanners: no thread, made at create */
 };
 
 static void
@@ -47,6 +48,7 @@ runtime_create(void)
 	pthread_mutex_init(&rt->mu, NULL);
 	atomic_init(&rt->dns, NULL);
 	atomic_init(&rt->stress, STRESS_FORCE_NONE);
+	rt->scan = scanners_create();
 	return rt;
 }
 
@@ -63,6 +65,7 @@ runtime_unref(runtime *rt)
 	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	dnsbl_free(atomic_load(&rt->dns));
+	scanners_free(rt->scan);
 	free(rt->servers);
 	pthread_mutex_destroy(&rt->mu);
 	free(rt);
@@ -92,13 +95,33 @@ dns_config(const conf *c)
 	};
 }
 
+/* The scanners' parameters in a snapshot: of the normal personality. */
+static scanners_config
+scan_config(const conf *c)
+{
+	const struct conf_values *v = conf_personality(c, false);
+
+	return (scanners_config){
+	        .endpoint = {v->clamd_socket, v->spamd_socket, v->rspamd_socket},
+	        .max_connections = {(unsigned)v->clamd_max_connections,
+	                            (unsigned)v->spamd_max_connections,
+	                            (unsigned)v->rspamd_max_connections},
+	        .breaker_threshold = (unsigned)v->scanner_breaker_threshold,
+	        .breaker_ms = (unsigned)v->scanner_breaker_time,
+	};
+}
+
 bool
 runtime_configure(runtime *rt, const conf *c, strbuf *err)
 {
 	dnsbl_config cfg = dns_config(c);
+	scanners_config scfg = scan_config(c);
 	dnsbl_ctx *dns;
 	bool ok;
 
+	/* The scanners first: a reload they refuse changes nothing. */
+	if (!scanners_configure(rt->scan, &scfg, err))
+		return false;
 	pthread_mutex_lock(&rt->mu);
 	dns = atomic_load(&rt->dns);
 	ok = dns != NULL ? dnsbl_reconfigure(dns, &cfg, err)
@@ -143,6 +166,20 @@ runtime_dns(runtime *rt)
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return dns != NULL ? dnsbl_provider(dns) : NULL;
+}
+
+const scan_provider *
+runtime_scan(runtime *rt)
+{
+	return rt != NULL ? scanners_provider(rt->scan) : NULL;
+}
+
+void
+runtime_scan_stats(runtime *rt, enum scan_kind k, scanners_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (rt != NULL)
+		scanners_get_stats(rt->scan, k, out);
 }
 
 void

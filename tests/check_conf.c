@@ -118,6 +118,18 @@ static const char *const default_lines[] = {
 	"dns_cache_size = 10000",
 	"dnsbl_breaker_threshold = 5",
 	"dnsbl_breaker_time = 60s",
+	"clamd_socket =",
+	"spamd_socket =",
+	"rspamd_socket =",
+	"clamd_max_connections = 10",
+	"spamd_max_connections = 5",
+	"rspamd_max_connections = 32",
+	"scanner_breaker_threshold = 5",
+	"scanner_breaker_time = 30s",
+	"scan_error_action = continue",
+	"scan_spool_memory = 256k",
+	"scan_spool_directory = /var/tmp",
+	"rspamd_settings_id =",
 	"metrics_listen =",
 	"syslog_name = milter-stress",
 };
@@ -138,6 +150,10 @@ static const struct {
 	{"body_budget = 30s", "body_budget = 1s"},
 	{"eom_budget = 20s", "eom_budget = 2s"},
 	{"body_scan_limit = 1m", "body_scan_limit = 64k"},
+	{"clamd_budget = 10s", "clamd_budget = 1s"},
+	{"spamd_budget = 15s", "spamd_budget = 1s"},
+	{"rspamd_budget = 15s", "rspamd_budget = 1s"},
+	{"scan_size_limit = 10m", "scan_size_limit = 256k"},
 };
 
 START_TEST(test_default_split)
