@@ -90,7 +90,7 @@ clamd_scan(const char *endpoint, const scan_message *m, long long deadline,
 	} else if (st == SCAN_OK) {
 		st = scanio_recv_all(fd, &reply, CLAMD_REPLY_MAX, deadline, &out->why);
 	}
-	close(fd);
+	scanio_close(fd, st);
 	out->answered = reply.len > 0;
 	if (st == SCAN_OK && !clamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
 		st = SCAN_ERROR;

@@ -155,6 +155,17 @@ msgscan_results(const msgscan *ms)
 	return ms != NULL && ms->ran ? ms->res : NULL;
 }
 
+unsigned
+msgscan_lost(const msgscan *ms)
+{
+	unsigned bits = 0;
+
+	for (int k = 0; ms != NULL && ms->ran && k < SCAN_N; k++)
+		if ((ms->kinds & SCAN_BIT(k)) && ms->res[k].status != SCAN_OK)
+			bits |= SCAN_BIT(k);
+	return bits;
+}
+
 static const char *
 join_symbols(const scan_result *r, strbuf *buf)
 {

@@ -66,6 +66,10 @@ typedef struct msgscan_env {
 void msgscan_run(msgscan *ms, const scan_provider *p, const msgscan_env *env,
                  long long deadline, const long long budget_ms[SCAN_N]);
 const scan_result *msgscan_results(const msgscan *ms); /* NULL before run */
+/* The SCAN_BIT()s of the scanners asked that gave no answer (skipped,
+   timed out, failed): the session lists them in skipped= whether or not a
+   rule got as far as looking. */
+unsigned msgscan_lost(const msgscan *ms);
 const char *msgscan_var(const msgscan *ms, const char *name, strbuf *buf);
 void msgscan_format_log(const msgscan *ms, strbuf *out);
 

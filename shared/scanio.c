@@ -231,3 +231,14 @@ scanio_recv_all(int fd, strbuf *out, size_t max, long long deadline, strbuf *why
 		return SCAN_ERROR;
 	}
 }
+
+void
+scanio_close(int fd, enum scan_status st)
+{
+	if (st != SCAN_OK) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	close(fd);
+}

@@ -284,35 +284,55 @@ count_outcome(scanner *sc, const scan_result *out)
 	}
 }
 
+/*
+ * What a scan that ended says of the scanner, for the breaker: a reply (even
+ * an error of its own) says it is up; no reply says it is down or hung, but
+ * only when the scan had the scanner for at least half its time: one that
+ * waited most of its budget for a free connection and then ran out says
+ * only that the cap is busy.
+ */
+static enum dns_report
+breaker_news(const scan_result *out, long long t0, long long t_slot, long long deadline)
+{
+	if (out->status == SCAN_OK || out->answered)
+		return DNS_REP_ANSWER;
+	if (out->status == SCAN_TIMEOUT && 2 * (deadline - t_slot) < deadline - t0)
+		return DNS_REP_CANCEL;
+	return DNS_REP_TIMEOUT;
+}
+
 static void
 scan_one(scanners *s, enum scan_kind k, const scan_message *m, long long deadline,
          scan_result *out)
 {
 	scanner *sc = &s->sc[k];
 	const char *name = scan_kind_name(k);
-	long long t0 = budget_now_ms();
+	long long t0 = budget_now_ms(), t_slot;
 	enum dns_admit admit;
 	target *t;
 
-	if ((t = take_slot(sc, deadline, out)) == NULL) {
-		if (out->status == SCAN_TIMEOUT)
-			count_outcome(sc, out);
-		out->ms = budget_now_ms() - t0;
-		return;
-	}
+	/* A suspended scanner fails at once, without waiting for a slot. */
 	admit = dns_breaker_admit(s->breaker, name);
 	if (admit == DNS_ADMIT_SKIP) {
 		out->status = SCAN_ERROR;
 		strbuf_puts(&out->why, "suspended: its breaker is open");
 		atomic_fetch_add(&sc->suspended, 1);
-	} else {
-		out->status = t->ops->scan(t->client, t->endpoint, m, deadline, out);
-		dns_breaker_report(s->breaker, name,
-		                   out->status == SCAN_OK || out->answered ? DNS_REP_ANSWER
-		                                                           : DNS_REP_TIMEOUT,
-		                   admit == DNS_ADMIT_PROBE);
 		count_outcome(sc, out);
+		return;
 	}
+	if ((t = take_slot(sc, deadline, out)) == NULL) {
+		if (admit == DNS_ADMIT_PROBE) /* the next scan probes */
+			dns_breaker_report(s->breaker, name, DNS_REP_CANCEL, true);
+		if (out->status == SCAN_TIMEOUT)
+			count_outcome(sc, out);
+		out->ms = budget_now_ms() - t0;
+		return;
+	}
+	t_slot = budget_now_ms();
+	out->status = t->ops->scan(t->client, t->endpoint, m, deadline, out);
+	dns_breaker_report(s->breaker, name, breaker_news(out, t0, t_slot, deadline),
+	                   admit == DNS_ADMIT_PROBE);
+	count_outcome(sc, out);
 	give_slot(sc, t);
 	out->ms = budget_now_ms() - t0;
 }

@@ -1302,11 +1302,16 @@ scan_run(session *s)
 	        .hostname = s->client_name,
 	        .settings_id = p->rspamd_settings_id,
 	};
+	unsigned lost;
 
 	pick_up_queue_id(s);
 	env.queue_id = s->queue_id;
 	msgscan_run(s->mscan, runtime_scan(s->rt), &env,
 	            budget_deadline(budget_now_ms(), p->eom_budget), budgets);
+	lost = msgscan_lost(s->mscan);
+	for (unsigned k = 0; k < SCAN_N; k++)
+		if (lost & SCAN_BIT(k))
+			s->skipped |= RULES_COST_OF_SCAN(k);
 }
 
 void

@@ -205,7 +205,7 @@ spamd_scan(const char *endpoint, const scan_message *m, long long deadline,
 		shutdown(fd, SHUT_WR);
 		st = scanio_recv_all(fd, &reply, SPAMD_REPLY_MAX, deadline, &out->why);
 	}
-	close(fd);
+	scanio_close(fd, st);
 	out->answered = reply.len > 0;
 	if (st == SCAN_OK && !spamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
 		st = SCAN_ERROR;
