@@ -31,7 +31,9 @@ make_message() {
 rules=""
 [ -n "${RSPAMD_BENCH_RULES:-}" ] && rules=rules
 rspamd_start "${RSPAMD_BENCH_WORKERS:-2}" $rules
-echo "rspamd: ${RSPAMD_BENCH_WORKERS:-2} workers, rules: ${rules:-none}, started and answering in $rspamd_start_ms ms"
+label="no rules (GTUBE only)"
+[ -n "$rules" ] && label="Debian's rules/rspamd.lua"
+echo "rspamd: ${RSPAMD_BENCH_WORKERS:-2} workers, $label, started and answering in $rspamd_start_ms ms"
 make_message 2048 "$T_DIR/2k.eml"
 make_message $((2 * 1024 * 1024)) "$T_DIR/2m.eml"
 
