@@ -83,13 +83,14 @@ static bool
 get_number(json_object *top, const char *key, bool null_ok, double *out, strbuf *why)
 {
 	json_object *v;
+	bool found = json_object_object_get_ex(top, key, &v);
 
-	if (!json_object_object_get_ex(top, key, &v) || v == NULL) {
+	if (!found || v == NULL) { /* json-c's null is NULL */
 		if (null_ok) {
 			*out = NAN;
 			return true;
 		}
-		return refuse(why, "%s is missing", key);
+		return refuse(why, found ? "%s is not a number" : "%s is missing", key);
 	}
 	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
 		return refuse(why, "%s is not a number", key);

@@ -10,7 +10,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 [ $# -gt 0 ] || set -- fuzz_params fuzz_rules fuzz_session fuzz_bodyscan fuzz_mproto \
-	fuzz_session_fast_clock fuzz_control
+	fuzz_session_fast_clock fuzz_control fuzz_rspamd
 
 failed=""
 for t in "$@"; do
@@ -21,6 +21,7 @@ for t in "$@"; do
 	fuzz_params | fuzz_bodyscan) max=4096 ;;
 	fuzz_control) max=2048 ;; # past the daemon's CONTROL_LINE_MAX + 2
 	fuzz_rules | fuzz_mproto) max=8192 ;;
+	fuzz_rspamd) max=16384 ;; # replies that hit many rules are a few KiB
 	fuzz_session) max=16384 ;;
 	fuzz_session_fast_clock) # every budget runs out: tests/fast-clock.c
 		max=16384 FUZZ_BIN=fuzz_session FUZZ_SEEDS=session

@@ -1,6 +1,6 @@
 # A private rspamd for the tests (sourced after lib.sh).
 #
-# rspamd_start [WORKERS]: Debian's rspamd with a config of its own under
+# rspamd_start [WORKERS [rules]]: Debian's rspamd with a config of its own under
 # T_DIR/rspamd (none of /etc/rspamd is read), one normal worker (or
 # WORKERS) on 127.0.0.1 and a free port and on the unix socket
 # T_DIR/rspamd/rspamd.sock, no controller, proxy or fuzzy worker. It needs
@@ -12,7 +12,9 @@
 # at every start, this one a few ms). What still works: GTUBE (rspamd's
 # core: action reject, symbol GTUBE), the actions reject 15, add header 6,
 # greylist 4, and the settings id "milter-stress-light", which adds the
-# symbol MS_LIGHT (a test sees that the id arrived).
+# symbol MS_LIGHT (a test sees that the id arrived). With "rules", also
+# Debian's rules (rules/rspamd.lua: regexp, header, MIME and URL checks; no
+# plugin among them) so that a scan costs what it costs on a real MX.
 #
 # Returns once rspamd answers /ping; sets rspamd_port, rspamd_pid (the main
 # process; tracked), rspamd_sock, rspamd_log, rspamd_endpoint
@@ -38,6 +40,8 @@ rspamd_ping() {
 
 rspamd_start() {
 	rs_workers=${1:-1}
+	rs_rules=""
+	[ "${2:-}" = rules ] && rs_rules='lua = "${RULESDIR}/rspamd.lua";'
 	rs_dir="$T_DIR/rspamd"
 	mkdir -p "$rs_dir/db" "$rs_dir/run" "$rs_dir/local"
 	rspamd_port=$(free_port)
@@ -76,6 +80,7 @@ settings {
 modules {
 	path = "\${PLUGINSDIR}";
 }
+$rs_rules
 EOF
 	# Run as root (CI), rspamd wants -i to let its workers keep root.
 	rs_root=""

@@ -1,0 +1,21 @@
+#!/bin/bash
+# The rspamd client (shared/rspamd.c) against a real rspamd: check_rspamd
+# with its live cases (clean, GTUBE, settings id, envelope, unix socket and
+# http:// endpoints, a 10 MiB message from a file, 24 threads on one client,
+# rspamd stopped with SIGSTOP: timeout at the deadline and cancel; killed
+# during a scan and after: an error at once). rspamd is private and offline
+# (rspamd-lib.sh); its start time is printed.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/rspamd-lib.sh"
+watchdog 180
+
+rspamd_start
+pass "rspamd started and answers /ping in $rspamd_start_ms ms"
+
+RSPAMD_ENDPOINT=$rspamd_endpoint RSPAMD_SOCK=$rspamd_sock \
+	RSPAMD_PIDS="$(rspamd_all_pids | tr '\n' ' ')" \
+	"$top_builddir/tests/check_rspamd" || fail "check_rspamd against rspamd"
+pass "the client against rspamd: verdicts, settings id, endpoints, 10 MiB from a file, threads, hung, killed"
+
+rspamd_expect_offline
+gone "$rspamd_pid" || fail "rspamd survived SIGKILL"
