@@ -36,6 +36,11 @@ clamd_reply_parse(const char *s, size_t n, scan_result *out, strbuf *why)
 		                        : "clamd: reply of several lines");
 		return false;
 	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			strbuf_puts(why, "clamd: control characters in the reply");
+			return false;
+		}
 	/* The verdict is the last word; the name runs from the last ": " to it. */
 	for (sp = n; sp > 0 && s[sp - 1] != ' '; sp--)
 		;

@@ -17,7 +17,8 @@
  *	(clamd's ExtendedDetectionInfo adds "(hash:size)" to the name: kept as
  *	it is), anything ending in "ERROR" ("INSTREAM size limit exceeded.
  *	ERROR", "stream: ... ERROR") is clamd's error, and anything else is
- *	an error too ("UNKNOWN COMMAND", "COMMAND READ TIMED OUT", garbage).
+ *	an error too ("UNKNOWN COMMAND", "COMMAND READ TIMED OUT", a control
+ *	character inside the line, garbage).
  *	False with the reason in why for the errors.
  *
  * CONCURRENCY

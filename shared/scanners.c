@@ -311,6 +311,14 @@ scan_one(scanners *s, enum scan_kind k, const scan_message *m, long long deadlin
 	enum dns_admit admit;
 	target *t;
 
+	pthread_mutex_lock(&sc->mu);
+	t = sc->target;
+	pthread_mutex_unlock(&sc->mu);
+	if (t == NULL) {
+		out->status = SCAN_SKIPPED;
+		strbuf_puts(&out->why, "no socket configured");
+		return;
+	}
 	/* A suspended scanner fails at once, without waiting for a slot. */
 	admit = dns_breaker_admit(s->breaker, name);
 	if (admit == DNS_ADMIT_SKIP) {
