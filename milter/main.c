@@ -13,10 +13,10 @@
 #include "log.h"
 #include "metrics-http.h"
 #include "paths.h"
+#include "rspamd.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -376,7 +376,15 @@ main(int argc, char **argv)
 	}
 	daemon_block_signals();
 	/* Not thread-safe: before any thread, after the fork (rspamd.h). */
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	{
+		strbuf why = STRBUF_INIT;
+
+		if (!rspamd_global_init(&why)) {
+			log_msg(LOG_ERR, "%s", strbuf_str(&why));
+			return 1;
+		}
+		strbuf_free(&why);
+	}
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
 	parse_socket(p->socket, &ss);

@@ -183,6 +183,22 @@ runtime_scan_stats(runtime *rt, enum scan_kind k, scanners_stats *out)
 }
 
 void
+runtime_will_block(runtime *rt)
+{
+	void (*fn)(void *arg) = NULL;
+	void *arg = NULL;
+
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	fn = rt->on_block;
+	arg = rt->block_arg;
+	pthread_mutex_unlock(&rt->mu);
+	if (fn != NULL)
+		fn(arg);
+}
+
+void
 runtime_dns_stats(runtime *rt, dnsbl_stats *out)
 {
 	dnsbl_ctx *dns = rt != NULL ? atomic_load(&rt->dns) : NULL;

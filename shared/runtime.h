@@ -92,6 +92,10 @@ void runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg);
 const scan_provider *runtime_scan(runtime *rt);
 void runtime_scan_stats(runtime *rt, enum scan_kind k, scanners_stats *out);
 
+/* A session is about to block on the scanners: runtime_on_block()'s fn,
+   as the resolver calls it before a lookup blocks (doc/ARCHITECTURE.md F19). */
+void runtime_will_block(runtime *rt);
+
 /* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
 void runtime_dns_stats(runtime *rt, dnsbl_stats *out);
 

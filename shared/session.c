@@ -1306,6 +1306,8 @@ scan_run(session *s)
 
 	pick_up_queue_id(s);
 	env.queue_id = s->queue_id;
+	/* The scans block this worker: libmilter gets another (F19). */
+	runtime_will_block(s->rt);
 	msgscan_run(s->mscan, runtime_scan(s->rt), &env,
 	            budget_deadline(budget_now_ms(), p->eom_budget), budgets);
 	lost = msgscan_lost(s->mscan);
