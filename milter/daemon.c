@@ -158,6 +158,8 @@ daemon_metrics_sources(metrics_sources *src)
 	if (daemon_adm != NULL)
 		admission_get_counts(daemon_adm, &src->admission);
 	runtime_dns_stats(daemon_rt, &src->dns);
+	for (int k = 0; k < SCAN_N; k++)
+		runtime_scan_stats(daemon_rt, (enum scan_kind)k, &src->scan[k]);
 	src->generation = daemon_generation_now();
 	src->version = PACKAGE_VERSION;
 }

@@ -60,6 +60,7 @@
 #include "admission.h"
 #include "conf.h"
 #include "dnsbl.h"
+#include "scanners.h"
 #include "session.h"
 #include "stage.h"
 #include "strbuf.h"
@@ -89,6 +90,7 @@ typedef struct metrics_sources {
 	session_counts sessions;
 	admission_counts admission;
 	dnsbl_stats dns;
+	scanners_stats scan[SCAN_N]; /* runtime_scan_stats() */
 	unsigned long generation; /* the daemon's: 1 at start, +1 per reload */
 	const char *version;
 } metrics_sources;
