@@ -191,6 +191,15 @@ daemon_format_counts(strbuf *out)
 	        n->messages, n->rejected, n->tempfailed, n->discarded, n->skipped_dnsbl,
 	        n->skipped_body, a->active, a->peak, a->overloaded, d->lookups,
 	        d->cache_hits, d->sent, d->timeouts, d->suspended);
+	/* The scanners that were asked at all: ok/timeout/error, peak connections. */
+	for (int k = 0; k < SCAN_N; k++) {
+		const scanners_stats *st = &src.scan[k];
+
+		if (st->scans > 0)
+			strbuf_printf(out, " %s: ok=%llu timeout=%llu error=%llu peak=%u",
+			              scan_kind_name((enum scan_kind)k), st->ok, st->timeouts,
+			              st->errors, st->peak);
+	}
 }
 
 void

@@ -212,4 +212,6 @@ if grep -Eq 'Sanitizer|runtime error|(fatal|panic):' "$log"; then
 fi
 rspamd_expect_offline
 stop_daemon_status "$ms_pid" "$log" "milter-stress"
+expect_line "$log" 'statistics: .* clamd: ok=[1-9][0-9]* timeout=[0-9]+ error=[1-9][0-9]* peak=[1-2] spamd: ok=[1-9]' \
+	"the statistics line at stop counts each scanner's scans"
 exit 0
