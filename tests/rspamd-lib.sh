@@ -16,6 +16,12 @@
 # Debian's rules (rules/rspamd.lua: regexp, header, MIME and URL checks; no
 # plugin among them) so that a scan costs what it costs on a real MX.
 #
+# With RSPAMD_MILTER=1 in the environment, also rspamd's own milter: a
+# proxy worker in milter mode that scans itself (self_scan), on 127.0.0.1
+# and a free port, rspamd_milter_port (a milter socket inet:PORT@127.0.0.1:
+# Postfix's smtpd_milters, or milter-probe), to compare with milter-stress
+# calling the normal worker.
+#
 # Returns once rspamd answers /ping; sets rspamd_port, rspamd_pid (the main
 # process; tracked), rspamd_sock, rspamd_log, rspamd_endpoint
 # (inet:127.0.0.1:PORT) and rspamd_start_ms (from exec to the first pong).
@@ -49,6 +55,17 @@ rspamd_start() {
 	rspamd_log="$rs_dir/rspamd.log"
 	rspamd_endpoint="inet:127.0.0.1:$rspamd_port"
 	dead_dns=$(free_port)
+	rs_milter=""
+	if [ -n "${RSPAMD_MILTER:-}" ]; then
+		rspamd_milter_port=$(free_port)
+		rs_milter="worker \"rspamd_proxy\" {
+	bind_socket = \"127.0.0.1:$rspamd_milter_port\";
+	milter = yes;
+	timeout = 120s;
+	upstream \"local\" { default = yes; self_scan = yes; }
+	count = $rs_workers;
+}"
+	fi
 	printf 'com\norg\nnet\nexample\ntest\n' >"$rs_dir/tld.dat"
 	cat >"$rs_dir/rspamd.conf" <<EOF
 options {
@@ -81,6 +98,7 @@ modules {
 	path = "\${PLUGINSDIR}";
 }
 $rs_rules
+$rs_milter
 EOF
 	# Run as root (CI), rspamd wants -i to let its workers keep root.
 	rs_root=""
@@ -95,6 +113,7 @@ EOF
 		{ tail -n 30 "$rs_dir/stdout" "$rspamd_log"; exit 1; }
 	rspamd_start_ms=$((($(date +%s%N) - rs_t0) / 1000000))
 	wait_for_unix_socket "$rspamd_sock" 50 "$rspamd_pid"
+	[ -z "$rs_milter" ] || wait_for_tcp "$rspamd_milter_port" 50 "$rspamd_pid"
 }
 
 rspamd_workers() {
