@@ -20,6 +20,11 @@
 
 /* Depth of a reply: rspamd's is 4 (reply, symbols, symbol, options). */
 #define REPLY_DEPTH 16
+/* The longest wait in one poll, and the longest timeout given to curl: a
+   deadline of "no limit" (LLONG_MAX) fits neither an int nor curl's
+   arithmetic; the loop keeps the real deadline. */
+#define POLL_MAX_MS 1000
+#define CURL_TIMEOUT_MAX_MS (24LL * 3600 * 1000)
 /* Bytes of rspamd's error text quoted in why. */
 #define ERROR_TEXT_MAX 200
 
@@ -558,6 +563,8 @@ setup(rspamd_client *c, CURL *e, scan *sc, struct curl_slist *hdrs, char *errbuf
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, sc);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	if (left_ms > CURL_TIMEOUT_MAX_MS)
+		left_ms = CURL_TIMEOUT_MAX_MS;
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)left_ms);
 }
@@ -587,6 +594,8 @@ run(slot *s, long long deadline_ms, const atomic_bool *cancel, CURLcode *result)
 			return RSPAMD_TIMEOUT;
 		if (cancel != NULL && left > RSPAMD_CANCEL_POLL_MS)
 			left = RSPAMD_CANCEL_POLL_MS;
+		else if (left > POLL_MAX_MS)
+			left = POLL_MAX_MS;
 		mc = curl_multi_poll(s->multi, NULL, 0, (int)left, NULL);
 		if (mc != CURLM_OK) {
 			*result = CURLE_FAILED_INIT;

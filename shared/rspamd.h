@@ -35,20 +35,22 @@
  *	"no action", "greylist", "add header", "rewrite subject", "soft
  *	reject", "reject" (or another word a newer rspamd may add: a
  *	lower-case word of letters and spaces), out->score and
- *	out->required its score and the score of its reject action,
- *	out->symbols the names of the symbols that matched, sorted (strcmp),
- *	at most RSPAMD_SYMBOLS_MAX of them, each at most
- *	RSPAMD_SYMBOL_NAME_MAX bytes: longer names and the symbols past the
- *	cap are not kept and are counted in out->symbols_dropped.
+ *	out->required its score and the score of its reject action (NAN
+ *	when rspamd has none: "required_score": null), out->symbols the
+ *	names of the symbols that matched, sorted (strcmp), each once, at
+ *	most RSPAMD_SYMBOLS_MAX of them, each printable ASCII without spaces
+ *	and at most RSPAMD_SYMBOL_NAME_MAX bytes: other names and the
+ *	symbols past the cap are not kept and are counted in
+ *	out->symbols_dropped.
  *	RSPAMD_ERROR: rspamd could not be reached, the connection broke,
  *	rspamd answered with an error ({"error": "..."}, any HTTP status but
- *	200) or with a reply rspamd_reply_parse() refuses, or a value of the
- *	request could not be sent (a header value with a control character,
- *	a short read of the spool file). RSPAMD_TIMEOUT: no complete reply
+ *	200) or with a reply rspamd_reply_parse() refuses, or the message
+ *	could not be read (none given, a read error, a spool file shorter
+ *	than fd_len). RSPAMD_TIMEOUT: no complete reply
  *	by deadline_ms (budget.h's clock); a deadline already past sends
  *	nothing. RSPAMD_CANCELLED: *cancel became true during the scan; the
  *	connection is closed within about RSPAMD_CANCEL_POLL_MS, so rspamd
- *	sees the client go (it stops the task when it notices). Every status
+ *	sees the client go; a cancel already set sends nothing. Every status
  *	but RSPAMD_OK appends one sentence to why and leaves *out empty.
  *
  *	rspamd_reply_parse() is the reply parser alone (json-c): any bytes

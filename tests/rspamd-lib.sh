@@ -16,11 +16,18 @@
 # Debian's rules (rules/rspamd.lua: regexp, header, MIME and URL checks; no
 # plugin among them) so that a scan costs what it costs on a real MX.
 #
+# With RSPAMD_MILTER=1 in the environment, also rspamd's own milter: a
+# proxy worker in milter mode that scans itself (self_scan), on 127.0.0.1
+# and a free port, rspamd_milter_port (a milter socket inet:PORT@127.0.0.1:
+# Postfix's smtpd_milters, or milter-probe), to compare with milter-stress
+# calling the normal worker.
+#
 # Returns once rspamd answers /ping; sets rspamd_port, rspamd_pid (the main
 # process; tracked), rspamd_sock, rspamd_log, rspamd_endpoint
 # (inet:127.0.0.1:PORT) and rspamd_start_ms (from exec to the first pong).
 #
-# rspamd_stop: SIGTERM to the main process, wait until it is gone.
+# rspamd_stop: SIGTERM to the main process, wait until it is gone. At exit
+# (also after fail) every process of it is resumed and ended.
 # rspamd_workers: the pids of its normal workers, one a line.
 # rspamd_sigstop / rspamd_sigcont: stop (hang) or resume the main process
 # and every worker: connections are still accepted by the kernel, nothing
@@ -49,6 +56,17 @@ rspamd_start() {
 	rspamd_log="$rs_dir/rspamd.log"
 	rspamd_endpoint="inet:127.0.0.1:$rspamd_port"
 	dead_dns=$(free_port)
+	rs_milter=""
+	if [ -n "${RSPAMD_MILTER:-}" ]; then
+		rspamd_milter_port=$(free_port)
+		rs_milter="worker \"rspamd_proxy\" {
+	bind_socket = \"127.0.0.1:$rspamd_milter_port\";
+	milter = yes;
+	timeout = 120s;
+	upstream \"local\" { default = yes; self_scan = yes; }
+	count = $rs_workers;
+}"
+	fi
 	printf 'com\norg\nnet\nexample\ntest\n' >"$rs_dir/tld.dat"
 	cat >"$rs_dir/rspamd.conf" <<EOF
 options {
@@ -81,6 +99,7 @@ modules {
 	path = "\${PLUGINSDIR}";
 }
 $rs_rules
+$rs_milter
 EOF
 	# Run as root (CI), rspamd wants -i to let its workers keep root.
 	rs_root=""
@@ -91,10 +110,14 @@ EOF
 		--var=LOCAL_CONFDIR="$rs_dir/local" >"$rs_dir/stdout" 2>&1 &
 	rspamd_pid=$!
 	track_pid "$rspamd_pid"
+	# At exit, before lib.sh's SIGTERM: a stopped rspamd would not see it,
+	# and its workers would outlive a main process killed with SIGKILL.
+	at_exit rspamd_end
 	(wait_until "rspamd does not answer /ping on 127.0.0.1:$rspamd_port" 300 "$rspamd_pid" rspamd_ping) ||
 		{ tail -n 30 "$rs_dir/stdout" "$rspamd_log"; exit 1; }
 	rspamd_start_ms=$((($(date +%s%N) - rs_t0) / 1000000))
 	wait_for_unix_socket "$rspamd_sock" 50 "$rspamd_pid"
+	[ -z "$rs_milter" ] || wait_for_tcp "$rspamd_milter_port" 50 "$rspamd_pid"
 }
 
 rspamd_workers() {
@@ -105,6 +128,17 @@ rspamd_all_pids() { echo "$rspamd_pid"; ps -o pid= --ppid "$rspamd_pid" 2>/dev/n
 
 rspamd_sigstop() { for p in $(rspamd_all_pids); do kill -STOP "$p"; done; }
 rspamd_sigcont() { for p in $(rspamd_all_pids); do kill -CONT "$p"; done; }
+
+# Every process resumed and ended, the workers too.
+rspamd_end() {
+	re_pids=$(rspamd_all_pids)
+	kill -CONT $re_pids 2>/dev/null
+	kill -TERM "$rspamd_pid" 2>/dev/null
+	re_i=0
+	while ! gone "$rspamd_pid" && [ $re_i -lt 50 ]; do sleep 0.1; re_i=$((re_i + 1)); done
+	kill -KILL $re_pids 2>/dev/null
+	return 0
+}
 
 rspamd_stop() {
 	kill -CONT "$rspamd_pid" 2>/dev/null

@@ -5,7 +5,10 @@
 # at 1 and 16 concurrent scans: p50, p99, scans per second. Also rspamd's
 # start time. RSPAMD_BENCH_RULES=1: rspamd runs Debian's rules too (what
 # a scan costs on a real MX); otherwise almost nothing but GTUBE (what the
-# client and the protocol cost).
+# client and the protocol cost). Then the same messages through rspamd's
+# own milter (its proxy worker in milter mode, driven by milter-probe
+# --bench, a new milter connection per message as Postfix makes): what an
+# MX that chains rspamd's milter waits per message.
 #
 #   tests/bench/rspamd.sh [COUNT]      (from a build tree: make bench-rspamd)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -30,7 +33,7 @@ make_message() {
 
 rules=""
 [ -n "${RSPAMD_BENCH_RULES:-}" ] && rules=rules
-rspamd_start "${RSPAMD_BENCH_WORKERS:-2}" $rules
+RSPAMD_MILTER=1 rspamd_start "${RSPAMD_BENCH_WORKERS:-2}" $rules
 label="no rules (GTUBE only)"
 [ -n "$rules" ] && label="Debian's rules/rspamd.lua"
 echo "rspamd: ${RSPAMD_BENCH_WORKERS:-2} workers, $label, started and answering in $rspamd_start_ms ms"
@@ -46,6 +49,16 @@ for msg in 2k 2m; do
 			"$bench" "$rspamd_endpoint" "$T_DIR/$msg.eml" "$c" "$n" "$mode" ||
 				fail "scans failed"
 		done
+	done
+done
+for msg in 2k 2m; do
+	n=$count
+	[ $msg = 2m ] && n=$((count / 4))
+	for c in 1 16; do
+		printf "%s rspamd's milter: " "$msg"
+		"$MILTER_PROBE" -p "inet:$rspamd_milter_port@127.0.0.1" --timeout 30 \
+			--message "$T_DIR/$msg.eml" --bench "$c,$n" | grep '^BENCH' ||
+			fail "milter-probe against rspamd's milter"
 	done
 done
 rspamd_expect_offline >/dev/null
