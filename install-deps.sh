@@ -16,6 +16,7 @@ apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake autoconf-archive libtool pkg-config make \
 	libmilter-dev check libpcre2-dev libc-ares-dev libmicrohttpd-dev libsystemd-dev \
 	libcurl4-openssl-dev libjson-c-dev rspamd \
+	clamav-daemon spamassassin spamd \
 	dnsmasq-base \
 	postfix swaks miltertest prometheus curl \
 	clang libclang-rt-14-dev \

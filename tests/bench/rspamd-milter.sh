@@ -2,9 +2,8 @@
 # milter-stress calling rspamd against rspamd's own milter (its proxy worker
 # in milter mode), the same messages, side by side.
 #
-# One private rspamd (tests/rspamd-lib.sh) with 2 normal workers and, added
-# here, a proxy worker with "milter = yes" whose upstream is those normal
-# workers. milter-probe plays Postfix against each: rspamd's milter directly;
+# One private rspamd (tests/rspamd-lib.sh) with 2 normal workers and 2
+# proxy workers in milter mode that scan themselves (RSPAMD_MILTER=1). milter-probe plays Postfix against each: rspamd's milter directly;
 # milter-stress with rspamd_socket and one rule on rspamd's action, normal
 # ({stress}=no: every message scanned) and stressed ({stress}=yes: none is).
 # 2 KiB and 256 KiB messages, 16 and 128 sessions, SECONDS a run.
@@ -14,28 +13,8 @@
 . "$top_srcdir/tests/rspamd-lib.sh"
 secs=${1:-10}
 
-rspamd_start 2
-rspamd_stop
-proxy_port=$(free_port)
-cat >>"$rs_dir/rspamd.conf" <<EOF
-worker "rspamd_proxy" {
-	bind_socket = "127.0.0.1:$proxy_port";
-	milter = yes;
-	timeout = 120s;
-	upstream "local" {
-		default = yes;
-		hosts = "127.0.0.1:$rspamd_port";
-	}
-	count = 1;
-}
-EOF
-rspamd -f $rs_root -c "$rs_dir/rspamd.conf" --var=DBDIR="$rs_dir/db" \
-	--var=RUNDIR="$rs_dir/run" --var=LOGDIR="$rs_dir" \
-	--var=LOCAL_CONFDIR="$rs_dir/local" >>"$rs_dir/stdout" 2>&1 &
-rspamd_pid=$!
-track_pid $rspamd_pid
-wait_until "rspamd does not come back" 300 $rspamd_pid rspamd_ping
-wait_for_tcp "$proxy_port" 100 $rspamd_pid
+RSPAMD_MILTER=1 rspamd_start 2
+proxy_port=$rspamd_milter_port
 
 sock="$T_DIR/ms.sock"
 cat >"$T_DIR/ms.conf" <<CONF
