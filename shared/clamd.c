@@ -97,7 +97,8 @@ clamd_scan(const char *endpoint, const scan_message *m, long long deadline,
 	}
 	scanio_close(fd, st);
 	out->answered = reply.len > 0;
-	if (st == SCAN_OK && !clamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
+	if (st == SCAN_OK &&
+	    !clamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
 		st = SCAN_ERROR;
 	strbuf_free(&reply);
 	strbuf_free(&ignored);

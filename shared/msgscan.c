@@ -144,8 +144,8 @@ msgscan_run(msgscan *ms, const scan_provider *p, const msgscan_env *env,
 		    (r->status == SCAN_TIMEOUT || r->status == SCAN_ERROR))
 			log_msg(LOG_WARNING, "%s: %s scan %s after %lld ms: %s",
 			        env->queue_id != NULL ? env->queue_id : "NOQUEUE",
-			        scan_kind_name((enum scan_kind)k), scan_status_name(r->status),
-			        r->ms, strbuf_str(&r->why));
+			        scan_kind_name((enum scan_kind)k),
+			        scan_status_name(r->status), r->ms, strbuf_str(&r->why));
 	}
 }
 

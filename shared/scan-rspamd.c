@@ -36,8 +36,8 @@ scan(void *client, const char *endpoint, const scan_message *m, long long deadli
 	rq.queue_id = m->queue_id;
 	rq.user = m->user;
 	rq.hostname = m->hostname;
-	rq.settings_id = m->settings_id != NULL && *m->settings_id != '\0' ? m->settings_id
-	                                                                   : NULL;
+	rq.settings_id =
+	        m->settings_id != NULL && *m->settings_id != '\0' ? m->settings_id : NULL;
 	rq.rcpt = m->rcpt;
 	rq.nrcpt = m->nrcpt;
 	if ((rq.mem = spool_mem(m->spool, &len)) != NULL) {

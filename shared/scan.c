@@ -18,10 +18,11 @@ scan_kind_name(enum scan_kind k)
 const char *
 scan_status_name(enum scan_status s)
 {
-	static const char *const names[] = {
-	        [SCAN_NOT_RUN] = "not_run", [SCAN_OK] = "ok",
-	        [SCAN_SKIPPED] = "skipped", [SCAN_TIMEOUT] = "timeout",
-	        [SCAN_ERROR] = "error"};
+	static const char *const names[] = {[SCAN_NOT_RUN] = "not_run",
+	                                    [SCAN_OK] = "ok",
+	                                    [SCAN_SKIPPED] = "skipped",
+	                                    [SCAN_TIMEOUT] = "timeout",
+	                                    [SCAN_ERROR] = "error"};
 
 	return (unsigned)s <= SCAN_ERROR ? names[s] : "?";
 }

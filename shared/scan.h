@@ -50,16 +50,16 @@ const char *scan_status_name(enum scan_status s); /* "ok", "timeout", ... */
 
 typedef struct scan_result {
 	enum scan_status status;
-	long long ms;     /* time it took, waiting for a connection included */
-	bool answered;    /* the scanner replied (even with an error): it is up */
-	strbuf why;       /* not SCAN_OK: the reason */
-	bool infected;    /* clamd */
-	strbuf virus;     /* clamd: the signature's name; "" when clean */
-	bool spam;        /* spamd's verdict; rspamd: an action other than "no action" */
-	double score, required;  /* spamd, rspamd */
-	char **symbols;   /* spamd's rule names, rspamd's symbols (heap) */
+	long long ms;  /* time it took, waiting for a connection included */
+	bool answered; /* the scanner replied (even with an error): it is up */
+	strbuf why;    /* not SCAN_OK: the reason */
+	bool infected; /* clamd */
+	strbuf virus;  /* clamd: the signature's name; "" when clean */
+	bool spam;     /* spamd's verdict; rspamd: an action other than "no action" */
+	double score, required; /* spamd, rspamd */
+	char **symbols;         /* spamd's rule names, rspamd's symbols (heap) */
 	size_t nsymbols;
-	char action[32];  /* rspamd: "no action", "greylist", ... "reject" */
+	char action[32]; /* rspamd: "no action", "greylist", ... "reject" */
 } scan_result;
 
 void scan_result_init(scan_result *r);

@@ -28,7 +28,8 @@ parse_endpoint(const char *endpoint, sockspec *ss, strbuf *why)
 	if (!sockspec_parse(endpoint, SOCKSPEC_POSTFIX, ss, why))
 		return false;
 	if (ss->family == AF_UNSPEC) {
-		strbuf_printf(why, "'%s': a scanner is reached by unix: or inet:, not fd:",
+		strbuf_printf(why,
+		              "'%s': a scanner is reached by unix: or inet:, not fd:",
 		              endpoint);
 		return false;
 	}

@@ -166,7 +166,8 @@ scanners_configure(scanners *s, const scanners_config *cfg, strbuf *why)
 			fresh[k] = cur;
 		}
 		pthread_mutex_unlock(&s->sc[k].mu);
-		if (fresh[k] == NULL && (fresh[k] = target_new((enum scan_kind)k, ep, why)) == NULL) {
+		if (fresh[k] == NULL &&
+		    (fresh[k] = target_new((enum scan_kind)k, ep, why)) == NULL) {
 			strbuf_printf(why, " (%s)", scan_kind_name((enum scan_kind)k));
 			for (int j = 0; j < k; j++)
 				target_unref(fresh[j]);

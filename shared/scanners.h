@@ -74,8 +74,9 @@ typedef struct scanners_stats {
 typedef struct scanner_ops {
 	void *(*client_new)(const char *endpoint, strbuf *why); /* NULL: none */
 	void (*client_free)(void *client);
-	enum scan_status (*scan)(void *client, const char *endpoint, const scan_message *m,
-	                         long long deadline, scan_result *out);
+	enum scan_status (*scan)(void *client, const char *endpoint,
+	                         const scan_message *m, long long deadline,
+	                         scan_result *out);
 } scanner_ops;
 extern const scanner_ops scan_rspamd_ops; /* scan-rspamd.c */
 

@@ -162,7 +162,8 @@ spamd_reply_parse(const char *s, size_t n, scan_result *out, strbuf *why)
 			}
 			have_spam = true;
 		} else if (nlen == 14 && strncasecmp(line, "Content-length", 14) == 0) {
-			if (!number(line + i, len - i, &(size_t){0}, &length) || length < 0) {
+			if (!number(line + i, len - i, &(size_t){0}, &length) ||
+			    length < 0) {
 				strbuf_puts(why, "spamd: bad Content-length");
 				return false;
 			}
@@ -207,7 +208,8 @@ spamd_scan(const char *endpoint, const scan_message *m, long long deadline,
 	}
 	scanio_close(fd, st);
 	out->answered = reply.len > 0;
-	if (st == SCAN_OK && !spamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
+	if (st == SCAN_OK &&
+	    !spamd_reply_parse(strbuf_str(&reply), reply.len, out, &out->why))
 		st = SCAN_ERROR;
 	strbuf_free(&req);
 	strbuf_free(&reply);

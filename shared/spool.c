@@ -14,8 +14,8 @@ struct spool {
 	long long size_max;
 	char *dir;
 	strbuf mem;
-	int fd;          /* -1 until the message outgrows mem_max */
-	long long size;  /* written, kept or not */
+	int fd;         /* -1 until the message outgrows mem_max */
+	long long size; /* written, kept or not */
 	bool over;
 	char *error;
 };

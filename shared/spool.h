@@ -48,8 +48,8 @@ void spool_free(spool *sp); /* NULL-safe */
 
 void spool_write(spool *sp, const void *p, size_t n);
 
-long long spool_size(const spool *sp); /* bytes written, kept or not */
-bool spool_over(const spool *sp);      /* more than size_max */
+long long spool_size(const spool *sp);    /* bytes written, kept or not */
+bool spool_over(const spool *sp);         /* more than size_max */
 const char *spool_error(const spool *sp); /* NULL: none */
 
 const char *spool_mem(const spool *sp, size_t *len); /* NULL: in a file */

@@ -29,8 +29,8 @@
 
 static const struct ccase {
 	const char *reply;
-	size_t len; /* 0: strlen */
-	int ok;     /* 1 clean, 2 infected, 0 refused */
+	size_t len;       /* 0: strlen */
+	int ok;           /* 1 clean, 2 infected, 0 refused */
 	const char *what; /* the name, or a piece of the reason */
 } ccases[] = {
         {"stream: OK", 11, 1, ""},
@@ -86,7 +86,8 @@ static const struct scase {
         {"SPAMD/1.1 0 EX_OK\r\nContent-length: 28\r\nSpam: True ; 1005.2 / 5.0\r\n\r\n"
          "GTUBE,MISSING_DATE,NO_RELAYS",
          1, true, 1005.2, 5.0, "GTUBE,MISSING_DATE,NO_RELAYS"},
-        {"SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.1 / 5.0\r\n\r\n", 1, false, -0.1, 5.0, ""},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.1 / 5.0\r\n\r\n", 1, false, -0.1, 5.0,
+         ""},
         {"SPAMD/1.1 0 EX_OK\nspam: yes ; 6 / 5\n\nA, B\n", 1, true, 6, 5, "A,B"},
         {"SPAMD/1.1 0 EX_OK\r\nSpam: No ; 0.0 / 5.0\r\n", 1, false, 0, 5, ""},
         {"SPAMD/1.0 76 Bad header line: Content-length\r\n", 0, false, 0, 0,
@@ -161,8 +162,11 @@ START_TEST(test_spool)
 	ck_assert_str_eq(back.s, "Subject: x\r\n\r\nbody\r\n");
 	ck_assert(!spool_over(sp));
 	ck_assert_ptr_null(spool_error(sp));
-	spool_write(sp, "0123456789012345678901234567890123456789012345678901234567890123456789"
-	                "0123456789", 80); /* 100: at the limit */
+	spool_write(
+	        sp,
+	        "0123456789012345678901234567890123456789012345678901234567890123456789"
+	        "0123456789",
+	        80); /* 100: at the limit */
 	ck_assert(!spool_over(sp));
 	spool_write(sp, "x", 1);
 	ck_assert(spool_over(sp));
@@ -232,7 +236,8 @@ START_TEST(test_scanners_silent)
 	char path[256], ep[300];
 	int lfd = silent_listener(path, sizeof path);
 	scanners *sc = scanners_create();
-	scanners_config cfg = {.max_connections = {2, 1, 1}, .breaker_threshold = 3,
+	scanners_config cfg = {.max_connections = {2, 1, 1},
+	                       .breaker_threshold = 3,
 	                       .breaker_ms = 60000};
 	spool *sp = spool_create(1024, 1 << 20, unit_tmpdir());
 	scan_message m = {.spool = sp};
@@ -279,7 +284,8 @@ START_TEST(test_scanners_silent)
 	runs[0] = (run){sc, &m, 200, {{0}}};
 	run_clamd(&runs[0]);
 	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_ERROR);
-	ck_assert_msg(strstr(strbuf_str(&runs[0].res[SCAN_CLAMD].why), "suspended") != NULL,
+	ck_assert_msg(strstr(strbuf_str(&runs[0].res[SCAN_CLAMD].why), "suspended") !=
+	                      NULL,
 	              "%s", strbuf_str(&runs[0].res[SCAN_CLAMD].why));
 	ck_assert_int_lt(budget_now_ms() - t0, 50);
 	for (int k = 0; k < SCAN_N; k++)

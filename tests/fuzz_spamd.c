@@ -49,7 +49,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ok && (!isfinite(r.score) || !isfinite(r.required)))
 		die("a score that is not finite");
 	for (size_t i = 0; ok && i < r.nsymbols; i++)
-		if (r.symbols[i][0] == '\0' || strpbrk(r.symbols[i], ", \t\r\n") != NULL ||
+		if (r.symbols[i][0] == '\0' ||
+		    strpbrk(r.symbols[i], ", \t\r\n") != NULL ||
 		    strcmp(r.symbols[i], again.symbols[i]) != 0)
 			die("a bad rule name");
 	scan_result_free(&r);
