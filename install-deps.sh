@@ -15,6 +15,8 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	build-essential autoconf automake autoconf-archive libtool pkg-config make \
 	libmilter-dev check libpcre2-dev libc-ares-dev libmicrohttpd-dev libsystemd-dev \
+	libcurl4-openssl-dev libjson-c-dev rspamd \
+	clamav-daemon spamassassin spamd \
 	dnsmasq-base \
 	liblmdb-dev lmdb-utils libhiredis-dev redis-server \
 	postfix swaks miltertest prometheus curl \

@@ -171,6 +171,8 @@ daemon_metrics_sources(metrics_sources *src)
 		admission_get_counts(daemon_adm, &src->admission);
 	runtime_dns_stats(daemon_rt, &src->dns);
 	runtime_history_stats(daemon_rt, &src->history);
+	for (int k = 0; k < SCAN_N; k++)
+		runtime_scan_stats(daemon_rt, (enum scan_kind)k, &src->scan[k]);
 	src->generation = daemon_generation_now();
 	src->version = PACKAGE_VERSION;
 }
@@ -202,6 +204,15 @@ daemon_format_counts(strbuf *out)
 	        n->messages, n->rejected, n->tempfailed, n->discarded, n->skipped_dnsbl,
 	        n->skipped_body, a->active, a->peak, a->overloaded, d->lookups,
 	        d->cache_hits, d->sent, d->timeouts, d->suspended);
+	/* The scanners that were asked at all: ok/timeout/error, peak connections. */
+	for (int k = 0; k < SCAN_N; k++) {
+		const scanners_stats *st = &src.scan[k];
+
+		if (st->scans > 0)
+			strbuf_printf(out, " %s: ok=%llu timeout=%llu error=%llu peak=%u",
+			              scan_kind_name((enum scan_kind)k), st->ok, st->timeouts,
+			              st->errors, st->peak);
+	}
 }
 
 void

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics-http.h"
 #include "paths.h"
+#include "rspamd.h"
 #include "sockspec.h"
 #include "strbuf.h"
 
@@ -402,6 +403,16 @@ main(int argc, char **argv)
 		log_init(p->syslog_name, false);
 	}
 	daemon_block_signals();
+	/* Not thread-safe: before any thread, after the fork (rspamd.h). */
+	{
+		strbuf why = STRBUF_INIT;
+
+		if (!rspamd_global_init(&why)) {
+			log_msg(LOG_ERR, "%s", strbuf_str(&why));
+			return 1;
+		}
+		strbuf_free(&why);
+	}
 	daemon_conf_init(c, o.config, o.overrides, o.n_overrides);
 	daemon_fit_fd_limit(admission_params(c)->max_sessions);
 	/* The stress endpoint's process forks here, before any thread. */

@@ -10,6 +10,7 @@
 #include "history-store.h"
 #include "rules.h"
 #include "mastercf.h"
+#include "scanio.h"
 #include "sockspec.h"
 #include "stress.h"
 #include "stage.h"
@@ -44,6 +45,8 @@ static bool valid_stress_sources(const char *value, strbuf *why);
 static bool valid_service_limits(const char *value, strbuf *why);
 static bool valid_stress_socket(const char *value, strbuf *why);
 static bool valid_forged(const char *value, strbuf *why);
+static bool valid_scanner_socket(const char *value, strbuf *why);
+static bool valid_abs_dir(const char *value, strbuf *why);
 
 #define CONF_DESC(n, t, d, lo, hi, v, doc)                                               \
 	{#n, t, d, lo, hi, v, doc, offsetof(struct conf_values, n)},
@@ -1107,6 +1110,27 @@ static bool
 valid_overload_action(const char *value, strbuf *why)
 {
 	return valid_choice(value, "tempfail", "accept", why);
+}
+
+/* clamd_socket, ...: empty, or an endpoint a scanner can be reached at. */
+static bool
+valid_scanner_socket(const char *value, strbuf *why)
+{
+	if (*value == '\0')
+		return true;
+	/* rspamd's client also takes a URL; it checks it at configuration. */
+	if (strncmp(value, "http://", 7) == 0)
+		return true;
+	return scanio_check(value, why);
+}
+
+static bool
+valid_abs_dir(const char *value, strbuf *why)
+{
+	if (value[0] == '/')
+		return true;
+	strbuf_printf(why, "bad directory '%s': expected an absolute path", value);
+	return false;
 }
 
 /* Checked like a rule's tempfail reply: Postfix drops a malformed one. */

@@ -5,6 +5,7 @@
 #include "rules.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -426,6 +427,43 @@ render_histogram(strbuf *out)
 	}
 }
 
+/* The content scanners: one series per scanner (scan.h's names). */
+static void
+render_scan(const metrics_sources *src, strbuf *out)
+{
+	static const char *const results[] = {"ok", "timeout", "error", "suspended"};
+
+	family(out, "scans_total", "counter",
+	       "Scans asked of each content scanner, by how they ended (suspended: "
+	       "failed at once, its breaker open; counted in error too).");
+	for (int k = 0; k < SCAN_N; k++) {
+		const scanners_stats *st = &src->scan[k];
+		const unsigned long long v[] = {st->ok, st->timeouts, st->errors,
+		                                st->suspended};
+
+		for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+			strbuf_puts(out, METRICS_PREFIX "scans_total{");
+			label(out, "scanner", scan_kind_name((enum scan_kind)k), true);
+			label(out, "result", results[i], false);
+			strbuf_printf(out, "} %llu\n", v[i]);
+		}
+	}
+	family(out, "scanner_connections", "gauge",
+	       "Connections to each content scanner now (at most its cap).");
+	for (int k = 0; k < SCAN_N; k++) {
+		strbuf_puts(out, METRICS_PREFIX "scanner_connections{");
+		label(out, "scanner", scan_kind_name((enum scan_kind)k), true);
+		strbuf_printf(out, "} %u\n", src->scan[k].busy);
+	}
+	family(out, "scanner_connections_peak", "gauge",
+	       "The most connections to each content scanner at once since start.");
+	for (int k = 0; k < SCAN_N; k++) {
+		strbuf_puts(out, METRICS_PREFIX "scanner_connections_peak{");
+		label(out, "scanner", scan_kind_name((enum scan_kind)k), true);
+		strbuf_printf(out, "} %u\n", src->scan[k].peak);
+	}
+}
+
 static void
 render_dns(const metrics_sources *src, strbuf *out)
 {
@@ -533,5 +571,6 @@ metrics_render(const metrics_sources *src, strbuf *out)
 	render_histogram(out);
 	render_dns(src, out);
 	render_history(src, out);
+	render_scan(src, out);
 	render_config(src, out);
 }

@@ -61,6 +61,7 @@
 #include "conf.h"
 #include "dnsbl.h"
 #include "history.h"
+#include "scanners.h"
 #include "session.h"
 #include "stage.h"
 #include "strbuf.h"
@@ -94,6 +95,7 @@ typedef struct metrics_sources {
 	admission_counts admission;
 	dnsbl_stats dns;
 	history_stats history; /* the client history (history.h) */
+	scanners_stats scan[SCAN_N]; /* runtime_scan_stats() */
 	unsigned long generation; /* the daemon's: 1 at start, +1 per reload */
 	const char *version;
 } metrics_sources;

@@ -123,6 +123,38 @@ typedef enum conf_type {
 	  "how long a suspended DNSBL zone costs nothing before it is tried again") \
 	X(body_scan_limit, CONF_SIZE, "${stress?{64k}:{1m}}", 1 * CONF_KIB, 1024 * CONF_MIB, NULL, \
 	  "body bytes scanned by body rules; past it the milter asks Postfix to skip the rest") \
+	X(clamd_socket, CONF_STRING, "", 0, 0, valid_scanner_socket, \
+	  "where clamd listens (its LocalSocket or TCPSocket): unix:/path or inet:port@host (inet:host:port too); empty: no clamd, its checks are skipped (see Content scanners)") \
+	X(spamd_socket, CONF_STRING, "", 0, 0, valid_scanner_socket, \
+	  "where SpamAssassin's spamd listens: unix:/path or inet:port@host; empty: no spamd (see Content scanners)") \
+	X(rspamd_socket, CONF_STRING, "", 0, 0, valid_scanner_socket, \
+	  "where rspamd's normal worker listens (port 11333 by default): inet:port@host, inet:host:port, unix:/path or http://host:port; empty: no rspamd (see Content scanners)") \
+	X(clamd_budget, CONF_TIME, "${stress?{1s}:{10s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for one clamd scan, waiting for a free connection included; never past the end of eom_budget") \
+	X(spamd_budget, CONF_TIME, "${stress?{1s}:{15s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for one spamd scan, as clamd_budget") \
+	X(rspamd_budget, CONF_TIME, "${stress?{1s}:{15s}}", 0, 1 * CONF_DAY, NULL, \
+	  "time for one rspamd scan, as clamd_budget") \
+	X(clamd_max_connections, CONF_INT, "10", 1, 10000, NULL, \
+	  "clamd scans at once; more wait for a free one within their budget; no more than clamd's MaxThreads (10 by default); read from the normal personality") \
+	X(spamd_max_connections, CONF_INT, "5", 1, 10000, NULL, \
+	  "spamd scans at once; no more than spamd's --max-children (5 by default); read from the normal personality") \
+	X(rspamd_max_connections, CONF_INT, "32", 1, 10000, NULL, \
+	  "rspamd scans at once; read from the normal personality") \
+	X(scanner_breaker_threshold, CONF_INT, "5", 1, 1000, NULL, \
+	  "scans in a row that timed out or could not connect after which a scanner is suspended; read from the normal personality") \
+	X(scanner_breaker_time, CONF_TIME, "30s", 1 * CONF_SEC, 1 * CONF_DAY, NULL, \
+	  "how long a suspended scanner costs nothing (its checks fail at once) before one scan tries it again; read from the normal personality") \
+	X(scan_error_action, CONF_STRING, "continue", 0, 0, valid_action, \
+	  "what a message gets when a scanner its rules asked timed out, failed or is suspended and no rule decided: continue (the scanner is listed in skipped=) or tempfail (451 4.3.0)") \
+	X(scan_size_limit, CONF_SIZE, "${stress?{256k}:{10m}}", 1 * CONF_KIB, 1024 * CONF_MIB, NULL, \
+	  "the largest message sent to the scanners; a larger one is not sent, its scanner checks are skipped and listed in skipped=") \
+	X(scan_spool_memory, CONF_SIZE, "256k", 0, 64 * CONF_MIB, NULL, \
+	  "bytes of a message kept in memory for the scanners; past it the message goes to a private temporary file in scan_spool_directory") \
+	X(scan_spool_directory, CONF_STRING, "/var/tmp", 0, 0, valid_abs_dir, \
+	  "where messages larger than scan_spool_memory are spooled (unlinked files, O_TMPFILE)") \
+	X(rspamd_settings_id, CONF_STRING, "", 0, 0, NULL, \
+	  "rspamd's Settings-Id for this personality, e.g. ${stress?{light}:{}}: a lighter rspamd profile under stress; empty: none sent") \
 	X(metrics_listen, CONF_STRING, "", 0, 0, valid_hostport, \
 	  "where to serve Prometheus metrics over HTTP (GET /metrics): HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:9890; empty: off, because an open port is the administrator's decision; read at start only (see Metrics)") \
 	X(syslog_name, CONF_STRING, "milter-stress", 0, 0, valid_nonempty, \

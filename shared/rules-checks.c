@@ -406,8 +406,9 @@ any_header(const rules_table *t, const check *ck, enum stage stage, const rules_
 	return m;
 }
 
+/* rcpt_count (exact as a double far beyond any count) and the scores. */
 static bool
-compare(enum cmp_op op, unsigned long long a, unsigned long long b)
+compare(enum cmp_op op, double a, double b)
 {
 	switch (op) {
 	case OP_LT:
@@ -491,7 +492,7 @@ m_authenticated(const check_in *in, const check *ck)
 static bool
 m_rcpt_count(const check_in *in, const check *ck)
 {
-	return compare(ck->op, in->f->rcpt_count, ck->n);
+	return compare(ck->op, (double)in->f->rcpt_count, (double)ck->n);
 }
 
 static bool
@@ -581,6 +582,61 @@ s_client_name(const rules_facts *f, strbuf *buf)
 	return domain_subject(buf, s, strlen(s));
 }
 
+/* What the scanner rows match in a result (SCAN_OK). */
+
+static bool
+sm_virus(const rules_table *t, const scan_result *r, const check *ck)
+{
+	if (!r->infected)
+		return false;
+	if (ck->presence)
+		return true;
+	for (size_t i = 0; i < ck->n_values; i++)
+		if (rules_re_match(t, ck->v[i].re, r->virus.s, r->virus.len))
+			return true;
+	return false;
+}
+
+static bool
+sm_score(const rules_table *t, const scan_result *r, const check *ck)
+{
+	(void)t;
+	return compare(ck->op, r->score, ck->x);
+}
+
+/* spam_rule, rspamd_symbol: a name exactly (scanners' names are upper case
+   by custom, compared with case) or a /regex/. */
+static bool
+sm_symbol(const rules_table *t, const scan_result *r, const check *ck)
+{
+	for (size_t k = 0; k < r->nsymbols; k++)
+		if (any_string(t, ck, r->symbols[k]))
+			return true;
+	return false;
+}
+
+static bool
+sm_spam(const rules_table *t, const scan_result *r, const check *ck)
+{
+	(void)t;
+	(void)ck;
+	return r->spam;
+}
+
+/* rspamd_action: the words as rspamd writes them ("soft reject"), any case. */
+static bool
+sm_action(const rules_table *t, const scan_result *r, const check *ck)
+{
+	for (size_t i = 0; i < ck->n_values; i++) {
+		const value *v = &ck->v[i];
+
+		if (v->kind == V_REGEX ? rules_re_match(t, v->re, r->action, strlen(r->action))
+		                       : strcasecmp(r->action, v->s) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* ---- the table ---- */
 
 #define ADDRESS_EXPECTS "user@domain, user@, @domain, .domain, /regex/ or <>"
@@ -590,13 +646,23 @@ s_client_name(const rules_facts *f, strbuf *buf)
 #define CHEAP(name, syntax, first, expects, fact, parse, match, doc)                     \
 	{                                                                                \
 		name, syntax, first, STAGE_EOM, expects, 0, true, false, false, fact,    \
-		        parse, match, NULL, DNSBL_IP, NULL, doc                          \
+		        parse, match, NULL, DNSBL_IP, NULL, doc, NO_SCAN                 \
 	}
 #define DNS(name, first, subject, qkind, rbl_class, doc)                                 \
 	{                                                                                \
 		name, CS_VALUES, first, STAGE_EOM, ZONE_EXPECTS, RULES_COST_DNSBL,       \
 		        false, false, false, RULES_NO_FACT, parse_zone, NULL, subject,   \
-		        qkind, rbl_class, doc                                            \
+		        qkind, rbl_class, doc, NO_SCAN                                   \
+	}
+
+/* Not a scanner's row. */
+#define NO_SCAN SCAN_N, NULL
+/* A scanner's row: at eom only, its cost class, its result's matcher. */
+#define SCAN(name, syntax, kind, expects, parse, match, doc)                             \
+	{                                                                                \
+		name, syntax, STAGE_EOM, STAGE_EOM, expects, RULES_COST_OF_SCAN(kind),   \
+		        true, false, false, RULES_NO_FACT, parse, NULL, NULL, DNSBL_IP,  \
+		        NULL, doc, kind, match                                           \
 	}
 
 /*
@@ -607,7 +673,7 @@ const check_desc rules_checks[] = {
         {"client", CS_VALUES, STAGE_CONNECT, STAGE_EOM,
          "an address or network (192.0.2.0/24, [2001:db8::]/32)", 0, false, false, false,
          FACT(client_addr), parse_client, m_client, NULL, DNSBL_IP, NULL,
-         "the client address is in a network"},
+         "the client address is in a network", NO_SCAN},
         CHEAP("client_name", CS_VALUES, STAGE_CONNECT,
               "a name, .domain, /regex/ or unknown", FACT(client_name), parse_client_name,
               m_name, "the client's verified host name"),
@@ -620,17 +686,17 @@ const check_desc rules_checks[] = {
               parse_address, m_address, "the envelope sender"),
         {"recipient", CS_VALUES, STAGE_RCPT, STAGE_RCPT, ADDRESS_EXPECTS, 0, true, false,
          false, FACT(recipient), parse_address, m_address, NULL, DNSBL_IP, NULL,
-         "the current recipient"},
+         "the current recipient", NO_SCAN},
         CHEAP("authenticated", CS_NONE, STAGE_CONNECT, NULL, RULES_NO_FACT, NULL,
               m_authenticated, "the client authenticated ({auth_authen} is set)"),
         {"macro", CS_MACRO, STAGE_CONNECT, STAGE_EOM, "a value or /regex/", 0, true, true,
          false, RULES_NO_FACT, parse_string, m_macro, NULL, DNSBL_IP, NULL,
-         "a macro the MTA sent"},
+         "a macro the MTA sent", NO_SCAN},
         CHEAP("rcpt_count", CS_COUNT, STAGE_RCPT, "OP N", RULES_NO_FACT, NULL,
               m_rcpt_count, "the recipients so far, the current one included"),
         {"header", CS_NAMED, STAGE_HEADER, STAGE_EOM, "a /regex/", 0, true, false, true,
          RULES_NO_FACT, NULL, m_header, NULL, DNSBL_IP, NULL,
-         "the current header; from eoh on, any header"},
+         "the current header; from eoh on, any header", NO_SCAN},
         DNS("dnsbl", STAGE_CONNECT, s_client_addr, DNSBL_IP, "Client host",
             "the client address is listed in a DNSBL"),
         DNS("rhsbl_helo", STAGE_HELO, s_helo, DNSBL_NAME, "Helo command",
@@ -641,13 +707,29 @@ const check_desc rules_checks[] = {
             "the client's verified name is listed in an RHSBL"),
         {"body", CS_VALUES, STAGE_BODY, STAGE_EOM, "a /regex/", RULES_COST_BODY, false,
          false, false, RULES_NO_FACT, parse_body, NULL, NULL, DNSBL_IP, NULL,
-         "a line of the body scanned so far"},
+         "a line of the body scanned so far", NO_SCAN},
+        SCAN("virus", CS_OPTIONAL, SCAN_CLAMD, "a /regex/ for the signature name",
+             NULL, sm_virus,
+             "clamd found a virus (no values: any; /regex/: its signature's name)"),
+        SCAN("spam", CS_NONE, SCAN_SPAMD, NULL, NULL, sm_spam,
+             "spamd says spam (its score reached its threshold)"),
+        SCAN("spam_score", CS_SCORE, SCAN_SPAMD, "OP NUMBER", NULL, sm_score,
+             "spamd's score against a number (7.5, -1)"),
+        SCAN("spam_rule", CS_VALUES, SCAN_SPAMD, "a rule name or /regex/", parse_string,
+             sm_symbol, "a SpamAssassin rule that hit (GTUBE, URIBL_BLACK)"),
+        SCAN("rspamd_action", CS_VALUES, SCAN_RSPAMD,
+             "an rspamd action (\"reject\", \"soft reject\", \"add header\", greylist, ...: quote reject) or /regex/",
+             parse_string, sm_action, "rspamd's action"),
+        SCAN("rspamd_score", CS_SCORE, SCAN_RSPAMD, "OP NUMBER", NULL, sm_score,
+             "rspamd's score against a number"),
+        SCAN("rspamd_symbol", CS_VALUES, SCAN_RSPAMD, "a symbol name or /regex/",
+             parse_string, sm_symbol, "an rspamd symbol that matched (GTUBE)"),
         CHEAP("stress", CS_NONE, STAGE_CONNECT, NULL, RULES_NO_FACT, NULL, m_stress,
               "the session is stressed"),
         CHEAP("any", CS_NONE, STAGE_CONNECT, NULL, RULES_NO_FACT, NULL, m_any, "always"),
         {"history", CS_VALUES, STAGE_CONNECT, STAGE_EOM, "known or unknown", 0, false, false,
          false, FACT(history), parse_history, m_string, NULL, DNSBL_IP, NULL,
-         "the client history's verdict (see Client history); unknown without a store"},
+         "the client history's verdict (see Client history); unknown without a store", NO_SCAN},
 };
 
 const unsigned rules_n_checks = sizeof rules_checks / sizeof rules_checks[0];
@@ -660,6 +742,8 @@ static const char *const syntax_words[] = {
         [CS_NAMED] = "NAME VALUE...",
         [CS_MACRO] = "NAME [VALUE...]",
         [CS_COUNT] = "OP N",
+        [CS_OPTIONAL] = "[VALUE...]",
+        [CS_SCORE] = "OP NUMBER",
 };
 
 void

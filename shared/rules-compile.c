@@ -264,6 +264,19 @@ parse_count_value(const char *s, unsigned long long *out)
 	return *s == '\0';
 }
 
+/* A score: a decimal, maybe negative ("8", "-1.5"); no exponent, no inf. */
+static bool
+parse_score_value(const char *s, double *out)
+{
+	char *end;
+	size_t i = (*s == '-' || *s == '+');
+
+	if (!rules_is_digit(s[i]) || strspn(s + i, "0123456789.") != strlen(s + i))
+		return false;
+	*out = strtod(s, &end);
+	return *end == '\0';
+}
+
 static bool
 valid_macro_name(const char *s)
 {
@@ -307,6 +320,13 @@ check_arg(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 			                 s);
 		strbuf_printf(shown, " %s %s", rules_op_names[pc->op], s);
 		break;
+	case CS_SCORE:
+		if (!(ok = parse_score_value(s, &ck->x)))
+			rules_problem_at(c, pc->arg.col,
+			                 "%s: expected a number such as 8 or 7.5, not '%s'",
+			                 rules_checks[pc->kind].name, s);
+		strbuf_printf(shown, " %s %s", rules_op_names[pc->op], s);
+		break;
 	case CS_MACRO:
 		if (!(ok = valid_macro_name(s)))
 			rules_problem_at(
@@ -345,7 +365,9 @@ compile_check(cctx *c, const pcheck *pc, check *ck, strbuf *shown)
 
 	ck->kind = pc->kind;
 	ck->negate = pc->negate;
-	ck->presence = rules_checks[pc->kind].syntax == CS_MACRO && pc->n_values == 0;
+	ck->presence = (rules_checks[pc->kind].syntax == CS_MACRO ||
+	                rules_checks[pc->kind].syntax == CS_OPTIONAL) &&
+	               pc->n_values == 0;
 	ck->op = pc->op;
 	strbuf_printf(shown, "%s%s", pc->negate ? "!" : "", rules_checks[pc->kind].name);
 	if (pc->arg.text != NULL && !check_arg(c, pc, ck, shown))

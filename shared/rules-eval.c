@@ -224,12 +224,42 @@ body_check(eval_ctx *e, const rule *r, const check *ck)
 	return T_NO;
 }
 
+/* A scanner's result, or unknown: skipped, timed out or failed, as info says. */
+static enum tri
+scan_check(eval_ctx *e, const rule *r, const check *ck)
+{
+	const check_desc *d = &rules_checks[ck->kind];
+	const scan_result *res;
+
+	if (e->x == NULL || e->x->scan == NULL || !runs_expensive(r, e->f->stressed)) {
+		e->info->skipped |= d->cost;
+		return T_UNKNOWN;
+	}
+	res = &e->x->scan[d->scan];
+	switch (res->status) {
+	case SCAN_OK:
+		return d->scan_match(e->t, res, ck) ? T_YES : T_NO;
+	case SCAN_TIMEOUT:
+		e->info->timed_out |= d->cost;
+		break;
+	case SCAN_ERROR:
+		e->info->failed |= d->cost;
+		break;
+	default:
+		e->info->skipped |= d->cost;
+		break;
+	}
+	return T_UNKNOWN;
+}
+
 static enum tri
 check_eval(eval_ctx *e, const rule *r, const check *ck)
 {
 	const check_desc *d = &rules_checks[ck->kind];
 	check_in in = {e->t, r->stage, e->f, NULL};
 
+	if (d->cost & RULES_COST_SCAN)
+		return scan_check(e, r, ck);
 	if (d->cost & RULES_COST_DNSBL)
 		return dns_check(e, r, ck);
 	if (d->cost & RULES_COST_BODY)
@@ -522,6 +552,53 @@ rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed)
 }
 
 /* Questions about a table. */
+
+static unsigned
+rule_scans(const rule *r)
+{
+	unsigned bits = 0;
+
+	for (unsigned k = 0; k < SCAN_N; k++)
+		if (r->costs & RULES_COST_OF_SCAN(k))
+			bits |= SCAN_BIT(k);
+	return bits;
+}
+
+unsigned
+rules_stage_scans(const rules_table *t, enum stage stage, bool stressed)
+{
+	unsigned bits = 0;
+
+	if (t == NULL || (unsigned)stage >= STAGE_N)
+		return 0;
+	for (size_t i = 0; i < t->stage_n[stage]; i++)
+		if (runs_expensive(t->stage_v[stage][i], stressed))
+			bits |= rule_scans(t->stage_v[stage][i]);
+	return bits;
+}
+
+unsigned
+rules_scans(const rules_table *t)
+{
+	unsigned bits = 0;
+
+	for (size_t i = 0; t != NULL && i < t->n; i++)
+		bits |= rule_scans(t->v[i]);
+	return bits;
+}
+
+void
+rules_format_costs(unsigned costs, strbuf *out)
+{
+	static const char *const names[] = {"dnsbl", "body", "clamd", "spamd", "rspamd"};
+	const char *sep = "";
+
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (costs & (1u << i)) {
+			strbuf_printf(out, "%s%s", sep, names[i]);
+			sep = ",";
+		}
+}
 
 unsigned
 rules_calm_costs(const rules_table *t, enum stage stage)

@@ -35,6 +35,7 @@
 
 #include "addr.h"
 #include "rules.h"
+#include "scan.h"
 #include "strbuf.h"
 
 /* A rule name: [A-Za-z0-9_.:-], at most this long. */
@@ -145,6 +146,7 @@ typedef struct check {
 	bool negate;
 	enum cmp_op op;
 	unsigned long long n;
+	double x;      /* CS_SCORE */
 	char *name;    /* macro: as asked of the MTA; header: NULL for '*' */
 	bool presence; /* macro written without values: set and not empty */
 	value *v;
@@ -227,6 +229,8 @@ enum check_syntax {
 	CS_NAMED,  /* NAME VALUE...: header */
 	CS_MACRO,  /* NAME [VALUE...]: macro */
 	CS_COUNT,  /* OP N: rcpt_count */
+	CS_OPTIONAL, /* [VALUE...]: virus; no values: any */
+	CS_SCORE,  /* OP NUMBER (a decimal, maybe negative): spam_score */
 };
 
 /* What a cheap check's matcher sees. */
@@ -262,6 +266,9 @@ typedef struct check_desc {
 	enum dnsbl_kind qkind;
 	const char *rbl_class;
 	const char *doc; /* one line for the manual's table */
+	/* RULES_COST_<scanner>: which scanner, and does its result match? */
+	enum scan_kind scan;
+	bool (*scan_match)(const rules_table *t, const scan_result *r, const check *ck);
 } check_desc;
 
 /* Room for the table's rows in a stage's evaluation (rules-checks.c asserts it). */

@@ -519,14 +519,15 @@ find_op(const char *word)
 static bool
 parse_count(lexer *lx, pcheck *c)
 {
+	const char *name = rules_checks[c->kind].name;
 	rtoken t;
 	int op, rc;
 
 	if ((rc = lex_next(lx, &t)) <= 0 || (op = find_op(t.quoted ? "" : t.text)) < 0) {
 		if (rc >= 0)
 			lex_error(lx, rc > 0 ? t.col : col_of(lx, lx->p),
-			          "rcpt_count: expected <, <=, >, >=, == or != and a "
-			          "number");
+			          "%s: expected <, <=, >, >=, == or != and a number",
+			          name);
 		rules_rtoken_free(&t);
 		return false;
 	}
@@ -535,7 +536,7 @@ parse_count(lexer *lx, pcheck *c)
 	if ((rc = lex_next(lx, &c->arg)) <= 0 || ends_values(&c->arg)) {
 		if (rc >= 0)
 			lex_error(lx, rc > 0 ? c->arg.col : col_of(lx, lx->p),
-			          "rcpt_count: expected a number after '%s'",
+			          "%s: expected a number after '%s'", name,
 			          rules_op_names[op]);
 		return false;
 	}
@@ -548,8 +549,21 @@ parse_check_args(lexer *lx, pcheck *c)
 	const check_desc *d = &rules_checks[c->kind];
 	int rc;
 
-	if (d->syntax == CS_COUNT)
+	if (d->syntax == CS_COUNT || d->syntax == CS_SCORE)
 		return parse_count(lx, c);
+	if (d->syntax == CS_OPTIONAL) {
+		rtoken t;
+
+		/* Without values: any. */
+		bool none;
+
+		if ((rc = lex_peek(lx, &t)) < 0)
+			return false;
+		none = rc == 0 || ends_values(&t);
+		rules_rtoken_free(&t);
+		if (none)
+			return true;
+	}
 	if (d->syntax == CS_MACRO || d->syntax == CS_NAMED) {
 		if ((rc = lex_next(lx, &c->arg)) <= 0 || c->arg.regex) {
 			if (rc >= 0)

@@ -9,7 +9,9 @@
 const char *const rules_template_vars[] = {
         "client_addr", "client_name", "helo_name", "sender", "recipient",
         "queue_id",    "rule",        "stage",     "stress", "rbl_domain",
-        "rbl_what",    "rbl_reason",  "rbl_class", NULL,
+        "rbl_what",    "rbl_reason",  "rbl_class", "virus_name",
+        "spam_score",  "spam_required", "spam_rules", "rspamd_action",
+        "rspamd_score", "rspamd_required", "rspamd_symbols", NULL,
 };
 
 bool

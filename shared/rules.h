@@ -185,6 +185,7 @@
 #include "dnsbl.h"
 #include "expand.h"
 #include "provider.h"
+#include "scan.h"
 #include "stage.h"
 #include "strbuf.h"
 
@@ -253,8 +254,19 @@ typedef struct rules_facts {
 /* Return true to stop evaluating (the caller decided). */
 typedef bool (*rules_visit_fn)(void *ctx, const rule *r, bool matched);
 
-/* Cost classes, bits of rules_eval_info's masks. */
-enum { RULES_COST_DNSBL = 1u << 0, RULES_COST_BODY = 1u << 1 };
+/* Cost classes, bits of rules_eval_info's masks: one per scanner (scan.h's
+   order), so that skipped= names each. */
+enum {
+	RULES_COST_DNSBL = 1u << 0,
+	RULES_COST_BODY = 1u << 1,
+	RULES_COST_CLAMD = 1u << 2,
+	RULES_COST_SPAMD = 1u << 3,
+	RULES_COST_RSPAMD = 1u << 4,
+};
+#define RULES_COST_OF_SCAN(k) (RULES_COST_CLAMD << (unsigned)(k))
+#define RULES_COST_SCAN (RULES_COST_CLAMD | RULES_COST_SPAMD | RULES_COST_RSPAMD)
+/* The classes' names in skipped=, in bit order: "dnsbl,body,clamd,...". */
+void rules_format_costs(unsigned costs, strbuf *out);
 
 /* What the expensive checks may use; see COST. */
 typedef struct rules_expensive {
@@ -262,13 +274,18 @@ typedef struct rules_expensive {
 	long long deadline_ms;   /* absolute, budget_now_ms() clock: the stage's budget */
 	const bodyscan *body;    /* the message's scanner at body/eom; NULL: body
 	                            checks skipped */
+	const scan_result *scan; /* at eom: [SCAN_N], each scanner's result (one
+	                            not run: SCAN_NOT_RUN); NULL: scan checks
+	                            skipped */
 } rules_expensive;
 
 typedef struct rules_eval_info {
 	unsigned skipped;    /* RULES_COST_* not run: stress, breaker open, no
 	                        ctx or scanner */
-	unsigned timed_out;  /* RULES_COST_DNSBL: a lookup hit the deadline */
-	unsigned failed;     /* RULES_COST_DNSBL: SERVFAIL, REFUSED, ... */
+	unsigned timed_out;  /* RULES_COST_DNSBL: a lookup hit the deadline;
+	                        RULES_COST_<scanner>: its scan did */
+	unsigned failed;     /* RULES_COST_DNSBL: SERVFAIL, REFUSED, ...;
+	                        RULES_COST_<scanner>: an error, its breaker open */
 	unsigned queries;    /* DNS lookups asked of dnsbl in this stage */
 	strbuf timeout_what; /* "zen.example.org after 1000 ms": the first one */
 	strbuf failed_what;  /* "zen.example.org (<name>: <error>)": the first one */
@@ -344,6 +361,12 @@ bool rules_stage_expensive(const rules_table *t, enum stage stage, bool stressed
  * stressed session that reaches the stage reports them as skipped.
  */
 unsigned rules_calm_costs(const rules_table *t, enum stage stage);
+
+/* The SCAN_BIT()s of the scanners that rules at the stage would ask,
+   for a session stressed or not (rules of mode stress only, under stress). */
+unsigned rules_stage_scans(const rules_table *t, enum stage stage, bool stressed);
+/* The SCAN_BIT()s of the scanners any rule of the table asks. */
+unsigned rules_scans(const rules_table *t);
 
 /* Does any rule of this table run at the stage? Could one reply there? */
 bool rules_stage_used(const rules_table *t, enum stage stage);

@@ -30,6 +30,7 @@ struct runtime {
 	history *hist;          /* the client history; its thread starts on first use */
 	history_provider hp;    /* over hist */
 	atomic_bool history_on; /* history_store is set */
+	scanners *scan; /* the content scanners: no thread, made at create */
 };
 
 static enum history_status
@@ -89,6 +90,7 @@ runtime_create(void)
 	rt->hist = history_create();
 	rt->hp = (history_provider){"history", rt->hist, hp_lookup, hp_note};
 	atomic_init(&rt->history_on, false);
+	rt->scan = scanners_create();
 	return rt;
 }
 
@@ -106,6 +108,7 @@ runtime_unref(runtime *rt)
 		return;
 	dnsbl_free(atomic_load(&rt->dns));
 	history_free(rt->hist); /* writes what is queued first */
+	scanners_free(rt->scan);
 	free(rt->servers);
 	load_free(rt->load);
 	pthread_mutex_destroy(&rt->mu);
@@ -136,13 +139,33 @@ dns_config(const conf *c)
 	};
 }
 
+/* The scanners' parameters in a snapshot: of the normal personality. */
+static scanners_config
+scan_config(const conf *c)
+{
+	const struct conf_values *v = conf_personality(c, false);
+
+	return (scanners_config){
+	        .endpoint = {v->clamd_socket, v->spamd_socket, v->rspamd_socket},
+	        .max_connections = {(unsigned)v->clamd_max_connections,
+	                            (unsigned)v->spamd_max_connections,
+	                            (unsigned)v->rspamd_max_connections},
+	        .breaker_threshold = (unsigned)v->scanner_breaker_threshold,
+	        .breaker_ms = (unsigned)v->scanner_breaker_time,
+	};
+}
+
 bool
 runtime_configure(runtime *rt, const conf *c, strbuf *err)
 {
 	dnsbl_config cfg = dns_config(c);
+	scanners_config scfg = scan_config(c);
 	dnsbl_ctx *dns;
 	bool ok;
 
+	/* The scanners first: a reload they refuse changes nothing. */
+	if (!scanners_configure(rt->scan, &scfg, err))
+		return false;
 	pthread_mutex_lock(&rt->mu);
 	dns = atomic_load(&rt->dns);
 	ok = dns != NULL ? dnsbl_reconfigure(dns, &cfg, err)
@@ -208,6 +231,36 @@ runtime_dns(runtime *rt)
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return dns != NULL ? dnsbl_provider(dns) : NULL;
+}
+
+const scan_provider *
+runtime_scan(runtime *rt)
+{
+	return rt != NULL ? scanners_provider(rt->scan) : NULL;
+}
+
+void
+runtime_scan_stats(runtime *rt, enum scan_kind k, scanners_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (rt != NULL)
+		scanners_get_stats(rt->scan, k, out);
+}
+
+void
+runtime_will_block(runtime *rt)
+{
+	void (*fn)(void *arg) = NULL;
+	void *arg = NULL;
+
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	fn = rt->on_block;
+	arg = rt->block_arg;
+	pthread_mutex_unlock(&rt->mu);
+	if (fn != NULL)
+		fn(arg);
 }
 
 void

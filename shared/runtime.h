@@ -70,6 +70,7 @@
 #include "load.h"
 #include "history.h"
 #include "provider.h"
+#include "scanners.h"
 #include "strbuf.h"
 #include "stress.h"
 
@@ -87,6 +88,19 @@ const dns_provider *runtime_dns(runtime *rt);
 /* fn(arg) runs on a session's thread before it first blocks on a lookup
    (dnsbl_config's on_block); set before the first lookup, at start. */
 void runtime_on_block(runtime *rt, void (*fn)(void *arg), void *arg);
+
+/*
+ * The content scanners (scanners.h): clamd_socket, spamd_socket,
+ * rspamd_socket, their caps and breaker of the normal personality, applied
+ * in place by runtime_configure() (a scanner refusing its endpoint makes it
+ * fail like the resolver). NULL only when rt is NULL.
+ */
+const scan_provider *runtime_scan(runtime *rt);
+void runtime_scan_stats(runtime *rt, enum scan_kind k, scanners_stats *out);
+
+/* A session is about to block on the scanners: runtime_on_block()'s fn,
+   as the resolver calls it before a lookup blocks (doc/ARCHITECTURE.md F19). */
+void runtime_will_block(runtime *rt);
 
 /* The resolver's counters (dnsbl_get_stats()); all 0 before it started. */
 void runtime_dns_stats(runtime *rt, dnsbl_stats *out);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "personality.h"
+#include "msgscan.h"
 #include "protocol.h"
 
 #include <stdlib.h>
@@ -84,6 +85,8 @@ struct session {
 	bodyscan *scan;           /* this message's body scanner, when rules read it */
 	long long body_deadline;
 	bool body_done;              /* scanned all we will: skip the rest */
+	msgscan *mscan;              /* the message for the content scanners, or NULL */
+	strbuf var_buf;              /* a scanner's template variable, formatted */
 	const rules_eval_info *info; /* while a verdict's template expands: $rbl_* */
 	/* Connect and HELO stages handed on to MAIL FROM (DELAYED STAGES). */
 	struct held_stage {
@@ -291,7 +294,13 @@ session_protocol_known(const conf *c, int known)
 			if (may_delay_stage(conf_personality(c, stressed), (enum stage)st) &&
 			    rules_stage_expensive(t, (enum stage)st, stressed))
 				used[STAGE_MAIL] = reply[STAGE_MAIL] = true;
-		if (rules_body_set(t) != NULL) {
+		if (rules_scans(t) != 0) {
+			/* The scanners read the whole message; SKIP ends it early
+			   (under stress, or past scan_size_limit). */
+			want_headers = true;
+			used[STAGE_EOH] = used[STAGE_EOM] = true;
+		}
+		if (rules_body_set(t) != NULL || rules_scans(t) != 0) {
 			/* Body rules read chunks, and SKIP is a reply. */
 			used[STAGE_BODY] = true;
 			reply[STAGE_BODY] = true;
@@ -377,6 +386,8 @@ end_message(session *s)
 	bodyscan_free(s->scan);
 	s->scan = NULL;
 	s->body_done = false;
+	msgscan_free(s->mscan);
+	s->mscan = NULL;
 	s->n_rcpt = 0;
 	s->n_forged = 0;
 	s->busy_ns = 0;
@@ -405,6 +416,7 @@ session_free(session *s)
 	free(s->daemon_name);
 	free(s->helo);
 	load_end(runtime_load(s->rt), s->load_slot, budget_now_ms());
+	strbuf_free(&s->var_buf);
 	conf_unref(s->conf);
 	runtime_unref(s->rt);
 	free(s);
@@ -498,19 +510,6 @@ put_addr(strbuf *out, const char *key, const char *addr)
 		strbuf_printf(out, " %s=<%s>", key, addr);
 }
 
-static void
-format_costs(unsigned costs, strbuf *out)
-{
-	const char *sep = "";
-
-	if (costs & RULES_COST_DNSBL) {
-		strbuf_printf(out, "%sdnsbl", sep);
-		sep = ",";
-	}
-	if (costs & RULES_COST_BODY)
-		strbuf_printf(out, "%sbody", sep);
-}
-
 /* "QID: stress=yes(macro) stage=S [rule=R] action=A client=... ms=N" */
 static void
 log_line(const session *s, const char *stage, const char *rule_id, const char *action)
@@ -532,8 +531,9 @@ log_line(const session *s, const char *stage, const char *rule_id, const char *a
 		strbuf_printf(&out, " nrcpt=%zu", s->n_rcpt);
 	if ((s->skipped | s->skipped_session) != 0) {
 		strbuf_puts(&out, " skipped=");
-		format_costs(s->skipped | s->skipped_session, &out);
+		rules_format_costs(s->skipped | s->skipped_session, &out);
 	}
+	msgscan_format_log(s->mscan, &out);
 	strbuf_printf(&out, " ms=%.3f", (double)busy_ns(s) / 1e6);
 	log_msg(LOG_INFO, "%s", out.s);
 	strbuf_free(&out);
@@ -567,6 +567,7 @@ static const char *
 template_var(void *ctx, const char *name)
 {
 	session *s = ctx;
+	const char *v;
 
 	if (strcmp(name, "client_addr") == 0)
 		return s->client_addr ? s->client_addr : "unknown";
@@ -596,6 +597,8 @@ template_var(void *ctx, const char *name)
 		if (strcmp(name, "rbl_class") == 0)
 			return strbuf_str(&s->info->rbl_class);
 	}
+	if ((v = msgscan_var(s->mscan, name, &s->var_buf)) != NULL)
+		return v;
 	return conf_param_text(s->conf, s->stress.stressed, name);
 }
 
@@ -834,6 +837,8 @@ expensive_for(session *s, enum stage stage, rules_expensive *x)
 	                         : budget_deadline(budget_now_ms(),
 	                                           stage_budget(s->params, stage));
 	x->body = s->scan;
+	if (stage == STAGE_EOM)
+		x->scan = msgscan_results(s->mscan);
 }
 
 /* Remember what was skipped, and say when time ran out or DNS failed. */
@@ -846,13 +851,13 @@ note_expensive(session *s, enum stage stage, const rules_eval_info *info)
 		s->skipped_session |= lost;
 	else
 		s->skipped |= lost;
-	if (info->timed_out)
+	if (info->timed_out & RULES_COST_DNSBL)
 		metrics_budget_expired(stage);
-	if (info->timed_out)
+	if (info->timed_out & RULES_COST_DNSBL)
 		log_msg(LOG_WARNING, "%s: stage=%s budget ran out: %s",
 		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
 		        strbuf_str(&info->timeout_what));
-	if (info->failed)
+	if (info->failed & RULES_COST_DNSBL)
 		log_msg(LOG_WARNING, "%s: stage=%s DNS lookup failed: %s",
 		        s->queue_id ? s->queue_id : "NOQUEUE", stage_name(stage),
 		        strbuf_str(&info->failed_what));
@@ -864,9 +869,14 @@ unsure(session *s, enum stage stage, const rules_eval_info *info, session_reply 
 {
 	const char *why = NULL;
 
-	if (info->timed_out && strcmp(s->params->budget_action, "tempfail") == 0)
+	if (((info->timed_out | info->failed) & RULES_COST_SCAN) &&
+	    strcmp(s->params->scan_error_action, "tempfail") == 0)
+		why = "scan_error_action";
+	else if ((info->timed_out & ~RULES_COST_SCAN) &&
+	         strcmp(s->params->budget_action, "tempfail") == 0)
 		why = "budget_action";
-	else if (info->failed && strcmp(s->params->dns_error_action, "tempfail") == 0)
+	else if ((info->failed & ~RULES_COST_SCAN) &&
+	         strcmp(s->params->dns_error_action, "tempfail") == 0)
 		why = "dns_error_action";
 	if (why == NULL || !can_reply(s, stage))
 		return;
@@ -1262,6 +1272,30 @@ session_on_helo(session *s, const char *helo, session_reply *r)
 	run_stage(s, STAGE_HELO, r);
 }
 
+/* The scanners this message's end-of-message rules will ask, with a socket. */
+static unsigned
+scans_wanted(const session *s)
+{
+	unsigned kinds = rules_stage_scans(s->rules, STAGE_EOM, s->stress.stressed);
+	const scan_provider *p;
+
+	if (kinds == 0 || s->session_accepted || s->message_accepted ||
+	    (p = runtime_scan(s->rt)) == NULL)
+		return 0;
+	return kinds & p->configured(p->self);
+}
+
+static void
+scan_start(session *s)
+{
+	unsigned kinds = scans_wanted(s);
+
+	if (kinds != 0)
+		s->mscan = msgscan_start(kinds, (size_t)s->params->scan_spool_memory,
+		                         s->params->scan_size_limit,
+		                         s->params->scan_spool_directory);
+}
+
 void
 session_on_mail(session *s, const char *from, session_reply *r)
 {
@@ -1274,6 +1308,8 @@ session_on_mail(session *s, const char *from, session_reply *r)
 	if (s->persona.rule == NULL || s->persona.at != STAGE_MAIL)
 		choose_personality(s, STAGE_MAIL);
 	run_stage(s, STAGE_MAIL, r);
+	if (r->answer == SESSION_CONTINUE)
+		scan_start(s);
 }
 
 void
@@ -1297,6 +1333,8 @@ session_on_rcpt(session *s, const char *rcpt, session_reply *r)
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		if (s->n_rcpt++ == 0)
 			replace(&s->first_rcpt, rcpt);
+		if (s->mscan != NULL)
+			msgscan_rcpt(s->mscan, rcpt);
 	}
 	replace(&s->rcpt, NULL);
 }
@@ -1318,6 +1356,8 @@ session_on_header(session *s, const char *name, const char *value, session_reply
 		s->n_forged++;
 	if (rules_need_header_set(s->rules))
 		headers_add(s, name, value);
+	if (s->mscan != NULL)
+		msgscan_header(s->mscan, name, value);
 	s->header = &h;
 	run_stage(s, STAGE_HEADER, r);
 	s->header = NULL;
@@ -1375,11 +1415,15 @@ session_on_body(session *s, const unsigned char *chunk, size_t len, session_repl
 		body_feed(s, chunk, len);
 	else
 		s->body_done = true;
+	if (s->mscan != NULL && msgscan_wants_body(s->mscan))
+		msgscan_body(s->mscan, chunk, len);
 	/* Body rules run on the first chunk and whenever the scanner knows more. */
 	if (first || s->scan != NULL)
 		run_stage(s, STAGE_BODY, r);
+	/* Negotiation asked for SKIP where body rules or scanners could read. */
 	if (r->answer == SESSION_CONTINUE && s->body_done &&
-	    rules_body_set(s->rules) != NULL)
+	    (rules_body_set(s->rules) != NULL || rules_scans(s->rules) != 0) &&
+	    (s->mscan == NULL || !msgscan_wants_body(s->mscan)))
 		r->answer = SESSION_SKIP;
 }
 
@@ -1407,7 +1451,7 @@ collect_changes(session *s, session_changes *c)
 			personality_format_header(&s->stress, &s->persona, &value);
 			if ((s->skipped | s->skipped_session) != 0) {
 				strbuf_puts(&value, "; skipped=");
-				format_costs(s->skipped | s->skipped_session, &value);
+				rules_format_costs(s->skipped | s->skipped_session, &value);
 			}
 			add_change(c, p->stress_header, value.s);
 		}
@@ -1420,11 +1464,43 @@ collect_changes(session *s, session_changes *c)
 	c->quarantine = dup_or_null(s->quarantine);
 }
 
+/* Every scanner the eom rules ask, at once, within eom_budget. */
+static void
+scan_run(session *s)
+{
+	const struct conf_values *p = s->params;
+	const long long budgets[SCAN_N] = {p->clamd_budget, p->spamd_budget,
+	                                   p->rspamd_budget};
+	msgscan_env env = {
+	        .queue_id = s->queue_id,
+	        .ip = s->client_addr,
+	        .helo = s->helo,
+	        .from = s->from,
+	        .user = macro(s, "{auth_authen}"),
+	        .hostname = s->client_name,
+	        .settings_id = p->rspamd_settings_id,
+	};
+	unsigned lost;
+
+	pick_up_queue_id(s);
+	env.queue_id = s->queue_id;
+	/* The scans block this worker: libmilter gets another (F19). */
+	runtime_will_block(s->rt);
+	msgscan_run(s->mscan, runtime_scan(s->rt), &env,
+	            budget_deadline(budget_now_ms(), p->eom_budget), budgets);
+	lost = msgscan_lost(s->mscan);
+	for (unsigned k = 0; k < SCAN_N; k++)
+		if (lost & SCAN_BIT(k))
+			s->skipped |= RULES_COST_OF_SCAN(k);
+}
+
 void
 session_on_eom(session *s, session_reply *r, session_changes *changes)
 {
 	if (s->scan != NULL && !s->body_done)
 		bodyscan_finish(s->scan);
+	if (s->mscan != NULL && !s->message_accepted && !s->session_accepted)
+		scan_run(s);
 	run_stage(s, STAGE_EOM, r);
 	if (r->answer == SESSION_CONTINUE || r->answer == SESSION_ACCEPT) {
 		collect_changes(s, changes);

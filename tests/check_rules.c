@@ -485,7 +485,8 @@ static const struct err_case {
          NULL,
          {"rules.conf:1:9: unknown check 'bogus': expected client, client_name, daemon_name, helo, "
           "sender, recipient, authenticated, macro, rcpt_count, header, dnsbl, "
-          "rhsbl_helo, rhsbl_sender, rhsbl_client, body, stress, any or history"},
+          "rhsbl_helo, rhsbl_sender, rhsbl_client, body, virus, spam, spam_score, "
+          "spam_rule, rspamd_action, rspamd_score, rspamd_symbol, stress, any or history"},
          NULL},
         /* the expensive kinds */
         {"connect dnsbl zen.test=127.0.0.[2..x] reject",
@@ -1365,6 +1366,13 @@ static const struct {
         {"rhsbl_sender", "rhsbl_sender dbl.example.org=127.0.1.[2;4..6]"},
         {"rhsbl_client", "rhsbl_client dbl.example.org"},
         {"body", "body /viagra/i"},
+        {"virus", "virus /^Eicar/ /x/i"},
+        {"spam", "!spam"},
+        {"spam_score", "spam_score > 7.5"},
+        {"spam_rule", "spam_rule GTUBE /^URIBL_/"},
+        {"rspamd_action", "rspamd_action \"reject\" \"soft reject\" greylist"},
+        {"rspamd_score", "rspamd_score >= -1"},
+        {"rspamd_symbol", "rspamd_symbol GTUBE"},
         {"stress", "stress"},
         {"any", "not any"},
         {"history", "history known unknown"},
@@ -2114,7 +2122,7 @@ START_TEST(test_dns)
 	conf *c = load_ok(t->text, NULL);
 	fake_dns *dns = dns_fake();
 	rules_expensive x = {fake_dns_provider(dns),
-	                     budget_deadline(budget_now_ms(), 5000), NULL};
+	                     budget_deadline(budget_now_ms(), 5000), NULL, NULL};
 	rules_eval_info info;
 	strbuf text = STRBUF_INIT;
 	facts_buf fb;
@@ -2160,7 +2168,7 @@ dns_connect(conf *c, fake_dns *dns, const char *addr, long long budget,
             rules_eval_info *info, long long *took)
 {
 	long long t0 = budget_now_ms();
-	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL};
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL, NULL};
 	fact_spec spec = {.addr = addr};
 	facts_buf fb;
 	const rule *r;
@@ -2237,7 +2245,7 @@ START_TEST(test_run_pauses)
 	const rules_table *tab = conf_rules(c, false);
 	fake_dns *dns = dns_fake();
 	rules_expensive x = {fake_dns_provider(dns), budget_deadline(budget_now_ms(), 1000),
-	                     NULL};
+	                     NULL, NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	visits v = {tab, {0}};
 	rules_eval_info info;
@@ -2356,7 +2364,7 @@ START_TEST(test_dns_short_circuit)
 	conf *c = load_ok(t->text, NULL);
 	fake_dns *dns = dns_fake();
 	long long t0 = budget_now_ms(), took;
-	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL};
+	rules_expensive x = {fake_dns_provider(dns), budget_deadline(t0, budget), NULL, NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	verdict_vars vv;
 	rules_eval_info info;
@@ -2434,7 +2442,7 @@ START_TEST(test_dns_no_ctx)
 {
 	conf *c = load_ok("connect dnsbl zen.test reject\nconnect !dnsbl zen.test reject",
 	                  NULL);
-	rules_expensive x = {NULL, budget_deadline(budget_now_ms(), 1000), NULL};
+	rules_expensive x = {NULL, budget_deadline(budget_now_ms(), 1000), NULL, NULL};
 	fact_spec spec = {.addr = "127.0.0.2"};
 	rules_eval_info info;
 	facts_buf fb;
@@ -2475,7 +2483,7 @@ eval_body(conf *c, bool stressed, enum stage stage, const char *body, bool scann
 	fact_spec spec = {.stressed = stressed};
 	bodyscan *bs = bodyscan_start(rules_body_set(t), 0, 4096, 64);
 	rules_expensive x = {NULL, budget_deadline(budget_now_ms(), 1000),
-	                     scanner ? bs : NULL};
+	                     scanner ? bs : NULL, NULL};
 	const rule *r;
 	facts_buf fb;
 

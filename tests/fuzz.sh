@@ -10,7 +10,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 [ $# -gt 0 ] || set -- fuzz_params fuzz_rules fuzz_session fuzz_bodyscan fuzz_mproto \
-	fuzz_session_fast_clock fuzz_control fuzz_mastercf fuzz_history
+	fuzz_session_fast_clock fuzz_control fuzz_mastercf fuzz_history fuzz_rspamd fuzz_clamd fuzz_spamd
 
 failed=""
 for t in "$@"; do
@@ -23,6 +23,9 @@ for t in "$@"; do
 	fuzz_mastercf) max=8192 ;;
 	fuzz_history) max=1024 ;; # past a record, a Redis hash, an address
 	fuzz_rules | fuzz_mproto) max=8192 ;;
+	fuzz_rspamd) max=16384 ;; # replies that hit many rules are a few KiB
+	fuzz_clamd) max=1024 ;;   # one line
+	fuzz_spamd) max=8192 ;;   # headers and a list of rule names
 	fuzz_session) max=16384 ;;
 	fuzz_session_fast_clock) # every budget runs out: tests/fast-clock.c
 		max=16384 FUZZ_BIN=fuzz_session FUZZ_SEEDS=session

@@ -117,7 +117,7 @@ evaluate(const conf *c)
 		const bodyscan_set *set = rules_body_set(t);
 		bodyscan *bs = set != NULL ? bodyscan_start(set, 0, 64, 16) : NULL;
 		/* No DNS context: DNS checks are skipped, never sent. */
-		rules_expensive x = {NULL, 0, bs};
+		rules_expensive x = {NULL, 0, bs, NULL};
 
 		if (bs != NULL) {
 			bodyscan_feed(bs, body, sizeof body - 1);

@@ -1,0 +1,334 @@
+/*
+ * Unit tests for the content scanners' pieces: clamd's and spamd's reply
+ * parsers (every reply form, table-driven), the spool (memory, then a
+ * private file, then over its limit), and the scanners module against a
+ * listener of our own that accepts and never answers: a scan ends at its
+ * deadline, the cap lets no more connections in than it says, and the
+ * breaker opens after its threshold and fails scans at once.
+ */
+#include "config.h"
+
+#include "unit.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "clamd.h"
+#include "scanners.h"
+#include "spamd.h"
+#include "spool.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- clamd ---- */
+
+static const struct ccase {
+	const char *reply;
+	size_t len;       /* 0: strlen */
+	int ok;           /* 1 clean, 2 infected, 0 refused */
+	const char *what; /* the name, or a piece of the reason */
+} ccases[] = {
+        {"stream: OK", 11, 1, ""},
+        {"stream: OK\n", 0, 1, ""},
+        {"stream: Eicar-Signature FOUND", 30, 2, "Eicar-Signature"},
+        {"stream: MilterStress.Test.Sig.UNOFFICIAL FOUND\n", 0, 2,
+         "MilterStress.Test.Sig.UNOFFICIAL"},
+        {"stream: Win.Test.EICAR_HDB-1(44d88612fea8a8f36de82e1278abb02f:68) FOUND", 0, 2,
+         "Win.Test.EICAR_HDB-1(44d88612fea8a8f36de82e1278abb02f:68)"},
+        {"/var/tmp/x: OK", 0, 1, ""},
+        {"INSTREAM size limit exceeded. ERROR", 36, 0, "size limit exceeded"},
+        {"stream: Can't allocate memory ERROR", 0, 0, "allocate memory"},
+        {"UNKNOWN COMMAND", 0, 0, "unexpected reply"},
+        {"COMMAND READ TIMED OUT", 0, 0, "unexpected reply"},
+        {"", 0, 0, "empty reply"},
+        {"stream: FOUND", 0, 0, "unexpected"},
+        {"stream:  FOUND", 0, 0, "unexpected"},
+        {"OK", 0, 0, "unexpected"},
+        {"stream: OK\nstream: OK", 0, 0, "several lines"},
+};
+
+START_TEST(test_clamd_reply)
+{
+	const struct ccase *c = &ccases[_i];
+	strbuf why = STRBUF_INIT;
+	scan_result r;
+	bool ok;
+
+	scan_result_init(&r);
+	ok = clamd_reply_parse(c->reply, c->len ? c->len : strlen(c->reply), &r, &why);
+	ck_assert_msg(ok == (c->ok != 0), "'%s': %s", c->reply, strbuf_str(&why));
+	if (ok) {
+		ck_assert_int_eq(r.infected, c->ok == 2);
+		ck_assert_str_eq(strbuf_str(&r.virus), c->what);
+	} else {
+		ck_assert_msg(strstr(strbuf_str(&why), c->what) != NULL, "'%s': %s",
+		              c->reply, strbuf_str(&why));
+	}
+	scan_result_free(&r);
+	strbuf_free(&why);
+}
+END_TEST
+
+/* ---- spamd ---- */
+
+static const struct scase {
+	const char *reply;
+	int ok; /* 1 accepted */
+	bool spam;
+	double score, required;
+	const char *rules; /* accepted: joined by ','; refused: a piece of why */
+} scases[] = {
+        {"SPAMD/1.1 0 EX_OK\r\nContent-length: 28\r\nSpam: True ; 1005.2 / 5.0\r\n\r\n"
+         "GTUBE,MISSING_DATE,NO_RELAYS",
+         1, true, 1005.2, 5.0, "GTUBE,MISSING_DATE,NO_RELAYS"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: False ; -0.1 / 5.0\r\n\r\n", 1, false, -0.1, 5.0,
+         ""},
+        {"SPAMD/1.1 0 EX_OK\nspam: yes ; 6 / 5\n\nA, B\n", 1, true, 6, 5, "A,B"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: No ; 0.0 / 5.0\r\n", 1, false, 0, 5, ""},
+        {"SPAMD/1.0 76 Bad header line: Content-length\r\n", 0, false, 0, 0,
+         "76 Bad header line"},
+        {"SPAMD/1.0 75 EX_TEMPFAIL\r\n", 0, false, 0, 0, "EX_TEMPFAIL"},
+        {"SPAMD/1.1 0 EX_OK\r\n\r\nGTUBE", 0, false, 0, 0, "no Spam header"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: Maybe ; 1 / 5\r\n\r\n", 0, false, 0, 0, "bad Spam"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: True ; inf / 5\r\n\r\n", 0, false, 0, 0, "bad Spam"},
+        {"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1 / 5 x\r\n\r\n", 0, false, 0, 0, "bad Spam"},
+        {"SPAMD/1.1 0 EX_OK\r\nnonsense\r\n\r\n", 0, false, 0, 0, "bad header line"},
+        {"HTTP/1.1 200 OK\r\n\r\n", 0, false, 0, 0, "not a SPAMD reply"},
+        {"", 0, false, 0, 0, "empty reply"},
+};
+
+START_TEST(test_spamd_reply)
+{
+	const struct scase *c = &scases[_i];
+	strbuf why = STRBUF_INIT, rules = STRBUF_INIT;
+	scan_result r;
+	bool ok;
+
+	scan_result_init(&r);
+	ok = spamd_reply_parse(c->reply, strlen(c->reply), &r, &why);
+	ck_assert_msg(ok == (c->ok != 0), "'%s': %s", c->reply, strbuf_str(&why));
+	if (ok) {
+		ck_assert_int_eq(r.spam, c->spam);
+		ck_assert(fabs(r.score - c->score) < 1e-9);
+		ck_assert(fabs(r.required - c->required) < 1e-9);
+		for (size_t i = 0; i < r.nsymbols; i++)
+			strbuf_printf(&rules, "%s%s", i ? "," : "", r.symbols[i]);
+		ck_assert_str_eq(strbuf_str(&rules), c->rules);
+	} else {
+		ck_assert_msg(strstr(strbuf_str(&why), c->rules) != NULL, "'%s': %s",
+		              c->reply, strbuf_str(&why));
+	}
+	scan_result_free(&r);
+	strbuf_free(&why);
+	strbuf_free(&rules);
+}
+END_TEST
+
+/* ---- spool ---- */
+
+static void
+read_back(const spool *sp, strbuf *out)
+{
+	char buf[7]; /* small: many reads */
+	strbuf why = STRBUF_INIT;
+	long long off = 0;
+	ssize_t n;
+
+	while ((n = spool_read(sp, off, buf, sizeof buf, &why)) > 0) {
+		strbuf_append(out, buf, (size_t)n);
+		off += n;
+	}
+	ck_assert_msg(n == 0, "%s", strbuf_str(&why));
+	strbuf_free(&why);
+}
+
+START_TEST(test_spool)
+{
+	spool *sp = spool_create(10, 100, unit_tmpdir());
+	strbuf back = STRBUF_INIT;
+	size_t len;
+
+	spool_write(sp, "Subject: x\r\n", 12); /* past 10 bytes: to a file */
+	ck_assert_ptr_null(spool_mem(sp, &len));
+	ck_assert_int_ge(spool_fd(sp), 0);
+	spool_write(sp, "\r\nbody\r\n", 8);
+	ck_assert_int_eq(spool_size(sp), 20);
+	read_back(sp, &back);
+	ck_assert_str_eq(back.s, "Subject: x\r\n\r\nbody\r\n");
+	ck_assert(!spool_over(sp));
+	ck_assert_ptr_null(spool_error(sp));
+	spool_write(
+	        sp,
+	        "0123456789012345678901234567890123456789012345678901234567890123456789"
+	        "0123456789",
+	        80); /* 100: at the limit */
+	ck_assert(!spool_over(sp));
+	spool_write(sp, "x", 1);
+	ck_assert(spool_over(sp));
+	ck_assert_int_eq(spool_fd(sp), -1);
+	ck_assert_int_eq(spool_size(sp), 101);
+	spool_free(sp);
+
+	sp = spool_create(1024, 100, unit_tmpdir());
+	spool_write(sp, "small", 5);
+	ck_assert_str_eq(spool_mem(sp, &len), "small");
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(spool_fd(sp), -1);
+	spool_free(sp);
+
+	sp = spool_create(0, 100, "/nonexistent-dir");
+	spool_write(sp, "x", 1);
+	ck_assert_ptr_nonnull(spool_error(sp));
+	ck_assert_msg(strstr(spool_error(sp), "/nonexistent-dir") != NULL, "%s",
+	              spool_error(sp));
+	spool_free(sp);
+	strbuf_free(&back);
+}
+END_TEST
+
+/* ---- the scanners against a listener that never answers ---- */
+
+static int
+silent_listener(char *path, size_t size)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(path, size, "%s/silent.sock", unit_tmpdir());
+	ck_assert_uint_lt(strlen(path), sizeof sun.sun_path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	unlink(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(fd, 64), 0);
+	return fd;
+}
+
+typedef struct run {
+	scanners *sc;
+	const scan_message *m;
+	long long budget;
+	scan_result res[SCAN_N];
+} run;
+
+static void *
+run_clamd(void *arg)
+{
+	run *r = arg;
+	long long dl[SCAN_N];
+	const scan_provider *p = scanners_provider(r->sc);
+
+	for (int k = 0; k < SCAN_N; k++) {
+		scan_result_init(&r->res[k]);
+		dl[k] = budget_deadline(budget_now_ms(), r->budget);
+	}
+	p->scan(p->self, SCAN_BIT(SCAN_CLAMD), r->m, dl, r->res);
+	return NULL;
+}
+
+START_TEST(test_scanners_silent)
+{
+	char path[256], ep[300];
+	int lfd = silent_listener(path, sizeof path);
+	scanners *sc = scanners_create();
+	scanners_config cfg = {.max_connections = {2, 1, 1},
+	                       .breaker_threshold = 3,
+	                       .breaker_ms = 60000};
+	spool *sp = spool_create(1024, 1 << 20, unit_tmpdir());
+	scan_message m = {.spool = sp};
+	strbuf why = STRBUF_INIT;
+	run runs[4];
+	pthread_t th[4];
+	scanners_stats st;
+	long long t0;
+
+	snprintf(ep, sizeof ep, "unix:%s", path);
+	cfg.endpoint[SCAN_CLAMD] = ep;
+	ck_assert_msg(scanners_configure(sc, &cfg, &why), "%s", strbuf_str(&why));
+	ck_assert_uint_eq(scanners_provider(sc)->configured(scanners_provider(sc)->self),
+	                  SCAN_BIT(SCAN_CLAMD));
+	spool_write(sp, "Subject: x\r\n\r\nx\r\n", 17);
+
+	/* Four at once, a cap of two: two reach the listener, two wait. */
+	t0 = budget_now_ms();
+	for (int i = 0; i < 4; i++) {
+		runs[i] = (run){sc, &m, 300, {{0}}};
+		pthread_create(&th[i], NULL, run_clamd, &runs[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_lt(budget_now_ms() - t0, 1000);
+	scanners_get_stats(sc, SCAN_CLAMD, &st);
+	ck_assert_uint_eq(st.peak, 2);
+	ck_assert_uint_eq(st.busy, 0);
+	ck_assert_uint_eq(st.timeouts, 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(runs[i].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+		ck_assert_int_eq(runs[i].res[SCAN_SPAMD].status, SCAN_NOT_RUN);
+		ck_assert_int_ge(runs[i].res[SCAN_CLAMD].ms, 250);
+		for (int k = 0; k < SCAN_N; k++)
+			scan_result_free(&runs[i].res[k]);
+	}
+	/* One more timeout with the scanner to itself: the breaker opens (the
+	   two that waited for a slot did not count) and scans fail at once. */
+	runs[0] = (run){sc, &m, 200, {{0}}};
+	run_clamd(&runs[0]);
+	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+	scan_result_free(&runs[0].res[SCAN_CLAMD]);
+	t0 = budget_now_ms();
+	runs[0] = (run){sc, &m, 200, {{0}}};
+	run_clamd(&runs[0]);
+	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_ERROR);
+	ck_assert_msg(strstr(strbuf_str(&runs[0].res[SCAN_CLAMD].why), "suspended") !=
+	                      NULL,
+	              "%s", strbuf_str(&runs[0].res[SCAN_CLAMD].why));
+	ck_assert_int_lt(budget_now_ms() - t0, 50);
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&runs[0].res[k]);
+
+	/* A reload without the socket: not configured, skipped. */
+	cfg.endpoint[SCAN_CLAMD] = "";
+	ck_assert(scanners_configure(sc, &cfg, &why));
+	runs[0] = (run){sc, &m, 200, {{0}}};
+	run_clamd(&runs[0]);
+	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_SKIPPED);
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&runs[0].res[k]);
+	/* A bad endpoint is refused, and changes nothing. */
+	cfg.endpoint[SCAN_SPAMD] = "fd:3";
+	ck_assert(!scanners_configure(sc, &cfg, &why));
+	ck_assert_msg(strstr(strbuf_str(&why), "spamd") != NULL, "%s", strbuf_str(&why));
+
+	scanners_free(sc);
+	spool_free(sp);
+	close(lfd);
+	unlink(path);
+	strbuf_free(&why);
+}
+END_TEST
+
+static Suite *
+scan_suite(void)
+{
+	Suite *s = suite_create("scan");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_clamd_reply, 0, (int)N(ccases));
+	tcase_add_loop_test(tc, test_spamd_reply, 0, (int)N(scases));
+	tcase_add_test(tc, test_spool);
+	tcase_add_test(tc, test_scanners_silent);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run_in_tmpdir(scan_suite(), "check_scan");
+}
