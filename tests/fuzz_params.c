@@ -74,11 +74,16 @@ check_dump_reads_back(const conf *c, bool stressed)
 {
 	char *dump = dump_params(c, stressed), *again, *line, *next;
 	char *lines = ms_xstrdup(dump);
-	char *ovr[64];
-	size_t n = 0;
+	size_t n = 0, cap = 2; /* stress=..., and one per line */
+	char **ovr;
 	strbuf err = STRBUF_INIT;
 	conf *c2;
 
+	for (const char *p = dump; *p != '\0'; p++)
+		cap += *p == '\n';
+	ovr = calloc(cap, sizeof *ovr);
+	if (ovr == NULL)
+		abort();
 	ovr[n++] = ms_xstrdup(stressed ? "stress=yes" : "stress=");
 	for (line = lines; *line != '\0'; line = next) {
 		char *nl = strchr(line, '\n'), *eq = strstr(line, " =");
@@ -87,7 +92,7 @@ check_dump_reads_back(const conf *c, bool stressed)
 		next = nl != NULL ? nl + 1 : line + strlen(line);
 		if (nl != NULL)
 			*nl = '\0';
-		if (eq == NULL || n == sizeof ovr / sizeof ovr[0]) {
+		if (eq == NULL || n == cap) {
 			fprintf(stderr, "unexpected dump line '%s'\n", line);
 			abort();
 		}
@@ -112,6 +117,7 @@ check_dump_reads_back(const conf *c, bool stressed)
 	free(lines);
 	while (n > 0)
 		free(ovr[--n]);
+	free(ovr);
 	strbuf_free(&err);
 }
 
