@@ -1,40 +1,21 @@
 #!/bin/bash
 # make bench-flood, small: a few seconds of bot flood against Postfix alone
-# (a) and Postfix with milter-stress (b), asserting what is not a timing: no
-# legitimate message refused, every legitimate message the server accepted
-# delivered exactly once and nothing delivered that it did not accept, the
-# table and the plot made. When the daemon has a load signal of its own
-# (the parameter stress_sources), a third configuration (c) uses it, and its
-# log must show stress entered during the flood and left after it.
+# (a), Postfix with milter-stress on the {stress} macro (b), with its own
+# load signal (c) and with the client-dependent personality (d), asserting
+# what is not a timing: no legitimate message refused, every legitimate
+# message the server accepted delivered exactly once and nothing delivered
+# that it did not accept, the table and the plot made; c's and d's logs
+# show stress entered during the flood and left after it, and in d the
+# known legitimate senders were never answered as strangers.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 # (flood.sh takes the end-to-end lock itself, through postfix-lib.sh.)
-watchdog 420
+watchdog 480
 
-configs="a b"
-add_c=""
-calm=6
-# Its count of sessions against this Postfix's limit (flood.sh puts the
-# limit for @LIMIT@), if the daemon takes the limit as a parameter.
-own="stress_sources = macro, sessions"
-printf '%s\n' "$own" >"$T_DIR/own-signal.conf"
-if "$MILTER_STRESS_BIN" -n -c "$T_DIR/own-signal.conf" >/dev/null 2>&1; then
-	configs="a b c"
-	add_c=$own
-	printf '%s\nservice_limits = smtpd=5\n' "$own" >"$T_DIR/own-signal.conf"
-	if "$MILTER_STRESS_BIN" -n -c "$T_DIR/own-signal.conf" >/dev/null 2>&1; then
-		add_c="$own
-service_limits = smtpd=@LIMIT@"
-	fi
-	calm=20
-	pass "the daemon has its own load signal: configuration c uses it ($(tr '\n' ';' <<<"$add_c"))"
-else
-	echo "skip: the daemon has no stress_sources parameter: no check of its own stress on/off"
-fi
-
+configs="a b c d"
 out=$T_DIR/flood
-FLOOD_CONFIGS=$configs FLOOD_ADD_C=$add_c FLOOD_WARM=2 FLOOD_SECONDS=8 FLOOD_CALM=$calm \
+FLOOD_CONFIGS=$configs FLOOD_WARM=2 FLOOD_SECONDS=8 FLOOD_CALM=20 \
 	FLOOD_BOTS=30 FLOOD_SMTPD_LIMIT=5 FLOOD_LEGIT_RATE=2 FLOOD_BOT_DELAY=0.2,1 \
-	FLOOD_LEGIT_TIMEOUT=30 FLOOD_OUT="$out" FLOOD_PNG="$T_DIR/flood.png" FLOOD_WATCHDOG=400 \
+	FLOOD_LEGIT_TIMEOUT=30 FLOOD_OUT="$out" FLOOD_PNG="$T_DIR/flood.png" FLOOD_WATCHDOG=460 \
 	bash "$top_srcdir/tests/bench/flood.sh" >"$T_DIR/flood.out" 2>&1
 rc=$?
 cat "$T_DIR/flood.out"
@@ -67,11 +48,20 @@ while read -r tag acc refused deferred delivered twice lost extra bots ms_on ms_
 	[ "$extra" -eq 0 ] || fail "$tag: $extra legitimate messages delivered that the client did not see accepted"
 	[ "$delivered" -eq "$acc" ] || fail "$tag: $delivered of $acc accepted messages delivered exactly once"
 	pass "$tag: $acc legitimate messages accepted and delivered exactly once, none refused ($deferred deferred), $bots bot sessions"
-	if [ "$tag" = c ]; then
-		[ "$ms_on" != None ] || fail "c: the milter never logged 'stress on' during the flood"
-		[ "$ms_calm" != None ] || fail "c: the milter did not log 'stress off' after the flood"
-		pass "c: the milter's own signal: stressed ${ms_on} s into the flood, calm ${ms_calm} s after it"
+	if [ "$tag" = c ] || [ "$tag" = d ]; then
+		[ "$ms_on" != None ] || fail "$tag: the milter never logged 'stress on' during the flood"
+		[ "$ms_calm" != None ] || fail "$tag: the milter did not log 'stress off' after the flood"
+		pass "$tag: the milter's own signal: stressed ${ms_on} s into the flood, calm ${ms_calm} s after it"
 	fi
 done <"$T_DIR/rows"
 [ "$seen" = " $configs" ] || fail "configurations reported:$seen, expected $configs"
 pass "every configuration reported: $configs"
+
+# d: the legitimate senders are known, so none met the strangers' 421; the
+# bots are strangers, and some of them did.
+grep -q 'personality=normal' "$out/d.milter.log" ||
+	fail "d: no session got the normal personality from a personality rule"
+if grep 'busy: strangers' "$out/d.events" | grep -q '"kind": "legit"'; then
+	fail "d: a known legitimate sender was answered as a stranger"
+fi
+pass "d: known senders kept the normal personality under stress"

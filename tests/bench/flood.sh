@@ -36,16 +36,24 @@
 #      shipped flood profile conf/example-flood.conf (less its line that
 #      accepts every loopback client: here the bots are loopback clients)
 #      and a stress-mode DNSBL rule on bl.test (421 at connect).
-#   c  a + milter-stress with the configuration file FLOOD_CONF_C, or with
-#      b's configuration plus the lines FLOOD_ADD_C (e.g. its own load
-#      signal: FLOOD_ADD_C="stress_sources = macro, sessions")
-#   d  the same with FLOOD_CONF_D or FLOOD_ADD_D (e.g. the client history)
-#      (c and d are skipped, with a line saying so, when neither is given.)
-#      In those files @DNS@ is replaced by the DNSBL's server (for
-#      dns_servers), @LIMIT@ by smtpd's process limit (for the milter's
-#      count of sessions) and @PORT2@ by a second free port; FLOOD_MAIN_C /
-#      FLOOD_MAIN_D are extra main.cf lines for them (@PORT@ and @PORT2@ are
-#      the milter's ports), e.g. a stress endpoint in smtpd_milters.
+#   c  b + the milter's own load signal: stress_sources = macro, sessions,
+#      with service_limits = smtpd=FLOOD_SMTPD_LIMIT (stress_enter 80 %).
+#   d  c + the client-dependent personality: an LMDB client history in
+#      which the legitimate senders' addresses are known (FLOOD_KNOWN_D of
+#      them, 20: every one; written with milter-stress-history before the
+#      milter starts), a personality rule that gives known clients the
+#      normal personality under stress, and a stress rule that answers
+#      every stranger 421 (try later) at connect.
+#   c and d can be replaced: FLOOD_CONF_C (a configuration file) or
+#      FLOOD_ADD_C (lines added to b's configuration); FLOOD_CONF_D or
+#      FLOOD_ADD_D the same. In those files @DNS@ is replaced by the
+#      DNSBL's server (for dns_servers), @LIMIT@ by smtpd's process limit
+#      (for the milter's count of sessions), @PORT2@ by a second free port
+#      and @STATE@ by a directory of the configuration's own (for a history
+#      store); FLOOD_MAIN_C / FLOOD_MAIN_D are extra main.cf lines for them
+#      (@PORT@ and @PORT2@ are the milter's ports), e.g. a stress endpoint
+#      in smtpd_milters; FLOOD_KNOWN_name legitimate addresses are written
+#      into its history store first.
 #   Any other name (a-z0-9) is a configuration of your own, defined the same
 #   way (FLOOD_CONF_name or FLOOD_ADD_name), e.g. a variant of b to compare;
 #   FLOOD_OPTS_name are options for the milter's command line (e.g.
@@ -79,6 +87,21 @@ dns_delay=${FLOOD_DNS_DELAY:-50}
 bot_delay=${FLOOD_BOT_DELAY:-1,4}
 legit_timeout=${FLOOD_LEGIT_TIMEOUT:-60}
 configs=${FLOOD_CONFIGS:-a b c d}
+# The built-in c and d, unless replaced (above).
+own_signal="stress_sources = macro, sessions
+service_limits = smtpd=@LIMIT@"
+if [ -z "${FLOOD_CONF_C:-}${FLOOD_ADD_C:-}" ]; then
+	FLOOD_ADD_C=$own_signal
+	FLOOD_LABEL_C="b + its own load signal: sessions of smtpd against its process limit"
+fi
+if [ -z "${FLOOD_CONF_D:-}${FLOOD_ADD_D:-}" ]; then
+	FLOOD_ADD_D="$own_signal
+history_store = lmdb:@STATE@/history.lmdb
+connect stress name=known history known personality normal
+connect stress name=strangers any tempfail 421 4.7.1 \"busy: strangers, try again later\""
+	FLOOD_KNOWN_D=${FLOOD_KNOWN_D:-20}
+	FLOOD_LABEL_D="c + client history (LMDB): known clients normal under stress, strangers 421"
+fi
 png=${FLOOD_PNG:-$PWD/flood.png}
 out=${FLOOD_OUT:-$T_DIR/out}
 clients=$top_srcdir/tests/bench/flood-clients.py
@@ -104,7 +127,7 @@ echo "command: make bench-flood FLOOD_CONFIGS=\"$configs\" FLOOD_WARM=$warm FLOO
 	"FLOOD_BOTS=$bots FLOOD_LEGIT_RATE=$rate FLOOD_SMTPD_LIMIT=$limit FLOOD_DNS_DELAY=$dns_delay" \
 	"FLOOD_BOT_DELAY=$bot_delay FLOOD_LEGIT_TIMEOUT=$legit_timeout" \
 	"$(for c in $configs; do
-		for k in CONF ADD OPTS MAIN; do
+		for k in CONF ADD OPTS MAIN KNOWN; do
 			v=FLOOD_${k}_${c^^}
 			[ -z "${!v:-}" ] || printf '%s="%s" ' "$v" "$([ $k = CONF ] && basename "${!v}" || echo "${!v}")"
 		done
@@ -198,9 +221,19 @@ run_config() {
 	if [ -n "$rc_conf" ]; then
 		rc_port=$(free_port)
 		rc_port2=$(free_port)
+		mkdir -p "$rc_dir/state"
 		sed -e "s/@DNS@/$dns_addr:53/g" -e "s/@PORT2@/$rc_port2/g" -e "s/@LIMIT@/$limit/g" \
-			"$rc_conf" >"$rc_dir/milter.conf"
+			-e "s|@STATE@|$rc_dir/state|g" "$rc_conf" >"$rc_dir/milter.conf"
 		chmod 644 "$rc_dir/milter.conf"
+		# Known clients: the legitimate senders' first rc_known addresses
+		# (flood-clients.py's addr_in()), in the store the milter will open.
+		for ((rc_i = 0; rc_i < ${rc_known:-0}; rc_i++)); do
+			"$top_builddir/tools/milter-stress-history" -c "$rc_dir/milter.conf" \
+				add "127.2.$((1 + rc_i / 250)).$((1 + rc_i % 250))" >/dev/null ||
+				fail "$rc_tag: milter-stress-history add failed"
+		done
+		# The milter runs as nobody when the bench runs as root.
+		[ "$(id -u)" != 0 ] || chown -R nobody "$rc_dir/state"
 		rc_mlog=$rc_dir/milter.log
 		start_listener "$rc_mlog" "inet:$rc_port@127.0.0.1" "$T_DIR/ts-exec" "$MILTER_STRESS" -f \
 			-c "$rc_dir/milter.conf" -p "inet:$rc_port@127.0.0.1" "${rc_opts[@]}"
@@ -246,7 +279,7 @@ smtpd     pass  -       -       n       -       $limit      smtpd
 }
 
 for c in $configs; do
-	rc_opts=()
+	rc_opts=() rc_known=0
 	[[ $c =~ ^[a-z][a-z0-9]*$ ]] || fail "FLOOD_CONFIGS: '$c' is not a configuration name (a, b, c, d, or a-z0-9 of your own)"
 	case $c in
 	a) run_config a "Postfix alone: stress defaults, reject_rbl_client, 521 under stress" ;;
@@ -256,6 +289,8 @@ for c in $configs; do
 		add=FLOOD_ADD_${c^^}
 		opts=FLOOD_OPTS_${c^^}
 		m=FLOOD_MAIN_${c^^}
+		known=FLOOD_KNOWN_${c^^}
+		rc_known=${!known:-0}
 		read -r -a rc_opts <<<"${!opts:-}"
 		if [ -n "${!v:-}" ]; then
 			[ -r "${!v}" ] || fail "$v=${!v}: cannot read it"
@@ -265,10 +300,9 @@ for c in $configs; do
 				cat "$conf_b"
 				[ -z "${!add:-}" ] || printf '%s\n' "${!add}"
 			} >"$T_DIR/flood-$c.conf"
-			run_config "$c" "b + $(tr '\n' ';' <<<"${!add:-}" | sed 's/;$//')${!opts:+ ${!opts}}" \
+			label=FLOOD_LABEL_${c^^}
+			run_config "$c" "${!label:-b + $(tr '\n' ';' <<<"${!add:-}" | sed 's/;$//')${!opts:+ ${!opts}}}" \
 				"$T_DIR/flood-$c.conf" "${!m:-}"
-		elif [ "$c" = c ] || [ "$c" = d ]; then
-			echo "== $c: skipped: neither $v (a milter-stress configuration file) nor $add (lines added to b's) given"
 		else
 			fail "FLOOD_CONFIGS: configuration '$c' has none of $v, $add, $opts"
 		fi
