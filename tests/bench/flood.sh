@@ -45,8 +45,9 @@
 #      normal personality under stress, and a stress rule that answers
 #      every stranger 421 (try later) at connect.
 #   c and d can be replaced: FLOOD_CONF_C (a configuration file) or
-#      FLOOD_ADD_C (lines added to b's configuration); FLOOD_CONF_D or
-#      FLOOD_ADD_D the same. In those files @DNS@ is replaced by the
+#      FLOOD_ADD_C (lines added to b's configuration) and FLOOD_PRE_C
+#      (lines put before it: rules run in file order); FLOOD_CONF_D,
+#      FLOOD_ADD_D and FLOOD_PRE_D the same. In those files @DNS@ is replaced by the
 #      DNSBL's server (for dns_servers), @LIMIT@ by smtpd's process limit
 #      (for the milter's count of sessions), @PORT2@ by a second free port
 #      and @STATE@ by a directory of the configuration's own (for a history
@@ -96,8 +97,10 @@ if [ -z "${FLOOD_CONF_C:-}${FLOOD_ADD_C:-}" ]; then
 fi
 if [ -z "${FLOOD_CONF_D:-}${FLOOD_ADD_D:-}" ]; then
 	FLOOD_ADD_D="$own_signal
-history_store = lmdb:@STATE@/history.lmdb
-connect stress name=known history known personality normal
+history_store = lmdb:@STATE@/history.lmdb"
+	# Rules run in file order, each waiting for its own answers: the
+	# strangers' rule goes before b's DNSBL rule, so that it answers at once.
+	FLOOD_PRE_D="connect stress name=known history known personality normal
 connect stress name=strangers any tempfail 421 4.7.1 \"busy: strangers, try again later\""
 	FLOOD_KNOWN_D=${FLOOD_KNOWN_D:-20}
 	FLOOD_LABEL_D="c + client history (LMDB): known clients normal under stress, strangers 421"
@@ -127,7 +130,7 @@ echo "command: make bench-flood FLOOD_CONFIGS=\"$configs\" FLOOD_WARM=$warm FLOO
 	"FLOOD_BOTS=$bots FLOOD_LEGIT_RATE=$rate FLOOD_SMTPD_LIMIT=$limit FLOOD_DNS_DELAY=$dns_delay" \
 	"FLOOD_BOT_DELAY=$bot_delay FLOOD_LEGIT_TIMEOUT=$legit_timeout" \
 	"$(for c in $configs; do
-		for k in CONF ADD OPTS MAIN KNOWN; do
+		for k in CONF PRE ADD OPTS MAIN KNOWN; do
 			v=FLOOD_${k}_${c^^}
 			[ -z "${!v:-}" ] || printf '%s="%s" ' "$v" "$([ $k = CONF ] && basename "${!v}" || echo "${!v}")"
 		done
@@ -295,8 +298,10 @@ for c in $configs; do
 		if [ -n "${!v:-}" ]; then
 			[ -r "${!v}" ] || fail "$v=${!v}: cannot read it"
 			run_config "$c" "+ milter-stress with $(basename "${!v}")${!opts:+ ${!opts}}" "${!v}" "${!m:-}"
-		elif [ -n "${!add:-}${!opts:-}" ]; then
+		elif [ -n "${!add:-}${!opts:-}" ]; then # (and FLOOD_PRE_x, if any)
+			pre=FLOOD_PRE_${c^^}
 			{
+				[ -z "${!pre:-}" ] || printf '%s\n' "${!pre}"
 				cat "$conf_b"
 				[ -z "${!add:-}" ] || printf '%s\n' "${!add}"
 			} >"$T_DIR/flood-$c.conf"
