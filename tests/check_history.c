@@ -459,45 +459,9 @@ END_TEST
 
 static strbuf logged = STRBUF_INIT;
 
-static conf *
-load(const char *text, const char *o1)
-{
-	char path[512];
-	char *ov[1] = {(char *)o1};
-	strbuf err = STRBUF_INIT;
-	FILE *fp;
-	conf *c;
-
-	snprintf(path, sizeof path, "%s/test.conf", unit_tmpdir());
-	fp = fopen(path, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	fclose(fp);
-	c = conf_load(path, ov, o1 != NULL, &err);
-	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
-	strbuf_free(&err);
-	return c;
-}
-
-typedef struct macros {
-	const char *stress, *auth;
-} macros;
-
-static const char *
-macro_fn(void *ctx, const char *name)
-{
-	const macros *m = ctx;
-
-	if (strcmp(name, "{stress}") == 0)
-		return m->stress;
-	if (strcmp(name, "{auth_authen}") == 0)
-		return m->auth;
-	return NULL;
-}
-
 /* One transaction from addr; the reply where it ended and the X-Stress value. */
 static enum session_answer
-transaction(conf *c, runtime *rt, macros *m, const char *addr, const char *helo,
+transaction(conf *c, runtime *rt, unit_macros *m, const char *addr, const char *helo,
             strbuf *header)
 {
 	session *s = session_create(c, rt, "client.example", addr);
@@ -505,7 +469,7 @@ transaction(conf *c, runtime *rt, macros *m, const char *addr, const char *helo,
 	session_changes ch;
 	enum session_answer a;
 
-	session_set_macros(s, macro_fn, m);
+	session_set_macros(s, unit_macro, m);
 	session_reply_init(&r);
 	session_changes_init(&ch);
 	session_on_connect(s, &r);
@@ -558,9 +522,9 @@ settle(runtime *rt)
 START_TEST(test_session_known)
 {
 	runtime *rt = runtime_create();
-	conf *c = load(table, NULL);
+	conf *c = unit_conf_text(table, NULL, NULL);
 	strbuf err = STRBUF_INIT, hdr = STRBUF_INIT;
-	macros calm = {"no", NULL}, busy = {"yes", NULL};
+	unit_macros calm = {"no", NULL, NULL}, busy = {"yes", NULL, NULL};
 
 	ck_assert(runtime_configure(rt, c, &err));
 	/* A stranger under stress with a bare-IP HELO: the stress rule's 421. */
@@ -602,9 +566,9 @@ END_TEST
 START_TEST(test_session_switches)
 {
 	runtime *rt = runtime_create();
-	conf *c = load(table, NULL);
+	conf *c = unit_conf_text(table, NULL, NULL);
 	strbuf err = STRBUF_INIT, hdr = STRBUF_INIT;
-	macros calm = {"no", NULL}, busy_auth = {"yes", "bob"};
+	unit_macros calm = {"no", NULL, NULL}, busy_auth = {"yes", "bob", NULL};
 
 	ck_assert(runtime_configure(rt, c, &err));
 	/* A calm smtpd, but a client of the listed network gets the stress one. */
@@ -618,7 +582,7 @@ START_TEST(test_session_switches)
 	ck_assert_str_eq(hdr.s, "no (source=macro; stress=yes; client=unknown; rule=auth; at=mail)");
 	conf_unref(c);
 	/* -o stress=yes pins the stress personality: nothing to switch to. */
-	c = load(table, "stress=yes");
+	c = unit_conf_text(table, "stress=yes", NULL);
 	transaction(c, rt, &busy_auth, "192.0.2.40", "mx.example", &hdr);
 	ck_assert_str_eq(hdr.s, "yes (source=forced; client=unknown)");
 	conf_unref(c);
@@ -631,10 +595,10 @@ END_TEST
 /* Negotiation: a session that may switch asks for the union of both. */
 START_TEST(test_negotiation_union)
 {
-	conf *c = load("connect stress history known personality normal\n"
+	conf *c = unit_conf_text("connect stress history known personality normal\n"
 	               "helo normal helo ip_literal reject\n",
-	               NULL);
-	conf *n = load("helo normal helo ip_literal reject\n", NULL);
+	               NULL, NULL);
+	conf *n = unit_conf_text("helo normal helo ip_literal reject\n", NULL, NULL);
 
 	ck_assert_uint_eq(session_protocol(c), session_protocol(n));
 	conf_unref(c);

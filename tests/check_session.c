@@ -21,60 +21,13 @@
 
 static strbuf logged = STRBUF_INIT;
 
-/* A config from text (written to a file, as the daemon reads it) and -o's. */
-static conf *
-load(const char *text, const char *o1, const char *o2)
-{
-	char path[512];
-	char *ov[2];
-	size_t n = 0;
-	strbuf err = STRBUF_INIT;
-	FILE *fp;
-	conf *c;
-
-	snprintf(path, sizeof path, "%s/test.conf", unit_tmpdir());
-	fp = fopen(path, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	fclose(fp);
-	if (o1 != NULL)
-		ov[n++] = (char *)o1;
-	if (o2 != NULL)
-		ov[n++] = (char *)o2;
-	c = conf_load(path, ov, n, &err);
-	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
-	strbuf_free(&err);
-	return c;
-}
-
-/* The MTA's macros: name=value pairs. */
-typedef struct macros {
-	const char *stress;
-	const char *auth;
-	const char *qid;
-} macros;
-
-static const char *
-macro_fn(void *ctx, const char *name)
-{
-	const macros *m = ctx;
-
-	if (strcmp(name, "{stress}") == 0)
-		return m->stress;
-	if (strcmp(name, "{auth_authen}") == 0)
-		return m->auth;
-	if (strcmp(name, "i") == 0)
-		return m->qid;
-	return NULL;
-}
-
 static session *
-start(conf *c, macros *m, const char *addr, session_reply *r)
+start(conf *c, unit_macros *m, const char *addr, session_reply *r)
 {
 	session *s = session_create(c, NULL, "mx.example", addr);
 
 	conf_unref(c); /* the session holds its own reference */
-	session_set_macros(s, macro_fn, m);
+	session_set_macros(s, unit_macro, m);
 	session_reply_init(r);
 	session_on_connect(s, r);
 	return s;
@@ -153,10 +106,10 @@ static const struct verdict_case {
 START_TEST(test_verdicts)
 {
 	const struct verdict_case *tc = &verdict_cases[_i];
-	macros m = {"no", NULL, "QTEST1"};
+	unit_macros m = {"no", NULL, "QTEST1"};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load(tc->rule, NULL, NULL), &m, "192.0.2.1", &r);
+	session *s = start(unit_conf_text(tc->rule, NULL, NULL), &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	play(s, tc->stage, &r, &ch);
@@ -197,9 +150,9 @@ static const struct personality_case {
 START_TEST(test_personalities)
 {
 	const struct personality_case *tc = &personality_cases[_i];
-	macros m = {tc->macro, NULL, NULL};
+	unit_macros m = {tc->macro, NULL, NULL};
 	session_reply r;
-	session *s = start(load(two_personalities, tc->force, NULL), &m, "192.0.2.9", &r);
+	session *s = start(unit_conf_text(two_personalities, tc->force, NULL), &m, "192.0.2.9", &r);
 
 	ck_assert_int_eq(r.answer, tc->answer);
 	ck_assert_str_eq(r.code, tc->code);
@@ -211,9 +164,9 @@ END_TEST
 
 START_TEST(test_unlisted_client)
 {
-	macros m = {"yes", NULL, NULL};
+	unit_macros m = {"yes", NULL, NULL};
 	session_reply r;
-	session *s = start(load(two_personalities, NULL, NULL), &m, "198.51.100.1", &r);
+	session *s = start(unit_conf_text(two_personalities, NULL, NULL), &m, "198.51.100.1", &r);
 
 	ck_assert_int_eq(r.answer, SESSION_CONTINUE);
 	session_reply_free(&r);
@@ -223,16 +176,16 @@ END_TEST
 
 START_TEST(test_personality_params)
 {
-	macros m = {"yes", NULL, NULL};
+	unit_macros m = {"yes", NULL, NULL};
 	session_reply r;
-	session *s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL),
+	session *s = start(unit_conf_text("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL),
 	                   &m, "192.0.2.1", &r);
 
 	ck_assert_int_eq(session_params(s)->milter_timeout, 10000);
 	session_reply_free(&r);
 	session_free(s);
 	m.stress = "no";
-	s = start(load("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL), &m,
+	s = start(unit_conf_text("milter_timeout = ${stress?{10s}:{300s}}\n", NULL, NULL), &m,
 	          "192.0.2.1", &r);
 	ck_assert_int_eq(session_params(s)->milter_timeout, 300000);
 	session_reply_free(&r);
@@ -258,10 +211,10 @@ static const struct eom_case {
 START_TEST(test_eom_header)
 {
 	const struct eom_case *tc = &eom_cases[_i];
-	macros m = {tc->macro, NULL, NULL};
+	unit_macros m = {tc->macro, NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("", tc->o1, NULL), &m, "192.0.2.1", &r);
+	session *s = start(unit_conf_text("", tc->o1, NULL), &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	play(s, AT_EOM, &r, &ch);
@@ -282,10 +235,10 @@ END_TEST
 
 START_TEST(test_log_line_and_forged)
 {
-	macros m = {"yes", NULL, NULL};
+	unit_macros m = {"yes", NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("", NULL, NULL), &m, "2001:db8::1", &r);
+	session *s = start(unit_conf_text("", NULL, NULL), &m, "2001:db8::1", &r);
 	const char *want = "4ABCDEF: stress=yes(macro) stage=eom action=accept "
 	                   "client=mx.example[2001:db8::1] helo=<helo.example> "
 	                   "from=<a@example.org> to=<b@example.net> nrcpt=2 ms=";
@@ -327,7 +280,7 @@ END_TEST
 
 START_TEST(test_unknown_client)
 {
-	conf *c = load("", NULL, NULL);
+	conf *c = unit_conf_text("", NULL, NULL);
 	session *s = session_create(c, NULL, NULL, NULL);
 	strbuf out = STRBUF_INIT;
 
@@ -342,11 +295,11 @@ END_TEST
 /* A dry run logs what it would do and lets the message through. */
 START_TEST(test_dry_run)
 {
-	macros m = {"no", NULL, "QDRY"};
+	unit_macros m = {"no", NULL, "QDRY"};
 	session_reply r;
 	session_changes ch;
 	session *s =
-	        start(load("rcpt name=dry any log reject 550 5.7.1 \"x\"\n", NULL, NULL),
+	        start(unit_conf_text("rcpt name=dry any log reject 550 5.7.1 \"x\"\n", NULL, NULL),
 	              &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
@@ -365,10 +318,10 @@ END_TEST
 
 START_TEST(test_tag_and_quarantine)
 {
-	macros m = {"no", NULL, NULL};
+	unit_macros m = {"no", NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("connect any tag X-Client \"$client_addr\"\n"
+	session *s = start(unit_conf_text("connect any tag X-Client \"$client_addr\"\n"
 	                        "mail any tag X-Tagged \"from $sender\"\n"
 	                        "rcpt any quarantine \"held for $recipient\"\n",
 	                        NULL, NULL),
@@ -393,10 +346,10 @@ END_TEST
 /* accept ends the rules, but the stress header still needs the end of message. */
 START_TEST(test_accept)
 {
-	macros m = {"no", NULL, NULL};
+	unit_macros m = {"no", NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	session *s = start(load("connect client 192.0.2.0/24 accept\n"
+	session *s = start(unit_conf_text("connect client 192.0.2.0/24 accept\n"
 	                        "mail any reject\n",
 	                        NULL, NULL),
 	                   &m, "192.0.2.1", &r);
@@ -410,7 +363,7 @@ START_TEST(test_accept)
 	session_changes_free(&ch);
 	session_free(s);
 	/* With no header to add, accept tells the MTA to stop calling. */
-	s = start(load("connect client 192.0.2.0/24 accept\n", "stress_header=", NULL),
+	s = start(unit_conf_text("connect client 192.0.2.0/24 accept\n", "stress_header=", NULL),
 	          &m, "192.0.2.1", &r);
 	ck_assert_int_eq(r.answer, SESSION_ACCEPT);
 	session_reply_free(&r);
@@ -448,9 +401,9 @@ static const struct nothing_left_case {
 START_TEST(test_nothing_left)
 {
 	const struct nothing_left_case *c = &nothing_left_cases[_i];
-	macros m = {c->stress, NULL, NULL};
+	unit_macros m = {c->stress, NULL, NULL};
 	session_reply r;
-	session *s = start(load(c->rules, c->o1, c->o2), &m, "192.0.2.1", &r);
+	session *s = start(unit_conf_text(c->rules, c->o1, c->o2), &m, "192.0.2.1", &r);
 
 	ck_assert_int_eq(r.answer, c->answer);
 	if (c->answer == SESSION_ACCEPT)
@@ -477,9 +430,9 @@ static const struct limit_case {
 START_TEST(test_error_limit)
 {
 	const struct limit_case *tc = &limit_cases[_i];
-	macros m = {tc->macro, NULL, NULL};
+	unit_macros m = {tc->macro, NULL, NULL};
 	session_reply r;
-	session *s = start(load("rcpt recipient @bad.example reject 550 5.1.1 \"no\"\n",
+	session *s = start(unit_conf_text("rcpt recipient @bad.example reject 550 5.1.1 \"no\"\n",
 	                        tc->o1, NULL),
 	                   &m, "192.0.2.1", &r);
 
@@ -505,10 +458,10 @@ END_TEST
 
 START_TEST(test_rcpt_limit)
 {
-	macros m = {"no", NULL, NULL};
+	unit_macros m = {"no", NULL, NULL};
 	session_reply r;
 	session *s =
-	        start(load("", "rcpt_limit=2", "error_limit=100"), &m, "192.0.2.1", &r);
+	        start(unit_conf_text("", "rcpt_limit=2", "error_limit=100"), &m, "192.0.2.1", &r);
 
 	session_on_mail(s, "<a@example.org>", &r);
 	for (int i = 0; i < 2; i++) {
@@ -559,9 +512,9 @@ END_TEST
 /* A 452 asks for the other recipients later: not an error, even under stress. */
 START_TEST(test_rcpt_limit_not_an_error)
 {
-	macros m = {"yes", NULL, NULL};
+	unit_macros m = {"yes", NULL, NULL};
 	session_reply r;
-	session *s = start(load("", "rcpt_limit=1", NULL), &m, "192.0.2.1", &r);
+	session *s = start(unit_conf_text("", "rcpt_limit=1", NULL), &m, "192.0.2.1", &r);
 
 	session_on_mail(s, "<a@example.org>", &r);
 	session_on_rcpt(s, "<ok@example.net>", &r);
@@ -613,11 +566,11 @@ static const struct body_case {
 START_TEST(test_body)
 {
 	const struct body_case *tc = &body_cases[_i];
-	macros m = {tc->macro, NULL, NULL};
+	unit_macros m = {tc->macro, NULL, NULL};
 	session_reply r;
 	session_changes ch;
 	session *s = start(
-	        load("eom body /lottery/i reject 550 5.7.1 \"content\"\n", tc->o1, NULL),
+	        unit_conf_text("eom body /lottery/i reject 550 5.7.1 \"content\"\n", tc->o1, NULL),
 	        &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
@@ -709,11 +662,11 @@ static const struct calm_case {
 START_TEST(test_calm_skipped)
 {
 	const struct calm_case *tc = &calm_cases[_i];
-	macros m = {tc->macro, NULL, NULL};
+	unit_macros m = {tc->macro, NULL, NULL};
 	session_reply r;
 	session_changes ch;
 	session_counts n;
-	session *s = start(load(tc->text, tc->o1, NULL), &m, "192.0.2.1", &r);
+	session *s = start(unit_conf_text(tc->text, tc->o1, NULL), &m, "192.0.2.1", &r);
 
 	session_changes_init(&ch);
 	play(s, tc->until, &r, &ch);
@@ -829,16 +782,16 @@ START_TEST(test_header_grammar)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(!stress_header_ok(bad[i]), "'%s' passed", bad[i]);
 	for (size_t k = 0; k < sizeof grammar_rules / sizeof grammar_rules[0]; k++) {
-		macros m = {tc->macro, NULL, NULL};
+		unit_macros m = {tc->macro, NULL, NULL};
 		runtime *rt = runtime_create();
 		session_reply r;
 		session_changes ch;
-		conf *c = load(grammar_rules[k], tc->o1, NULL);
+		conf *c = unit_conf_text(grammar_rules[k], tc->o1, NULL);
 		session *s = session_create(c, rt, "mx.example", "192.0.2.1");
 
 		conf_unref(c);
 		runtime_set_stress(rt, tc->control);
-		session_set_macros(s, macro_fn, &m);
+		session_set_macros(s, unit_macro, &m);
 		session_reply_init(&r);
 		session_on_connect(s, &r);
 		session_changes_init(&ch);
@@ -898,7 +851,7 @@ static const struct proto_case {
 /* A personality known at negotiation asks only for its own stages. */
 START_TEST(test_protocol_known)
 {
-	conf *c = load("body normal name=b body /x/ reject\n", NULL, NULL);
+	conf *c = unit_conf_text("body normal name=b body /x/ reject\n", NULL, NULL);
 
 	ck_assert((session_protocol(c) & PROTO_P_NOBODY) == 0);
 	ck_assert((session_protocol_known(c, -1) & PROTO_P_NOBODY) == 0);
@@ -906,11 +859,11 @@ START_TEST(test_protocol_known)
 	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) != 0);
 	conf_unref(c);
 	/* -o stress= pins it whatever negotiation was told */
-	c = load("body normal name=b body /x/ reject\n", "stress=", NULL);
+	c = unit_conf_text("body normal name=b body /x/ reject\n", "stress=", NULL);
 	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) == 0);
 	conf_unref(c);
 	/* a stressed session a personality rule may make normal asks for both */
-	c = load("connect stress client 192.0.2.0/24 personality normal\n"
+	c = unit_conf_text("connect stress client 192.0.2.0/24 personality normal\n"
 	         "body normal name=b body /x/ reject\n",
 	         NULL, NULL);
 	ck_assert((session_protocol_known(c, 1) & PROTO_P_NOBODY) == 0);
@@ -922,7 +875,7 @@ END_TEST
 START_TEST(test_protocol)
 {
 	const struct proto_case *tc = &proto_cases[_i];
-	conf *c = load(tc->text, tc->o1, NULL);
+	conf *c = unit_conf_text(tc->text, tc->o1, NULL);
 	unsigned long p = session_protocol(c);
 
 	ck_assert_msg((p & tc->on) == tc->on, "flags 0x%lx lack 0x%lx", p, tc->on & ~p);
@@ -937,10 +890,10 @@ END_TEST
  */
 START_TEST(test_continue_at_no_reply_stage)
 {
-	macros m = {"no", NULL, NULL};
+	unit_macros m = {"no", NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	conf *c = load("helo any continue\neoh header Subject /./ continue\n", NULL, NULL);
+	conf *c = unit_conf_text("helo any continue\neoh header Subject /./ continue\n", NULL, NULL);
 	unsigned long p = session_protocol(c);
 	session *s;
 
@@ -949,7 +902,7 @@ START_TEST(test_continue_at_no_reply_stage)
 		      "flags 0x%lx", p);
 	s = session_create(c, NULL, "mx.example", "192.0.2.1");
 	conf_unref(c);
-	session_set_macros(s, macro_fn, &m);
+	session_set_macros(s, unit_macro, &m);
 	session_set_protocol(s, p);
 	session_reply_init(&r);
 	session_on_connect(s, &r);

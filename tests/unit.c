@@ -34,22 +34,60 @@ unit_run(Suite *s)
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-conf *
-unit_conf(const char *o1, const char *o2)
+/* From a file (text written to one) or the schema's defaults (text NULL). */
+static conf *
+conf_with(const char *text, const char *o1, const char *o2)
 {
+	strbuf path = STRBUF_INIT;
 	char *ov[2];
 	size_t n = 0;
 	strbuf err = STRBUF_INIT;
 	conf *c;
 
+	if (text != NULL) {
+		FILE *fp;
+
+		strbuf_printf(&path, "%s/test.conf", unit_tmpdir());
+		fp = fopen(strbuf_str(&path), "w");
+		ck_assert_ptr_nonnull(fp);
+		fputs(text, fp);
+		fclose(fp);
+	}
 	if (o1 != NULL)
 		ov[n++] = (char *)o1;
 	if (o2 != NULL)
 		ov[n++] = (char *)o2;
-	c = conf_load(NULL, ov, n, &err);
+	c = conf_load(text != NULL ? strbuf_str(&path) : NULL, ov, n, &err);
 	ck_assert_msg(c != NULL, "conf_load: %s", strbuf_str(&err));
 	strbuf_free(&err);
+	strbuf_free(&path);
 	return c;
+}
+
+conf *
+unit_conf(const char *o1, const char *o2)
+{
+	return conf_with(NULL, o1, o2);
+}
+
+conf *
+unit_conf_text(const char *text, const char *o1, const char *o2)
+{
+	return conf_with(text, o1, o2);
+}
+
+const char *
+unit_macro(void *ctx, const char *name)
+{
+	const unit_macros *m = ctx;
+
+	if (strcmp(name, "{stress}") == 0)
+		return m->stress;
+	if (strcmp(name, "{auth_authen}") == 0)
+		return m->auth;
+	if (strcmp(name, "i") == 0)
+		return m->qid;
+	return NULL;
 }
 
 static void

@@ -29,6 +29,16 @@ const char *unit_tmpdir(void);
  * them (NULL: none); a configuration that does not load fails the test.
  */
 conf *unit_conf(const char *o1, const char *o2);
+/* The same from text written to a file in unit_tmpdir(), as the daemon reads it. */
+conf *unit_conf_text(const char *text, const char *o1, const char *o2);
+
+/* The MTA's macros a session test sets (NULL: not sent), for session_set_macros(). */
+typedef struct unit_macros {
+	const char *stress; /* {stress} */
+	const char *auth;   /* {auth_authen} */
+	const char *qid;    /* i */
+} unit_macros;
+const char *unit_macro(void *ctx, const char *name);
 
 /* Append every log line to *into from now on, one per line; NULL: stop. */
 void unit_log_capture(strbuf *into);
