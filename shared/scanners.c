@@ -56,6 +56,7 @@ typedef struct scanner {
 	target *target;     /* NULL: not configured */
 	unsigned cap, busy, peak;
 	atomic_ullong scans, ok, timeouts, errors, suspended;
+	atomic_llong last_reply; /* ms: the scanner's latest reply on any connection */
 } scanner;
 
 struct scanners {
@@ -106,6 +107,7 @@ scanners_create(void)
 		sc->kind = (enum scan_kind)k;
 		pthread_mutex_init(&sc->mu, NULL);
 		pthread_cond_init(&sc->cv, &ca);
+		atomic_init(&sc->last_reply, budget_now_ms());
 	}
 	pthread_condattr_destroy(&ca);
 	s->breaker = dns_breaker_create(0, 0, breaker_log, NULL);
@@ -287,17 +289,26 @@ count_outcome(scanner *sc, const scan_result *out)
 
 /*
  * What a scan that ended says of the scanner, for the breaker: a reply (even
- * an error of its own) says it is up; no reply says it is down or hung, but
- * only when the scan had the scanner for at least half its time: one that
- * waited most of its budget for a free connection and then ran out says
- * only that the cap is busy.
+ * an error of its own) says it is up. No reply says it is down or hung when
+ * the scan had the scanner for at least half its time, or when the scanner
+ * has answered nothing on any connection for a whole budget. A scan that
+ * waited most of its budget for a free connection and then ran out while
+ * other connections were answering says only that the cap is busy. Without
+ * the second test a hung scanner under load would never be suspended: every
+ * scan gets its connection late, so none holds it for half its time.
  */
 static enum dns_report
-breaker_news(const scan_result *out, long long t0, long long t_slot, long long deadline)
+breaker_news(scanner *sc, const scan_result *out, long long t0, long long t_slot,
+             long long deadline)
 {
-	if (out->status == SCAN_OK || out->answered)
+	long long now = budget_now_ms();
+
+	if (out->status == SCAN_OK || out->answered) {
+		atomic_store(&sc->last_reply, now);
 		return DNS_REP_ANSWER;
-	if (out->status == SCAN_TIMEOUT && 2 * (deadline - t_slot) < deadline - t0)
+	}
+	if (out->status == SCAN_TIMEOUT && 2 * (deadline - t_slot) < deadline - t0 &&
+	    now - atomic_load(&sc->last_reply) < deadline - t0)
 		return DNS_REP_CANCEL;
 	return DNS_REP_TIMEOUT;
 }
@@ -339,7 +350,7 @@ scan_one(scanners *s, enum scan_kind k, const scan_message *m, long long deadlin
 	}
 	t_slot = budget_now_ms();
 	out->status = t->ops->scan(t->client, t->endpoint, m, deadline, out);
-	dns_breaker_report(s->breaker, name, breaker_news(out, t0, t_slot, deadline),
+	dns_breaker_report(s->breaker, name, breaker_news(sc, out, t0, t_slot, deadline),
 	                   admit == DNS_ADMIT_PROBE);
 	count_outcome(sc, out);
 	give_slot(sc, t);

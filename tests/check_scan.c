@@ -4,7 +4,8 @@
  * private file, then over its limit), and the scanners module against a
  * listener of our own that accepts and never answers: a scan ends at its
  * deadline, the cap lets no more connections in than it says, and the
- * breaker opens after its threshold and fails scans at once.
+ * breaker opens after its threshold, also when the scans got their
+ * connection late, and fails scans at once.
  */
 #include "config.h"
 
@@ -231,33 +232,65 @@ run_clamd(void *arg)
 	return NULL;
 }
 
+/* A scanners module with clamd on a silent listener, and a message. */
+typedef struct silent {
+	char path[256], ep[300];
+	int lfd;
+	scanners *sc;
+	spool *sp;
+	scan_message m;
+} silent;
+
+static void
+silent_open(silent *f, unsigned clamd_cap)
+{
+	scanners_config cfg = {.max_connections = {clamd_cap, 1, 1},
+	                       .breaker_threshold = 3,
+	                       .breaker_ms = 60000};
+	strbuf why = STRBUF_INIT;
+
+	f->lfd = silent_listener(f->path, sizeof f->path);
+	f->sc = scanners_create();
+	f->sp = spool_create(1024, 1 << 20, unit_tmpdir());
+	f->m = (scan_message){.spool = f->sp};
+	snprintf(f->ep, sizeof f->ep, "unix:%s", f->path);
+	cfg.endpoint[SCAN_CLAMD] = f->ep;
+	ck_assert_msg(scanners_configure(f->sc, &cfg, &why), "%s", strbuf_str(&why));
+	spool_write(f->sp, "Subject: x\r\n\r\nx\r\n", 17);
+	strbuf_free(&why);
+}
+
+static void
+silent_close(silent *f)
+{
+	scanners_free(f->sc);
+	spool_free(f->sp);
+	close(f->lfd);
+	unlink(f->path);
+}
+
 START_TEST(test_scanners_silent)
 {
-	char path[256], ep[300];
-	int lfd = silent_listener(path, sizeof path);
-	scanners *sc = scanners_create();
+	silent f;
+	scanners *sc;
 	scanners_config cfg = {.max_connections = {2, 1, 1},
 	                       .breaker_threshold = 3,
 	                       .breaker_ms = 60000};
-	spool *sp = spool_create(1024, 1 << 20, unit_tmpdir());
-	scan_message m = {.spool = sp};
 	strbuf why = STRBUF_INIT;
 	run runs[4];
 	pthread_t th[4];
 	scanners_stats st;
 	long long t0;
 
-	snprintf(ep, sizeof ep, "unix:%s", path);
-	cfg.endpoint[SCAN_CLAMD] = ep;
-	ck_assert_msg(scanners_configure(sc, &cfg, &why), "%s", strbuf_str(&why));
+	silent_open(&f, 2);
+	sc = f.sc;
 	ck_assert_uint_eq(scanners_provider(sc)->configured(scanners_provider(sc)->self),
 	                  SCAN_BIT(SCAN_CLAMD));
-	spool_write(sp, "Subject: x\r\n\r\nx\r\n", 17);
 
 	/* Four at once, a cap of two: two reach the listener, two wait. */
 	t0 = budget_now_ms();
 	for (int i = 0; i < 4; i++) {
-		runs[i] = (run){sc, &m, 300, {{0}}};
+		runs[i] = (run){sc, &f.m, 300, {{0}}};
 		pthread_create(&th[i], NULL, run_clamd, &runs[i]);
 	}
 	for (int i = 0; i < 4; i++)
@@ -274,14 +307,17 @@ START_TEST(test_scanners_silent)
 		for (int k = 0; k < SCAN_N; k++)
 			scan_result_free(&runs[i].res[k]);
 	}
-	/* One more timeout with the scanner to itself: the breaker opens (the
-	   two that waited for a slot did not count) and scans fail at once. */
-	runs[0] = (run){sc, &m, 200, {{0}}};
+	/* The two that held a connection count against the scanner; the two
+	   that waited count only if they got one before their deadline (the
+	   scanner had then answered nothing for a whole budget). So the breaker
+	   is open now or after one more timeout, and scans fail at once. */
+	runs[0] = (run){sc, &f.m, 200, {{0}}};
 	run_clamd(&runs[0]);
-	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+	ck_assert(runs[0].res[SCAN_CLAMD].status == SCAN_TIMEOUT ||
+	          runs[0].res[SCAN_CLAMD].status == SCAN_ERROR);
 	scan_result_free(&runs[0].res[SCAN_CLAMD]);
 	t0 = budget_now_ms();
-	runs[0] = (run){sc, &m, 200, {{0}}};
+	runs[0] = (run){sc, &f.m, 200, {{0}}};
 	run_clamd(&runs[0]);
 	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_ERROR);
 	ck_assert_msg(strstr(strbuf_str(&runs[0].res[SCAN_CLAMD].why), "suspended") !=
@@ -294,7 +330,7 @@ START_TEST(test_scanners_silent)
 	/* A reload without the socket: not configured, skipped. */
 	cfg.endpoint[SCAN_CLAMD] = "";
 	ck_assert(scanners_configure(sc, &cfg, &why));
-	runs[0] = (run){sc, &m, 200, {{0}}};
+	runs[0] = (run){sc, &f.m, 200, {{0}}};
 	run_clamd(&runs[0]);
 	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_SKIPPED);
 	for (int k = 0; k < SCAN_N; k++)
@@ -304,11 +340,53 @@ START_TEST(test_scanners_silent)
 	ck_assert(!scanners_configure(sc, &cfg, &why));
 	ck_assert_msg(strstr(strbuf_str(&why), "spamd") != NULL, "%s", strbuf_str(&why));
 
-	scanners_free(sc);
-	spool_free(sp);
-	close(lfd);
-	unlink(path);
+	silent_close(&f);
 	strbuf_free(&why);
+}
+END_TEST
+
+/*
+ * A hung scanner under load: every scan but the first gets its connection
+ * late, after waiting for it most of its budget. It still counts against
+ * the scanner, since the scanner has answered nothing for a whole budget.
+ */
+START_TEST(test_scanners_hung_late_slot)
+{
+	silent f;
+	scanners *sc;
+	run runs[2];
+	pthread_t th[2];
+
+	silent_open(&f, 1);
+	sc = f.sc;
+
+	/* The first holds the connection 300 ms; the second waits for it about
+	   280 ms of its 500 and holds it for the 220 left: less than half. */
+	runs[0] = (run){sc, &f.m, 300, {{0}}};
+	pthread_create(&th[0], NULL, run_clamd, &runs[0]);
+	usleep(20 * 1000);
+	runs[1] = (run){sc, &f.m, 500, {{0}}};
+	pthread_create(&th[1], NULL, run_clamd, &runs[1]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(runs[i].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+		for (int k = 0; k < SCAN_N; k++)
+			scan_result_free(&runs[i].res[k]);
+	}
+	/* The third timeout opens the breaker: the late one counted. */
+	runs[0] = (run){sc, &f.m, 200, {{0}}};
+	run_clamd(&runs[0]);
+	ck_assert_int_eq(runs[0].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&runs[0].res[k]);
+	runs[0] = (run){sc, &f.m, 200, {{0}}};
+	run_clamd(&runs[0]);
+	ck_assert_msg(runs[0].res[SCAN_CLAMD].status == SCAN_ERROR &&
+	                      strstr(strbuf_str(&runs[0].res[SCAN_CLAMD].why), "suspended"),
+	              "the breaker did not open: %s", strbuf_str(&runs[0].res[SCAN_CLAMD].why));
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&runs[0].res[k]);
+	silent_close(&f);
 }
 END_TEST
 
@@ -323,6 +401,7 @@ scan_suite(void)
 	tcase_add_loop_test(tc, test_spamd_reply, 0, (int)N(scases));
 	tcase_add_test(tc, test_spool);
 	tcase_add_test(tc, test_scanners_silent);
+	tcase_add_test(tc, test_scanners_hung_late_slot);
 	suite_add_tcase(s, tc);
 	return s;
 }
