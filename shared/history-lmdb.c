@@ -17,6 +17,8 @@ typedef struct lstore {
 	MDB_dbi dbi;
 	char *path;
 	bool read_only;
+	size_t map_size;   /* bytes */
+	size_t resweep_at; /* clients: no sweep for room below this many */
 } lstore;
 
 static void
@@ -148,18 +150,58 @@ update_txn(lstore *l, const char *const *keys, const history_delta *d, size_t n,
 	return mdb_txn_commit(txn);
 }
 
-static long sweep_older(lstore *l, uint64_t oldest, strbuf *why);
+static long sweep_older(lstore *l, uint64_t oldest, size_t at_oldest, strbuf *why);
+static long sweep_oldest_share(lstore *l, unsigned percent, strbuf *why);
+
+/*
+ * Whether the clients' pages fill more than 85 % of the file, and how many
+ * clients it holds. The rest is the room a sweep needs: LMDB copies every
+ * page it changes, deletions too, so a file that is full to the last page
+ * cannot even be swept.
+ */
+static bool
+nearly_full(lstore *l, size_t *entries)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	bool full = false;
+
+	*entries = 0;
+	if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn) != 0)
+		return false;
+	if (mdb_stat(txn, l->dbi, &st) == 0) {
+		size_t used = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+
+		full = used * st.ms_psize / 85 > l->map_size / 100;
+		*entries = st.ms_entries;
+	}
+	mdb_txn_abort(txn);
+	return full;
+}
 
 static bool
 l_update(history_store *st, const char *const *keys, const history_delta *d, size_t n,
          uint64_t now, const history_store_opts *o, history_record *out, strbuf *why)
 {
 	lstore *l = (lstore *)st;
-	int rc = update_txn(l, keys, d, n, now, o, out);
+	size_t entries;
+	int rc;
 
-	/* Full: the clients not seen for the longest go first, then once more. */
-	for (uint64_t age = o->max_age / 2; rc == MDB_MAP_FULL && age > 0; age /= 2) {
-		if (sweep_older(l, now > age ? now - age : 0, why) > 0)
+	/* Nearly full: the quarter of the clients not seen for longest go. Their
+	   pages stay (a page is merged only when nearly empty) and new clients
+	   fill them, so the next sweep waits until there are as many clients
+	   again as before this one. */
+	if (nearly_full(l, &entries) && entries >= l->resweep_at) {
+		strbuf ignored = STRBUF_INIT;
+
+		l->resweep_at = entries;
+		sweep_oldest_share(l, 25, &ignored);
+		strbuf_free(&ignored);
+	}
+	rc = update_txn(l, keys, d, n, now, o, out);
+	/* Full all the same (the batch was large): sweep, and try again. */
+	for (int i = 0; i < 2 && rc == MDB_MAP_FULL; i++) {
+		if (sweep_oldest_share(l, 25, why) > 0)
 			rc = update_txn(l, keys, d, n, now, o, out);
 	}
 	if (rc != 0) {
@@ -248,53 +290,144 @@ l_each(history_store *st, history_each_fn fn, void *ctx, strbuf *why)
 	return true;
 }
 
-/* Removes the clients last seen before oldest, and records that do not decode. */
+/*
+ * Removes the clients last seen before oldest, at most at_oldest of those
+ * last seen at oldest itself, and the records that do not decode. In
+ * transactions of a bounded number of deletions: each needs free pages for
+ * the copies of those it changes, and frees the old ones for the next.
+ */
 static long
-sweep_older(lstore *l, uint64_t oldest, strbuf *why)
+sweep_older(lstore *l, uint64_t oldest, size_t at_oldest, strbuf *why)
+{
+	size_t chunk = l->map_size / 4096 / 64;
+	strbuf from = STRBUF_INIT; /* the key the next transaction starts at */
+	long n = 0;
+	int rc;
+
+	if (chunk < 16)
+		chunk = 16;
+	do {
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_val k = {from.len, from.s}, v;
+		size_t done = 0;
+		bool more = false;
+
+		if ((rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0)
+			break;
+		if ((rc = mdb_cursor_open(txn, l->dbi, &cur)) != 0) {
+			mdb_txn_abort(txn);
+			break;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, from.len > 0 ? MDB_SET_RANGE : MDB_FIRST);
+		while (rc == 0) {
+			history_record r;
+			strbuf bad = STRBUF_INIT;
+			bool drop = !history_record_decode(v.mv_data, v.mv_size, &r, &bad) ||
+			            r.last_seen < oldest;
+
+			if (!drop && r.last_seen == oldest && at_oldest > 0) {
+				drop = true;
+				at_oldest--;
+			}
+			strbuf_free(&bad);
+			if (drop && (rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			done += drop;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			if (rc == 0 && done >= chunk) {
+				strbuf_reset(&from);
+				strbuf_append(&from, k.mv_data, k.mv_size);
+				more = true;
+				break;
+			}
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			break;
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			break;
+		n += (long)done;
+		rc = more ? 0 : MDB_NOTFOUND;
+	} while (rc == 0);
+	strbuf_free(&from);
+	if (rc != MDB_NOTFOUND) {
+		lmdb_error(why, l, "sweep", rc);
+		return n > 0 ? n : -1;
+	}
+	return n;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Removes the percent share of the clients not seen for the longest (at
+ * least one). A share, not an age: the clients of a full file may all have
+ * been seen within the last seconds (a flood of new addresses), and a sweep
+ * by age would then take nearly all of them or none. The scan reads one
+ * timestamp per client: 8 MB for a million.
+ */
+static long
+sweep_oldest_share(lstore *l, unsigned percent, strbuf *why)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	long n = 0;
+	MDB_stat st;
+	uint64_t *seen, cut;
+	size_t n = 0, drop, below = 0;
 	int rc;
 
-	if ((rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0) {
+	if ((rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_stat(txn, l->dbi, &st)) != 0 ||
+	    (rc = mdb_cursor_open(txn, l->dbi, &cur)) != 0) {
+		if (rc != 0 && txn != NULL)
+			mdb_txn_abort(txn);
 		lmdb_error(why, l, "sweep", rc);
 		return -1;
 	}
-	if ((rc = mdb_cursor_open(txn, l->dbi, &cur)) != 0) {
+	if (st.ms_entries == 0 || (seen = calloc(st.ms_entries, sizeof *seen)) == NULL) {
+		mdb_cursor_close(cur);
 		mdb_txn_abort(txn);
-		lmdb_error(why, l, "sweep", rc);
-		return -1;
+		return 0;
 	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+	while (n < st.ms_entries && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
 		history_record r;
 		strbuf bad = STRBUF_INIT;
-		bool drop = !history_record_decode(v.mv_data, v.mv_size, &r, &bad) ||
-		            r.last_seen < oldest;
 
+		/* A record that does not decode goes anyway: it sorts first. */
+		seen[n++] = history_record_decode(v.mv_data, v.mv_size, &r, &bad) ? r.last_seen : 0;
 		strbuf_free(&bad);
-		if (drop && (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-		n += drop;
 	}
 	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		lmdb_error(why, l, "sweep", rc);
-		return -1;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		lmdb_error(why, l, "sweep", rc);
-		return -1;
-	}
-	return n;
+	mdb_txn_abort(txn);
+	qsort(seen, n, sizeof *seen, cmp_u64);
+	drop = n * percent / 100;
+	if (drop == 0)
+		drop = 1;
+	cut = seen[drop - 1];
+	while (below < drop && seen[below] < cut)
+		below++;
+	free(seen);
+	long removed = sweep_older(l, cut, drop - below, why);
+
+	if (removed > 0)
+		l->base.evicted += (unsigned long long)removed;
+	return removed;
 }
 
 static long
 l_sweep(history_store *st, uint64_t now, const history_store_opts *o, strbuf *why)
 {
-	return sweep_older((lstore *)st, now > o->max_age ? now - o->max_age : 0, why);
+	return sweep_older((lstore *)st, now > o->max_age ? now - o->max_age : 0, 0, why);
 }
 
 static void
@@ -324,6 +457,7 @@ history_lmdb_open(const char *spec, const char *path, const history_store_opts *
 	l->base.spec = ms_xstrdup(spec);
 	l->path = ms_xstrdup(path);
 	l->read_only = o->read_only;
+	l->map_size = (size_t)o->map_size;
 	rc = env_open(l, o);
 	if (rc != 0 && unusable(rc) && !l->read_only) {
 		strbuf first = STRBUF_INIT;

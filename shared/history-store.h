@@ -91,6 +91,9 @@ typedef struct history_store_ops {
 struct history_store {
 	const history_store_ops *ops;
 	char *spec;
+	/* clients the store removed to make room (lmdb: the file was full);
+	   written by update() alone */
+	unsigned long long evicted;
 };
 
 /*

@@ -54,7 +54,7 @@ typedef struct readreq {
 	unsigned refs;
 } readreq;
 
-enum complaint { C_OPEN, C_READ, C_WRITE, C_SWEEP, C_N };
+enum complaint { C_OPEN, C_READ, C_WRITE, C_SWEEP, C_FULL, C_N };
 
 struct history {
 	pthread_mutex_t mu;
@@ -87,6 +87,7 @@ struct history {
 	unsigned flushing;         /* history_flush() waits: write at once */
 
 	long long complained_ms[C_N];
+	unsigned long long evicted_seen; /* store->evicted at the last notice */
 	history_stats st;
 	pthread_t thread;
 };
@@ -109,6 +110,25 @@ complain(history *h, enum complaint c, const char *what, const strbuf *why)
 	log_msg(LOG_WARNING, "client history: %s: %s (clients are unknown meanwhile; logged "
 	                     "at most once a minute)",
 	        what, strbuf_str(why));
+}
+
+/* The store made room for new clients: said at most once a minute. Under mu. */
+static void
+full_notice(history *h)
+{
+	unsigned long long n = h->store->evicted - h->evicted_seen;
+	long long now = budget_now_ms();
+
+	if (n == 0)
+		return;
+	h->evicted_seen = h->store->evicted;
+	h->st.evicted += n;
+	if (h->complained_ms[C_FULL] != 0 && now - h->complained_ms[C_FULL] < COMPLAIN_MS)
+		return;
+	h->complained_ms[C_FULL] = now;
+	log_msg(LOG_NOTICE, "client history: %s is full: %llu clients not seen for longest "
+	                    "removed to make room (history_size; logged at most once a minute)",
+	        h->store->spec, n);
 }
 
 /* ---- the cache, under mu ---- */
@@ -280,6 +300,7 @@ open_store(history *h)
 	pthread_rwlock_wrlock(&h->store_lock);
 	old = h->store;
 	h->store = st;
+	h->evicted_seen = 0; /* a new store counts from 0 */
 	h->store_inline = st != NULL && st->ops->inline_reads;
 	pthread_rwlock_unlock(&h->store_lock);
 	if (st != NULL || spec[0] == '\0')
@@ -422,6 +443,7 @@ do_writes(history *h)
 		complain(h, C_WRITE, "write", &why);
 	} else {
 		h->st.updates += taken;
+		full_notice(h);
 		for (size_t i = 0; i < n; i++)
 			cache_put(h, keys[i], true, &out[i]);
 	}

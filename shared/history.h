@@ -76,6 +76,7 @@ typedef struct history_stats {
 	unsigned long long lookups, cache_hits, unavailable;
 	unsigned long long store_errors; /* reads and writes the store failed */
 	unsigned long long updates, dropped;
+	unsigned long long evicted; /* removed from a full store to make room */
 	unsigned long long queue_depth, queue_peak;
 	/* read latency, store reads only (not the cache): buckets of
 	   history_read_le[] ms, then the rest */

@@ -525,6 +525,9 @@ render_history(const metrics_sources *src, strbuf *out)
 	       "Transaction outcomes dropped: queue full (history_queue_max) or the store "
 	       "refused the batch.");
 	sample(out, "history_updates_dropped_total", h->dropped);
+	family(out, "history_evicted_total", "counter",
+	       "Clients removed from a full history store (history_size) to make room.");
+	sample(out, "history_evicted_total", h->evicted);
 	family(out, "history_queue_depth", "gauge", "Updates waiting to be written now.");
 	sample(out, "history_queue_depth", h->queue_depth);
 	family(out, "history_queue_peak", "gauge", "The most updates ever waiting at once.");

@@ -391,6 +391,56 @@ START_TEST(test_lmdb_corrupt)
 END_TEST
 
 /* A damaged record is an error for get() and a fresh start for update(). */
+static bool
+count_one(void *ctx, const char *key, const history_record *r)
+{
+	(void)key;
+	(void)r;
+	++*(size_t *)ctx;
+	return true;
+}
+
+/*
+ * A full file takes every batch: the quarter of its clients not seen for
+ * longest goes, even when all were seen within the last seconds (a flood
+ * of new addresses), and the newest stay.
+ */
+START_TEST(test_lmdb_full)
+{
+	char *path = lmdb_path("full.lmdb");
+	strbuf spec = STRBUF_INIT, why = STRBUF_INIT;
+	history_store_opts o = lmdb_opts;
+	history_store *st;
+	history_delta d[100];
+	history_record out[100], r;
+	char names[100][32];
+	const char *keys[100];
+	size_t n = 0;
+
+	o.map_size = 1 << 20;
+	strbuf_printf(&spec, "lmdb:%s", path);
+	st = history_store_open(spec.s, &o, &why, NULL);
+	ck_assert_msg(st != NULL, "%s", strbuf_str(&why));
+	for (int b = 0; b < 300; b++) { /* 30000 clients, 100 a second */
+		for (int i = 0; i < 100; i++) {
+			snprintf(names[i], sizeof names[i], "2001:db8::%x:%x", b, i);
+			keys[i] = names[i];
+			d[i] = (history_delta){1, 0};
+		}
+		ck_assert_msg(st->ops->update(st, keys, d, 100, 1000 + (uint64_t)b, &o, out, &why),
+		              "batch %d: %s", b, strbuf_str(&why));
+	}
+	ck_assert(st->ops->each(st, count_one, &n, &why));
+	ck_assert_msg(n > 3000 && n < 30000, "%zu clients in a full 1 MiB file", n);
+	ck_assert_int_eq(st->ops->get(st, "2001:db8::12b:63", &r, &why), 1);
+	ck_assert_int_eq(st->ops->get(st, "2001:db8::0:0", &r, &why), 0);
+	history_store_close(st);
+	strbuf_free(&spec);
+	strbuf_free(&why);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_lmdb_bad_record)
 {
 	char *path = lmdb_path("badrec.lmdb");
@@ -633,6 +683,7 @@ history_suite(void)
 	tcase_add_test(tc, test_lmdb_restart);
 	tcase_add_test(tc, test_lmdb_corrupt);
 	tcase_add_test(tc, test_lmdb_bad_record);
+	tcase_add_test(tc, test_lmdb_full);
 	tcase_add_loop_test(tc, test_text, 0, N(text_cases));
 	tcase_add_test(tc, test_session_known);
 	tcase_add_test(tc, test_session_switches);

@@ -116,7 +116,7 @@ START_TEST(test_format_lines)
 		              "sample outside its family %s: %s", family, line);
 		ck_assert_msg(strchr(line, ' ') != NULL, "no value: %s", line);
 	}
-	ck_assert_uint_eq(n_types, 33); /* and the scanners: scans, connections, peak */
+	ck_assert_uint_eq(n_types, 34); /* and the scanners: scans, connections, peak */
 	strbuf_free(&out);
 }
 END_TEST

@@ -124,5 +124,5 @@ clients=$("$HIST" -s "lmdb:$small" dump | wc -l)
 [ "$size" -le 1048576 ] || fail "the file grew to $size bytes, past history_size (1 MiB)"
 [ "$clients" -gt 1000 ] || fail "only $clients clients in the file"
 pass "20000 clients into a 1 MiB history: $clients kept, file $size bytes"
-grep -q 'client history: write: .*MDB_MAP_FULL' "$log" || fail "the full map is not logged"
+grep -Eq 'client history: lmdb:.* is full: [0-9]+ clients not seen for longest removed' "$log" || fail "the full file is not logged"
 pass "the full file is logged"
