@@ -164,6 +164,7 @@ struct slot {
 	char *name;
 	size_t zoff; /* the zone in name: the breaker's key */
 	bool txt_pending, sent, probe, cached;
+	bool no_txt; /* the caller's: a listing asks no TXT */
 	bool unreachable; /* DNSBL_ERROR because no server could be reached */
 	unsigned naddr;
 	unsigned char addr[DNSBL_MAX_ADDR][4];
@@ -324,7 +325,7 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	} else if (!c->abandoned) {
 		if (j->type == DNS_T_A) {
 			slot_take_a(s, &a, nmatch, match);
-			if (s->status == DNSBL_LISTED && !have_txt) {
+			if (s->status == DNSBL_LISTED && !have_txt && !s->no_txt) {
 				need_txt = true;
 				s->txt_pending = true;
 				c->refs++;
@@ -831,8 +832,8 @@ from_cache(dnsbl_ctx *ctx, struct slot *s, bool *txt_only)
 	if (s->status == DNSBL_LISTED) {
 		strbuf_reset(&a.txt);
 		if (!cache_get(ctx, DNS_T_TXT, s->name, &a)) {
-			done = false;
-			*txt_only = true;
+			done = s->no_txt;
+			*txt_only = !s->no_txt;
 		} else if (a.outcome == DNS_POSITIVE)
 			s->txt = ms_xstrdup(strbuf_str(&a.txt));
 	}
@@ -943,6 +944,7 @@ prepare(dnsbl_ctx *ctx, struct dnsbl_call *c, dnsbl_query *q)
 
 		reset_result(&q[i]);
 		s->filter = q[i].filter;
+		s->no_txt = q[i].no_txt;
 		if (!build_name(&q[i], &s->zoff, &q[i].err)) {
 			s->status = DNSBL_ERROR;
 			continue;

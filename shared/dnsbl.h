@@ -38,7 +38,9 @@
  *	A records passes the query's filter (NULL: any A record); addr[] gets
  *	the records that passed. TXT (the list's reason, for $rbl_reason) is
  *	asked only for a listed name, as soon as its A answer is in, while the
- *	other queries of the call are still out. The TXT text is the record's
+ *	other queries of the call are still out, and not at all for a query
+ *	whose no_txt the caller set (no reply says $rbl_reason: the listing is
+ *	final with its A answer, its txt "" unless the cache had it). The TXT text is the record's
  *	strings joined, several records joined by "; ", bytes outside printable
  *	ASCII replaced by '?', at most DNSBL_TXT_MAX bytes: it is safe to put in
  *	an SMTP reply once % is doubled.
@@ -233,6 +235,7 @@ typedef struct dnsbl_query {
 	const char *subject;
 	const char *zone;
 	const dnsbl_filter *filter; /* NULL: any A record lists */
+	bool no_txt; /* false after init; true: a listing asks no TXT (see QUERIES) */
 	/* Filled in by dnsbl_wait() and dnsbl_finish(). */
 	enum dnsbl_status status;
 	bool cached;

@@ -725,6 +725,9 @@ table_add(rules_table *t, rule *r)
 		t->may_reply[s] = true;
 	if (r->mode & MODE_NORMAL)
 		t->calm_costs[s] |= r->costs;
+	/* A substring, so ${...} forms count too: at worst a TXT asked for nothing. */
+	if (r->action.text != NULL && strstr(r->action.text, "rbl_reason") != NULL)
+		t->want_rbl_reason = true;
 	for (i = 0; i < r->n_checks; i++) {
 		const check_desc *d = &rules_checks[r->checks[i].kind];
 

@@ -92,8 +92,10 @@ collect_queries(eval_ctx *e)
 					continue;
 				e->q = rules_grow(e->q, e->n_q, sizeof *e->q);
 				/* No filter: each value applies its own. */
-				dnsbl_query_init(&e->q[e->n_q++], d->qkind, subject,
+				dnsbl_query_init(&e->q[e->n_q], d->qkind, subject,
 				                 ck->v[k].s, NULL);
+				/* The list's reason costs a second round trip. */
+				e->q[e->n_q++].no_txt = !t->want_rbl_reason;
 			}
 		}
 	}

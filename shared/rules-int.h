@@ -177,6 +177,7 @@ struct rules_table {
 	   the calm personality checks at each stage (rules_calm_costs()) */
 	unsigned calm_costs[STAGE_N];
 	bool need_header_set;
+	bool want_rbl_reason; /* a rule's text may say $rbl_reason: DNSBL listings ask TXT */
 	bool stressed;
 	pcre2_match_context *mctx;
 	char **body_pat; /* the body regexes, each once, in body_idx order */

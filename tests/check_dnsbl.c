@@ -401,6 +401,35 @@ START_TEST(test_name)
 }
 END_TEST
 
+/* no_txt: a listing is final with its A answer; one query, from the cache after. */
+START_TEST(test_no_txt)
+{
+	dnsbl_ctx *ctx = ctx_new(servers, 100, 0, 0, NULL, NULL);
+	dnsbl_query q;
+	dnsbl_stats st;
+
+	for (int round = 0; round < 2; round++) {
+		dnsbl_query_init(&q, DNSBL_IP, "127.0.0.2", "bl.test", NULL);
+		q.no_txt = true;
+		lookup_all(ctx, &q, 1, budget_deadline(budget_now_ms(), 5000));
+		ck_assert_int_eq(q.status, DNSBL_LISTED);
+		ck_assert_str_eq(strbuf_str(&q.txt), "");
+		ck_assert_int_eq(q.cached, round == 1);
+		dnsbl_query_free(&q);
+	}
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, 1); /* A alone */
+	/* A caller that wants the reason asks its TXT alone. */
+	ck_assert_int_eq(lookup1(ctx, &q, DNSBL_IP, "127.0.0.2", "bl.test", NULL, 5000),
+	                 DNSBL_LISTED);
+	ck_assert_str_eq(strbuf_str(&q.txt), "Listed: test entry");
+	dnsbl_get_stats(ctx, &st);
+	ck_assert_uint_eq(st.sent, 2);
+	dnsbl_query_free(&q);
+	dnsbl_free(ctx);
+}
+END_TEST
+
 /*
  * slow.test is forwarded to a server that never answers. Waiting for the
  * listed query alone and finishing ends the call long before the deadline,
@@ -1271,6 +1300,7 @@ dnsbl_suite(void)
 	tcase_set_timeout(net, 60);
 	tcase_add_test(net, test_lookups);
 	tcase_add_test(net, test_name);
+	tcase_add_test(net, test_no_txt);
 	tcase_add_test(net, test_parallel);
 	tcase_add_test(net, test_start_wait_finish);
 	tcase_add_test(net, test_cache);

@@ -2335,26 +2335,27 @@ static const struct sc_case {
 	const char *want; /* the verdict's text */
 	bool waits;       /* for slow.test, until the deadline */
 	unsigned queries;
+	unsigned txt; /* of them, asking the list's reason: a reply says $rbl_reason */
 } sc_cases[] = {
         {"connect dnsbl zen.test reject \"$rbl_domain $rbl_reason\"\n"
          "connect dnsbl slow.test reject \"slow\"",
-         "zen.test listed here", false, 2},
+         "zen.test listed here", false, 2, 2},
         {"connect dnsbl slow.test reject \"slow\"\n"
          "connect dnsbl zen.test reject \"$rbl_domain $rbl_reason\"",
-         "zen.test listed here", true, 2},
+         "zen.test listed here", true, 2, 2},
         {"connect dnsbl zen.test=127.0.0.[3..9] reject \"filtered\"\n"
          "connect dnsbl zen.test=127.0.0.2 reject \"$rbl_domain\"\n"
          "connect dnsbl slow.test reject \"slow\"",
-         "zen.test", false, 2},
+         "zen.test", false, 2, 0},
         {"connect dnsbl zen.test=127.0.0.[3..9] reject \"filtered\"\n"
          "connect dnsbl slow.test reject \"slow\"\n"
          "connect dnsbl zen.test reject \"$rbl_domain\"",
-         "zen.test", true, 2},
+         "zen.test", true, 2, 0},
         /* tag is no verdict: the stage goes on, and waits */
         {"connect dnsbl zen.test tag X-Listed yes\n"
          "connect !dnsbl slow.test reject \"slow\"\n"
          "connect any reject \"last\"",
-         "last", true, 2},
+         "last", true, 2, 0},
 };
 
 START_TEST(test_dns_short_circuit)
@@ -2384,6 +2385,7 @@ START_TEST(test_dns_short_circuit)
 	ck_assert_uint_eq(info.queries, t->queries);
 	/* Every lookup was sent at the start, needed in the end or not. */
 	ck_assert_uint_eq(fake_dns_asked(dns), t->queries);
+	ck_assert_uint_eq(fake_dns_asked_txt(dns), t->txt);
 	ck_assert_uint_eq(fake_dns_open_calls(dns), 0);
 	if (t->waits) {
 		ck_assert_msg(took >= budget - 10 && took <= budget + MARGIN_MS,

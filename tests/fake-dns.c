@@ -20,7 +20,7 @@ struct fake_dns {
 	const fake_dns_answer *table;
 	size_t n;
 	pthread_mutex_t mu; /* the counters */
-	unsigned asked, open_calls, waits;
+	unsigned asked, asked_txt, open_calls, waits;
 };
 
 /* A call: each query's row (NULL: none matched) and whether it is filled in. */
@@ -113,7 +113,7 @@ fill_listed(dnsbl_query *q, const fake_dns_answer *row)
 		p += len + (p[len] == ',');
 	}
 	q->status = q->naddr > 0 ? DNSBL_LISTED : DNSBL_NOT_LISTED;
-	if (q->status == DNSBL_LISTED && row->txt != NULL)
+	if (q->status == DNSBL_LISTED && row->txt != NULL && !q->no_txt)
 		strbuf_puts(&q->txt, row->txt);
 }
 
@@ -192,6 +192,8 @@ fake_start(void *self, dnsbl_query *q, size_t n, long long deadline_ms)
 	}
 	pthread_mutex_lock(&f->mu);
 	f->asked += (unsigned)n;
+	for (size_t i = 0; i < n; i++)
+		f->asked_txt += !q[i].no_txt;
 	f->open_calls++;
 	pthread_mutex_unlock(&f->mu);
 	return c;
@@ -281,5 +283,6 @@ fake_dns_provider(fake_dns *f)
 		return v;                                                                \
 	}
 COUNTER(asked)
+COUNTER(asked_txt)
 COUNTER(open_calls)
 COUNTER(waits)

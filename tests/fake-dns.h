@@ -24,7 +24,8 @@
  *
  *	FAKE_LISTED	DNSBL_LISTED with the A records of addr ("127.0.0.2" or
  *			"127.0.0.2,127.0.0.4") that pass the query's filter
- *			(DNSBL_NOT_LISTED when none does) and txt (NULL: "")
+ *			(DNSBL_NOT_LISTED when none does) and txt (NULL, or
+ *			the query's no_txt: "")
  *	FAKE_NOT_LISTED	DNSBL_NOT_LISTED (also what a query no row matches gets)
  *	FAKE_ERROR	DNSBL_ERROR, err "fake: refused"
  *	FAKE_TIMEOUT	never answers: DNSBL_TIMEOUT at the deadline
@@ -75,6 +76,7 @@ void fake_dns_free(fake_dns *f);
 const dns_provider *fake_dns_provider(fake_dns *f);
 
 unsigned fake_dns_asked(fake_dns *f);      /* queries started */
+unsigned fake_dns_asked_txt(fake_dns *f);  /* of those, the ones whose listing asks TXT */
 unsigned fake_dns_open_calls(fake_dns *f); /* calls started, not finished */
 unsigned fake_dns_waits(fake_dns *f);      /* wait() calls */
 
