@@ -124,7 +124,7 @@ checked(enum stage stage)
 	return (unsigned)stage;
 }
 
-/* The actions that answer the MTA: the ones session.c counts. */
+/* The actions that answer the MTA: the ones session-verdict.c counts. */
 static bool
 answers(enum rules_action_kind kind)
 {

@@ -16,7 +16,7 @@
  *	The series are process-wide, like the statistics line: they start at
  *	zero with the process and a reload never resets them. What another
  *	module already counts (sessions now, peak and past max_sessions in
- *	admission.c; messages and skips in session.c; DNS in dnsbl.c) is not
+ *	admission.c; messages and skips in session-verdict.c; DNS in dnsbl.c) is not
  *	counted twice: the caller gathers it into a metrics_sources and
  *	metrics_render() prints it next to the series counted here.
  *

@@ -22,7 +22,7 @@
  *	the session code that fills it): the parser, the compiler, the
  *	evaluator, negotiation, -n, the manual's table and the fuzz
  *	dictionary all read the row. A new action is a row of
- *	rules_actions[] and, for a verdict, its handling in session.c.
+ *	rules_actions[] and, for a verdict, its handling in session-verdict.c.
  *	See doc/ARCHITECTURE.md.
  */
 #ifndef MS_RULES_INT_H
