@@ -340,10 +340,6 @@ apply_verdict(session *s, const rule *hit, session_reply *r)
 	}
 }
 
-/*
- * One stage: the session limits first, then the rules. A stage that cannot
- * reply still runs its rules for tag, quarantine and log.
- */
 /* What the stage's expensive checks may use: DNS, the time, the body. */
 static void
 expensive_for(session *s, enum stage stage, rules_expensive *x)
@@ -493,7 +489,7 @@ decide_held(session *s, session_reply *r)
 
 /*
  * Keeps a connect or HELO stage's run for MAIL FROM; its lookups are out.
- * Its info is already the next free slot's (next_held_info()).
+ * Its info is already the next free slot's (decide_stage() ran it there).
  */
 static void
 hold(session *s, enum stage stage, rules_run *run, const char *why)
