@@ -75,6 +75,7 @@
 # flood.png in the current directory). FLOOD_OUT keeps the raw files.
 #
 #   make bench-flood [FLOOD_SECONDS=60] [FLOOD_CONF_C=path] ...
+#   (a $ in a FLOOD_* value on make's command line is written $$)
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/postfix-lib.sh"
 
