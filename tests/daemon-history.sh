@@ -5,8 +5,9 @@
 # admin tool reads the file while the daemon runs; the history survives a
 # restart (what is queued at stop is written); a reload switches stores in
 # place; a damaged file is moved
-# aside with a clear error and the daemon starts with a fresh one; and a
-# small history_size holds against thousands of clients.
+# aside with a clear error and the daemon starts with a fresh one; a
+# small history_size holds against thousands of clients; and a file the
+# admin tool created as root is one the daemon (as nobody) can open.
 #
 # Clients are TEST-NET addresses: only strings in the milter dialogue.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -126,3 +127,29 @@ clients=$("$HIST" -s "lmdb:$small" dump | wc -l)
 pass "20000 clients into a 1 MiB history: $clients kept, file $size bytes"
 grep -Eq 'client history: lmdb:.* is full: [0-9]+ clients not seen for longest removed' "$log" || fail "the full file is not logged"
 pass "the full file is logged"
+
+# ---- a file the admin tool made first, as root ----
+# Run as root, the tool gives the new file and its lock file to the owner of
+# their directory (nobody here): the daemon, running as nobody, opens it
+# rather than moving it aside as damaged.
+pre="$hdir/pre.lmdb"
+cat >"$conf" <<CONF
+history_store = lmdb:$pre
+history_known_messages = 2
+connect stress name=known-clients history known personality normal
+CONF
+"$HIST" -c "$conf" add 192.0.2.77 >/dev/null || fail "the tool could not add 192.0.2.77"
+if [ "$(id -u)" = 0 ]; then
+	[ "$(stat -c %U "$pre")" = nobody ] && [ "$(stat -c %U "$pre-lock")" = nobody ] ||
+		fail "the tool left $(stat -c %U "$pre") / $(stat -c %U "$pre-lock") as owners, not nobody"
+	pass "as root, the tool gave the new file and its lock to the directory's owner"
+fi
+log="$T_DIR/e.log"
+start "$log"
+pid=$ms_pid
+wait_for_line "$log" "client history: lmdb:$pre open" 50
+probe 192.0.2.77 yes '[192.0.2.77]'
+expect_line "$out" '^eom: add header X-Stress: no \(source=macro; stress=yes; client=known; rule=known-clients\)$' \
+	"the daemon opened the tool's file: the client it added is known"
+grep -q 'moved aside' "$log" && fail "the daemon moved the tool's file aside"
+stop_daemon_status "$pid" "$log" "e"

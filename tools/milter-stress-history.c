@@ -12,9 +12,12 @@
 #include "paths.h"
 #include "strbuf.h"
 
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,6 +184,41 @@ thresholds(const struct conf_values *v, history_thresholds *t)
 	t->window_s = v->history_known_time / 1000;
 }
 
+/*
+ * Run as root, the tool creates an LMDB file (and its lock file) owned by
+ * root, which the daemon, running as its own user, cannot open: it would
+ * take the file for a damaged one and move it aside. So a root-owned file
+ * or lock file in a directory of another owner is given to that owner.
+ */
+static void
+give_to_dir_owner(const char *spec)
+{
+	const char *path;
+	struct stat d, f;
+	char *copy;
+	strbuf lock = STRBUF_INIT;
+
+	if (geteuid() != 0 || strncmp(spec, "lmdb:", 5) != 0)
+		return;
+	path = spec + 5;
+	copy = strdup(path);
+	if (copy == NULL || stat(dirname(copy), &d) != 0 || d.st_uid == 0) {
+		free(copy);
+		return;
+	}
+	strbuf_printf(&lock, "%s-lock", path);
+	for (int i = 0; i < 2; i++) {
+		const char *p = i == 0 ? path : strbuf_str(&lock);
+
+		if (stat(p, &f) == 0 && f.st_uid == 0 && chown(p, d.st_uid, d.st_gid) != 0)
+			fprintf(stderr, "milter-stress-history: %s: cannot give it to the owner of "
+			                "its directory (uid %lu): %s\n",
+			        p, (unsigned long)d.st_uid, strerror(errno));
+	}
+	strbuf_free(&lock);
+	free(copy);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -241,6 +279,7 @@ main(int argc, char **argv)
 	strbuf_reset(&err);
 	if ((tl.st = history_store_open(spec, &tl.o, &err, NULL)) == NULL) {
 		fprintf(stderr, "milter-stress-history: %s\n", strbuf_str(&err));
+		give_to_dir_owner(spec); /* LMDB may have made the lock file */
 		conf_unref(c);
 		strbuf_free(&err);
 		return 2;
@@ -258,6 +297,7 @@ main(int argc, char **argv)
 		rc = 2;
 	}
 	history_store_close(tl.st);
+	give_to_dir_owner(spec);
 	conf_unref(c);
 	strbuf_free(&err);
 	return rc;
