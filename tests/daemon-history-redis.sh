@@ -5,7 +5,8 @@
 # sessions at once run through the first daemon: no session fails, the
 # slowest reply stays within the read budget (plus the machine's own
 # noise), the client is unknown while Redis is gone and known again when
-# it is back.
+# it is back. Last, the same server on its unix socket (redis:unix:PATH):
+# a client the admin tool adds there is known to a daemon using it.
 #
 # redis-server is the test's own: a free port on 127.0.0.1, a config of its
 # own on the command line, its files under the test's directory (an append
@@ -22,6 +23,7 @@ mkdir -p "$rdir"
 RPORT=$(free_port)
 redis_start() {
 	redis-server --port "$RPORT" --bind 127.0.0.1 --protected-mode no --save '' \
+		--unixsocket "$rdir/redis.sock" --unixsocketperm 777 \
 		--appendonly yes --appendfsync always --dir "$rdir" --daemonize no \
 		--logfile "$rdir/redis.log" &
 	redis_pid=$!
@@ -142,3 +144,17 @@ pass "errors logged at most once a minute per kind ($complaints read lines in B'
 stop_daemon_status "$a_pid" "$T_DIR/a.log" "a"
 stop_daemon_status "$b_pid" "$T_DIR/b.log" "b"
 pass "both daemons stop"
+
+# ---- the same server on its unix socket: the admin tool and a daemon ----
+sed "s#^history_store = .*#history_store = redis:unix:$rdir/redis.sock#" "$conf" >"$T_DIR/c.conf"
+chmod 644 "$T_DIR/c.conf"
+"$top_builddir/tools/milter-stress-history" -c "$T_DIR/c.conf" add 192.0.2.88 >/dev/null ||
+	fail "milter-stress-history could not add over redis:unix:"
+[ "$(rcli HGET ms:h:192.0.2.88 a)" -ge 3 ] || fail "the tool's client is not in Redis"
+pass "redis:unix: the admin tool adds a client"
+start_daemon "$T_DIR/c.log" "unix:$T_DIR/c.sock" -c "$T_DIR/c.conf"
+c_pid=$ms_pid
+probe "$T_DIR/c.sock" 192.0.2.88 yes mail.example
+expect_line "$out" '^eom: add header X-Stress: no \(source=macro; stress=yes; client=known; rule=known-clients\)$' \
+	"redis:unix: the daemon knows the tool's client"
+stop_daemon_status "$c_pid" "$T_DIR/c.log" "c"
