@@ -18,7 +18,7 @@ static const struct verb_desc {
 } verbs[] = {
         {"status", CONTROL_STATUS, 0, "status", "uptime, config, sessions, stress state"},
         {"stress", CONTROL_STRESS, 1, "stress on|off|auto",
-         "force the personality of new sessions; auto: the stress macro decides"},
+         "force the personality of new sessions; auto: stress_sources decide"},
         {"reload", CONTROL_RELOAD, 0, "reload", "load the configuration again"},
         {"stats", CONTROL_STATS, 0, "stats", "the statistics line"},
         {"help", CONTROL_HELP, 0, "help", "this list"},
@@ -223,9 +223,12 @@ put_stress(strbuf *out, const control_status *st)
 	else if (st->force != STRESS_FORCE_NONE)
 		strbuf_printf(out, "%s: forced by control (stress auto undoes it)\n",
 		              stress_force_name(st->force));
-	else
+	else if (st->sources.len == 0 || strcmp(strbuf_str(&st->sources), "macro") == 0)
 		strbuf_printf(out, "auto: from the %s macro\n",
 		              strbuf_str(&st->stress_macro));
+	else /* the levels are on the next lines */
+		strbuf_printf(out, "auto: from stress_sources = %s\n",
+		              strbuf_str(&st->sources));
 }
 
 /* Each line of text, indented under a heading. */
@@ -329,7 +332,7 @@ run(const control_cmd *cmd, const control_ops *ops, void *ctx, strbuf *out, strb
 			return false;
 		if (cmd->force == STRESS_FORCE_NONE)
 			strbuf_puts(out,
-			            "ok: stress auto: the stress macro decides for new "
+			            "ok: stress auto: stress_sources decide for new "
 			            "sessions\n");
 		else
 			strbuf_printf(out, "ok: stress %s for new sessions\n",

@@ -18,6 +18,7 @@ struct fake {
 	enum stress_force force;
 	bool refuse; /* stress() and reload() fail */
 	enum stress_force switch_now;
+	const char *sources; /* stress_sources; NULL: not set */
 };
 
 static void
@@ -40,6 +41,10 @@ fake_status(void *ctx, control_status *st)
 	strbuf_puts(&st->zones, "zen.example.org");
 	strbuf_puts(&st->busiest, "12 connect reject listed\n3 rcpt tempfail \x1b[2J\n");
 	strbuf_puts(&st->stats, "statistics: messages=5\nerror: forged");
+	if (f->sources != NULL) {
+		strbuf_puts(&st->sources, f->sources);
+		strbuf_puts(&st->load, "sessions smtpd 8/10 stress (3 s)");
+	}
 }
 
 static bool
@@ -184,7 +189,7 @@ static const struct answer_case {
         {"stress on", false, 0, true, 1, "ok: stress on for new sessions\n"},
         {"stress off", false, 0, true, 1, "ok: stress off for new sessions\n"},
         {"stress auto", false, 0, true, 1,
-         "ok: stress auto: the stress macro decides for new sessions\n"},
+         "ok: stress auto: stress_sources decide for new sessions\n"},
         {"stress on", true, 0, false, 1, "error: pinned by -o stress=yes\n"},
         {"reload", false, 0, true, 1, "ok: reloaded, generation 4\n"},
         {"reload", true, 0, false, 1,
@@ -211,7 +216,7 @@ static const struct answer_case {
 START_TEST(test_answer)
 {
 	const struct answer_case *tc = &answer_cases[_i];
-	struct fake f = {0, STRESS_FORCE_NONE, tc->refuse, tc->switch_now};
+	struct fake f = {0, STRESS_FORCE_NONE, tc->refuse, tc->switch_now, NULL};
 	strbuf out = STRBUF_INIT;
 	bool ok = control_handle(tc->line, strlen(tc->line), &ops, &f, &out);
 
@@ -228,11 +233,18 @@ END_TEST
 /* The switch shows in the status screen; help lists every verb. */
 START_TEST(test_screens)
 {
-	struct fake f = {0, STRESS_FORCE_NONE, false, STRESS_FORCE_OFF};
+	struct fake f = {0, STRESS_FORCE_NONE, false, STRESS_FORCE_OFF, NULL};
 	strbuf out = STRBUF_INIT;
 
 	ck_assert(control_handle("status", 6, &ops, &f, &out));
 	ck_assert_ptr_nonnull(strstr(out.s, "stress:     off: forced by control"));
+	strbuf_reset(&out);
+	/* With a load source, the auto line names stress_sources, not the macro. */
+	f.switch_now = STRESS_FORCE_NONE;
+	f.sources = "macro, sessions";
+	ck_assert(control_handle("status", 6, &ops, &f, &out));
+	ck_assert_ptr_nonnull(strstr(out.s, "stress:     auto: from stress_sources = macro, sessions\n"
+	                                    "load:       stress_sources = macro, sessions;"));
 	strbuf_reset(&out);
 	ck_assert(control_handle("help", 4, &ops, &f, &out));
 	ck_assert_ptr_nonnull(strstr(out.s, "stress on|off|auto"));
