@@ -77,7 +77,7 @@ for i in $(seq 1 10000); do RCPTS+=(--rcpt "<u$i@example.net>"); done
 
 # cpu_ms PID: user + system CPU time of a process so far, in ms.
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ms() { awk -v hz="$CLK_TCK" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
+cpu_ms() { echo $(($(cpu_ticks "$1") * 1000 / CLK_TCK)); }
 
 # case_ DAEMON NAME EXPECTED-RESULT-REGEX PROBE-ARGS...: one transaction
 # from 192.0.2.1 unless the args say otherwise; its result line must match.

@@ -114,6 +114,17 @@ wait_for_unix_socket() { wait_until "socket $1 did not appear" "${2:-100}" "${3:
 
 # wait_for_tcp PORT [TENTHS [PID]]: wait until 127.0.0.1:PORT accepts connections.
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# cpu_ticks PID...: user + system CPU time of the processes so far, in
+# clock ticks (getconf CLK_TCK a second); a process that is gone counts 0.
+cpu_ticks() {
+	local t=0 p f
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		set -- $f
+		t=$((t + ${12} + ${13}))
+	done
+	echo $t
+}
 wait_for_tcp() { wait_until "nothing listens on 127.0.0.1:$1" "${2:-100}" "${3:-}" tcp_open "$1"; }
 
 # start_listener LOG SOCKET CMD...: run CMD in the background, stderr

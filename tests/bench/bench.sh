@@ -56,7 +56,6 @@ errors_total=0
 part() { [[ " $parts " == *" $1 "* ]]; }
 
 # Clock ticks of user+system CPU a process has used so far.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 
 # status_kb PID FIELD: a /proc/PID/status field (VmHWM, VmRSS) in KiB.

@@ -29,16 +29,6 @@ ms_pid=$!
 track_pid $ms_pid
 wait_for_unix_socket "$sock"
 
-# cpu_ticks PID...: their utime + stime, in clock ticks
-cpu_ticks() {
-	local t=0 p f
-	for p in "$@"; do
-		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-		set -- $f
-		t=$((t + ${12} + ${13}))
-	done
-	echo $t
-}
 hz=$(getconf CLK_TCK)
 # per_msg TICKS N: microseconds of CPU a message
 per_msg() { echo $(($1 * 1000000 / hz / ($2 > 0 ? $2 : 1))); }
