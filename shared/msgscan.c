@@ -131,6 +131,7 @@ msgscan_run(msgscan *ms, const scan_provider *p, const msgscan_env *env,
 		long long own = budget_deadline(now, budget_ms[k]);
 
 		dl[k] = own < deadline ? own : deadline;
+		m.budget_ms[k] = budget_ms[k];
 	}
 	if (p == NULL) {
 		all_kinds(ms, SCAN_SKIPPED, "no scanners");

@@ -73,6 +73,10 @@ typedef struct scan_message {
 	const char *settings_id; /* rspamd: the personality's profile; NULL/"": none */
 	const char *const *rcpt;
 	size_t nrcpt;
+	/* Each scanner's own budget (ms; 0: unknown). A scan's deadline may be
+	   sooner, the message's; the breaker measures a scanner's silence
+	   against its own budget. */
+	long long budget_ms[SCAN_N];
 } scan_message;
 
 /* The daemon's scanners (scanners.h), or a test's fake. */

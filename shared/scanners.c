@@ -55,8 +55,10 @@ typedef struct scanner {
 	pthread_cond_t cv;  /* a slot came free */
 	target *target;     /* NULL: not configured */
 	unsigned cap, busy, peak;
+	unsigned waiting; /* scans waiting for a slot */
 	atomic_ullong scans, ok, timeouts, errors, suspended;
-	atomic_llong last_reply; /* ms: the scanner's latest reply on any connection */
+	atomic_llong last_reply; /* ms: its latest reply on any connection, or the
+	                            latest time it was asked while idle */
 } scanner;
 
 struct scanners {
@@ -234,12 +236,16 @@ static target *
 take_slot(scanner *sc, long long deadline, scan_result *out)
 {
 	target *t = NULL;
+	bool waited = false;
 
 	pthread_mutex_lock(&sc->mu);
 	while (sc->target != NULL && sc->busy >= sc->cap && !budget_expired(deadline)) {
 		struct timespec ts = abs_monotonic(deadline);
 
+		waited = true;
+		sc->waiting++;
 		pthread_cond_timedwait(&sc->cv, &sc->mu, &ts);
+		sc->waiting--;
 	}
 	if (sc->target == NULL) {
 		out->status = SCAN_SKIPPED;
@@ -251,6 +257,11 @@ take_slot(scanner *sc, long long deadline, scan_result *out)
 	} else {
 		t = sc->target;
 		atomic_fetch_add(&t->refs, 1);
+		/* A scanner asked while idle (no scan on it, none waiting) is
+		   presumed up from now: its silence is measured from here, not
+		   from its last reply. A slot handed on is not idleness. */
+		if (sc->busy == 0 && sc->waiting == 0 && !waited)
+			atomic_store(&sc->last_reply, budget_now_ms());
 		if (++sc->busy > sc->peak)
 			sc->peak = sc->busy;
 	}
@@ -291,15 +302,15 @@ count_outcome(scanner *sc, const scan_result *out)
  * What a scan that ended says of the scanner, for the breaker: a reply (even
  * an error of its own) says it is up. No reply says it is down or hung when
  * the scan had the scanner for at least half its time, or when the scanner
- * has answered nothing on any connection for a whole budget. A scan that
- * waited most of its budget for a free connection and then ran out while
- * other connections were answering says only that the cap is busy. Without
- * the second test a hung scanner under load would never be suspended: every
- * scan gets its connection late, so none holds it for half its time.
+ * has answered nothing on any connection for a whole budget of its own
+ * (silence_ms), whether the scan got a connection or waited for one in
+ * vain. A scan that waited for a free connection while other connections
+ * were answering says only that the cap is busy. Without the silence test a
+ * hung scanner under load would never be suspended: every scan gets its
+ * connection late or not at all, so none holds it for half its time.
  */
 static enum dns_report
-breaker_news(scanner *sc, const scan_result *out, long long t0, long long t_slot,
-             long long deadline)
+breaker_news(scanner *sc, const scan_result *out, bool held_half, long long silence_ms)
 {
 	long long now = budget_now_ms();
 
@@ -307,8 +318,8 @@ breaker_news(scanner *sc, const scan_result *out, long long t0, long long t_slot
 		atomic_store(&sc->last_reply, now);
 		return DNS_REP_ANSWER;
 	}
-	if (out->status == SCAN_TIMEOUT && 2 * (deadline - t_slot) < deadline - t0 &&
-	    now - atomic_load(&sc->last_reply) < deadline - t0)
+	if (out->status == SCAN_TIMEOUT && !held_half &&
+	    now - atomic_load(&sc->last_reply) < silence_ms)
 		return DNS_REP_CANCEL;
 	return DNS_REP_TIMEOUT;
 }
@@ -320,7 +331,8 @@ scan_one(scanners *s, enum scan_kind k, const scan_message *m, long long deadlin
 	scanner *sc = &s->sc[k];
 	const char *name = scan_kind_name(k);
 	long long t0 = budget_now_ms(), t_slot;
-	enum dns_admit admit;
+	long long silence = m->budget_ms[k] > deadline - t0 ? m->budget_ms[k] : deadline - t0;
+	bool probe;
 	target *t;
 
 	pthread_mutex_lock(&sc->mu);
@@ -332,26 +344,36 @@ scan_one(scanners *s, enum scan_kind k, const scan_message *m, long long deadlin
 		return;
 	}
 	/* A suspended scanner fails at once, without waiting for a slot. */
-	admit = dns_breaker_admit(s->breaker, name);
-	if (admit == DNS_ADMIT_SKIP) {
+	switch (dns_breaker_admit(s->breaker, name)) {
+	case DNS_ADMIT_SKIP:
 		out->status = SCAN_ERROR;
 		strbuf_puts(&out->why, "suspended: its breaker is open");
 		atomic_fetch_add(&sc->suspended, 1);
 		count_outcome(sc, out);
 		return;
+	case DNS_ADMIT_PROBE:
+		probe = true;
+		break;
+	default:
+		probe = false;
 	}
 	if ((t = take_slot(sc, deadline, out)) == NULL) {
-		if (admit == DNS_ADMIT_PROBE) /* the next scan probes */
-			dns_breaker_report(s->breaker, name, DNS_REP_CANCEL, true);
-		if (out->status == SCAN_TIMEOUT)
+		if (out->status == SCAN_TIMEOUT) {
+			dns_breaker_report(s->breaker, name,
+			                   breaker_news(sc, out, false, silence), probe);
 			count_outcome(sc, out);
+		} else if (probe) { /* the next scan probes */
+			dns_breaker_report(s->breaker, name, DNS_REP_CANCEL, true);
+		}
 		out->ms = budget_now_ms() - t0;
 		return;
 	}
 	t_slot = budget_now_ms();
 	out->status = t->ops->scan(t->client, t->endpoint, m, deadline, out);
-	dns_breaker_report(s->breaker, name, breaker_news(sc, out, t0, t_slot, deadline),
-	                   admit == DNS_ADMIT_PROBE);
+	dns_breaker_report(s->breaker, name,
+	                   breaker_news(sc, out, 2 * (deadline - t_slot) >= deadline - t0,
+	                                silence),
+	                   probe);
 	count_outcome(sc, out);
 	give_slot(sc, t);
 	out->ms = budget_now_ms() - t0;

@@ -390,6 +390,70 @@ START_TEST(test_scanners_hung_late_slot)
 }
 END_TEST
 
+/*
+ * A hung scanner, its one connection held: the scans that wait for it in
+ * vain count against it once it has answered nothing for a whole budget of
+ * its own, measured from when it was asked while idle, not from its last
+ * reply: a scanner idle for an hour is not hung.
+ */
+START_TEST(test_scanners_hung_waiters)
+{
+	silent f;
+	scan_message quick;
+	run holder, waiters[3];
+	pthread_t th[4];
+
+	silent_open(&f, 1);
+	usleep(1100 * 1000); /* idle longer than the waiters' own budget */
+	holder = (run){f.sc, &f.m, 1500, {{0}}};
+	pthread_create(&th[3], NULL, run_clamd, &holder);
+	usleep(20 * 1000);
+	/* Three messages with 200 ms left, whose scanner budget is 1 s: their
+	   waits end long before the scanner has been silent for 1 s. */
+	quick = f.m;
+	quick.budget_ms[SCAN_CLAMD] = 1000;
+	for (int i = 0; i < 3; i++) {
+		waiters[i] = (run){f.sc, &quick, 200, {{0}}};
+		pthread_create(&th[i], NULL, run_clamd, &waiters[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(waiters[i].res[SCAN_CLAMD].status, SCAN_TIMEOUT);
+		for (int k = 0; k < SCAN_N; k++)
+			scan_result_free(&waiters[i].res[k]);
+	}
+	/* So the breaker is still closed: the next one waits, too. */
+	waiters[0] = (run){f.sc, &quick, 100, {{0}}};
+	run_clamd(&waiters[0]);
+	ck_assert_msg(strstr(strbuf_str(&waiters[0].res[SCAN_CLAMD].why), "busy") != NULL,
+	              "%s", strbuf_str(&waiters[0].res[SCAN_CLAMD].why));
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&waiters[0].res[k]);
+	/* Past 1 s of silence three more waits in vain open it. */
+	usleep(800 * 1000);
+	for (int i = 0; i < 3; i++) {
+		waiters[i] = (run){f.sc, &quick, 50, {{0}}};
+		run_clamd(&waiters[i]);
+		ck_assert_msg(waiters[i].res[SCAN_CLAMD].status == SCAN_TIMEOUT, "%d: %s", i,
+		              strbuf_str(&waiters[i].res[SCAN_CLAMD].why));
+		for (int k = 0; k < SCAN_N; k++)
+			scan_result_free(&waiters[i].res[k]);
+	}
+	waiters[0] = (run){f.sc, &f.m, 100, {{0}}};
+	run_clamd(&waiters[0]);
+	ck_assert_msg(waiters[0].res[SCAN_CLAMD].status == SCAN_ERROR &&
+	                      strstr(strbuf_str(&waiters[0].res[SCAN_CLAMD].why), "suspended"),
+	              "the breaker did not open: %s",
+	              strbuf_str(&waiters[0].res[SCAN_CLAMD].why));
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&waiters[0].res[k]);
+	pthread_join(th[3], NULL);
+	for (int k = 0; k < SCAN_N; k++)
+		scan_result_free(&holder.res[k]);
+	silent_close(&f);
+}
+END_TEST
+
 static Suite *
 scan_suite(void)
 {
@@ -402,6 +466,7 @@ scan_suite(void)
 	tcase_add_test(tc, test_spool);
 	tcase_add_test(tc, test_scanners_silent);
 	tcase_add_test(tc, test_scanners_hung_late_slot);
+	tcase_add_test(tc, test_scanners_hung_waiters);
 	suite_add_tcase(s, tc);
 	return s;
 }

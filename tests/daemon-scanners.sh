@@ -180,7 +180,7 @@ spamd_answers() {
 }
 spamd_answers spamready
 opened=$(grep -c 'scanner spamd suspended' "$log")
-load hung 150 'for p in $(spamd_all_pids); do kill -STOP $p; done'
+load hung 200 'for p in $(spamd_all_pids); do kill -STOP $p; done'
 wait_until "hung: the breaker did not open" 50 $ms_pid \
 	test "$(grep -c 'scanner spamd suspended after 3 scans in a row' "$log")" -gt "$opened"
 expect_line "$log" 'spamd scan timeout after [0-9]+ ms' "hung: the scans that waited are logged as timeouts"
