@@ -125,6 +125,8 @@ cpu_ticks() {
 	done
 	echo $t
 }
+# median N...: the median of the numbers (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 wait_for_tcp() { wait_until "nothing listens on 127.0.0.1:$1" "${2:-100}" "${3:-}" tcp_open "$1"; }
 
 # start_listener LOG SOCKET CMD...: run CMD in the background, stderr

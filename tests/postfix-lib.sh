@@ -72,6 +72,17 @@
 #   sink_wait_match REGEX [TENTHS]  wait for one, print it; status 1 on timeout
 #   sink_dump                 print every capture (for diagnostics)
 #   sink_stop                 stop smtp-sink (also done at exit)
+#   sink_discard_start        smtp-sink on 127.0.0.1:$SINK_PORT that counts and
+#                             throws away (for benches: capture files would
+#                             cost more than what is compared)
+#   pf_source PORT SESSIONS COUNT SIZE
+#        smtp-source: COUNT messages of SIZE bytes in SESSIONS sessions at once
+#        into 127.0.0.1:PORT, then wait until the queue is empty (60 s at
+#        most). Sets pf_rate to the messages a second of smtp-source's own
+#        time (every milter has answered before smtpd does). Fails on an
+#        smtp-source error or a queue that does not drain.
+#   pf_warm PORT SESSIONS SIZE  a few messages, so that the measured runs do
+#                             not pay for Postfix starting its processes
 #
 # TENTHS is a timeout in tenths of a second (default 100).
 
@@ -559,3 +570,34 @@ not_queued() {
 # Sourcing this file makes the test an end-to-end one: wait for any other
 # end-to-end test of this machine to finish first (see serialize_e2e).
 serialize_e2e
+
+sink_discard_start() {
+	need smtp-sink
+	SINK_PORT=$(free_port)
+	smtp-sink -u postfix "127.0.0.1:$SINK_PORT" 256 >"$T_DIR/sink-discard.log" 2>&1 &
+	track_pid $!
+	wait_for_tcp "$SINK_PORT"
+}
+
+pf_queued() {
+	find "$PF_QUEUE"/maildrop "$PF_QUEUE"/incoming "$PF_QUEUE"/active "$PF_QUEUE"/deferred \
+		-type f 2>/dev/null | wc -l
+}
+
+pf_source() {
+	local t0 t1 i=0
+
+	t0=$(date +%s%N)
+	timeout 600 smtp-source -s "$2" -m "$3" -l "$4" -f sender@example.com \
+		-t rcpt@example.com "127.0.0.1:$1" >"$T_DIR/source.out" 2>&1 ||
+		{ cat "$T_DIR/source.out"; fail "smtp-source to 127.0.0.1:$1 failed"; }
+	t1=$(date +%s%N)
+	while [ "$(pf_queued)" -gt 0 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+	[ "$(pf_queued)" -eq 0 ] || fail "127.0.0.1:$1: the queue did not drain in 60 s"
+	pf_rate=$(awk -v n="$3" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')
+}
+
+pf_warm() {
+	smtp-source -s "$2" -m $(($2 * 2)) -l "$3" -f sender@example.com \
+		-t rcpt@example.com "127.0.0.1:$1" >/dev/null 2>&1
+}

@@ -64,9 +64,6 @@ status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # field LINE NAME: the value of NAME=value in a BENCH line.
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 
-# median of the arguments (numbers).
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # start_milter NAME SOCKET CMD...: run a milter in the background; sets
 # pid_NAME.
 start_milter() {
@@ -294,12 +291,7 @@ if part 4; then
 	wait_for_tcp "$p_ep2"
 	start_milter pfflood "inet:$p_flood" "$MILTER_STRESS" -f -c "$T_DIR/pf-example-flood.conf" \
 		-p "inet:$p_flood@127.0.0.1"
-	# A sink that counts and throws away: the capture files of sink_start
-	# would cost more than the milters being compared.
-	SINK_PORT=$(free_port)
-	smtp-sink -u postfix "127.0.0.1:$SINK_PORT" 256 >"$T_DIR/sink.log" 2>&1 &
-	track_pid $!
-	wait_for_tcp "$SINK_PORT"
+	sink_discard_start
 	declare -A pf_port pf_mps
 	setups="none null normal stress endpoint endpoint-nohdr flood"
 	for s in $setups; do pf_port[$s]=$(free_port); done
@@ -312,24 +304,13 @@ $(pf_smtpd "${pf_port[stress]}" -o stress=yes)
 $(pf_smtpd "${pf_port[endpoint]}" -o stress=yes -o smtpd_milters=inet:127.0.0.1:"$p_ep")
 $(pf_smtpd "${pf_port[endpoint-nohdr]}" -o stress=yes -o smtpd_milters=inet:127.0.0.1:"$p_ep2")
 $(pf_smtpd "${pf_port[flood]}" -o stress=yes -o smtpd_milters=inet:127.0.0.1:"$p_flood")"
-	queued() { find "$PF_QUEUE"/maildrop "$PF_QUEUE"/incoming "$PF_QUEUE"/active "$PF_QUEUE"/deferred -type f 2>/dev/null | wc -l; }
 	# Warm up: Postfix starts its smtpd, cleanup and smtp processes on
 	# demand; none of the measured runs should pay for that.
-	for s in $setups; do
-		smtp-source -s "$pf_sessions" -m $((pf_sessions * 2)) -l 4096 -f sender@example.com \
-			-t rcpt@example.com "127.0.0.1:${pf_port[$s]}" >/dev/null 2>&1
-	done
+	for s in $setups; do pf_warm "${pf_port[$s]}" "$pf_sessions" 4096; done
 	for r in $(seq 1 "$rounds"); do
 		for s in $setups; do
-			t0=$(date +%s%N)
-			smtp-source -s "$pf_sessions" -m "$pf_count" -l 4096 -f sender@example.com \
-				-t rcpt@example.com "127.0.0.1:${pf_port[$s]}" >"$T_DIR/source.out" 2>&1 ||
-				{ cat "$T_DIR/source.out"; fail "smtp-source to the $s listener failed"; }
-			t1=$(date +%s%N)
-			i=0
-			while [ "$(queued)" -gt 0 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-			[ "$(queued)" -eq 0 ] || fail "$s: the queue did not drain in 60 s"
-			pf_mps[$s]+=" $(awk -v n="$pf_count" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (ns / 1e9) }')"
+			pf_source "${pf_port[$s]}" "$pf_sessions" "$pf_count" 4096
+			pf_mps[$s]+=" $pf_rate"
 		done
 	done
 	deferred=$(grep -c 'status=deferred' "$PF_LOG" || true)

@@ -71,7 +71,6 @@ start() {
 
 # field LINE NAME: NAME's value in a BENCH line.
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A r99 rmax smax thr where
 for n in $sizes; do
