@@ -15,29 +15,38 @@
 #define COMMAND "milter_command_timeout"
 #define CONTENT "milter_content_timeout"
 
+/*
+ * The stages that Postfix's smtpd sends (connect to data) are always
+ * answered, never negotiated with PROTO_P_NR_*: smtpd's next packet comes
+ * after the SMTP client's next command, and over TCP a packet left
+ * unanswered holds that next one until our delayed ACK, 40 ms a message
+ * (doc/ARCHITECTURE.md, F25). A reply is one small write. The content
+ * stages that follow one another without the client (header, eoh, body)
+ * keep theirs.
+ */
 static const struct stage_row {
 	stage_desc d;
 	size_t budget_offset;
 	size_t timeout_offset; /* the d.timeout parameter's */
 } stages[STAGE_N] = {
-        [STAGE_CONNECT] = {{"connect", PROTO_P_NR_CONN, PROTO_P_NOCONNECT, false, true,
+        [STAGE_CONNECT] = {{"connect", 0, PROTO_P_NOCONNECT, false, true,
                             "connect_budget", COMMAND, PROTO_M_CONNECT,
                             "milter_connect_macros"},
                            AT(connect_budget),
                            AT(milter_command_timeout)},
-        [STAGE_HELO] = {{"helo", PROTO_P_NR_HELO, PROTO_P_NOHELO, false, true,
+        [STAGE_HELO] = {{"helo", 0, PROTO_P_NOHELO, false, true,
                          "helo_budget", COMMAND, PROTO_M_HELO, "milter_helo_macros"},
                         AT(helo_budget),
                         AT(milter_command_timeout)},
-        [STAGE_MAIL] = {{"mail", PROTO_P_NR_MAIL, PROTO_P_NOMAIL, false, false,
+        [STAGE_MAIL] = {{"mail", 0, PROTO_P_NOMAIL, false, false,
                          "mail_budget", COMMAND, PROTO_M_MAIL, "milter_mail_macros"},
                         AT(mail_budget),
                         AT(milter_command_timeout)},
-        [STAGE_RCPT] = {{"rcpt", PROTO_P_NR_RCPT, PROTO_P_NORCPT, false, false,
+        [STAGE_RCPT] = {{"rcpt", 0, PROTO_P_NORCPT, false, false,
                          "rcpt_budget", COMMAND, PROTO_M_RCPT, "milter_rcpt_macros"},
                         AT(rcpt_budget),
                         AT(milter_command_timeout)},
-        [STAGE_DATA] = {{"data", PROTO_P_NR_DATA, PROTO_P_NODATA, false, false,
+        [STAGE_DATA] = {{"data", 0, PROTO_P_NODATA, false, false,
                          "data_budget", COMMAND, PROTO_M_DATA, "milter_data_macros"},
                         AT(data_budget),
                         AT(milter_command_timeout)},

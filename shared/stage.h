@@ -48,8 +48,9 @@ enum stage {
 
 typedef struct stage_desc {
 	const char *name; /* "connect", as rules and logs write it */
-	/* PROTO_P_NR_*: the MTA does not wait for a reply; 0: eom, always
-	   answered. */
+	/* PROTO_P_NR_*: the MTA does not wait for a reply when no rule can
+	   give one; 0: always answered (eom, and the stages smtpd sends,
+	   stage.c). */
 	unsigned long nr_flag;
 	/* PROTO_P_NO*: the MTA does not send the stage; 0: eom, always sent. */
 	unsigned long skip_flag;

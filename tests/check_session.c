@@ -817,11 +817,10 @@ END_TEST
 /*
  * No rules, the defaults: exactly this. Only eoh and body go (headers stay
  * for stress_header, and the stage table never lets connect to data go);
- * rcpt is answered (rcpt_limit) and eom always is; the others are NR.
+ * connect to data are answered (never NR: over TCP an unanswered one costs
+ * the next 40 ms, ARCHITECTURE F25) and eom always is; headers are NR.
  */
-#define DEFAULT_PROFILE                                                                  \
-	(PROTO_P_NOUNKNOWN | PROTO_P_NOEOH | PROTO_P_NOBODY | PROTO_P_NR_CONN |          \
-	 PROTO_P_NR_HELO | PROTO_P_NR_MAIL | PROTO_P_NR_DATA | PROTO_P_NR_HDR)
+#define DEFAULT_PROFILE (PROTO_P_NOUNKNOWN | PROTO_P_NOEOH | PROTO_P_NOBODY | PROTO_P_NR_HDR)
 
 /* Negotiation: stages no rule needs are off, stages that never reply are NR. */
 static const struct proto_case {
@@ -836,7 +835,11 @@ static const struct proto_case {
         {"header header Subject /x/ log reject\n", NULL, PROTO_P_NR_HDR,
          PROTO_P_NOHDRS},
         {"data normal any tempfail\n", NULL, 0, PROTO_P_NODATA | PROTO_P_NR_DATA},
-        {"data normal any tempfail\n", "stress=yes", PROTO_P_NR_DATA, PROTO_P_NODATA},
+        {"data normal any tempfail\n", "stress=yes", 0, PROTO_P_NODATA | PROTO_P_NR_DATA},
+        /* nothing left to say at connect to data: still answered */
+        {"", "rcpt_limit=0", 0,
+         PROTO_P_NR_CONN | PROTO_P_NR_HELO | PROTO_P_NR_MAIL | PROTO_P_NR_RCPT |
+                 PROTO_P_NR_DATA},
         {"connect stress client 192.0.2.0/24 tempfail 421 4.7.1\n", NULL, 0,
          PROTO_P_NR_CONN},
         {"eoh any tag X-A b\n", NULL, PROTO_P_NR_EOH, PROTO_P_NOEOH},
@@ -893,13 +896,11 @@ START_TEST(test_continue_at_no_reply_stage)
 	unit_macros m = {"no", NULL, NULL};
 	session_reply r;
 	session_changes ch;
-	conf *c = unit_conf_text("helo any continue\neoh header Subject /./ continue\n", NULL, NULL);
+	conf *c = unit_conf_text("eoh header Subject /./ continue\n", NULL, NULL);
 	unsigned long p = session_protocol(c);
 	session *s;
 
-	ck_assert_msg((p & (PROTO_P_NR_HELO | PROTO_P_NR_EOH)) ==
-			      (PROTO_P_NR_HELO | PROTO_P_NR_EOH),
-		      "flags 0x%lx", p);
+	ck_assert_msg((p & PROTO_P_NR_EOH) == PROTO_P_NR_EOH, "flags 0x%lx", p);
 	s = session_create(c, NULL, "mx.example", "192.0.2.1");
 	conf_unref(c);
 	session_set_macros(s, unit_macro, &m);
