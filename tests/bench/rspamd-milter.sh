@@ -13,8 +13,10 @@
 # Then the same through Postfix, what an MX sees: a private Postfix
 # instance relaying to smtp-sink, one smtpd listener per setup (no milter,
 # rspamd's milter, milter-stress normal, milter-stress with -o stress=yes),
-# smtp-source sending 2 KiB messages, RSPAMD_PF_COUNT (2000) a run, at 16
-# and 128 sessions, RSPAMD_PF_ROUNDS (3) rounds, the setups alternating;
+# smtp-source sending 2 KiB messages, RSPAMD_PF_COUNT (2000) a run at 16
+# and 128 sessions, RSPAMD_PF_COUNT1 (300) in one session (where a milter's
+# latency shows, not the host's CPU), RSPAMD_PF_ROUNDS (3) rounds, the
+# setups alternating;
 # msg/s is smtp-source's (every milter answers before smtpd does), median
 # of the rounds, with the CPU a message of everything on the machine.
 # RSPAMD_PF=0 leaves this part out.
@@ -71,6 +73,9 @@ echo "command: milter-probe -p SOCKET --body-size SIZE [-m '{stress}=MODE'] --be
 pf_need
 need smtp-source
 pf_count=${RSPAMD_PF_COUNT:-2000}
+pf_count1=${RSPAMD_PF_COUNT1:-300}
+# count SESSIONS: the messages of a run
+count() { if [ "$1" = 1 ]; then echo "$pf_count1"; else echo "$pf_count"; fi; }
 pf_rounds=${RSPAMD_PF_ROUNDS:-3}
 # Postfix speaks to milter-stress over TCP, as to rspamd's milter: a second
 # milter-stress with the same config on a port.
@@ -90,24 +95,25 @@ $(pf_smtpd "${pf_port[milter-stress-stress]}" -o stress=yes)"
 # all_ticks: CPU ticks of every process on the machine (the load generator,
 # Postfix, the milters, rspamd: what a message costs the host).
 all_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-for conc in 16 128; do
+for conc in 1 16 128; do
+	n=$(count "$conc")
 	for s in $setups; do pf_warm "${pf_port[$s]}" "$conc" 2048; done
 	for r in $(seq 1 "$pf_rounds"); do
 		for s in $setups; do
 			c0=$(all_ticks)
-			pf_source "${pf_port[$s]}" "$conc" "$pf_count" 2048
+			pf_source "${pf_port[$s]}" "$conc" "$n" 2048
 			c1=$(all_ticks)
 			pf_mps[$s,$conc]+=" $pf_rate"
-			pf_cpu[$s,$conc]+=" $(per_msg $((c1 - c0)) "$pf_count")"
+			pf_cpu[$s,$conc]+=" $(per_msg $((c1 - c0)) "$n")"
 		done
 	done
 done
 deferred=$(grep -c 'status=deferred' "$PF_LOG" || true)
 milter_refused=$(grep -Ec 'milter-(reject|tempfail|discard)' "$PF_LOG" || true)
 echo
-echo "through Postfix: 2 KiB messages, $pf_count a run, median of $pf_rounds rounds (msg/s of each round)"
+echo "through Postfix: 2 KiB messages, $pf_count a run ($pf_count1 in one session), median of $pf_rounds rounds (msg/s of each round)"
 printf '%-22s %8s %10s %12s %16s   %s\n' setup sessions msg/s "vs none" "host CPU a msg" rounds
-for conc in 16 128; do
+for conc in 1 16 128; do
 	# shellcheck disable=SC2086 # word lists on purpose
 	base=$(median ${pf_mps[none,$conc]})
 	for s in $setups; do
@@ -121,4 +127,4 @@ for conc in 16 128; do
 	echo "milter-stress normal / rspamd's milter at $conc sessions: $(awk -v a="$n" -v b="$r" 'BEGIN { printf "%.2fx", a / b }')"
 done
 echo "deferred deliveries: $deferred; milter rejects/tempfails: $milter_refused"
-echo "command: smtp-source -s SESSIONS -m $pf_count -l 2048 -f sender@example.com -t rcpt@example.com 127.0.0.1:PORT (listener: -o smtpd_milters= | -o smtpd_milters=rspamd's milter | shipped main.cf with milter-stress | the same -o stress=yes)"
+echo "command: smtp-source -s SESSIONS -m COUNT -l 2048 -f sender@example.com -t rcpt@example.com 127.0.0.1:PORT (listener: -o smtpd_milters= | -o smtpd_milters=rspamd's milter | shipped main.cf with milter-stress | the same -o stress=yes)"
